@@ -1,0 +1,28 @@
+"""The core of gitfree: versioned datasets in a store, with no git (imports neither prefect nor airflow)."""
+
+from .config import StoreSettings
+from .errors import ConfigError, ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError, UnsafePathError
+from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Tag, Version
+from .refs import Ref, parse_ref
+from .store import Store
+
+__all__ = [
+    "Author",
+    "ConfigError",
+    "ConflictError",
+    "Diff",
+    "DiffEntry",
+    "FileEntry",
+    "GitfreeError",
+    "InputError",
+    "InputRef",
+    "IntegrityError",
+    "NotFoundError",
+    "Ref",
+    "Store",
+    "StoreSettings",
+    "Tag",
+    "UnsafePathError",
+    "Version",
+    "parse_ref",
+]

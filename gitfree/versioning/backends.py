@@ -1,0 +1,414 @@
+"""Manifest backends: the small key/value store of version records, with conditional writes.
+
+Two backends keep the same promises:
+
+- :class:`S3Backend` uses S3's ``If-None-Match: *`` (create-only) and ``If-Match``
+  (compare-and-swap), and translates every botocore error into a gitfree error here,
+  once, so nothing above this module sees botocore.
+- :class:`FileBackend` gets the same guarantees from ``link(2)`` (atomic create-only)
+  and ``rename(2)`` under an ``flock`` on the key's directory.
+
+The outcomes of a conditional write are reported with the private exceptions
+below; :class:`~gitfree.versioning.store.Store` turns them into protocol steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from .config import StoreSettings
+from .errors import ConfigError, GitfreeError, InputError
+from .layout import PROBES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["Backend", "FileBackend", "S3Backend", "open_backend"]
+
+
+class KeyExists(Exception):
+    """A create-only write found the key already there."""
+
+
+class KeyMissing(Exception):
+    """The key does not exist."""
+
+
+class PreconditionFailed(Exception):
+    """A compare-and-swap found another version of the key (or none)."""
+
+
+class OutcomeUnknown(Exception):
+    """The write may or may not have happened (timeout, 5xx, lost response): re-read before acting."""
+
+
+class Backend(ABC):
+    """A store's key space. Keys are ``/``-separated, relative to the store root."""
+
+    url: str
+    """The store URL, without credentials."""
+
+    @abstractmethod
+    def get(self, key: str) -> tuple[bytes, str]:
+        """Return ``(content, etag)``; raise :class:`KeyMissing`."""
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> str:
+        """Write ``key`` only if it does not exist; return its etag; raise :class:`KeyExists`."""
+
+    @abstractmethod
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        """Overwrite ``key`` only if its etag is still ``etag``; raise :class:`PreconditionFailed`."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``key`` unconditionally (only for keys a single writer owns, such as its lease)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Size in bytes; raise :class:`KeyMissing`."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix`` (recursively), in no particular order."""
+
+    @abstractmethod
+    def dvc_remote(self) -> dict[str, Any]:
+        """The DVC remote config (``url`` and options) for this store's ``files/`` objects."""
+
+    def probe_conditional_writes(self) -> None:
+        """Prove that a second create of a key fails and a stale swap fails; else :class:`ConfigError`."""
+        key = f"{PROBES}{uuid.uuid4().hex}"
+        etag = self.create(key, b"1")
+        try:
+            try:
+                self.create(key, b"2")
+            except KeyExists:
+                pass
+            else:
+                raise ConfigError(
+                    f"the server behind {self.url} ignores 'If-None-Match: *' (a second create of the "
+                    "same key succeeded), so concurrent commits could overwrite each other; gitfree "
+                    "refuses to write to it. Use an S3 server with conditional writes (AWS S3, "
+                    "SeaweedFS 4.18+, MinIO 2024+)."
+                )
+            try:
+                self.replace(key, b"3", '"0"' if etag.startswith('"') else "0")
+            except PreconditionFailed:
+                pass
+            else:
+                raise ConfigError(
+                    f"the server behind {self.url} ignores 'If-Match' (a swap with a stale ETag "
+                    "succeeded), so tags and the latest pointer could be lost; gitfree refuses to "
+                    "write to it. Use an S3 server with conditional writes."
+                )
+        finally:
+            self.delete(key)
+
+
+# --------------------------------------------------------------------------- file
+
+
+class FileBackend(Backend):
+    """A store in a local (or mounted) directory."""
+
+    _TMP = ".gitfree-tmp-"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def _write_tmp(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{self._TMP}{uuid.uuid4().hex}"
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return tmp
+
+    @contextlib.contextmanager
+    def _locked_dir(self, path: Path) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _etag(data: bytes) -> str:
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        try:
+            data = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyMissing(key) from None
+        return data, self._etag(data)
+
+    def create(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        tmp = self._write_tmp(path, data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise KeyExists(key) from None
+        finally:
+            tmp.unlink()
+        return self._etag(data)
+
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        path = self._path(key)
+        with self._locked_dir(path):
+            try:
+                _, current = self.get(key)
+            except KeyMissing:
+                raise PreconditionFailed(key) from None
+            if current != etag:
+                raise PreconditionFailed(key)
+            os.replace(self._write_tmp(path, data), path)
+        return self._etag(data)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        os.replace(self._write_tmp(path, data), path)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise KeyMissing(key) from None
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        for dirpath, _, filenames in os.walk(base):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for filename in filenames:
+                if not filename.startswith(self._TMP):
+                    yield filename if rel == "." else f"{rel}/{filename}"
+
+    def dvc_remote(self) -> dict[str, Any]:
+        return {"url": str(self.root)}
+
+    def probe_conditional_writes(self) -> None:
+        # link(2) and rename(2) under flock give these guarantees on a local file system;
+        # just make sure the directory is writable, with an error that says so.
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self._write_tmp(self.root / "probe", b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"cannot write to the store directory {self.root}: {exc.strerror}") from None
+
+
+# --------------------------------------------------------------------------- s3
+
+_DENIED = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "InvalidClientTokenId",
+    "403",
+}
+
+
+class S3Backend(Backend):
+    """A store under ``s3://bucket/prefix`` on AWS or any S3 server with conditional writes."""
+
+    def __init__(self, bucket: str, prefix: str, settings: StoreSettings) -> None:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+
+        if not bucket:
+            raise InputError("an S3 store URL needs a bucket: s3://BUCKET[/PREFIX]")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.endpoint = settings.resolved_endpoint()
+        self._settings = settings
+        self._secret = settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
+        self._token = settings.session_token.get_secret_value() if settings.session_token else None
+        if bool(settings.access_key_id) != bool(self._secret):
+            raise ConfigError(
+                "give both an access key id and a secret access key (GITFREE_ACCESS_KEY_ID and "
+                "GITFREE_SECRET_ACCESS_KEY), or neither to use the AWS credential chain"
+            )
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=settings.access_key_id,
+                aws_secret_access_key=self._secret,
+                aws_session_token=self._token,
+                region_name=settings.region or ("us-east-1" if self.endpoint else None),
+                profile_name=settings.profile,
+            )
+        except botocore.exceptions.ProfileNotFound:
+            raise ConfigError(
+                f"AWS profile {settings.profile!r} is not configured: add it to ~/.aws/config or fix GITFREE_PROFILE"
+            ) from None
+        config = botocore.config.Config(
+            retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=64,
+            connect_timeout=10,
+            read_timeout=120,
+            s3={"addressing_style": "path"} if self.endpoint else None,
+        )
+        self._client: S3Client = session.client("s3", endpoint_url=self.endpoint, config=config)
+        self._region = session.region_name
+
+    def __repr__(self) -> str:
+        return f"S3Backend({self.url!r}, endpoint={self.endpoint!r})"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    @contextlib.contextmanager
+    def _translate(self, key: str, *, write: bool = False) -> Iterator[None]:
+        """Turn botocore's errors into ours; the one place that knows them."""
+        import botocore.exceptions as bex
+
+        where = f"s3://{self.bucket}/{self._key(key)}"
+        server = self.endpoint or "AWS S3"
+        try:
+            yield
+        except bex.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code == "PreconditionFailed" or status == 412:
+                raise PreconditionFailed(key) from None
+            if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
+                raise KeyMissing(key) from None
+            if code == "NoSuchBucket":
+                raise ConfigError(
+                    f"the bucket {self.bucket!r} does not exist on {server}: create it, or fix the store URL"
+                ) from None
+            if code in _DENIED or status == 403:
+                raise ConfigError(
+                    f"{server} denied access to {where} ({code or status}): check the credentials "
+                    "(GITFREE_ACCESS_KEY_ID / GITFREE_SECRET_ACCESS_KEY, an AWS profile or role) "
+                    "and the bucket policy"
+                ) from None
+            if write and (status == 409 or status >= 500):
+                raise OutcomeUnknown(key) from None
+            raise GitfreeError(f"{server} answered {code or status} for {where}: {error.get('Message', '')}") from None
+        except bex.NoCredentialsError:
+            raise ConfigError(
+                "no S3 credentials found: set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY, "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an AWS profile"
+            ) from None
+        except (bex.EndpointConnectionError, bex.ConnectTimeoutError) as exc:
+            raise ConfigError(f"cannot reach the S3 endpoint {server}: is it running and is the URL right? ({type(exc).__name__})") from None
+        except (bex.ReadTimeoutError, bex.ConnectionClosedError, bex.ResponseStreamingError) as exc:
+            if write:
+                raise OutcomeUnknown(key) from None
+            raise GitfreeError(f"the connection to {server} failed while reading {where}: {type(exc).__name__}; retry") from None
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        with self._translate(key):
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read(), response["ETag"]
+
+    def create(self, key: str, data: bytes) -> str:
+        try:
+            with self._translate(key, write=True):
+                return self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")["ETag"]
+        except PreconditionFailed:
+            raise KeyExists(key) from None
+
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        try:
+            with self._translate(key, write=True):
+                return self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfMatch=etag)["ETag"]
+        except KeyMissing:
+            raise PreconditionFailed(key) from None
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._translate(key, write=True):
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(KeyMissing), self._translate(key, write=True):
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except KeyMissing:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        with self._translate(key):
+            return self._client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+
+    def list(self, prefix: str) -> Iterator[str]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        with self._translate(prefix):
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][strip:]
+
+    def dvc_remote(self) -> dict[str, Any]:
+        remote: dict[str, Any] = {"url": self.url, "verify": True}
+        if self.endpoint:
+            remote["endpointurl"] = self.endpoint
+        if self._region:
+            remote["region"] = self._region
+        if self._settings.profile:
+            remote["profile"] = self._settings.profile
+        if self._settings.access_key_id and self._secret:
+            remote["access_key_id"] = self._settings.access_key_id
+            remote["secret_access_key"] = self._secret
+        if self._token:
+            remote["session_token"] = self._token
+        return remote
+
+
+def open_backend(settings: StoreSettings) -> Backend:
+    """The backend for ``settings.store`` (or the local default)."""
+    url = settings.resolved_store()
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "s3":
+        return S3Backend(parts.netloc, unquote(parts.path), settings)
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise InputError(f"store URL {url!r}: a file:// URL names a local path, e.g. file:///srv/data-store")
+        return FileBackend(Path(unquote(parts.path)))
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return FileBackend(Path(url).expanduser().absolute())
+    raise ConfigError(
+        f"store URL {url!r} has the unknown scheme {scheme!r}: use s3://BUCKET/PREFIX, file:///PATH or a local path"
+    )

@@ -1,0 +1,235 @@
+"""The records gitfree writes to a store, and the values its API returns.
+
+Records we own are frozen and forbid unknown fields: a record that does not
+parse is reported as an :class:`~gitfree.versioning.errors.IntegrityError`,
+never guessed at.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+__all__ = [
+    "Author",
+    "Diff",
+    "DiffEntry",
+    "FileEntry",
+    "InputRef",
+    "Lease",
+    "Output",
+    "Pointer",
+    "StoreMarker",
+    "Tag",
+    "Version",
+]
+
+FORMAT = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Author(_Record):
+    """Who made a version: the user and host, and the orchestrator run when there is one."""
+
+    user: str | None = None
+    host: str | None = None
+    orchestrator: str | None = None
+    """``prefect`` or ``airflow`` when a task of that orchestrator made the version."""
+    pipeline: str | None = None
+    """Flow name (Prefect) or DAG id (Airflow)."""
+    run_id: str | None = None
+    """Flow run id or DAG run id."""
+    task_id: str | None = None
+    """Task run id or task id."""
+
+    @classmethod
+    def current(cls, **orchestration: str | None) -> Author:
+        """The author of a commit made by this process."""
+        try:
+            user: str | None = getpass.getuser()
+        except (KeyError, OSError):
+            user = os.environ.get("USER")
+        return cls(user=user, host=socket.gethostname(), **orchestration)
+
+
+class InputRef(_Record):
+    """A version this one was made from (lineage)."""
+
+    dataset: str
+    number: int = Field(ge=1)
+    store: str | None = None
+    """URL of the store holding the input, when it is not the same store."""
+
+    def __str__(self) -> str:
+        return f"{self.dataset}@{self.number}"
+
+
+class Output(_Record):
+    """One ``outs`` entry of a ``.dvc`` file, as DVC writes it."""
+
+    md5: str = Field(pattern=r"^[0-9a-f]{32}(\.dir)?$")
+    size: int = Field(ge=0)
+    nfiles: int | None = Field(default=None, ge=0)
+    hash: Literal["md5"] = "md5"
+    path: str
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+
+class Pointer(_Record):
+    """The content of the ``.dvc`` file of a version: what DVC needs to ``dvc pull`` it."""
+
+    outs: list[Output] = Field(min_length=1, max_length=1)
+
+    @property
+    def out(self) -> Output:
+        return self.outs[0]
+
+
+class Version(_Record):
+    """An immutable, committed version of a dataset (format 1)."""
+
+    format: Literal[1] = FORMAT
+    dataset: str
+    number: int = Field(ge=1)
+    id: uuid.UUID
+    """Unique per commit attempt: how a writer recognises its own record after a lost response."""
+    parent: int | None = None
+    created_at: AwareDatetime
+    message: str = ""
+    author: Author = Field(default_factory=Author)
+    pointer: Pointer
+    size: int = Field(ge=0)
+    nfiles: int = Field(ge=0)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    inputs: list[InputRef] = Field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """The exact ref of this version, e.g. ``images@3``."""
+        return f"{self.dataset}@{self.number}"
+
+    @property
+    def md5(self) -> str:
+        """Content hash of the data (DVC's; directories end in ``.dir``)."""
+        return self.pointer.out.md5
+
+    @property
+    def is_dir(self) -> bool:
+        return self.pointer.out.is_dir
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+class Tag(_Record):
+    """A name pointing at one version of one dataset."""
+
+    format: Literal[1] = FORMAT
+    dataset: str
+    tag: str
+    number: int = Field(ge=1)
+    created_at: AwareDatetime
+    author: Author = Field(default_factory=Author)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.tag}"
+
+
+class Latest(_Record):
+    """``latest.json``: a hint to the newest version, with its record so a reader needs one request."""
+
+    format: Literal[1] = FORMAT
+    number: int = Field(ge=1)
+    version: Version
+
+
+class Lease(_Record):
+    """A commit in flight, so that garbage collection keeps what it is about to reference."""
+
+    format: Literal[1] = FORMAT
+    id: uuid.UUID
+    dataset: str
+    host: str
+    pid: int
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+
+
+class StoreMarker(_Record):
+    """``gitfree.json`` at the root of a store."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    format: int
+    created_at: AwareDatetime | None = None
+    created_by: str | None = None
+
+
+class FileEntry(BaseModel):
+    """One file of a version: its path inside the version, hash and size (when known)."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str
+    md5: str
+    size: int | None = None
+
+
+class DiffEntry(BaseModel):
+    """One path that differs between two versions."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str
+    status: Literal["added", "removed", "modified"]
+    old_size: int | None = None
+    new_size: int | None = None
+    old_md5: str | None = None
+    new_md5: str | None = None
+
+
+class Diff(BaseModel):
+    """What changed from version ``old`` to version ``new``, path by path (sorted)."""
+
+    model_config = ConfigDict(frozen=True)
+    old: str
+    new: str
+    entries: list[DiffEntry]
+
+    @field_validator("entries")
+    @classmethod
+    def _sorted(cls, entries: list[DiffEntry]) -> list[DiffEntry]:
+        return sorted(entries, key=lambda e: e.path)
+
+    def _with(self, status: str) -> list[DiffEntry]:
+        return [e for e in self.entries if e.status == status]
+
+    @property
+    def added(self) -> list[DiffEntry]:
+        return self._with("added")
+
+    @property
+    def removed(self) -> list[DiffEntry]:
+        return self._with("removed")
+
+    @property
+    def modified(self) -> list[DiffEntry]:
+        return self._with("modified")
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)

@@ -1,0 +1,655 @@
+"""The :class:`Store`: commit, pull, log, show, diff, tag and export dataset versions.
+
+The commit protocol (DESIGN.md): open a lease, push the objects and prove them
+present, create ``versions/<N+1>.json`` with ``If-None-Match: *`` (retrying with
+the next number when another writer won), advance ``latest.json`` with
+``If-Match``, close the lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
+
+from . import layout
+from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed, open_backend
+from .checkout import check_destination, matches, materialise, select, validate_entries, validate_path
+from .config import StoreSettings
+from .errors import ConflictError, InputError, IntegrityError, NotFoundError
+from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Latest, Lease, StoreMarker, Tag, Version, utcnow
+from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
+
+__all__ = ["Store"]
+
+logger = logging.getLogger("gitfree")
+
+ProgressFactory = Callable[[str, str], Callback]
+"""``progress(description, unit)`` returns an fsspec callback for one phase (hashing, upload, download, checkout)."""
+
+M = TypeVar("M", bound=BaseModel)
+
+_probed: set[tuple[str, str | None]] = set()
+_probed_lock = threading.Lock()
+_READ_JOBS = 16
+
+
+class Store:
+    """A gitfree store: versioned datasets under one URL, with no git and no server but S3.
+
+    Args:
+        url: ``s3://bucket/prefix``, ``file:///path`` or a local path. Default: ``$GITFREE_STORE``,
+            else a directory under the user's data dir.
+        cache_dir: the worker cache. Default: ``$GITFREE_CACHE_DIR``, else the user's cache dir.
+        endpoint_url, access_key_id, secret_access_key, session_token, region, profile: S3 access;
+            anything not given comes from ``GITFREE_*``, then the standard AWS chain.
+        jobs: parallel transfers.
+        settings: a complete :class:`StoreSettings`; the other arguments override it.
+        progress: a factory of fsspec callbacks to report progress of long phases.
+
+    Example:
+        >>> store = Store("s3://ml-data/versions")                     # doctest: +SKIP
+        >>> v = store.commit("images", "/tmp/images", message="nightly")  # doctest: +SKIP
+        >>> store.pull(f"images@{v.number}", "/work/images")            # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        endpoint_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | SecretStr | None = None,
+        session_token: str | SecretStr | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        jobs: int | None = None,
+        settings: StoreSettings | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> None:
+        overrides = {
+            key: value
+            for key, value in {
+                "store": os.fspath(url) if url is not None else None,
+                "cache_dir": cache_dir,
+                "endpoint_url": endpoint_url,
+                "access_key_id": access_key_id,
+                "secret_access_key": secret_access_key,
+                "session_token": session_token,
+                "region": region,
+                "profile": profile,
+                "jobs": jobs,
+            }.items()
+            if value is not None
+        }
+        try:
+            if settings is None:
+                settings = StoreSettings(**overrides)
+            elif overrides:
+                settings = StoreSettings.model_validate({**settings.model_dump(exclude_none=True), **overrides})
+        except ValidationError as exc:
+            raise InputError(f"invalid store settings: {_first_error(exc)}") from None
+        self.settings = settings
+        self.backend: Backend = open_backend(settings)
+        self.url = self.backend.url
+        self.cache_dir = settings.resolved_cache_dir()
+        self._progress = progress
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    # ------------------------------------------------------------------ reading records
+
+    def _read(self, key: str, model: type[M]) -> M:
+        raw, _ = self.backend.get(key)
+        return self._parse(key, raw, model)
+
+    def _parse(self, key: str, raw: bytes, model: type[M]) -> M:
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            raise IntegrityError(f"the record {key} in {self.url} is not valid JSON (truncated or corrupted)") from None
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if isinstance(fmt, int) and fmt > 1:
+            raise IntegrityError(f"the record {key} in {self.url} has format {fmt}; upgrade gitfree to read it")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise IntegrityError(f"the record {key} in {self.url} is invalid: {_first_error(exc)}") from None
+
+    def _version(self, dataset: str, number: int) -> Version:
+        key = layout.version_key(dataset, number)
+        version = self._read(key, Version)
+        if version.dataset != dataset or version.number != number:
+            raise IntegrityError(f"the record {key} in {self.url} names {version.ref}, not {dataset}@{number}")
+        return version
+
+    def _numbers(self, dataset: str) -> list[int]:
+        numbers = []
+        for key in self.backend.list(layout.versions_prefix(dataset)):
+            parsed = layout.parse_version_key(key)
+            if parsed and parsed[0] == dataset:
+                numbers.append(parsed[1])
+        return sorted(numbers)
+
+    def _head(self, dataset: str) -> Version | None:
+        """The newest version: ``latest.json`` is a hint; probe forward past it."""
+        head: Version | None = None
+        try:
+            latest = self._read(layout.latest_key(dataset), Latest)
+            if latest.version.dataset == dataset and latest.version.number == latest.number:
+                head = latest.version
+        except (KeyMissing, IntegrityError):
+            pass
+        if head is None:
+            numbers = self._numbers(dataset)
+            if not numbers:
+                return None
+            head = self._version(dataset, numbers[-1])
+        while True:
+            try:
+                head = self._version(dataset, head.number + 1)
+            except KeyMissing:
+                return head
+
+    def _not_found_dataset(self, dataset: str) -> NotFoundError:
+        names = self.datasets()
+        if not names:
+            return NotFoundError(f"dataset {dataset!r} does not exist: the store {self.url} has no datasets yet")
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        return NotFoundError(f"dataset {dataset!r} does not exist in {self.url}; it has: {shown}")
+
+    def _not_found_version(self, dataset: str, what: str) -> NotFoundError:
+        numbers = self._numbers(dataset)
+        if not numbers:
+            return self._not_found_dataset(dataset)
+        span = f"version {numbers[0]}" if len(numbers) == 1 else f"versions {numbers[0]}–{numbers[-1]}"
+        return NotFoundError(f"{dataset!r} has no {what}; it has {span}")
+
+    def show(self, ref: str | Ref) -> Version:
+        """The version a ref names: ``images``, ``images@3``, ``images@prod``, ``images@latest~1``.
+
+        Raises:
+            NotFoundError: the dataset, version or tag does not exist (the message says what does).
+        """
+        parsed = parse_ref(ref)
+        dataset = parsed.dataset
+        if parsed.tag is not None:
+            try:
+                tag = self._read(layout.tag_key(dataset, parsed.tag), Tag)
+            except KeyMissing:
+                tags = sorted(t.tag for t in self.tags(dataset)) if self._numbers(dataset) else None
+                if tags is None:
+                    raise self._not_found_dataset(dataset) from None
+                have = f"its tags are: {', '.join(tags)}" if tags else "it has no tags"
+                raise NotFoundError(f"{dataset!r} has no tag {parsed.tag!r}; {have}") from None
+            number = tag.number
+        elif parsed.number is not None:
+            number = parsed.number
+        else:
+            head = self._head(dataset)
+            if head is None:
+                raise self._not_found_dataset(dataset)
+            if not parsed.back:
+                return head
+            number = head.number - parsed.back
+            if number < 1:
+                raise NotFoundError(f"{parsed} is before the first version: {dataset!r} has {head.number} version(s)")
+        try:
+            return self._version(dataset, number)
+        except KeyMissing:
+            raise self._not_found_version(dataset, f"version {number}") from None
+
+    resolve = show
+
+    def log(self, dataset: str, limit: int | None = None) -> list[Version]:
+        """The versions of a dataset, newest first (at most ``limit``)."""
+        validate_dataset_name(dataset)
+        numbers = sorted(self._numbers(dataset), reverse=True)
+        if not numbers:
+            raise self._not_found_dataset(dataset)
+        if limit is not None:
+            numbers = numbers[: max(0, limit)]
+        with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
+            return list(pool.map(lambda n: self._version(dataset, n), numbers))
+
+    def datasets(self) -> list[str]:
+        """The names of every dataset in the store, sorted."""
+        names = set()
+        for key in self.backend.list(layout.DATASETS):
+            parsed = layout.parse_version_key(key)
+            if parsed:
+                names.add(parsed[0])
+        return sorted(names)
+
+    def tags(self, dataset: str) -> list[Tag]:
+        """The tags of a dataset, sorted by name."""
+        validate_dataset_name(dataset)
+        keys = [k for k in self.backend.list(layout.tags_prefix(dataset)) if k.endswith(".json") and "/" not in k[len(layout.tags_prefix(dataset)) :]]
+        with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
+            tags = list(pool.map(lambda k: self._read(k, Tag), keys))
+        return sorted(tags, key=lambda t: t.tag)
+
+    # ------------------------------------------------------------------ files of a version
+
+    def _callback(self, description: str, unit: str = "file") -> Callback:
+        return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
+
+    def _cached(self, md5: str) -> Path:
+        return self.cache_dir / layout.object_key(md5)
+
+    def _listing(self, md5: str) -> list[dict[str, Any]]:
+        """The ``.dir`` listing of a directory version, from the worker cache or the store; hash-checked."""
+        path = self._cached(md5)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            try:
+                raw, _ = self.backend.get(layout.object_key(md5))
+            except KeyMissing:
+                raise IntegrityError(f"the listing {layout.object_key(md5)} of a version is missing from {self.url}; run `gitfree fsck`") from None
+            if hashlib.md5(raw, usedforsecurity=False).hexdigest() == md5.removesuffix(".dir"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+                tmp.write_bytes(raw)
+                os.replace(tmp, path)
+        if hashlib.md5(raw, usedforsecurity=False).hexdigest() != md5.removesuffix(".dir"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise IntegrityError(f"the listing {layout.object_key(md5)} does not match its hash; it was not used")
+        try:
+            listing = json.loads(raw)
+            if not isinstance(listing, list) or not all(isinstance(e, dict) for e in listing):
+                raise ValueError
+        except ValueError:
+            raise IntegrityError(f"the listing {layout.object_key(md5)} is not a DVC directory listing") from None
+        return listing
+
+    def files(self, ref: str | Ref | Version) -> list[FileEntry]:
+        """The files of a version: path, md5 and size where the worker cache knows it."""
+        version = ref if isinstance(ref, Version) else self.show(ref)
+        out = version.pointer.out
+        if not out.is_dir:
+            return [FileEntry(path=out.path, md5=out.md5, size=out.size)]
+        entries = []
+        for item in self._listing(out.md5):
+            md5 = item.get("md5")
+            if not isinstance(md5, str) or len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+                raise IntegrityError(f"the listing of {version.ref} has an entry without a valid md5: {str(item)[:80]}")
+            size = item.get("size")
+            entries.append(FileEntry(path=validate_path(item.get("relpath")), md5=md5, size=size if isinstance(size, int) else None))
+        validate_entries(entries)
+        return entries
+
+    def _sizes(self, md5s: Iterable[str]) -> dict[str, int]:
+        """Object sizes, from the worker cache where present, else from the store."""
+
+        def size(md5: str) -> int:
+            with contextlib.suppress(OSError):
+                return self._cached(md5).stat().st_size
+            try:
+                return self.backend.size(layout.object_key(md5))
+            except KeyMissing:
+                return -1
+
+        unique = sorted(set(md5s))
+        with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
+            return {md5: s for md5, s in zip(unique, pool.map(size, unique), strict=True) if s >= 0}
+
+    def diff(self, old: str | Ref, new: str | Ref) -> Diff:
+        """Paths added, removed and modified from version ``old`` to version ``new``, with sizes."""
+        a, b = self.show(old), self.show(new)
+        fa = {e.path: e.md5 for e in self.files(a)}
+        fb = {e.path: e.md5 for e in self.files(b)}
+        changed = {p for p in fa.keys() | fb.keys() if fa.get(p) != fb.get(p)}
+        sizes = self._sizes([fa[p] for p in changed if p in fa] + [fb[p] for p in changed if p in fb])
+        entries = []
+        for path in changed:
+            om, nm = fa.get(path), fb.get(path)
+            status = "added" if om is None else "removed" if nm is None else "modified"
+            entries.append(
+                DiffEntry(path=path, status=status, old_md5=om, new_md5=nm, old_size=sizes.get(om or ""), new_size=sizes.get(nm or ""))
+            )
+        return Diff(old=a.ref, new=b.ref, entries=entries)
+
+    # ------------------------------------------------------------------ pull and export
+
+    def pull(
+        self,
+        ref: str | Ref | Version,
+        dest: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        paths: Sequence[str] | None = None,
+    ) -> Path:
+        """Materialise a version at ``dest`` (any path) and return it.
+
+        Only objects missing from the worker cache are downloaded; every file is
+        hash-checked as it is written; a destination that already holds the version
+        is left alone. ``paths`` restricts the pull to some files or folders of the version.
+
+        Raises:
+            InputError: ``dest`` holds other data and ``overwrite`` is false.
+            UnsafePathError: the version names a path outside ``dest`` (nothing is written).
+            IntegrityError: an object is missing from the store or does not match its hash.
+        """
+        from .workspace import HashState, Workspace
+
+        version = ref if isinstance(ref, Version) else self.show(ref)
+        entries = self.files(version)
+        if paths is not None:
+            entries = select(entries, paths)
+        single = not version.is_dir
+        target = Path(dest).expanduser().absolute()
+        if single and target.is_dir() and not target.is_symlink():
+            target = target / version.pointer.out.path
+        state = HashState(self.cache_dir)
+        try:
+            if matches(target, entries, single, state):
+                logger.info("%s already holds %s", target, version.ref)
+                return target
+            check_destination(target, overwrite)
+            missing = sorted({e.md5 for e in entries if not self._cached(e.md5).is_file()})
+            if missing:
+                with Workspace(self.cache_dir, self.backend.dvc_remote(), self.settings.jobs) as ws:
+                    ws.fetch(missing, self._callback(f"Downloading {version.ref}"))
+                absent = [m for m in missing if not self._cached(m).is_file()]
+                if absent:
+                    raise IntegrityError(
+                        f"{len(absent)} object(s) of {version.ref} are missing from {self.url} or do not match "
+                        f"their hash (e.g. {layout.object_key(absent[0])}); nothing was written. Run `gitfree fsck`"
+                    )
+            materialise(entries, self.cache_dir, target, single=single, state=state, callback=self._callback(f"Checking out {version.ref}"))
+        finally:
+            state.close()
+        logger.info("pulled %s to %s", version.ref, target)
+        return target
+
+    def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
+        """Write the ``.dvc`` file of a version, for a plain git+DVC project whose remote is this store.
+
+        ``path`` is the ``.dvc`` file (``repo/images.dvc``, whose data path becomes ``images``)
+        or a directory (the file is named after the version's data). Then, in that project:
+        ``dvc remote add -d store <store URL>`` and ``dvc pull``.
+        """
+        version = ref if isinstance(ref, Version) else self.show(ref)
+        target = Path(path).expanduser()
+        if target.is_dir():
+            target = target / f"{version.pointer.out.path}.dvc"
+        if target.suffix != ".dvc" or target.name == ".dvc":
+            raise InputError(f"export to a file named NAME.dvc (got {target.name!r}); DVC tracks NAME next to it")
+        out = version.pointer.out
+        lines = [
+            f"# gitfree: {version.ref} from {self.url} (version id {version.id})",
+            "outs:",
+            f"- md5: {out.md5}",
+            f"  size: {out.size}",
+        ]
+        if out.nfiles is not None:
+            lines.append(f"  nfiles: {out.nfiles}")
+        lines += ["  hash: md5", f"  path: {json.dumps(target.name[: -len('.dvc')])}", ""]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines), encoding="utf-8")
+        return target
+
+    # ------------------------------------------------------------------ writing
+
+    def _ensure_writable(self) -> None:
+        """Once per process and store: prove conditional writes work and the format is ours."""
+        key = (self.url, getattr(self.backend, "endpoint", None))
+        with _probed_lock:
+            if key in _probed:
+                return
+        self.backend.probe_conditional_writes()
+        try:
+            marker = self._read(layout.MARKER, StoreMarker)
+            if marker.format != 1:
+                raise IntegrityError(f"{self.url} is a gitfree store of format {marker.format}; upgrade gitfree to write to it")
+        except KeyMissing:
+            from gitfree import __version__
+
+            new = StoreMarker(format=1, created_at=utcnow(), created_by=f"gitfree {__version__}")
+            with contextlib.suppress(KeyExists):
+                self.backend.create(layout.MARKER, new.model_dump_json(indent=2).encode())
+        with _probed_lock:
+            _probed.add(key)
+
+    @contextlib.contextmanager
+    def _lease(self, dataset: str, lease_id: uuid.UUID) -> Iterator[Lease]:
+        """A commit in flight: created before the upload, refreshed while it runs, removed after."""
+        ttl = timedelta(seconds=self.settings.lease_ttl)
+        now = utcnow()
+        lease = Lease(id=lease_id, dataset=dataset, host=socket.gethostname(), pid=os.getpid(), created_at=now, expires_at=now + ttl)
+        key = layout.lease_key(str(lease_id))
+        self.backend.create(key, lease.model_dump_json().encode())
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(ttl.total_seconds() / 3):
+                renewed = lease.model_copy(update={"expires_at": utcnow() + ttl})
+                try:
+                    self.backend.put(key, renewed.model_dump_json().encode())
+                except Exception:  # a missed heartbeat shortens the lease; the commit goes on
+                    logger.warning("could not renew the lease of a commit to %s", dataset, exc_info=True)
+
+        thread = threading.Thread(target=heartbeat, name=f"gitfree-lease-{lease_id}", daemon=True)
+        thread.start()
+        try:
+            self._check_gc_lock()
+            yield lease
+        finally:
+            stop.set()
+            thread.join()
+            try:
+                self.backend.delete(key)
+            except Exception:
+                logger.warning("could not remove the lease %s; it expires by itself", key, exc_info=True)
+
+    def _check_gc_lock(self) -> None:
+        try:
+            raw, _ = self.backend.get(layout.GC_LOCK)
+        except KeyMissing:
+            return
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            from datetime import datetime
+
+            if datetime.fromisoformat(json.loads(raw)["expires_at"]) < utcnow():
+                return
+        raise ConflictError(f"garbage collection is running on {self.url}; commit again when it has finished")
+
+    def commit(
+        self,
+        dataset: str,
+        path: str | os.PathLike[str],
+        *,
+        message: str = "",
+        metadata: Mapping[str, JsonValue] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        inputs: Iterable[str | Ref | Version | InputRef] | None = None,
+        author: Author | None = None,
+        force: bool = False,
+    ) -> Version:
+        """Commit the file or directory at ``path`` as the next version of ``dataset``.
+
+        If the data equals the newest version, that version is returned and nothing is
+        written (``force=True`` makes a new version anyway). Safe to call from any number
+        of workers at once: each gets its own version number, none is lost.
+
+        Args:
+            dataset: name such as ``images`` or ``raw/sales``.
+            path: the file or directory to commit.
+            message: a human description.
+            metadata: free JSON stored with the version.
+            metrics: name → number, e.g. ``{"rows": 1200}``.
+            inputs: versions this one was made from (refs, versions or ``InputRef``).
+            author: who made it; default: this user and host.
+            force: create a version even when the data is unchanged.
+
+        Raises:
+            InputError: bad name or a path that is missing or empty.
+            ConflictError: other writers kept winning, or garbage collection holds the store.
+        """
+        from .workspace import HashState, Workspace, stage
+
+        validate_dataset_name(dataset)
+        source = Path(path).expanduser().absolute()
+        _check_source(source)
+        lineage = [self._input_ref(item) for item in inputs or ()]
+        state = HashState(self.cache_dir)
+        try:
+            staged = stage(source, source.name, self.cache_dir, state, self._callback(f"Hashing {source.name}"))
+        finally:
+            state.close()
+        head = self._head(dataset)
+        if head is not None and not force and head.md5 == staged.out.md5:
+            logger.info("%s is unchanged since %s; no new version", source, head.ref)
+            return head
+        self._ensure_writable()
+        commit_id = uuid.uuid4()
+        fields: dict[str, Any] = {
+            "dataset": dataset,
+            "id": commit_id,
+            "message": message,
+            "author": author or Author.current(),
+            "pointer": {"outs": [staged.out]},
+            "size": staged.out.size,
+            "nfiles": staged.out.nfiles if staged.out.nfiles is not None else 1,
+            "metadata": dict(metadata or {}),
+            "metrics": dict(metrics or {}),
+            "inputs": lineage,
+        }
+        with self._lease(dataset, commit_id):
+            with Workspace(self.cache_dir, self.backend.dvc_remote(), self.settings.jobs) as ws:
+                ws.push(staged, self._callback(f"Uploading {dataset}"))
+            version = self._create_version(head.number + 1 if head else 1, fields, force)
+        self._advance_latest(version)
+        logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
+        return version
+
+    def _input_ref(self, item: str | Ref | Version | InputRef) -> InputRef:
+        if isinstance(item, InputRef):
+            return item
+        if isinstance(item, Version):
+            return InputRef(dataset=item.dataset, number=item.number)
+        version = self.show(item)
+        return InputRef(dataset=version.dataset, number=version.number)
+
+    def _create_version(self, number: int, fields: dict[str, Any], force: bool) -> Version:
+        """Step 6 of the protocol: create-only write of the next number; on 412 move on, on doubt re-read."""
+        dataset = fields["dataset"]
+        try:
+            template = Version.model_validate({**fields, "number": 1, "created_at": utcnow()})
+        except ValidationError as exc:
+            raise InputError(f"cannot commit to {dataset!r}: {_first_error(exc)}") from None
+        for attempt in range(self.settings.commit_attempts):
+            record = template.model_copy(update={"number": number, "parent": number - 1 or None, "created_at": utcnow()})
+            key = layout.version_key(dataset, number)
+            try:
+                self.backend.create(key, record.model_dump_json(indent=2).encode())
+                return record
+            except (KeyExists, OutcomeUnknown):
+                pass
+            try:
+                existing = self._version(dataset, number)
+            except KeyMissing:  # the outcome was unknown and nothing is there: try this number again
+                time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))  # noqa: S311 - jitter, not crypto
+                continue
+            if existing.id == record.id:  # our write landed; only its response was lost
+                return existing
+            if not force and existing.md5 == record.md5:  # another writer committed the same data
+                return existing
+            number += 1
+            time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311
+        raise ConflictError(
+            f"could not commit to {dataset!r} after {self.settings.commit_attempts} attempts: other writers kept "
+            "taking the next version number; retry (the uploaded data is kept and will not be sent again)"
+        )
+
+    def _advance_latest(self, version: Version) -> None:
+        """Step 7: move ``latest.json`` forward (never back) with If-Match. It is only a hint."""
+        key = layout.latest_key(version.dataset)
+        data = Latest(number=version.number, version=version).model_dump_json().encode()
+        for _ in range(20):
+            try:
+                raw, etag = self.backend.get(key)
+            except KeyMissing:
+                with contextlib.suppress(KeyExists, OutcomeUnknown):
+                    self.backend.create(key, data)
+                    return
+                continue
+            with contextlib.suppress(IntegrityError):
+                if self._parse(key, raw, Latest).number >= version.number:
+                    return
+            with contextlib.suppress(PreconditionFailed, OutcomeUnknown):
+                self.backend.replace(key, data, etag)
+                return
+        logger.warning("could not advance %s to %s; readers find the version by probing", key, version.ref)
+
+    def tag(self, ref: str | Ref | Version, tag: str, *, move: bool = False) -> Tag:
+        """Point ``tag`` at a version. Tags are create-only; ``move=True`` moves an existing one.
+
+        Raises:
+            ConflictError: the tag exists (and ``move`` is false), or it moved while we moved it.
+        """
+        validate_tag_name(tag)
+        version = ref if isinstance(ref, Version) else self.show(ref)
+        self._ensure_writable()
+        record = Tag(dataset=version.dataset, tag=tag, number=version.number, created_at=utcnow(), author=Author.current())
+        key = layout.tag_key(version.dataset, tag)
+        data = record.model_dump_json(indent=2).encode()
+        try:
+            self.backend.create(key, data)
+            return record
+        except (KeyExists, OutcomeUnknown):
+            pass
+        raw, etag = self.backend.get(key)
+        existing = self._parse(key, raw, Tag)
+        if existing.number == version.number:
+            return existing
+        if not move:
+            raise ConflictError(
+                f"tag {existing.ref} already points at version {existing.number}; pass move=True (--move) to move it to {version.number}"
+            )
+        try:
+            self.backend.replace(key, data, etag)
+        except (PreconditionFailed, OutcomeUnknown):
+            current = self._read(key, Tag)
+            if current.number == version.number:
+                return current
+            raise ConflictError(f"tag {existing.ref} was moved by someone else (now at version {current.number}); look again and retry") from None
+        return record
+
+
+def _check_source(source: Path) -> None:
+    if not source.exists():
+        raise InputError(f"cannot commit {source}: it does not exist")
+    if source.is_file():
+        return
+    if not source.is_dir():
+        raise InputError(f"cannot commit {source}: it is neither a file nor a directory")
+    for _, _, filenames in os.walk(source):
+        if filenames:
+            return
+    raise InputError(f"cannot commit {source}: the directory holds no files")
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error.get("loc", ())) or "value"
+    return f"{where}: {error.get('msg', 'invalid')}"
