@@ -281,8 +281,12 @@ class Store:
             raise IntegrityError(f"the listing {layout.object_key(md5)} is not a DVC directory listing") from None
         return listing
 
-    def files(self, ref: str | Ref | Version) -> list[FileEntry]:
-        """The files of a version: path, md5 and size where the worker cache knows it."""
+    def files(self, ref: str | Ref | Version, *, sizes: bool = False) -> list[FileEntry]:
+        """The files of a version: path and md5, and with ``sizes=True`` each file's size.
+
+        Sizes come from the worker cache where it holds the object, else from the store (one
+        request per object), so ask for them only when you need them.
+        """
         version = ref if isinstance(ref, Version) else self.show(ref)
         out = version.pointer.out
         if not out.is_dir:
@@ -295,6 +299,9 @@ class Store:
             size = item.get("size")
             entries.append(FileEntry(path=validate_path(item.get("relpath")), md5=md5, size=size if isinstance(size, int) else None))
         validate_entries(entries)
+        if sizes:
+            known = self._sizes(e.md5 for e in entries if e.size is None)
+            entries = [e if e.size is not None else e.model_copy(update={"size": known.get(e.md5)}) for e in entries]
         return entries
 
     def _sizes(self, md5s: Iterable[str]) -> dict[str, int]:

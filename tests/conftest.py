@@ -1,0 +1,84 @@
+"""Fixtures: one real SeaweedFS per test session, a fresh prefix and worker cache per test."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gitfree import Store
+from gitfree.testing import SeaweedFS
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's GITFREE_*/AWS_* settings or writes to their home directory."""
+    for name in list(os.environ):
+        if name.startswith(("GITFREE_", "AWS_")):
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedFS]:
+    with SeaweedFS(bucket="gitfree-tests") as server:
+        yield server
+
+
+@pytest.fixture
+def s3_url(seaweedfs: SeaweedFS) -> str:
+    return f"s3://{seaweedfs.bucket}/t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_store(tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str) -> Callable[..., Store]:
+    """A store factory; each call gets its own worker cache (as a separate worker would)."""
+    counter = iter(range(1000))
+
+    def make(kind: str = "s3", **kwargs: object) -> Store:
+        cache = tmp_path / f"cache-{next(counter)}"
+        if kind == "s3":
+            return Store(s3_url, cache_dir=cache, **seaweedfs.store_options(), **kwargs)  # type: ignore[arg-type]
+        return Store(tmp_path / "file-store", cache_dir=cache, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(params=["s3", "file"])
+def store(request: pytest.FixtureRequest, make_store: Callable[..., Store]) -> Store:
+    """The same tests against both backends."""
+    return make_store(request.param)
+
+
+@pytest.fixture
+def s3_store(make_store: Callable[..., Store]) -> Store:
+    return make_store("s3")
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def random_tree(root: Path, n: int, seed: int = 0, max_size: int = 4096) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    files = {f"d{i % 7}/sub{i % 3}/f{i:04d}.bin": rng.randbytes(rng.randint(0, max_size)) for i in range(n)}
+    write_tree(root, files)
+    return files
