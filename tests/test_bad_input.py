@@ -1,0 +1,119 @@
+"""Every mistake a user can make gets a GitfreeError that says what to do, and loses nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import read_tree, write_tree
+from gitfree import ConfigError, InputError, NotFoundError, Store
+from gitfree.testing import SeaweedFS
+
+
+def test_missing_and_empty_sources(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        store.commit("ds", tmp_path / "nope")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(InputError, match="holds no files"):
+        store.commit("ds", tmp_path / "empty")
+    assert store.datasets() == []
+
+
+def test_bad_names(store: Store, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"a": b"1"})
+    for name in ("Images", "a b", "../x", "x/versions", ""):
+        with pytest.raises(InputError):
+            store.commit(name, src)
+    store.commit("ds", src)
+    for tag in ("123", "latest", "Prod"):
+        with pytest.raises(InputError):
+            store.tag("ds@1", tag)
+
+
+def test_not_found_says_what_exists(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="no datasets yet"):
+        store.show("images")
+    with pytest.raises(NotFoundError, match="no datasets yet"):
+        store.log("images")
+    store.commit("images", write_tree(tmp_path / "src", {"a": b"1"}))
+    with pytest.raises(NotFoundError, match="it has: images"):
+        store.show("imagez@3")
+    with pytest.raises(NotFoundError, match="has version 1"):
+        store.pull("images@5", tmp_path / "dest")
+    with pytest.raises(NotFoundError, match="no tags"):
+        store.show("images@prod")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_unknown_scheme() -> None:
+    with pytest.raises(ConfigError, match="unknown scheme 'gs'"):
+        Store("gs://bucket/x")
+
+
+def test_missing_bucket(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
+    store = Store("s3://no-such-bucket/x", cache_dir=tmp_path, **seaweedfs.store_options())
+    with pytest.raises(ConfigError, match="bucket 'no-such-bucket' does not exist"):
+        store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        store.datasets()
+
+
+def test_wrong_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
+    store = Store(s3_url, cache_dir=tmp_path, endpoint_url=seaweedfs.endpoint, access_key_id=seaweedfs.access_key, secret_access_key="wrong-secret")
+    with pytest.raises(ConfigError, match="denied access") as info:
+        store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    assert "wrong-secret" not in str(info.value)
+
+
+def test_missing_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
+    store = Store(s3_url, cache_dir=tmp_path, endpoint_url=seaweedfs.endpoint)
+    with pytest.raises(ConfigError, match="no S3 credentials"):
+        store.datasets()
+    with pytest.raises(ConfigError, match="both an access key id and a secret"):
+        Store(s3_url, endpoint_url=seaweedfs.endpoint, access_key_id="only-the-id")
+
+
+def test_unreachable_endpoint(tmp_path: Path) -> None:
+    from gitfree.testing import free_port
+
+    store = Store("s3://b/x", cache_dir=tmp_path, endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="a", secret_access_key="b")
+    with pytest.raises(ConfigError, match="cannot reach the S3 endpoint"):
+        store.datasets()
+
+
+def test_missing_profile(s3_url: str) -> None:
+    with pytest.raises(ConfigError, match="profile 'nope' is not configured"):
+        Store(s3_url, profile="nope")
+
+
+def test_destination_with_other_files_is_kept(make_store: Callable[..., Store], tmp_path: Path) -> None:
+    store = make_store("s3")
+    store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    dest = write_tree(tmp_path / "dest", {"keep/me.txt": b"mine"})
+    with pytest.raises(InputError, match="holds other data"):
+        store.pull("ds", dest)
+    assert read_tree(dest) == {"keep/me.txt": b"mine"}
+    file_dest = tmp_path / "file"
+    file_dest.write_bytes(b"mine")
+    with pytest.raises(InputError, match="holds other data"):
+        store.pull("ds", file_dest)
+    assert file_dest.read_bytes() == b"mine"
+
+
+def test_missing_path_in_partial_pull(store: Store, tmp_path: Path) -> None:
+    store.commit("ds", write_tree(tmp_path / "src", {"a/b": b"1"}))
+    with pytest.raises(InputError, match="no file or folder 'zzz'"):
+        store.pull("ds", tmp_path / "dest", paths=["zzz"])
+
+
+def test_export_needs_a_dvc_file_name(store: Store, tmp_path: Path) -> None:
+    store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    with pytest.raises(InputError, match=r"NAME\.dvc"):
+        store.export_dvc("ds", tmp_path / "x.txt")
+
+
+def test_invalid_settings() -> None:
+    with pytest.raises(InputError, match="jobs"):
+        Store(jobs=0)

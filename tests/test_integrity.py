@@ -1,0 +1,114 @@
+"""Hostile records and corrupted bytes: refused before anything is written, never materialised."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import read_tree, write_tree
+from gitfree import IntegrityError, Store, UnsafePathError, Version
+from gitfree.versioning import layout
+
+
+def _forge_version(store: Store, dataset: str, entries: list[dict[str, str]]) -> Version:
+    """Write a .dir listing and a version record naming it, as a hostile or buggy writer could."""
+    raw = json.dumps(entries, sort_keys=True).encode()
+    md5 = hashlib.md5(raw).hexdigest() + ".dir"
+    store.backend.put(layout.object_key(md5), raw)
+    head = store.show(dataset)
+    record = head.model_copy(
+        update={
+            "number": head.number + 1,
+            "parent": head.number,
+            "id": uuid.uuid4(),
+            "pointer": head.pointer.model_copy(update={"outs": [head.pointer.out.model_copy(update={"md5": md5})]}),
+        }
+    )
+    store.backend.create(layout.version_key(dataset, record.number), record.model_dump_json().encode())
+    return record
+
+
+@pytest.mark.parametrize(
+    "evil",
+    ["../escape", "../../etc/passwd", "/etc/passwd", "a/../../b", "a\\..\\b", "a/./b", "x\x00y", "", "C:/windows"],
+)
+def test_paths_that_escape_the_destination_are_refused(store: Store, tmp_path: Path, evil: str) -> None:
+    src = write_tree(tmp_path / "src", {"ok.txt": b"fine"})
+    good = store.commit("ds", src)
+    good_md5 = store.files(good)[0].md5
+    _forge_version(store, "ds", [{"md5": good_md5, "relpath": "ok.txt"}, {"md5": good_md5, "relpath": evil}])
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(UnsafePathError, match="refusing to write anything"):
+        store.pull("ds", tmp_path / "out" / "dest")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "cache" not in str(p)) == [
+        p for p in before if "cache" not in str(p)
+    ]
+
+
+def test_duplicate_and_clashing_paths_are_refused(store: Store, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"a": b"1"})
+    good = store.commit("ds", src)
+    md5 = store.files(good)[0].md5
+    _forge_version(store, "ds", [{"md5": md5, "relpath": "a"}, {"md5": md5, "relpath": "a"}])
+    with pytest.raises(UnsafePathError, match="twice"):
+        store.pull("ds", tmp_path / "d1")
+    _forge_version(store, "ds", [{"md5": md5, "relpath": "a"}, {"md5": md5, "relpath": "a/b"}])
+    with pytest.raises(UnsafePathError, match="both as a file and as a directory"):
+        store.pull("ds", tmp_path / "d2")
+    assert not (tmp_path / "d1").exists() and not (tmp_path / "d2").exists()
+
+
+def test_object_corrupted_on_the_remote_is_never_materialised(make_store: Callable[..., Store], tmp_path: Path) -> None:
+    writer = make_store("s3")
+    src = write_tree(tmp_path / "src", {"a.txt": b"original", "b.txt": b"other"})
+    version = writer.commit("ds", src)
+    victim = next(f for f in writer.files(version) if f.path == "a.txt")
+    writer.backend.put(layout.object_key(victim.md5), b"tampered")
+
+    reader = make_store("s3")
+    with pytest.raises(IntegrityError, match="do not match their hash"):
+        reader.pull("ds", tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+    assert not (reader.cache_dir / layout.object_key(victim.md5)).exists()
+
+
+def test_object_corrupted_in_the_worker_cache_is_never_materialised(store: Store, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"a.txt": b"original"})
+    store.commit("ds", src)
+    cached = store.cache_dir / layout.object_key(store.files("ds")[0].md5)
+    cached.chmod(0o644)
+    cached.write_bytes(b"bitrot!!")
+    with pytest.raises(IntegrityError, match="does not match its hash"):
+        store.pull("ds", tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+    assert not cached.exists()  # dropped, so the next pull fetches a good copy
+    assert read_tree(store.pull("ds", tmp_path / "dest")) == {"a.txt": b"original"}
+
+
+def test_corrupted_listing_is_refused(make_store: Callable[..., Store], tmp_path: Path) -> None:
+    writer = make_store("s3")
+    version = writer.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    writer.backend.put(layout.object_key(version.md5), b'[{"md5": "0000", "relpath": "a"}]')
+    with pytest.raises(IntegrityError, match="does not match its hash"):
+        make_store("s3").pull("ds", tmp_path / "dest")
+
+
+@pytest.mark.parametrize("content", [b"", b'{"format": 1, "dataset": "ds", "num', b"not json", b'{"format": 1}', b"[]"])
+def test_truncated_or_invalid_records_name_the_key(store: Store, tmp_path: Path, content: bytes) -> None:
+    store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    key = layout.version_key("ds", 2)
+    store.backend.put(key, content)
+    with pytest.raises(IntegrityError, match=key.replace(".", r"\.")):
+        store.show("ds@2")
+
+
+def test_record_from_a_newer_format_asks_for_an_upgrade(store: Store, tmp_path: Path) -> None:
+    store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    store.backend.put(layout.version_key("ds", 2), b'{"format": 2, "dataset": "ds"}')
+    with pytest.raises(IntegrityError, match="upgrade gitfree"):
+        store.show("ds@2")
