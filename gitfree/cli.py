@@ -138,7 +138,15 @@ def _version_table(versions: Sequence[Version], tags: dict[int, list[str]]) -> T
     for column in ("version", "created", "files", "size", "author", "tags", "message"):
         table.add_column(column, justify="right" if column in ("version", "files", "size") else "left")
     for v in versions:
-        table.add_row(str(v.number), _when(v.created_at), str(v.nfiles), _human(v.size), _who(v), ", ".join(tags.get(v.number, [])), v.message)
+        table.add_row(
+            str(v.number),
+            _when(v.created_at),
+            str(v.nfiles),
+            _human(v.size),
+            _who(v),
+            ", ".join(tags.get(v.number, [])),
+            v.message,
+        )
     return table
 
 
@@ -173,15 +181,37 @@ def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--store", "store_url", envvar="GITFREE_STORE", show_envvar=True, help="Store URL (s3://bucket/prefix, file:///path). Default: a local directory.")
-@click.option("--endpoint-url", envvar="GITFREE_ENDPOINT_URL", show_envvar=True, help="S3 endpoint of a non-AWS server.")
+@click.option(
+    "--store",
+    "store_url",
+    envvar="GITFREE_STORE",
+    show_envvar=True,
+    help="Store URL (s3://bucket/prefix, file:///path). Default: a local directory.",
+)
+@click.option(
+    "--endpoint-url", envvar="GITFREE_ENDPOINT_URL", show_envvar=True, help="S3 endpoint of a non-AWS server."
+)
 @click.option("--profile", envvar="GITFREE_PROFILE", show_envvar=True, help="AWS profile for credentials.")
-@click.option("--cache-dir", envvar="GITFREE_CACHE_DIR", show_envvar=True, type=click.Path(file_okay=False), help="Worker cache directory.")
+@click.option(
+    "--cache-dir",
+    envvar="GITFREE_CACHE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Worker cache directory.",
+)
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers.")
 @click.option("-v", "--verbose", count=True, help="-v: say what happens; -vv: debug output and tracebacks.")
 @click.version_option(package_name="gitfree")
 @click.pass_context
-def cli(ctx: click.Context, store_url: str | None, endpoint_url: str | None, profile: str | None, cache_dir: str | None, jobs: int | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    store_url: str | None,
+    endpoint_url: str | None,
+    profile: str | None,
+    cache_dir: str | None,
+    jobs: int | None,
+    verbose: int,
+) -> None:
     """Version datasets on S3 or a local directory, with DVC's format and no git."""
     if verbose:
         from rich.logging import RichHandler
@@ -194,7 +224,9 @@ def cli(ctx: click.Context, store_url: str | None, endpoint_url: str | None, pro
     ctx.meta["gitfree.bars"] = bars
 
     def make_store() -> Store:
-        return Store(store_url, endpoint_url=endpoint_url, profile=profile, cache_dir=cache_dir, jobs=jobs, progress=bars.factory)
+        return Store(
+            store_url, endpoint_url=endpoint_url, profile=profile, cache_dir=cache_dir, jobs=jobs, progress=bars.factory
+        )
 
     ctx.obj = make_store
 
@@ -217,7 +249,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @click.option("--force", is_flag=True, help="Create a version even if the data is unchanged.")
 @json_option
 @click.pass_context
-def commit(ctx: click.Context, dataset: str, path: str, message: str, meta: tuple[str, ...], metric: tuple[str, ...], inputs: tuple[str, ...], force: bool, as_json: bool) -> None:
+def commit(
+    ctx: click.Context,
+    dataset: str,
+    path: str,
+    message: str,
+    meta: tuple[str, ...],
+    metric: tuple[str, ...],
+    inputs: tuple[str, ...],
+    force: bool,
+    as_json: bool,
+) -> None:
     """Commit PATH (a file or directory) as the next version of DATASET."""
     store = _store(ctx)
     head_before = _head_number(store, dataset)
@@ -249,7 +291,9 @@ def _head_number(store: Store, dataset: str) -> int | None:
 @click.argument("ref")
 @click.argument("dest", type=click.Path(path_type=str))
 @click.option("--overwrite", is_flag=True, help="Replace DEST if it holds other data.")
-@click.option("--path", "paths", multiple=True, metavar="PATH", help="Pull only this file or folder of the version; repeatable.")
+@click.option(
+    "--path", "paths", multiple=True, metavar="PATH", help="Pull only this file or folder of the version; repeatable."
+)
 @json_option
 @click.pass_context
 def pull(ctx: click.Context, ref: str, dest: str, overwrite: bool, paths: tuple[str, ...], as_json: bool) -> None:
@@ -345,10 +389,14 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
         table.add_column(column, justify="right" if "size" in column else "left")
     marks = {"added": "[green]+[/]", "removed": "[red]-[/]", "modified": "[yellow]~[/]"}
     for e in result.entries:
-        table.add_row(marks[e.status], e.path, _human(e.old_size) if e.old_md5 else "", _human(e.new_size) if e.new_md5 else "")
+        table.add_row(
+            marks[e.status], e.path, _human(e.old_size) if e.old_md5 else "", _human(e.new_size) if e.new_md5 else ""
+        )
     if result.entries:
         out.print(table)
-    out.print(f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, {len(result.modified)} modified")
+    out.print(
+        f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, {len(result.modified)} modified"
+    )
 
 
 @cli.command()
@@ -405,7 +453,10 @@ def export(ctx: click.Context, ref: str, path: str) -> None:
     """Write the .dvc file of REF at PATH, for a git+DVC project whose remote is this store."""
     store = _store(ctx)
     target = store.export_dvc(ref, path)
-    out.print(f"wrote {target}; in its project: dvc remote add -d store {store.url} && dvc pull {target.name}", highlight=False)
+    out.print(
+        f"wrote {target}; in its project: dvc remote add -d store {store.url} && dvc pull {target.name}",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -81,14 +81,14 @@ class SeaweedFS:
             "GITFREE_SECRET_ACCESS_KEY": self.secret_key,
         }
 
-    def command(self) -> list[str]:
+    def command(self, data_dir: Path) -> list[str]:
+        """The ``weed mini`` command line (the docker-compose service uses the same flags)."""
         ports = {name: free_port() for name in ("master", "filer", "volume", "admin")}
         self.s3_port = self.s3_port or free_port()
-        assert self.data_dir is not None
         return [
             weed_binary(),
             "mini",
-            f"-dir={self.data_dir}",
+            f"-dir={data_dir}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             f"-s3.port={self.s3_port}",
@@ -109,11 +109,13 @@ class SeaweedFS:
             self._own_dir = True
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
         log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
-        self.process = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
-        self._wait_ready()
+        self.process = subprocess.Popen(  # noqa: S603 - our own argument list
+            self.command(self.data_dir), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
+        )
+        self._wait_ready(self.process)
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
         import boto3
         import botocore.config
 
@@ -128,9 +130,8 @@ class SeaweedFS:
         deadline = time.monotonic() + self.startup_timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"SeaweedFS exited with {self.process.returncode}; see {self.data_dir}/weed.log")
+            if process.poll() is not None:
+                raise RuntimeError(f"SeaweedFS exited with {process.returncode}; see {self.data_dir}/weed.log")
             try:
                 client.put_object(Bucket=self.bucket, Key=".ready", Body=b"")
                 client.delete_object(Bucket=self.bucket, Key=".ready")
@@ -172,5 +173,3 @@ class SeaweedFS:
 
     def __repr__(self) -> str:
         return f"SeaweedFS(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
-
-

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-def commit_after_barrier(barrier: Barrier, results: Queue[Any], url: str, options: dict[str, Any], cache: str, dataset: str, src: str) -> None:
+def commit_after_barrier(
+    barrier: Barrier, results: Queue[Any], url: str, options: dict[str, Any], cache: str, dataset: str, src: str
+) -> None:
     """Commit ``src`` once every writer is ready; report ``(src, number, id)`` or the error."""
     from gitfree import Store
 

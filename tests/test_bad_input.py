@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from conftest import read_tree, write_tree
+
 from gitfree import ConfigError, InputError, NotFoundError, Store
 from gitfree.testing import SeaweedFS
 
@@ -61,7 +61,13 @@ def test_missing_bucket(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
 
 
 def test_wrong_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
-    store = Store(s3_url, cache_dir=tmp_path, endpoint_url=seaweedfs.endpoint, access_key_id=seaweedfs.access_key, secret_access_key="wrong-secret")
+    store = Store(
+        s3_url,
+        cache_dir=tmp_path,
+        endpoint_url=seaweedfs.endpoint,
+        access_key_id=seaweedfs.access_key,
+        secret_access_key="wrong-secret",
+    )
     with pytest.raises(ConfigError, match="denied access") as info:
         store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
     assert "wrong-secret" not in str(info.value)
@@ -78,7 +84,13 @@ def test_missing_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) 
 def test_unreachable_endpoint(tmp_path: Path) -> None:
     from gitfree.testing import free_port
 
-    store = Store("s3://b/x", cache_dir=tmp_path, endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="a", secret_access_key="b")
+    store = Store(
+        "s3://b/x",
+        cache_dir=tmp_path,
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        access_key_id="a",
+        secret_access_key="b",
+    )
     with pytest.raises(ConfigError, match="cannot reach the S3 endpoint"):
         store.datasets()
 

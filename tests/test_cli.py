@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import read_tree, write_tree
+
 from gitfree.cli import cli
 from gitfree.testing import SeaweedFS
 
@@ -35,7 +35,19 @@ def run(tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str, monkeypatch: pytest.M
 
 def test_commit_log_show_diff_tag_pull_export(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = write_tree(tmp_path / "src", {"a.txt": b"one", "b/c.txt": b"two"})
-    assert "committed images@1: 2 files" in run("commit", "images", str(src), "-m", "first", "--meta", "source=cam-3", "--meta", 'k={"x": 1}', "--metric", "rows=2")
+    assert "committed images@1: 2 files" in run(
+        "commit",
+        "images",
+        str(src),
+        "-m",
+        "first",
+        "--meta",
+        "source=cam-3",
+        "--meta",
+        'k={"x": 1}',
+        "--metric",
+        "rows=2",
+    )
     assert "unchanged: images@1" in run("commit", "images", str(src))
     write_tree(src, {"a.txt": b"one!", "new.txt": b"3"})
     created = json.loads(run("commit", "images", str(src), "--input", "images@1", "--json"))
@@ -91,19 +103,28 @@ def test_errors_are_one_line_with_distinct_exit_codes(run, args: list[str], code
 
 
 def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
-    env = {"GITFREE_STORE": str(tmp_path / "store"), "GITFREE_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {
+        "GITFREE_STORE": str(tmp_path / "store"),
+        "GITFREE_CACHE_DIR": str(tmp_path / "cache"),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     missing = subprocess.run([GITFREE, "log", "nothing"], capture_output=True, text=True, env=env, timeout=120)
     assert missing.returncode == 3
     assert missing.stderr.strip().startswith("error: dataset 'nothing' does not exist")
     assert "Traceback" not in missing.stderr
     write_tree(tmp_path / "src", {"f": b"x"})
-    ok = subprocess.run([GITFREE, "commit", "ds", str(tmp_path / "src"), "--json"], capture_output=True, text=True, env=env, timeout=120)
+    ok = subprocess.run(
+        [GITFREE, "commit", "ds", str(tmp_path / "src"), "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["number"] == 1
     conflict = subprocess.run([GITFREE, "tag", "ds@1", "prod"], capture_output=True, text=True, env=env, timeout=120)
     assert conflict.returncode == 0
     write_tree(tmp_path / "src", {"g": b"y"})
-    subprocess.run([GITFREE, "commit", "ds", str(tmp_path / "src")], check=True, capture_output=True, env=env, timeout=120)
+    subprocess.run(
+        [GITFREE, "commit", "ds", str(tmp_path / "src")], check=True, capture_output=True, env=env, timeout=120
+    )
     conflict = subprocess.run([GITFREE, "tag", "ds@2", "prod"], capture_output=True, text=True, env=env, timeout=120)
     assert conflict.returncode == 4
     assert "--move" in conflict.stderr

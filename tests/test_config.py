@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import write_tree
+
 from gitfree import Store
 from gitfree.testing import SeaweedFS
 from gitfree.versioning.backends import FileBackend, S3Backend
@@ -31,7 +31,9 @@ def test_xdg_cache_home_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert Store(cache_dir=tmp_path / "arg").cache_dir == tmp_path / "arg"
 
 
-def test_environment_configures_s3(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_configures_s3(
+    seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITFREE_STORE", s3_url)
     for key, value in seaweedfs.env().items():
         monkeypatch.setenv(key, value)
@@ -53,11 +55,17 @@ def test_standard_aws_chain(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path, m
 
 def test_aws_profile(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     credentials = tmp_path / "credentials"
-    credentials.write_text(f"[ci]\naws_access_key_id = {seaweedfs.access_key}\naws_secret_access_key = {seaweedfs.secret_key}\n")
+    credentials.write_text(
+        f"[ci]\naws_access_key_id = {seaweedfs.access_key}\naws_secret_access_key = {seaweedfs.secret_key}\n"
+    )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     store = Store(s3_url, cache_dir=tmp_path / "c", profile="ci", endpoint_url=seaweedfs.endpoint)
     store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
-    assert Store(s3_url, cache_dir=tmp_path / "c2", profile="ci", endpoint_url=seaweedfs.endpoint).pull("ds", tmp_path / "o").is_dir()
+    assert (
+        Store(s3_url, cache_dir=tmp_path / "c2", profile="ci", endpoint_url=seaweedfs.endpoint)
+        .pull("ds", tmp_path / "o")
+        .is_dir()
+    )
 
 
 def test_file_url_and_plain_path_are_the_same_store(tmp_path: Path) -> None:

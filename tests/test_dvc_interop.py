@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from conftest import read_tree, write_tree
+
 from gitfree import Store
 from gitfree.testing import SeaweedFS
 

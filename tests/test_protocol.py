@@ -11,23 +11,31 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from click.testing import CliRunner
-
 from _workers import commit_after_barrier
+from click.testing import CliRunner
 from conftest import read_tree, write_tree
+
 from gitfree import ConfigError, Store
 from gitfree.cli import cli
 from gitfree.testing import SeaweedFS
-from gitfree.versioning import layout, store as store_module
+from gitfree.versioning import layout
+from gitfree.versioning import store as store_module
 
 
-def test_concurrent_writers_get_distinct_numbers_without_gaps(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
+def test_concurrent_writers_get_distinct_numbers_without_gaps(
+    seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path
+) -> None:
     writers = 6
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(writers), ctx.Queue()
-    sources = [write_tree(tmp_path / f"src{i}", {"who": f"writer {i}".encode(), "shared": b"same"}) for i in range(writers)]
+    sources = [
+        write_tree(tmp_path / f"src{i}", {"who": f"writer {i}".encode(), "shared": b"same"}) for i in range(writers)
+    ]
     procs = [
-        ctx.Process(target=commit_after_barrier, args=(barrier, results, s3_url, seaweedfs.store_options(), str(tmp_path / f"cache{i}"), "ds", str(src)))
+        ctx.Process(
+            target=commit_after_barrier,
+            args=(barrier, results, s3_url, seaweedfs.store_options(), str(tmp_path / f"cache{i}"), "ds", str(src)),
+        )
         for i, src in enumerate(sources)
     ]
     for proc in procs:
@@ -68,7 +76,9 @@ def test_lost_response_on_the_version_record_is_recognised(s3_store: Store, tmp_
 
 
 @pytest.mark.parametrize("header", ["If-None-Match", "If-Match"])
-def test_server_ignoring_conditional_writes_is_refused(make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str) -> None:
+def test_server_ignoring_conditional_writes_is_refused(
+    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str
+) -> None:
     """As if a proxy or an old server dropped the header: the store refuses to write, with a clear error."""
     monkeypatch.setattr(store_module, "_probed", set())
     store = make_store("s3")
@@ -84,14 +94,22 @@ def test_server_ignoring_conditional_writes_is_refused(make_store: Callable[...,
     assert not list(store.backend.list(layout.PROBES))
 
 
-def test_secrets_never_appear(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_never_appear(
+    seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     canary = seaweedfs.secret_key
     caplog.set_level(logging.DEBUG)
     store = Store(s3_url, cache_dir=tmp_path / "c", **seaweedfs.store_options())  # type: ignore[arg-type]
     texts = [repr(store), str(store.settings), repr(store.settings), repr(store.backend)]
     store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
     store.pull("ds", tmp_path / "out")
-    bad = Store(s3_url, cache_dir=tmp_path / "c2", endpoint_url=seaweedfs.endpoint, access_key_id="nobody", secret_access_key=canary)
+    bad = Store(
+        s3_url,
+        cache_dir=tmp_path / "c2",
+        endpoint_url=seaweedfs.endpoint,
+        access_key_id="nobody",
+        secret_access_key=canary,
+    )
     with pytest.raises(ConfigError) as info:
         bad.commit("ds", write_tree(tmp_path / "src2", {"b": b"2"}))
     texts.append(str(info.value))
@@ -101,7 +119,12 @@ def test_secrets_never_appear(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path,
     for key, value in seaweedfs.env().items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()
-    for args in (["-vv", "log", "ds"], ["-vv", "show", "ds@9"], ["-vv", "commit", "ds", str(tmp_path / "src")], ["-vv", "pull", "ds", str(tmp_path / "o2")]):
+    for args in (
+        ["-vv", "log", "ds"],
+        ["-vv", "show", "ds@9"],
+        ["-vv", "commit", "ds", str(tmp_path / "src")],
+        ["-vv", "pull", "ds", str(tmp_path / "o2")],
+    ):
         result = runner.invoke(cli, ["--cache-dir", str(tmp_path / "c3"), *args])
         texts.append(result.output)
     texts += [r.getMessage() for r in caplog.records]

@@ -28,7 +28,25 @@ def test_ref_round_trips_to_text() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "@3", "Images", "images@", "images@0", "images@-1", "images@latest~x", "images@Prod", "a//b", "/a", "a/", "../x", "a b", "images@3@4", "x/versions", "x/tags/y", "a/b.json"],
+    [
+        "",
+        "@3",
+        "Images",
+        "images@",
+        "images@0",
+        "images@-1",
+        "images@latest~x",
+        "images@Prod",
+        "a//b",
+        "/a",
+        "a/",
+        "../x",
+        "a b",
+        "images@3@4",
+        "x/versions",
+        "x/tags/y",
+        "a/b.json",
+    ],
 )
 def test_malformed_refs_are_refused_with_a_hint(text: str) -> None:
     with pytest.raises(InputError) as info:

@@ -328,11 +328,15 @@ class S3Backend(Backend):
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an AWS profile"
             ) from None
         except (bex.EndpointConnectionError, bex.ConnectTimeoutError) as exc:
-            raise ConfigError(f"cannot reach the S3 endpoint {server}: is it running and is the URL right? ({type(exc).__name__})") from None
+            raise ConfigError(
+                f"cannot reach the S3 endpoint {server}: is it running and is the URL right? ({type(exc).__name__})"
+            ) from None
         except (bex.ReadTimeoutError, bex.ConnectionClosedError, bex.ResponseStreamingError) as exc:
             if write:
                 raise OutcomeUnknown(key) from None
-            raise GitfreeError(f"the connection to {server} failed while reading {where}: {type(exc).__name__}; retry") from None
+            raise GitfreeError(
+                f"the connection to {server} failed while reading {where}: {type(exc).__name__}; retry"
+            ) from None
 
     def get(self, key: str) -> tuple[bytes, str]:
         with self._translate(key):
@@ -342,7 +346,9 @@ class S3Backend(Backend):
     def create(self, key: str, data: bytes) -> str:
         try:
             with self._translate(key, write=True):
-                return self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")["ETag"]
+                return self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")[
+                    "ETag"
+                ]
         except PreconditionFailed:
             raise KeyExists(key) from None
 

@@ -44,7 +44,9 @@ def validate_path(path: object) -> str:
     elif any(part in ("", ".", "..") for part in path.split("/")):
         reason = "has an empty, '.' or '..' segment"
     if reason:
-        raise UnsafePathError(f"a version lists the path {path!r}, which {reason} and could write outside the destination; refusing to write anything")
+        raise UnsafePathError(
+            f"a version lists the path {path!r}, which {reason} and could write outside the destination; refusing to write anything"
+        )
     return path
 
 
@@ -60,7 +62,9 @@ def validate_entries(entries: Sequence[FileEntry]) -> None:
         parent = PurePosixPath(entry.path).parent
         while str(parent) != ".":
             if str(parent) in seen:
-                raise UnsafePathError(f"a version lists {str(parent)!r} both as a file and as a directory; refusing to write anything")
+                raise UnsafePathError(
+                    f"a version lists {str(parent)!r} both as a file and as a directory; refusing to write anything"
+                )
             parent = parent.parent
 
 
@@ -73,7 +77,9 @@ def select(entries: Sequence[FileEntry], paths: Iterable[str]) -> list[FileEntry
     chosen = [e for e in entries if any(not p or e.path == p or e.path.startswith(p + "/") for p in wanted)]
     missing = [p for p in wanted if p and not any(e.path == p or e.path.startswith(p + "/") for e in entries)]
     if missing:
-        raise InputError(f"the version has no file or folder {missing[0]!r}; list its files with `gitfree show --files REF`")
+        raise InputError(
+            f"the version has no file or folder {missing[0]!r}; list its files with `gitfree show --files REF`"
+        )
     return chosen
 
 
@@ -89,7 +95,7 @@ def matches(dest: Path, entries: Sequence[FileEntry], single: bool, state: HashS
     else:
         if not dest.is_dir() or dest.is_symlink():
             return False
-        present = set()
+        present: set[str] = set()
         for dirpath, _, filenames in os.walk(dest):
             rel = Path(dirpath).relative_to(dest).as_posix()
             present.update(name if rel == "." else f"{rel}/{name}" for name in filenames)
@@ -114,7 +120,9 @@ def check_destination(dest: Path, overwrite: bool) -> None:
         return
     if dest.is_dir() and not any(dest.iterdir()):
         return
-    raise InputError(f"the destination {dest} exists and holds other data; pass overwrite=True (--overwrite) to replace it, or choose another path")
+    raise InputError(
+        f"the destination {dest} exists and holds other data; pass overwrite=True (--overwrite) to replace it, or choose another path"
+    )
 
 
 def _md5_file(path: str | Path) -> str:
@@ -135,7 +143,9 @@ def _copy_verified(src: Path, dst: Path, md5: str) -> None:
         # The worker cache holds a corrupted copy: drop it so the next pull fetches a good one.
         with contextlib.suppress(OSError):
             src.unlink()
-        raise IntegrityError(f"the cached object {md5} does not match its hash (disk corruption?); it was removed from the worker cache, pull again")
+        raise IntegrityError(
+            f"the cached object {md5} does not match its hash (disk corruption?); it was removed from the worker cache, pull again"
+        )
 
 
 def materialise(

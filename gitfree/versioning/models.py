@@ -30,7 +30,7 @@ __all__ = [
     "Version",
 ]
 
-FORMAT = 1
+FORMAT: Literal[1] = 1
 
 
 def utcnow() -> datetime:

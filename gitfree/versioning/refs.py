@@ -31,9 +31,7 @@ def validate_dataset_name(name: str) -> str:
                 "and '-' that start with a letter or digit, joined by '/' (e.g. 'raw/sales')"
             )
         if segment in _RESERVED_SEGMENTS or segment.endswith(".json"):
-            raise InputError(
-                f"invalid dataset name {name!r}: the segment {segment!r} is reserved by the store layout"
-            )
+            raise InputError(f"invalid dataset name {name!r}: the segment {segment!r} is reserved by the store layout")
     return name
 
 

@@ -83,7 +83,7 @@ class Store:
         settings: StoreSettings | None = None,
         progress: ProgressFactory | None = None,
     ) -> None:
-        overrides = {
+        overrides: dict[str, Any] = {
             key: value
             for key, value in {
                 "store": os.fspath(url) if url is not None else None,
@@ -179,7 +179,7 @@ class Store:
         numbers = self._numbers(dataset)
         if not numbers:
             return self._not_found_dataset(dataset)
-        span = f"version {numbers[0]}" if len(numbers) == 1 else f"versions {numbers[0]}–{numbers[-1]}"
+        span = f"version {numbers[0]}" if len(numbers) == 1 else f"versions {numbers[0]} to {numbers[-1]}"
         return NotFoundError(f"{dataset!r} has no {what}; it has {span}")
 
     def show(self, ref: str | Ref) -> Version:
@@ -241,7 +241,11 @@ class Store:
     def tags(self, dataset: str) -> list[Tag]:
         """The tags of a dataset, sorted by name."""
         validate_dataset_name(dataset)
-        keys = [k for k in self.backend.list(layout.tags_prefix(dataset)) if k.endswith(".json") and "/" not in k[len(layout.tags_prefix(dataset)) :]]
+        keys = [
+            k
+            for k in self.backend.list(layout.tags_prefix(dataset))
+            if k.endswith(".json") and "/" not in k[len(layout.tags_prefix(dataset)) :]
+        ]
         with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
             tags = list(pool.map(lambda k: self._read(k, Tag), keys))
         return sorted(tags, key=lambda t: t.tag)
@@ -263,7 +267,9 @@ class Store:
             try:
                 raw, _ = self.backend.get(layout.object_key(md5))
             except KeyMissing:
-                raise IntegrityError(f"the listing {layout.object_key(md5)} of a version is missing from {self.url}; run `gitfree fsck`") from None
+                raise IntegrityError(
+                    f"the listing {layout.object_key(md5)} of a version is missing from {self.url}; run `gitfree fsck`"
+                ) from None
             if hashlib.md5(raw, usedforsecurity=False).hexdigest() == md5.removesuffix(".dir"):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
@@ -297,7 +303,11 @@ class Store:
             if not isinstance(md5, str) or len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
                 raise IntegrityError(f"the listing of {version.ref} has an entry without a valid md5: {str(item)[:80]}")
             size = item.get("size")
-            entries.append(FileEntry(path=validate_path(item.get("relpath")), md5=md5, size=size if isinstance(size, int) else None))
+            entries.append(
+                FileEntry(
+                    path=validate_path(item.get("relpath")), md5=md5, size=size if isinstance(size, int) else None
+                )
+            )
         validate_entries(entries)
         if sizes:
             known = self._sizes(e.md5 for e in entries if e.size is None)
@@ -331,7 +341,14 @@ class Store:
             om, nm = fa.get(path), fb.get(path)
             status = "added" if om is None else "removed" if nm is None else "modified"
             entries.append(
-                DiffEntry(path=path, status=status, old_md5=om, new_md5=nm, old_size=sizes.get(om or ""), new_size=sizes.get(nm or ""))
+                DiffEntry(
+                    path=path,
+                    status=status,
+                    old_md5=om,
+                    new_md5=nm,
+                    old_size=sizes.get(om or ""),
+                    new_size=sizes.get(nm or ""),
+                )
             )
         return Diff(old=a.ref, new=b.ref, entries=entries)
 
@@ -382,7 +399,14 @@ class Store:
                         f"{len(absent)} object(s) of {version.ref} are missing from {self.url} or do not match "
                         f"their hash (e.g. {layout.object_key(absent[0])}); nothing was written. Run `gitfree fsck`"
                     )
-            materialise(entries, self.cache_dir, target, single=single, state=state, callback=self._callback(f"Checking out {version.ref}"))
+            materialise(
+                entries,
+                self.cache_dir,
+                target,
+                single=single,
+                state=state,
+                callback=self._callback(f"Checking out {version.ref}"),
+            )
         finally:
             state.close()
         logger.info("pulled %s to %s", version.ref, target)
@@ -427,7 +451,9 @@ class Store:
         try:
             marker = self._read(layout.MARKER, StoreMarker)
             if marker.format != 1:
-                raise IntegrityError(f"{self.url} is a gitfree store of format {marker.format}; upgrade gitfree to write to it")
+                raise IntegrityError(
+                    f"{self.url} is a gitfree store of format {marker.format}; upgrade gitfree to write to it"
+                )
         except KeyMissing:
             from gitfree import __version__
 
@@ -442,7 +468,14 @@ class Store:
         """A commit in flight: created before the upload, refreshed while it runs, removed after."""
         ttl = timedelta(seconds=self.settings.lease_ttl)
         now = utcnow()
-        lease = Lease(id=lease_id, dataset=dataset, host=socket.gethostname(), pid=os.getpid(), created_at=now, expires_at=now + ttl)
+        lease = Lease(
+            id=lease_id,
+            dataset=dataset,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            created_at=now,
+            expires_at=now + ttl,
+        )
         key = layout.lease_key(str(lease_id))
         self.backend.create(key, lease.model_dump_json().encode())
         stop = threading.Event()
@@ -565,7 +598,9 @@ class Store:
         except ValidationError as exc:
             raise InputError(f"cannot commit to {dataset!r}: {_first_error(exc)}") from None
         for attempt in range(self.settings.commit_attempts):
-            record = template.model_copy(update={"number": number, "parent": number - 1 or None, "created_at": utcnow()})
+            record = template.model_copy(
+                update={"number": number, "parent": number - 1 or None, "created_at": utcnow()}
+            )
             key = layout.version_key(dataset, number)
             try:
                 self.backend.create(key, record.model_dump_json(indent=2).encode())
@@ -617,7 +652,9 @@ class Store:
         validate_tag_name(tag)
         version = ref if isinstance(ref, Version) else self.show(ref)
         self._ensure_writable()
-        record = Tag(dataset=version.dataset, tag=tag, number=version.number, created_at=utcnow(), author=Author.current())
+        record = Tag(
+            dataset=version.dataset, tag=tag, number=version.number, created_at=utcnow(), author=Author.current()
+        )
         key = layout.tag_key(version.dataset, tag)
         data = record.model_dump_json(indent=2).encode()
         try:
@@ -639,7 +676,9 @@ class Store:
             current = self._read(key, Tag)
             if current.number == version.number:
                 return current
-            raise ConflictError(f"tag {existing.ref} was moved by someone else (now at version {current.number}); look again and retry") from None
+            raise ConflictError(
+                f"tag {existing.ref} was moved by someone else (now at version {current.number}); look again and retry"
+            ) from None
         return record
 
 

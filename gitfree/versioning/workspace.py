@@ -16,7 +16,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,7 +91,9 @@ class Staged:
     """Every object of the version: the ``.dir`` listing (for a directory) and each file."""
 
 
-def stage(source: Path, out_path: str, cache_dir: Path, state: HashState, callback: Callback = DEFAULT_CALLBACK) -> Staged:
+def stage(
+    source: Path, out_path: str, cache_dir: Path, state: HashState, callback: Callback = DEFAULT_CALLBACK
+) -> Staged:
     """Hash ``source`` (a file or directory) and add its objects to the worker cache at ``cache_dir``."""
     from dvc_data.hashfile.build import build
     from dvc_data.hashfile.db import HashFileDB
@@ -104,7 +106,8 @@ def stage(source: Path, out_path: str, cache_dir: Path, state: HashState, callba
     staging, meta, obj = build(cache, str(source), fs, "md5", state=state.dvc, callback=callback)
     transfer(staging, cache, {obj.hash_info}, hardlink=False, shallow=False, verify=False)
     oid = obj.hash_info.value
-    assert oid is not None
+    if not oid:
+        raise IntegrityError(f"DVC computed no hash for {source}")
     if isinstance(obj, Tree):
         oids = {oid, *(hi.value for _, _, hi in obj if hi is not None and hi.value)}
         out = Output(md5=oid, size=meta.size or 0, nfiles=meta.nfiles or 0, path=out_path)
@@ -158,7 +161,8 @@ class Workspace:
 
     @property
     def repo(self) -> Repo:
-        assert self._repo is not None, "use Workspace as a context manager"
+        if self._repo is None:
+            raise RuntimeError("use Workspace as a context manager")
         return self._repo
 
     def _remote_odb(self) -> Any:
@@ -192,7 +196,9 @@ class Workspace:
         if staged.out.is_dir and not failed:
             failed |= self._transfer(cache, remote, {staged.out.md5}, DEFAULT_CALLBACK, shallow=True)
         if failed:
-            raise GitfreeError(f"{len(failed)} object(s) failed to upload to {self._remote['url']}; nothing was committed, retry")
+            raise GitfreeError(
+                f"{len(failed)} object(s) failed to upload to {self._remote['url']}; nothing was committed, retry"
+            )
         missing = self.missing_on_remote(staged.oids)
         if missing:
             raise IntegrityError(
@@ -220,9 +226,13 @@ def _translate_dvc(exc: Exception) -> GitfreeError:
     lowered = text.lower()
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered:
         return ConfigError("the store's bucket does not exist: create it, or fix the store URL")
-    if any(word in lowered for word in ("accessdenied", "signaturedoesnotmatch", "invalidaccesskeyid", "forbidden", "403")):
+    if any(
+        word in lowered for word in ("accessdenied", "signaturedoesnotmatch", "invalidaccesskeyid", "forbidden", "403")
+    ):
         return ConfigError("the S3 server denied access to the store's objects: check the credentials")
     if "nocredentials" in lowered or "unable to locate credentials" in lowered:
-        return ConfigError("no S3 credentials found: set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY or an AWS profile")
+        return ConfigError(
+            "no S3 credentials found: set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY or an AWS profile"
+        )
     logger.debug("DVC transfer failed", exc_info=exc)
     return GitfreeError(f"a transfer between the worker cache and the store failed ({type(exc).__name__}); retry")
