@@ -38,6 +38,7 @@ class _Bars:
 
     def __init__(self) -> None:
         self._progress: Progress | None = None
+        self.generation = 0
 
     def factory(self, description: str, unit: str) -> Callback:
         return _Bar(self, description)
@@ -59,6 +60,7 @@ class _Bars:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+            self.generation += 1
 
 
 class _Bar(Callback):  # type: ignore[misc]  # fsspec is untyped
@@ -68,12 +70,16 @@ class _Bar(Callback):  # type: ignore[misc]  # fsspec is untyped
         self._description = description
         self._started = time.monotonic()
         self._task: TaskID | None = None
+        self._generation = -1
 
     def call(self, *args: Any, **kwargs: Any) -> None:
+        if self._task is not None and self._bars.generation != self._generation:
+            return  # the display ended (results are being printed); stay quiet
         if self._task is None:
             if time.monotonic() - self._started < _Bars.DELAY or not err.is_terminal:
                 return
             self._task = self._bars.progress().add_task(self._description, total=self.size)
+            self._generation = self._bars.generation
         self._bars.progress().update(self._task, completed=self.value, total=self.size)
 
 
@@ -103,7 +109,17 @@ def _who(version: Version) -> str:
     return who
 
 
+_bars = _Bars()
+
+
+def _output() -> Console:
+    """The console for results; progress bars end first so they never mix with output."""
+    _bars.stop()
+    return out
+
+
 def _print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any] | str) -> None:
+    _bars.stop()
     if isinstance(value, BaseModel):
         data: Any = value.model_dump(mode="json")
     elif isinstance(value, list):
@@ -168,12 +184,11 @@ class _Group(click.Group):
         except Exception as exc:
             _fail(f"unexpected {type(exc).__name__}: {exc} (run with -vv for details)", 1, exc)
         finally:
-            bars = ctx.meta.get("gitfree.bars")
-            if bars is not None:
-                bars.stop()
+            _bars.stop()
 
 
 def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn:
+    _bars.stop()
     if exc is not None and logging.getLogger("gitfree").isEnabledFor(logging.DEBUG):
         err.print_exception()
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
@@ -220,12 +235,15 @@ def cli(
         logger = logging.getLogger("gitfree")
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    bars = _Bars()
-    ctx.meta["gitfree.bars"] = bars
 
     def make_store() -> Store:
         return Store(
-            store_url, endpoint_url=endpoint_url, profile=profile, cache_dir=cache_dir, jobs=jobs, progress=bars.factory
+            store_url,
+            endpoint_url=endpoint_url,
+            profile=profile,
+            cache_dir=cache_dir,
+            jobs=jobs,
+            progress=_bars.factory,
         )
 
     ctx.obj = make_store
@@ -275,9 +293,11 @@ def commit(
     if as_json:
         _print_json(version)
     elif head_before is not None and version.number <= head_before:
-        out.print(f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {_human(version.size)})")
+        _output().print(
+            f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {_human(version.size)})"
+        )
     else:
-        out.print(f"committed {version.ref}: {version.nfiles} files, {_human(version.size)}")
+        _output().print(f"committed {version.ref}: {version.nfiles} files, {_human(version.size)}")
 
 
 def _head_number(store: Store, dataset: str) -> int | None:
@@ -304,7 +324,7 @@ def pull(ctx: click.Context, ref: str, dest: str, overwrite: bool, paths: tuple[
     if as_json:
         _print_json({"version": version.model_dump(mode="json"), "path": str(target)})
     else:
-        out.print(f"pulled {version.ref} to {target}")
+        _output().print(f"pulled {version.ref} to {target}")
 
 
 @cli.command()
@@ -322,7 +342,7 @@ def log(ctx: click.Context, dataset: str, limit: int | None, as_json: bool) -> N
     tags: dict[int, list[str]] = {}
     for tag in store.tags(dataset):
         tags.setdefault(tag.number, []).append(tag.tag)
-    out.print(_version_table(versions, tags))
+    _output().print(_version_table(versions, tags))
 
 
 @cli.command()
@@ -362,7 +382,7 @@ def show(ctx: click.Context, ref: str, with_files: bool, as_json: bool) -> None:
         rows.append(("run", f"{version.author.run_id} / task {version.author.task_id or '-'}"))
     for key, value in rows:
         table.add_row(key, value)
-    out.print(table)
+    _output().print(table)
     if files is not None:
         listing = Table(show_edge=False, header_style="bold")
         listing.add_column("path")
@@ -370,7 +390,7 @@ def show(ctx: click.Context, ref: str, with_files: bool, as_json: bool) -> None:
         listing.add_column("size", justify="right")
         for f in files:
             listing.add_row(f.path, f.md5, _human(f.size) if f.size is not None else "")
-        out.print(listing)
+        _output().print(listing)
 
 
 @cli.command()
@@ -393,8 +413,8 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
             marks[e.status], e.path, _human(e.old_size) if e.old_md5 else "", _human(e.new_size) if e.new_md5 else ""
         )
     if result.entries:
-        out.print(table)
-    out.print(
+        _output().print(table)
+    _output().print(
         f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, {len(result.modified)} modified"
     )
 
@@ -411,7 +431,7 @@ def tag(ctx: click.Context, ref: str, name: str, move: bool, as_json: bool) -> N
     if as_json:
         _print_json(record)
     else:
-        out.print(f"{record.ref} → {record.dataset}@{record.number}")
+        _output().print(f"{record.ref} → {record.dataset}@{record.number}")
 
 
 @cli.command()
@@ -429,7 +449,7 @@ def tags(ctx: click.Context, dataset: str, as_json: bool) -> None:
         table.add_column(column)
     for t in records:
         table.add_row(t.tag, str(t.number), _when(t.created_at))
-    out.print(table)
+    _output().print(table)
 
 
 @cli.command()
@@ -441,8 +461,9 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(names))
     else:
+        console = _output()
         for name in names:
-            out.print(name, highlight=False)
+            console.print(name, highlight=False)
 
 
 @cli.command(name="export")
@@ -453,7 +474,7 @@ def export(ctx: click.Context, ref: str, path: str) -> None:
     """Write the .dvc file of REF at PATH, for a git+DVC project whose remote is this store."""
     store = _store(ctx)
     target = store.export_dvc(ref, path)
-    out.print(
+    _output().print(
         f"wrote {target}; in its project: dvc remote add -d store {store.url} && dvc pull {target.name}",
         highlight=False,
     )

@@ -241,11 +241,7 @@ class Store:
     def tags(self, dataset: str) -> list[Tag]:
         """The tags of a dataset, sorted by name."""
         validate_dataset_name(dataset)
-        keys = [
-            k
-            for k in self.backend.list(layout.tags_prefix(dataset))
-            if k.endswith(".json") and "/" not in k[len(layout.tags_prefix(dataset)) :]
-        ]
+        keys = [k for k in self.backend.list(layout.tags_prefix(dataset)) if k.endswith(".json")]
         with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
             tags = list(pool.map(lambda k: self._read(k, Tag), keys))
         return sorted(tags, key=lambda t: t.tag)

@@ -36,9 +36,12 @@ __all__ = ["HashState", "Staged", "Workspace", "stage"]
 logger = logging.getLogger(__name__)
 
 
-def _quiet_init() -> None:
-    """``Repo.init`` logs "Initialized DVC repository." at INFO to DVC's own console handler; a library must not print."""
+def _quiet_dvc() -> None:
+    """A library must not print. ``Repo.init`` logs "Initialized DVC repository." to DVC's console
+    handler, and dvc-data draws tqdm bars on a terminal unless its ``callbacks`` logger is above
+    ERROR; silence exactly those two loggers (gitfree reports progress through its own callbacks)."""
     logging.getLogger("dvc.repo.init").setLevel(logging.WARNING)
+    logging.getLogger("dvc_data.callbacks").setLevel(logging.CRITICAL)
 
 
 class HashState:
@@ -101,6 +104,7 @@ def stage(
     from dvc_data.hashfile.tree import Tree
     from dvc_objects.fs.local import LocalFileSystem
 
+    _quiet_dvc()
     fs = LocalFileSystem()
     cache = HashFileDB(fs, str(cache_dir / "files" / "md5"), state=state.dvc)
     staging, meta, obj = build(cache, str(source), fs, "md5", state=state.dvc, callback=callback)
@@ -138,7 +142,7 @@ class Workspace:
 
         self._tmp = tempfile.mkdtemp(prefix="gitfree-ws-")
         try:
-            _quiet_init()
+            _quiet_dvc()
             Repo.init(self._tmp, no_scm=True)
             config = {
                 "core": {"remote": self.REMOTE, "no_scm": True, "analytics": False, "check_update": False},
