@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,22 +62,3 @@ def store(request: pytest.FixtureRequest, make_store: Callable[..., Store]) -> S
 @pytest.fixture
 def s3_store(make_store: Callable[..., Store]) -> Store:
     return make_store("s3")
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def random_tree(root: Path, n: int, seed: int = 0, max_size: int = 4096) -> dict[str, bytes]:
-    rng = random.Random(seed)
-    files = {f"d{i % 7}/sub{i % 3}/f{i:04d}.bin": rng.randbytes(rng.randint(0, max_size)) for i in range(n)}
-    write_tree(root, files)
-    return files

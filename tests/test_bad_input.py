@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import read_tree, write_tree
+from helpers import read_tree, write_tree
 
 from gitfree import ConfigError, InputError, NotFoundError, Store
 from gitfree.testing import SeaweedFS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import read_tree, write_tree
+from helpers import read_tree, write_tree
 
 from gitfree.cli import cli
 from gitfree.testing import SeaweedFS

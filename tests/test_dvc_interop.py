@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import read_tree, write_tree
+from helpers import read_tree, write_tree
 
 from gitfree import Store
 from gitfree.testing import SeaweedFS

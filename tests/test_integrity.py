@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import read_tree, write_tree
+from helpers import read_tree, write_tree
 
 from gitfree import IntegrityError, Store, UnsafePathError, Version
 from gitfree.versioning import layout

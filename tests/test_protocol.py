@@ -13,7 +13,7 @@ import botocore.exceptions
 import pytest
 from _workers import commit_after_barrier
 from click.testing import CliRunner
-from conftest import read_tree, write_tree
+from helpers import read_tree, write_tree
 
 from gitfree import ConfigError, Store
 from gitfree.cli import cli

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import random_tree, read_tree, write_tree
+from helpers import random_tree, read_tree, write_tree
 
 from gitfree import ConflictError, NotFoundError, Store
 from gitfree.versioning import layout

@@ -520,6 +520,7 @@ class Store:
         inputs: Iterable[str | Ref | Version | InputRef] | None = None,
         author: Author | None = None,
         force: bool = False,
+        commit_id: uuid.UUID | None = None,
     ) -> Version:
         """Commit the file or directory at ``path`` as the next version of ``dataset``.
 
@@ -536,6 +537,9 @@ class Store:
             inputs: versions this one was made from (refs, versions or ``InputRef``).
             author: who made it; default: this user and host.
             force: create a version even when the data is unchanged.
+            commit_id: the id of this commit attempt (default: a new UUID). A retry that passes the
+                same id recognises a version its earlier attempt created, and ``version.id == commit_id``
+                tells the caller that this call created the version it returns.
 
         Raises:
             InputError: bad name or a path that is missing or empty.
@@ -557,7 +561,7 @@ class Store:
             logger.info("%s is unchanged since %s; no new version", source, head.ref)
             return head
         self._ensure_writable()
-        commit_id = uuid.uuid4()
+        commit_id = commit_id or uuid.uuid4()
         fields: dict[str, Any] = {
             "dataset": dataset,
             "id": commit_id,
@@ -570,7 +574,7 @@ class Store:
             "metrics": dict(metrics or {}),
             "inputs": lineage,
         }
-        with self._lease(dataset, commit_id):
+        with self._lease(dataset, uuid.uuid4()):
             with Workspace(self.cache_dir, self.backend.dvc_remote(), self.settings.jobs) as ws:
                 ws.push(staged, self._callback(f"Uploading {dataset}"))
             version = self._create_version(head.number + 1 if head else 1, fields, force)

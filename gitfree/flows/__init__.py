@@ -1,0 +1,5 @@
+"""Ready-made Prefect flows (needs the ``prefect`` extra)."""
+
+from .ingest import fetch_source, ingest_dataset, pull_dataset_flow, train_example, train_trigger
+
+__all__ = ["fetch_source", "ingest_dataset", "pull_dataset_flow", "train_example", "train_trigger"]

@@ -1,0 +1,152 @@
+"""Ready-made Prefect flows: scheduled ingestion, pulling a version in a worker, and an example pipeline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from pydantic import JsonValue
+
+from gitfree.tasks import COMMITTED_EVENT, GitfreeStore, commit_dataset, pull_dataset, resolve_store
+from gitfree.versioning import InputError, Store, Version
+from gitfree.versioning.refs import validate_dataset_name
+
+__all__ = ["fetch_source", "ingest_dataset", "pull_dataset_flow", "train_example", "train_trigger"]
+
+StoreArg = str | GitfreeStore | None
+
+
+def _store_s3_options(store: Store) -> dict[str, Any]:
+    settings = store.settings
+    options: dict[str, Any] = {}
+    if endpoint := settings.resolved_endpoint():
+        options["endpoint_url"] = endpoint
+    if settings.access_key_id and settings.secret_access_key:
+        options["key"] = settings.access_key_id
+        options["secret"] = settings.secret_access_key.get_secret_value()
+    if settings.profile:
+        options["profile"] = settings.profile
+    return options
+
+
+def fetch_source(source: str, staging: Path, store: Store, source_options: dict[str, Any] | None = None) -> Path:
+    """Bring ``source`` (a local path, an ``s3://`` prefix or an http(s) URL of a file) into ``staging``.
+
+    A local path is used where it is, not copied. Returns the path to commit.
+    """
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if scheme in ("", "file"):
+        path = Path(urllib.parse.unquote(urllib.parse.urlsplit(source).path) if scheme else source).expanduser()
+        if not path.exists():
+            raise InputError(f"the ingestion source {path} does not exist")
+        return path
+    if scheme == "s3":
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**(source_options if source_options is not None else _store_s3_options(store)))
+        prefix = source[len("s3://") :].rstrip("/")
+        if fs.isfile(prefix):
+            target = staging / Path(prefix).name
+            fs.get_file(prefix, str(target))
+            return target
+        keys = fs.find(prefix)
+        if not keys:
+            raise InputError(f"the ingestion source {source} holds no objects")
+        for key in keys:
+            target = staging.joinpath(*key[len(prefix) + 1 :].split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(key, str(target))
+        return staging
+    if scheme in ("http", "https"):
+        name = Path(urllib.parse.urlsplit(source).path).name or "download"
+        target = staging / name
+        with urllib.request.urlopen(source, timeout=60) as response, open(target, "wb") as out:  # noqa: S310 - http(s) only
+            shutil.copyfileobj(response, out, 1 << 20)
+        return target
+    raise InputError(f"cannot ingest {source!r}: use a local path, an s3:// prefix or an http(s) URL")
+
+
+@flow(name="gitfree-ingest", log_prints=True)
+def ingest_dataset(
+    source: str,
+    dataset: str,
+    store: StoreArg = None,
+    message: str = "",
+    metadata: dict[str, JsonValue] | None = None,
+    source_options: dict[str, Any] | None = None,
+) -> Version:
+    """Copy ``source`` into a staging area and commit it as the next version of ``dataset``.
+
+    When the source has not changed since the newest version, no version is created (and no
+    event is emitted). Run it on a schedule::
+
+        ingest_dataset.serve(name="sensors-nightly", cron="0 2 * * *",
+                             parameters={"source": "s3://raw/sensors", "dataset": "sensors"})
+
+    or from a shell: ``gitfree-flows ingest s3://raw/sensors sensors --cron "0 2 * * *"``.
+    """
+    validate_dataset_name(dataset)
+    target = resolve_store(store)
+    logger = get_run_logger()
+    with tempfile.TemporaryDirectory(prefix="gitfree-ingest-") as tmp:
+        staging = Path(tmp) / dataset.rsplit("/", 1)[-1]
+        staging.mkdir()
+        path = fetch_source(source, staging, target, source_options)
+        meta = {"source": source, **(metadata or {})}
+        version = commit_dataset(
+            dataset, path, store=target, message=message or f"ingested from {source}", metadata=meta
+        )
+    logger.info("%s: %s files, %s bytes", version.ref, version.nfiles, version.size)
+    return version
+
+
+@flow(name="gitfree-pull", log_prints=True)
+def pull_dataset_flow(ref: str, dest: str, store: StoreArg = None, overwrite: bool = False) -> Version:
+    """Fetch a version into ``dest`` on the worker that runs this flow."""
+    return pull_dataset(ref, dest, store=resolve_store(store), overwrite=overwrite)
+
+
+@flow(name="gitfree-train-example", log_prints=True)
+def train_example(ref: str, store: str | None = None, model_dataset: str = "models/sensor-mean") -> Version:
+    """The example pipeline's second half: pull a data version, "train" a model, commit the model.
+
+    The model is a small JSON file (count and mean of the numbers in the data's CSV files); its
+    version records the data version it was trained on as an input.
+    """
+    target = resolve_store(store)
+    with tempfile.TemporaryDirectory(prefix="gitfree-train-") as tmp:
+        data = Path(tmp) / "data"
+        version = pull_dataset(ref, data, store=target)
+        values = []
+        for csv in sorted(data.rglob("*.csv")) if data.is_dir() else [data]:
+            for line in csv.read_text(errors="replace").splitlines()[1:]:
+                field = line.rsplit(",", 1)[-1]
+                try:
+                    values.append(float(field))
+                except ValueError:
+                    continue
+        model = {"trained_on": version.ref, "values": len(values), "mean": statistics.fmean(values) if values else None}
+        model_dir = Path(tmp) / "model"
+        model_dir.mkdir()
+        (model_dir / "model.json").write_text(json.dumps(model, indent=2) + "\n")
+        metrics = {"values": float(len(values))} | ({"mean": model["mean"]} if values else {})
+        return commit_dataset(
+            model_dataset, model_dir, store=target, message=f"trained on {version.ref}", metrics=metrics
+        )
+
+
+def train_trigger(dataset: str) -> DeploymentEventTrigger:
+    """ "When ``dataset`` gets a new version, run the deployment" — with the version's ref as ``ref``."""
+    return DeploymentEventTrigger(
+        expect={COMMITTED_EVENT},
+        match={"prefect.resource.id": f"gitfree.dataset.{dataset}"},
+        parameters={"ref": "{{ event.payload.ref }}", "store": "{{ event.payload.store }}"},
+    )

@@ -1,0 +1,17 @@
+"""Prefect tasks and the ``GitfreeStore`` block (needs the ``prefect`` extra)."""
+
+from ._runtime import COMMITTED_EVENT, artifact_key
+from .blocks import GitfreeStore
+from .tasks import commit_dataset, diff_versions, list_versions, pull_dataset, resolve_store, tag_version
+
+__all__ = [
+    "COMMITTED_EVENT",
+    "GitfreeStore",
+    "artifact_key",
+    "commit_dataset",
+    "diff_versions",
+    "list_versions",
+    "pull_dataset",
+    "resolve_store",
+    "tag_version",
+]

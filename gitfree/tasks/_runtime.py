@@ -1,0 +1,138 @@
+"""What the tasks learn from the Prefect run they are in: provenance, lineage, artifacts and events."""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from gitfree.versioning import Author, InputRef, Store, Version
+
+COMMITTED_EVENT = "gitfree.dataset.committed"
+_NAMESPACE = uuid.UUID("6b0f7e43-5d0c-4c55-9b1e-6c8e3f0a9d21")
+
+_pulled: dict[str, list[InputRef]] = defaultdict(list)
+_pulled_lock = threading.Lock()
+
+
+def _contexts() -> tuple[Any, Any]:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get(), TaskRunContext.get()
+
+
+def flow_run_id() -> str | None:
+    flow_ctx, task_ctx = _contexts()
+    if flow_ctx is not None and flow_ctx.flow_run is not None:
+        return str(flow_ctx.flow_run.id)
+    if task_ctx is not None and task_ctx.task_run.flow_run_id is not None:
+        return str(task_ctx.task_run.flow_run_id)
+    return None
+
+
+def author() -> Author:
+    """This user and host, with the flow name, flow run id and task run id when there are any."""
+    flow_ctx, task_ctx = _contexts()
+    return Author.current(
+        orchestrator="prefect",
+        pipeline=flow_ctx.flow.name if flow_ctx is not None else None,
+        run_id=flow_run_id(),
+        task_id=str(task_ctx.task_run.id) if task_ctx is not None else None,
+    )
+
+
+def commit_id(dataset: str) -> uuid.UUID:
+    """Stable across Prefect's retries of one task run, so a retry recognises its earlier attempt."""
+    _, task_ctx = _contexts()
+    if task_ctx is None:
+        return uuid.uuid4()
+    return uuid.uuid5(_NAMESPACE, f"{task_ctx.task_run.id}/{dataset}")
+
+
+def record_pull(store: Store, version: Version) -> None:
+    run = flow_run_id()
+    if run is None:
+        return
+    ref = InputRef(dataset=version.dataset, number=version.number, store=store.url)
+    with _pulled_lock:
+        if ref not in _pulled[run]:
+            _pulled[run].append(ref)
+
+
+def pulled_inputs(store: Store, dataset: str) -> list[InputRef]:
+    """Versions pulled earlier in this flow run: the lineage of what it commits."""
+    run = flow_run_id()
+    if run is None:
+        return []
+    with _pulled_lock:
+        refs = list(_pulled.get(run, []))
+    return [
+        ref.model_copy(update={"store": None if ref.store == store.url else ref.store})
+        for ref in refs
+        if not (ref.dataset == dataset and ref.store == store.url)
+    ]
+
+
+def artifact_key(dataset: str) -> str:
+    """Prefect artifact keys are lowercase letters, digits and dashes."""
+    return "gitfree-" + re.sub(r"[^a-z0-9]+", "-", dataset).strip("-")
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def publish(store: Store, version: Version) -> None:
+    """A table artifact of the new version (stable key per dataset) and the ``committed`` event."""
+    from prefect.artifacts import create_table_artifact
+    from prefect.events import emit_event
+
+    if version.parent:
+        diff = store.diff(f"{version.dataset}@{version.parent}", version.ref)
+        changes = (
+            f"+{len(diff.added)} added, -{len(diff.removed)} removed, ~{len(diff.modified)} modified vs {diff.old}"
+        )
+    else:
+        changes = "first version"
+    create_table_artifact(
+        key=artifact_key(version.dataset),
+        table=[
+            {
+                "version": version.ref,
+                "files": version.nfiles,
+                "size": _human(version.size),
+                "changes": changes,
+                "message": version.message,
+                "inputs": ", ".join(str(i) for i in version.inputs) or "-",
+                "store": f"{store.url} (gitfree pull {version.ref} DEST)",
+            }
+        ],
+        description=f"gitfree: {version.ref} of `{version.dataset}` in {store.url}",
+    )
+    emit_event(
+        event=COMMITTED_EVENT,
+        resource={
+            "prefect.resource.id": f"gitfree.dataset.{version.dataset}",
+            "prefect.resource.name": version.dataset,
+            "gitfree.dataset": version.dataset,
+            "gitfree.store": store.url,
+        },
+        payload={
+            "ref": version.ref,
+            "dataset": version.dataset,
+            "number": version.number,
+            "size": version.size,
+            "nfiles": version.nfiles,
+            "md5": version.md5,
+            "store": store.url,
+            "version_id": str(version.id),
+        },
+        id=version.id,  # one event per version, also when a retried task publishes again
+    )

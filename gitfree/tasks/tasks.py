@@ -1,0 +1,149 @@
+"""Prefect tasks over :class:`gitfree.Store`: thin wrappers that add provenance, lineage, artifacts and events."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import JsonValue
+
+from gitfree.versioning import Diff, InputRef, Store, Tag, Version
+
+from . import _runtime
+from .blocks import GitfreeStore
+
+__all__ = ["commit_dataset", "diff_versions", "list_versions", "pull_dataset", "resolve_store", "tag_version"]
+
+StoreLike = str | os.PathLike[str] | Store | GitfreeStore | None
+
+
+def resolve_store(store: StoreLike) -> Store:
+    """A :class:`Store` from a URL, a ``Store``, a ``GitfreeStore`` block, or ``None`` (the environment)."""
+    if isinstance(store, Store):
+        return store
+    if isinstance(store, GitfreeStore):
+        return store.get_store()
+    return Store(store)
+
+
+@task(name="gitfree-commit", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="commit {dataset}")
+def commit_dataset(
+    dataset: str,
+    path: str | os.PathLike[str],
+    store: StoreLike = None,
+    message: str = "",
+    metadata: Mapping[str, JsonValue] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    inputs: Iterable[str | Version | InputRef] | None = None,
+    force: bool = False,
+) -> Version:
+    """Commit a file or directory as the next version of a dataset.
+
+    Inside a flow run the version's author records the flow, flow run and task run; versions
+    pulled earlier in the same flow run are added to its inputs. A new version publishes a table
+    artifact (key ``gitfree-<dataset>``) and the event ``gitfree.dataset.committed``; unchanged
+    data returns the newest version and publishes nothing. Retries reuse the commit id, so a
+    retried task never makes a second version of the same data.
+
+    Example:
+        ```python
+        from prefect import flow
+        from gitfree.tasks import commit_dataset
+
+        @flow
+        def nightly():
+            version = commit_dataset("images", "/data/images", store="s3://ml-data/versions", message="nightly")
+            print(version.ref, version.nfiles, version.size)
+        ```
+    """
+    target = resolve_store(store)
+    lineage = [*(inputs or ()), *_runtime.pulled_inputs(target, dataset)]
+    commit_id = _runtime.commit_id(dataset)
+    version = target.commit(
+        dataset,
+        path,
+        message=message,
+        metadata=metadata,
+        metrics=metrics,
+        inputs=lineage,
+        author=_runtime.author(),
+        force=force,
+        commit_id=commit_id,
+    )
+    if version.id == commit_id:
+        _runtime.publish(target, version)
+    return version
+
+
+@task(name="gitfree-pull", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="pull {ref}")
+def pull_dataset(
+    ref: str,
+    dest: str | os.PathLike[str],
+    store: StoreLike = None,
+    overwrite: bool = False,
+    paths: Sequence[str] | None = None,
+) -> Version:
+    """Materialise a version at ``dest`` in this worker and return the version pulled.
+
+    Only objects missing from the worker cache are downloaded. The version is remembered as an
+    input of anything :func:`commit_dataset` commits later in the same flow run.
+
+    Example:
+        ```python
+        from prefect import flow
+        from gitfree.tasks import pull_dataset
+
+        @flow
+        def train(ref: str = "images@prod"):
+            version = pull_dataset(ref, "/tmp/images", store="s3://ml-data/versions")
+            ...  # read /tmp/images
+        ```
+    """
+    target = resolve_store(store)
+    version = target.show(ref)
+    target.pull(version, Path(dest), overwrite=overwrite, paths=paths)
+    _runtime.record_pull(target, version)
+    return version
+
+
+@task(name="gitfree-tag", cache_policy=NO_CACHE, task_run_name="tag {ref} as {tag}")
+def tag_version(ref: str, tag: str, store: StoreLike = None, move: bool = False) -> Tag:
+    """Point a tag (``prod``) at a version; ``move=True`` moves an existing tag.
+
+    Example:
+        ```python
+        from gitfree.tasks import tag_version
+        tag_version("images@12", "prod", store="s3://ml-data/versions", move=True)
+        ```
+    """
+    return resolve_store(store).tag(ref, tag, move=move)
+
+
+@task(name="gitfree-log", cache_policy=NO_CACHE, task_run_name="log {dataset}")
+def list_versions(dataset: str, store: StoreLike = None, limit: int | None = None) -> list[Version]:
+    """The versions of a dataset, newest first.
+
+    Example:
+        ```python
+        from gitfree.tasks import list_versions
+        newest = list_versions("images", store="s3://ml-data/versions", limit=1)[0]
+        ```
+    """
+    return resolve_store(store).log(dataset, limit=limit)
+
+
+@task(name="gitfree-diff", cache_policy=NO_CACHE, task_run_name="diff {old} {new}")
+def diff_versions(old: str, new: str, store: StoreLike = None) -> Diff:
+    """Paths added, removed and modified between two versions, with sizes.
+
+    Example:
+        ```python
+        from gitfree.tasks import diff_versions
+        changes = diff_versions("images@11", "images@12", store="s3://ml-data/versions")
+        print(len(changes.added), len(changes.modified))
+        ```
+    """
+    return resolve_store(store).diff(old, new)

@@ -1,0 +1,25 @@
+"""Helpers shared by the tests: write and read small file trees."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def random_tree(root: Path, n: int, seed: int = 0, max_size: int = 4096) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    files = {f"d{i % 7}/sub{i % 3}/f{i:04d}.bin": rng.randbytes(rng.randint(0, max_size)) for i in range(n)}
+    write_tree(root, files)
+    return files

@@ -1,0 +1,204 @@
+"""Real Prefect flows under prefect_test_harness, against the SeaweedFS fixture."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import read_tree, write_tree
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
+from prefect_helpers import committed_events, read_artifacts, wait_for
+
+from gitfree import Store
+from gitfree.tasks import (
+    GitfreeStore,
+    _runtime,
+    artifact_key,
+    commit_dataset,
+    diff_versions,
+    list_versions,
+    pull_dataset,
+    tag_version,
+)
+from gitfree.testing import SeaweedFS
+
+GITFREE_FLOWS = str(Path(sys.executable).with_name("gitfree-flows"))
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Store]) -> Store:
+    return make_store("s3")
+
+
+def test_commit_in_a_flow_records_provenance_artifact_and_one_event(store: Store, dataset: str, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"a.csv": b"x,1\n", "b/c.csv": b"y,2\n"})
+
+    @flow(name="nightly-ingest")
+    def nightly() -> tuple[str, str]:
+        from prefect.runtime import flow_run
+
+        version = commit_dataset(dataset, src, store=store, message="nightly")
+        return version.model_dump_json(), flow_run.id
+
+    raw, run_id = nightly()
+    from gitfree import Version
+
+    version = Version.model_validate_json(raw)
+    assert version.number == 1
+    assert version.author.orchestrator == "prefect"
+    assert version.author.pipeline == "nightly-ingest"
+    assert version.author.run_id == run_id
+    assert version.author.task_id
+
+    events = wait_for(lambda: committed_events(dataset))
+    event = events[0]
+    assert event.payload["number"] == 1
+    assert event.payload["ref"] == f"{dataset}@1"
+    assert event.payload["store"] == store.url
+    assert event.payload["size"] == version.size
+
+    artifacts = read_artifacts(artifact_key(dataset))
+    assert artifacts
+    assert f"{dataset}@1" in str(artifacts[0].data)
+
+    # unchanged data: same version, no second event
+    assert Version.model_validate_json(nightly()[0]).number == 1
+    time.sleep(2)
+    assert len(committed_events(dataset)) == 1
+
+    write_tree(src, {"new.csv": b"z,3\n"})
+    assert Version.model_validate_json(nightly()[0]).number == 2
+    both = wait_for(lambda: [e for e in committed_events(dataset)] if len(committed_events(dataset)) == 2 else None)
+    assert sorted(e.payload["number"] for e in both) == [1, 2]
+
+
+def test_pulled_version_becomes_an_input_of_the_next_commit(store: Store, dataset: str, tmp_path: Path) -> None:
+    store.commit(f"{dataset}-raw", write_tree(tmp_path / "raw", {"r": b"raw"}))
+
+    @flow
+    def clean() -> str:
+        pulled = pull_dataset(f"{dataset}-raw", tmp_path / "work", store=store)
+        (tmp_path / "work" / "r").write_bytes(b"clean")
+        out = commit_dataset(dataset, tmp_path / "work", store=store)
+        return f"{pulled.ref} {out.model_dump_json()}"
+
+    pulled_ref, raw = clean().split(" ", 1)
+    from gitfree import Version
+
+    version = Version.model_validate_json(raw)
+    assert pulled_ref == f"{dataset}-raw@1"
+    assert [(i.dataset, i.number, i.store) for i in version.inputs] == [(f"{dataset}-raw", 1, None)]
+
+
+def test_retried_commit_task_yields_one_version(
+    store: Store, dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt dies after writing the version record (before latest.json); Prefect retries."""
+    from gitfree.versioning import store as store_module
+
+    crashes = []
+    real_advance = store_module.Store._advance_latest
+
+    def crash_once(self: Store, version: object) -> None:
+        if not crashes:
+            crashes.append(version)
+            raise RuntimeError("worker lost after the record was written")
+        real_advance(self, version)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module.Store, "_advance_latest", crash_once)
+    src = write_tree(tmp_path / "src", {"a": b"1"})
+
+    @flow
+    def ingest() -> int:
+        return commit_dataset.with_options(retries=2, retry_delay_seconds=0)(dataset, src, store=store).number
+
+    assert ingest() == 1
+    assert crashes
+    assert [v.number for v in store.log(dataset)] == [1]
+    time.sleep(2)
+    assert len(wait_for(lambda: committed_events(dataset))) == 1
+
+
+def test_tag_log_and_diff_tasks(store: Store, dataset: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+
+    @flow
+    def work() -> tuple[int, list[int], int]:
+        write_tree(src, {"a": b"1"})
+        commit_dataset(dataset, src, store=store)
+        write_tree(src, {"b": b"2"})
+        commit_dataset(dataset, src, store=store)
+        tag = tag_version(f"{dataset}@1", "prod", store=store)
+        versions = list_versions(dataset, store=store)
+        diff = diff_versions(f"{dataset}@1", f"{dataset}@2", store=store)
+        return tag.number, [v.number for v in versions], len(diff.added)
+
+    assert work() == (1, [2, 1], 1)
+
+
+def test_block_round_trips_without_leaking_its_secret(
+    seaweedfs: SeaweedFS, s3_url: str, dataset: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = f"store-{dataset}"
+    GitfreeStore(
+        url=s3_url,
+        endpoint_url=seaweedfs.endpoint,
+        access_key_id=seaweedfs.access_key,
+        secret_access_key=seaweedfs.secret_key,
+        cache_dir=str(tmp_path / "c"),
+    ).save(name)
+    block = GitfreeStore.load(name)
+    assert block.secret_access_key.get_secret_value() == seaweedfs.secret_key
+    assert seaweedfs.secret_key not in repr(block)
+    with get_client(sync_client=True) as client:
+        document = client.read_block_document_by_name(name, block_type_slug="gitfree-store", include_secrets=False)
+    assert seaweedfs.secret_key not in str(document.data)
+
+    @flow(log_prints=True)
+    def use_block() -> int:
+        print(f"using {block}")
+        return commit_dataset(dataset, write_tree(tmp_path / "src", {"a": b"1"}), store=block).number
+
+    assert use_block() == 1
+    assert block.get_store().show(dataset).number == 1
+    assert not [r for r in caplog.records if seaweedfs.secret_key in r.getMessage()]
+
+
+def test_commit_in_one_flow_pull_in_another_process(
+    store: Store, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path
+) -> None:
+    files = {"x/y.bin": os.urandom(3000), "z.txt": b"zz"}
+
+    @flow
+    def produce() -> int:
+        return commit_dataset(dataset, write_tree(tmp_path / "src", files), store=store).number
+
+    assert produce() == 1
+    env = {
+        **os.environ,
+        **seaweedfs.env(),
+        "GITFREE_STORE": store.url,
+        "GITFREE_CACHE_DIR": str(tmp_path / "worker-cache"),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }
+    result = subprocess.run(
+        [GITFREE_FLOWS, "pull", f"{dataset}@1", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_tree(tmp_path / "out") == files
+    assert any((tmp_path / "worker-cache" / "files" / "md5").rglob("*"))
+
+
+def test_lineage_registry_is_per_flow_run() -> None:
+    assert _runtime.pulled_inputs(Store(), "anything") == []  # outside a flow run nothing is recorded
