@@ -35,7 +35,7 @@ def ingest(source: str, dataset: str, cron: str | None, store_url: str | None) -
     if cron:
         ingest_dataset.serve(name=f"ingest-{_slug(dataset)}", cron=cron, parameters=parameters)
     else:
-        version = ingest_dataset(**parameters)
+        version = ingest_dataset(source, dataset, store=store_url)
         click.echo(f"{version.ref}: {version.nfiles} files, {version.size} bytes")
 
 
@@ -52,11 +52,12 @@ def pipeline(source: str, dataset: str, cron: str, store_url: str | None, model_
     from .ingest import ingest_dataset, train_example, train_trigger
 
     slug = _slug(dataset)
+    # to_deployment returns a RunnerDeployment when called outside an event loop, as here
     serve(
-        ingest_dataset.to_deployment(
+        ingest_dataset.to_deployment(  # type: ignore[arg-type]
             name=f"ingest-{slug}", cron=cron, parameters={"source": source, "dataset": dataset, "store": store_url}
         ),
-        train_example.to_deployment(
+        train_example.to_deployment(  # type: ignore[arg-type]
             name=f"train-on-{slug}", triggers=[train_trigger(dataset)], parameters={"model_dataset": model_dataset}
         ),
     )

@@ -133,11 +133,12 @@ def train_example(ref: str, store: str | None = None, model_dataset: str = "mode
                     values.append(float(field))
                 except ValueError:
                     continue
-        model = {"trained_on": version.ref, "values": len(values), "mean": statistics.fmean(values) if values else None}
+        mean = statistics.fmean(values) if values else None
+        model = {"trained_on": version.ref, "values": len(values), "mean": mean}
         model_dir = Path(tmp) / "model"
         model_dir.mkdir()
         (model_dir / "model.json").write_text(json.dumps(model, indent=2) + "\n")
-        metrics = {"values": float(len(values))} | ({"mean": model["mean"]} if values else {})
+        metrics = {"values": float(len(values))} | ({"mean": mean} if mean is not None else {})
         return commit_dataset(
             model_dataset, model_dir, store=target, message=f"trained on {version.ref}", metrics=metrics
         )

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = ["GitfreeStore"]
 
 
-class GitfreeStore(Block):  # type: ignore[misc]  # Block is untyped for mypy's strict mode
+class GitfreeStore(Block):
     """A gitfree store: an S3 prefix (or a local directory) holding versioned datasets.
 
     Example:
@@ -53,7 +53,7 @@ class GitfreeStore(Block):  # type: ignore[misc]  # Block is untyped for mypy's 
         default=None, description="Worker cache directory; empty: GITFREE_CACHE_DIR or the user's cache dir."
     )
     if AwsCredentials is not None:
-        aws_credentials: AwsCredentials | None = Field(  # type: ignore[valid-type]
+        aws_credentials: AwsCredentials | None = Field(
             default=None, description="Take the credentials from a prefect-aws AwsCredentials block."
         )
 
