@@ -5,18 +5,24 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test pytest lint clean
+.PHONY: demo test tools pytest lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,prefect]'
 	touch $@
 
 demo: $(BIN)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
-test: $(BIN)/.installed lint pytest
+test: $(BIN)/.installed tools lint pytest
+
+# docker-compose (Debian's package) only validates docker-compose.yml; no Docker engine is needed.
+tools:
+	@command -v docker-compose >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq docker-compose >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }; }; } || \
+	  echo "docker-compose is not installed: the test of docker-compose.yml will be skipped"
 
 pytest: $(BIN)/.installed
 	$(BIN)/pytest

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import boto3
 import pytest
+from helpers import read_tree, write_tree
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
+from prefect_helpers import committed_events, wait_for
 
 from gitfree import Store
 from gitfree.flows import ingest_dataset, train_example, train_trigger
 from gitfree.tasks import GitfreeStore
 from gitfree.testing import SeaweedFS
-from helpers import read_tree, write_tree
-from prefect_helpers import committed_events, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -40,7 +40,9 @@ def block(store: Store, seaweedfs: SeaweedFS) -> GitfreeStore:
     return GitfreeStore(url=store.url, cache_dir=str(store.cache_dir), **seaweedfs.store_options())
 
 
-def test_ingest_a_local_directory_skips_unchanged_sources(store: Store, block: GitfreeStore, dataset: str, tmp_path: Path) -> None:
+def test_ingest_a_local_directory_skips_unchanged_sources(
+    store: Store, block: GitfreeStore, dataset: str, tmp_path: Path
+) -> None:
     src = write_tree(tmp_path / "src", {"a.csv": b"t,v\n0,1\n"})
     first = ingest_dataset(str(src), dataset, store=block)
     assert first.number == 1
@@ -51,8 +53,16 @@ def test_ingest_a_local_directory_skips_unchanged_sources(store: Store, block: G
     assert len(wait_for(lambda: (events := committed_events(dataset)) and len(events) == 2 and events)) == 2
 
 
-def test_ingest_an_s3_prefix(store: Store, block: GitfreeStore, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path) -> None:
-    s3 = boto3.client("s3", endpoint_url=seaweedfs.endpoint, aws_access_key_id=seaweedfs.access_key, aws_secret_access_key=seaweedfs.secret_key, region_name="us-east-1")
+def test_ingest_an_s3_prefix(
+    store: Store, block: GitfreeStore, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path
+) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=seaweedfs.endpoint,
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key=seaweedfs.secret_key,
+        region_name="us-east-1",
+    )
     files = {"day=1/a.json": b'{"a": 1}', "day=1/b.json": b'{"b": 2}', "readme.txt": b"raw drop"}
     for key, body in files.items():
         s3.put_object(Bucket=seaweedfs.bucket, Key=f"raw-{dataset}/{key}", Body=body)
@@ -86,7 +96,9 @@ def test_ingest_an_http_file(store: Store, block: GitfreeStore, dataset: str, ht
     assert ingest_dataset(f"{url}/prices.csv", dataset, store=block).number == 2
 
 
-def test_new_version_triggers_the_training_deployment(store: Store, block: GitfreeStore, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path) -> None:
+def test_new_version_triggers_the_training_deployment(
+    store: Store, block: GitfreeStore, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path
+) -> None:
     """ingest → event gitfree.dataset.committed → automation runs train-on-<dataset> with ref=<dataset>@N."""
     model_dataset = f"models/{dataset}"
     deployment = train_example.to_deployment(
@@ -119,8 +131,15 @@ def test_new_version_triggers_the_training_deployment(store: Store, block: Gitfr
     assert run.parameters["ref"] in committed  # type: ignore[attr-defined]
     assert run.parameters["store"] == store.url  # type: ignore[attr-defined]
 
-    env = {**os.environ, **seaweedfs.env(), "GITFREE_CACHE_DIR": str(tmp_path / "worker-cache"), "PREFECT_API_URL": PREFECT_API_URL.value()}
-    result = subprocess.run([PREFECT, "flow-run", "execute", str(run.id)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)  # type: ignore[attr-defined]
+    env = {
+        **os.environ,
+        **seaweedfs.env(),
+        "GITFREE_CACHE_DIR": str(tmp_path / "worker-cache"),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }
+    result = subprocess.run(
+        [PREFECT, "flow-run", "execute", str(run.id)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )  # type: ignore[attr-defined]
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     model = store.show(model_dataset)
     assert [str(i) for i in model.inputs] == [run.parameters["ref"]]  # type: ignore[attr-defined]
