@@ -41,7 +41,6 @@ def read_artifacts(key: str) -> list[Any]:
 
     async def read() -> list[Any]:
         async with get_client() as client:
-            # every field explicitly: the client sends None for omitted ones, which the API rejects
             artifacts = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
                 flow_run_filter=FlowRunFilter(),

@@ -79,3 +79,40 @@ def test_one_line_ingest_of_the_example_data(seaweedfs: SeaweedFS, s3_url: str, 
     store = Store(s3_url, cache_dir=tmp_path / "reader", **seaweedfs.store_options())  # type: ignore[arg-type]
     assert read_tree(store.pull("demo/sensors", tmp_path / "out")) == read_tree(source)
     assert json.loads(store.show("demo/sensors").model_dump_json())["author"]["orchestrator"] == "prefect"
+
+
+def test_prefect_yaml_deploys_the_schedule_and_the_trigger() -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    async def setup_and_read() -> list[object]:
+        async with get_client() as client:
+            try:
+                await client.create_work_pool(WorkPoolCreate(name="gitfree", type="process"))
+            except Exception as exc:  # already there from an earlier run of this session
+                if "already exists" not in str(exc):
+                    raise
+        env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "GITFREE_PROJECT_DIR": str(ROOT)}
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "deploy", "--all"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+        async with get_client() as client:
+            ingest = await client.read_deployment_by_name("gitfree-ingest/ingest-sensors")
+            train = await client.read_deployment_by_name("gitfree-train-example/train-on-sensors")
+            automations = [a for a in await client.read_automations() if str(train.id) in a.model_dump_json()]
+            return [ingest, train, automations]
+
+    ingest, train, automations = asyncio.run(setup_and_read())
+    assert [s.schedule.cron for s in ingest.schedules] == ["0 2 * * *"]  # type: ignore[attr-defined]
+    assert ingest.parameters == {"source": "examples/sensors", "dataset": "demo/sensors"}  # type: ignore[attr-defined]
+    assert train.work_pool_name == "gitfree"  # type: ignore[attr-defined]
+    assert len(automations) == 1  # type: ignore[arg-type]
+    assert "gitfree.dataset.committed" in automations[0].model_dump_json()  # type: ignore[index]

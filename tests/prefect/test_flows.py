@@ -111,7 +111,7 @@ def test_new_version_triggers_the_training_deployment(
             return list(
                 client.read_flow_runs(
                     deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-                    sort=FlowRunSort.ID_DESC,  # the sync client sends None for omitted fields
+                    sort=FlowRunSort.ID_DESC,
                     limit=10,
                 )
             )
