@@ -5,50 +5,12 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .versioning import (
-    Author,
-    ConfigError,
-    ConflictError,
-    Diff,
-    DiffEntry,
-    FileEntry,
-    GitfreeError,
-    InputError,
-    InputRef,
-    IntegrityError,
-    NotFoundError,
-    Ref,
-    Store,
-    StoreSettings,
-    Tag,
-    UnsafePathError,
-    Version,
-    parse_ref,
-)
+from . import versioning
+from .versioning import *  # noqa: F403 - the public API is gitfree.versioning's
 
 try:
     __version__ = version("gitfree")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "Author",
-    "ConfigError",
-    "ConflictError",
-    "Diff",
-    "DiffEntry",
-    "FileEntry",
-    "GitfreeError",
-    "InputError",
-    "InputRef",
-    "IntegrityError",
-    "NotFoundError",
-    "Ref",
-    "Store",
-    "StoreSettings",
-    "Tag",
-    "UnsafePathError",
-    "Version",
-    "__version__",
-    "parse_ref",
-]
+__all__ = [*versioning.__all__, "__version__"]

@@ -115,18 +115,22 @@ class SeaweedFS:
         self._wait_ready(self.process)
         return self
 
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+    def client(self, **config: Any) -> Any:
+        """A boto3 S3 client with this server's endpoint and credentials (``config``: botocore Config options)."""
         import boto3
         import botocore.config
 
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name="us-east-1",
-            config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
+            config=botocore.config.Config(**config) if config else None,
         )
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        client = self.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5)
         deadline = time.monotonic() + self.startup_timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -143,15 +147,7 @@ class SeaweedFS:
         raise RuntimeError(f"SeaweedFS did not become ready in {self.startup_timeout}s: {type(last).__name__}")
 
     def create_bucket(self, name: str) -> None:
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-        ).create_bucket(Bucket=name)
+        self.client().create_bucket(Bucket=name)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from helpers import read_tree, write_tree
 from prefect.client.orchestration import get_client
@@ -56,13 +55,7 @@ def test_ingest_a_local_directory_skips_unchanged_sources(
 def test_ingest_an_s3_prefix(
     store: Store, block: GitfreeStore, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path
 ) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=seaweedfs.endpoint,
-        aws_access_key_id=seaweedfs.access_key,
-        aws_secret_access_key=seaweedfs.secret_key,
-        region_name="us-east-1",
-    )
+    s3 = seaweedfs.client()
     files = {"day=1/a.json": b'{"a": 1}', "day=1/b.json": b'{"b": 2}', "readme.txt": b"raw drop"}
     for key, body in files.items():
         s3.put_object(Bucket=seaweedfs.bucket, Key=f"raw-{dataset}/{key}", Body=body)
