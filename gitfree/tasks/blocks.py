@@ -12,7 +12,7 @@ from gitfree.versioning import Store
 try:  # prefect-aws is optional: when installed, a store can reuse an AwsCredentials block
     from prefect_aws import AwsCredentials
 except ImportError:  # pragma: no cover - depends on the environment
-    AwsCredentials = None
+    AwsCredentials = None  # type: ignore[misc,assignment,unused-ignore]
 
 __all__ = ["GitfreeStore"]
 

@@ -202,3 +202,24 @@ def test_commit_in_one_flow_pull_in_another_process(
 
 def test_lineage_registry_is_per_flow_run() -> None:
     assert _runtime.pulled_inputs(Store(), "anything") == []  # outside a flow run nothing is recorded
+
+
+def test_block_takes_credentials_from_a_prefect_aws_block(
+    seaweedfs: SeaweedFS, s3_url: str, dataset: str, tmp_path: Path
+) -> None:
+    prefect_aws = pytest.importorskip("prefect_aws")
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    credentials = prefect_aws.AwsCredentials(
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key=seaweedfs.secret_key,
+        region_name="us-east-1",
+        aws_client_parameters=AwsClientParameters(endpoint_url=seaweedfs.endpoint),
+    )
+    credentials.save(f"aws-{dataset}")
+    GitfreeStore(
+        url=s3_url, cache_dir=str(tmp_path / "c"), aws_credentials=prefect_aws.AwsCredentials.load(f"aws-{dataset}")
+    ).save(f"via-aws-{dataset}")
+    store = GitfreeStore.load(f"via-aws-{dataset}").get_store()
+    assert store.commit(dataset, write_tree(tmp_path / "src", {"a": b"1"})).number == 1
+    assert seaweedfs.secret_key not in repr(GitfreeStore.load(f"via-aws-{dataset}"))
