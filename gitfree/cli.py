@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
@@ -280,7 +281,7 @@ def commit(
 ) -> None:
     """Commit PATH (a file or directory) as the next version of DATASET."""
     store = _store(ctx)
-    head_before = _head_number(store, dataset)
+    attempt = uuid.uuid4()
     version = store.commit(
         dataset,
         path,
@@ -289,22 +290,16 @@ def commit(
         metrics=_parse_pairs(metric, "--metric", float),
         inputs=list(inputs),
         force=force,
+        commit_id=attempt,
     )
     if as_json:
         _print_json(version)
-    elif head_before is not None and version.number <= head_before:
+    elif version.id != attempt:
         _output().print(
             f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {_human(version.size)})"
         )
     else:
         _output().print(f"committed {version.ref}: {version.nfiles} files, {_human(version.size)}")
-
-
-def _head_number(store: Store, dataset: str) -> int | None:
-    try:
-        return store.show(dataset).number
-    except GitfreeError:
-        return None
 
 
 @cli.command()

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -503,8 +503,6 @@ class Store:
         except KeyMissing:
             return
         with contextlib.suppress(ValueError, TypeError, KeyError):
-            from datetime import datetime
-
             if datetime.fromisoformat(json.loads(raw)["expires_at"]) < utcnow():
                 return
         raise ConflictError(f"garbage collection is running on {self.url}; commit again when it has finished")
