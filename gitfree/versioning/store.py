@@ -182,12 +182,16 @@ class Store:
         span = f"version {numbers[0]}" if len(numbers) == 1 else f"versions {numbers[0]} to {numbers[-1]}"
         return NotFoundError(f"{dataset!r} has no {what}; it has {span}")
 
-    def show(self, ref: str | Ref) -> Version:
+    def show(self, ref: str | Ref | Version) -> Version:
         """The version a ref names: ``images``, ``images@3``, ``images@prod``, ``images@latest~1``.
+
+        A :class:`Version` is returned as it is (so every method that takes a ref takes one too).
 
         Raises:
             NotFoundError: the dataset, version or tag does not exist (the message says what does).
         """
+        if isinstance(ref, Version):
+            return ref
         parsed = parse_ref(ref)
         dataset = parsed.dataset
         if parsed.tag is not None:
@@ -289,7 +293,7 @@ class Store:
         Sizes come from the worker cache where it holds the object, else from the store (one
         request per object), so ask for them only when you need them.
         """
-        version = ref if isinstance(ref, Version) else self.show(ref)
+        version = self.show(ref)
         out = version.pointer.out
         if not out.is_dir:
             return [FileEntry(path=out.path, md5=out.md5, size=out.size)]
@@ -371,7 +375,7 @@ class Store:
         """
         from .workspace import HashState, Workspace
 
-        version = ref if isinstance(ref, Version) else self.show(ref)
+        version = self.show(ref)
         entries = self.files(version)
         if paths is not None:
             entries = select(entries, paths)
@@ -415,7 +419,7 @@ class Store:
         or a directory (the file is named after the version's data). Then, in that project:
         ``dvc remote add -d store <store URL>`` and ``dvc pull``.
         """
-        version = ref if isinstance(ref, Version) else self.show(ref)
+        version = self.show(ref)
         target = Path(path).expanduser()
         if target.is_dir():
             target = target / f"{version.pointer.out.path}.dvc"
@@ -583,8 +587,6 @@ class Store:
     def _input_ref(self, item: str | Ref | Version | InputRef) -> InputRef:
         if isinstance(item, InputRef):
             return item
-        if isinstance(item, Version):
-            return InputRef(dataset=item.dataset, number=item.number)
         version = self.show(item)
         return InputRef(dataset=version.dataset, number=version.number)
 
@@ -648,7 +650,7 @@ class Store:
             ConflictError: the tag exists (and ``move`` is false), or it moved while we moved it.
         """
         validate_tag_name(tag)
-        version = ref if isinstance(ref, Version) else self.show(ref)
+        version = self.show(ref)
         self._ensure_writable()
         record = Tag(
             dataset=version.dataset, tag=tag, number=version.number, created_at=utcnow(), author=Author.current()
