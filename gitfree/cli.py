@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, NoReturn
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import click
 from fsspec.callbacks import Callback
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .versioning import GitfreeError, InputError, Store, Version
+from .versioning import GitfreeError, InputError, IntegrityError, Store, Version
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -418,11 +419,17 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
 @click.argument("ref")
 @click.argument("name")
 @click.option("--move", is_flag=True, help="Move the tag if it already points elsewhere.")
+@click.option(
+    "--expect",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Move only if the tag is at version N now (compare-and-swap); implies --move.",
+)
 @json_option
 @click.pass_context
-def tag(ctx: click.Context, ref: str, name: str, move: bool, as_json: bool) -> None:
+def tag(ctx: click.Context, ref: str, name: str, move: bool, expect: int | None, as_json: bool) -> None:
     """Point the tag NAME at the version REF."""
-    record = _store(ctx).tag(ref, name, move=move)
+    record = _store(ctx).tag(ref, name, move=move, expect=expect)
     if as_json:
         _print_json(record)
     else:
@@ -459,6 +466,112 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
         console = _output()
         for name in names:
             console.print(name, highlight=False)
+
+
+if TYPE_CHECKING:  # generic only in recent click versions
+    _TimedeltaParam = click.ParamType[timedelta]
+else:
+    _TimedeltaParam = click.ParamType
+
+
+class _Duration(_TimedeltaParam):
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` or plain seconds."""
+
+    name = "duration"
+    _UNITS: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw]?)", str(value).strip().lower())
+        if match is None:
+            self.fail(f"{value!r} is not a duration: write e.g. 30d, 12h, 90m, 45s or 0", param, ctx)
+        amount, unit = float(match[1]), match[2] or "s"
+        return timedelta(seconds=amount * self._UNITS[unit])
+
+
+@cli.command()
+@click.option("--keep-last", type=click.IntRange(min=1), metavar="N", help="Keep the last N versions of each dataset.")
+@click.option("--keep-within", type=_Duration(), metavar="AGE", help="Keep versions younger than AGE (e.g. 30d).")
+@click.option(
+    "--grace",
+    type=_Duration(),
+    metavar="AGE",
+    help="Never delete objects younger than this. Default: lease TTL + clock skew (15m).",
+)
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be deleted.")
+@json_option
+@click.pass_context
+def gc(
+    ctx: click.Context,
+    keep_last: int | None,
+    keep_within: timedelta | None,
+    grace: timedelta | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete versions the retention policy drops, and objects no kept version references.
+
+    The newest and every tagged version of each dataset are always kept; with no
+    --keep-* option every version is, and only orphaned objects (left by crashed
+    commits) go. Safe while commits run.
+    """
+    report = _store(ctx).gc(keep_last=keep_last, keep_within=keep_within, grace=grace, dry_run=dry_run)
+    if as_json:
+        _print_json(report)
+        return
+    console = _output()
+    verb = "would delete" if dry_run else "deleted"
+    if dry_run:
+        for ref in report.versions_deleted:
+            console.print(f"  version {ref}", highlight=False)
+        for key in report.deleted:
+            console.print(f"  object  {key}", highlight=False)
+    console.print(
+        f"{verb} {len(report.versions_deleted)} version(s) and {report.objects_deleted} object(s) "
+        f"({_human(report.bytes_deleted)}); kept {report.versions_kept} version(s) and {report.objects_kept} "
+        f"object(s); {report.objects_too_young} unreferenced object(s) younger than the grace period left; "
+        f"{report.leases_live} commit(s) in flight",
+        highlight=False,
+    )
+
+
+@cli.command()
+@click.argument("datasets", nargs=-1)
+@click.option("--deep", is_flag=True, help="Download and hash every object (default: trust S3's md5 ETags).")
+@click.option("--repair", is_flag=True, help="Re-upload missing or damaged objects the worker cache holds intact.")
+@json_option
+@click.pass_context
+def fsck(ctx: click.Context, datasets: tuple[str, ...], deep: bool, repair: bool, as_json: bool) -> None:
+    """Check that every version's objects are in the store and hash right (exit 5 if not)."""
+    report = _store(ctx).fsck(deep=deep, repair=repair, datasets=datasets)
+    if as_json:
+        _print_json(report)
+    else:
+        console = _output()
+        by_version: dict[str, list[Any]] = {}
+        for problem in report.problems:
+            by_version.setdefault(problem.ref or problem.key, []).append(problem)
+        for where, found in by_version.items():
+            console.print(f"{where}:", highlight=False)
+            for p in found:
+                state = "repaired" if p.repaired else p.kind.replace("_", " ")
+                console.print(f"  {state}: {p.key} ({p.detail})", highlight=False)
+        summary = (
+            f"checked {report.versions} version(s) of {report.datasets} dataset(s), {report.tags} tag(s), "
+            f"{report.objects} object(s)"
+        )
+        if report.unverified:
+            summary += f"; {report.unverified} object(s) checked for presence only (use --deep)"
+        if report.stale_leases:
+            summary += f"; {report.stale_leases} stale lease(s) (gc removes them)"
+        broken = report.broken_versions
+        console.print(
+            summary + (f"; {len(broken)} broken version(s)" if broken else "; no problems" if report.ok else ""),
+            highlight=False,
+        )
+    if not report.ok:
+        ctx.exit(IntegrityError.exit_code)
 
 
 @cli.command(name="export")

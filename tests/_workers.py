@@ -27,3 +27,24 @@ def pull_to(url: str, options: dict[str, Any], cache: str, ref: str, dest: str) 
     from gitfree import Store
 
     return str(Store(url, cache_dir=cache, **options).pull(ref, Path(dest)))
+
+
+def gc_until_killed(url: str, options: dict[str, Any], cache: str) -> None:
+    """Run a GC that keeps the last version, and SIGKILL it just before its second batch of deletes
+    (after it removed the dropped version records, before it removed their objects)."""
+    import os
+    import signal
+    from datetime import timedelta
+
+    from gitfree import Store
+
+    store = Store(url, cache_dir=cache, **options)
+    calls = []
+
+    def kill_on_second_batch(**kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    store.backend._client.meta.events.register("before-call.s3.DeleteObjects", kill_on_second_batch)  # type: ignore[attr-defined]
+    store.gc(keep_last=1, grace=timedelta(0))

@@ -62,3 +62,40 @@ def store(request: pytest.FixtureRequest, make_store: Callable[..., Store]) -> S
 @pytest.fixture
 def s3_store(make_store: Callable[..., Store]) -> Store:
     return make_store("s3")
+
+
+# ---------------------------------------------------------------------------- reliability figures
+
+FULL = os.environ.get("GITFREE_RELIABILITY") == "full"
+"""``make reliability`` runs the reliability tests at full size; the default suite at a small one."""
+
+
+class Figures:
+    """One line per promise of the reliability issue, printed at the end of the run."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, list[str]] = {}
+
+    def add(self, promise: str, line: str) -> None:
+        self.lines.setdefault(promise, []).append(line)
+
+
+_FIGURES = Figures()
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FIGURES.lines:
+        return
+    size = "full" if FULL else "small (make reliability runs the full size)"
+    lines = [f"{promise}: {line}" for promise, found in sorted(_FIGURES.lines.items()) for line in found]
+    terminalreporter.section(f"gitfree reliability figures, {size}")
+    for line in lines:
+        terminalreporter.write_line(line)
+    target = os.environ.get("GITFREE_FIGURES_FILE")
+    if target:
+        Path(target).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -18,9 +18,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -32,7 +35,20 @@ from .layout import PROBES
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["Backend", "FileBackend", "S3Backend", "open_backend"]
+__all__ = ["Backend", "FileBackend", "ObjectInfo", "S3Backend", "open_backend"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A key found by :meth:`Backend.scan`."""
+
+    key: str
+    size: int
+    modified: datetime
+    etag: str | None
+    """The server's ETag without quotes (S3: the md5 of the content unless uploaded in parts)."""
 
 
 class KeyExists(Exception):
@@ -85,8 +101,25 @@ class Backend(ABC):
         """Size in bytes; raise :class:`KeyMissing`."""
 
     @abstractmethod
+    def scan(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every key under ``prefix`` (recursively) with its size, time and etag, in no particular order."""
+
     def list(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix`` (recursively), in no particular order."""
+        return (info.key for info in self.scan(prefix))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete every key (missing keys are not an error)."""
+        for key in keys:
+            self.delete(key)
+
+    @abstractmethod
+    def upload(self, key: str, path: Path) -> None:
+        """Write the local file ``path`` to ``key`` unconditionally (content-addressed objects only)."""
+
+    @abstractmethod
+    def md5(self, key: str) -> tuple[str, int]:
+        """Stream ``key`` and return the md5 of its content and its size; raise :class:`KeyMissing`."""
 
     @abstractmethod
     def dvc_remote(self) -> dict[str, Any]:
@@ -207,13 +240,37 @@ class FileBackend(Backend):
         except FileNotFoundError:
             raise KeyMissing(key) from None
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def scan(self, prefix: str) -> Iterator[ObjectInfo]:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         for dirpath, _, filenames in os.walk(base):
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for filename in filenames:
-                if not filename.startswith(self._TMP):
-                    yield filename if rel == "." else f"{rel}/{filename}"
+                if filename.startswith(self._TMP):
+                    continue
+                try:
+                    st = os.stat(os.path.join(dirpath, filename))
+                except FileNotFoundError:
+                    continue
+                key = filename if rel == "." else f"{rel}/{filename}"
+                yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), None)
+
+    def upload(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{self._TMP}{uuid.uuid4().hex}"
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+
+    def md5(self, key: str) -> tuple[str, int]:
+        digest, size = hashlib.md5(usedforsecurity=False), 0
+        try:
+            with open(self._path(key), "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyMissing(key) from None
+        return digest.hexdigest(), size
 
     def dvc_remote(self) -> dict[str, Any]:
         return {"url": str(self.root)}
@@ -378,13 +435,54 @@ class S3Backend(Backend):
         with self._translate(key):
             return self._client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def scan(self, prefix: str) -> Iterator[ObjectInfo]:
         full = self._key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
         with self._translate(prefix):
             for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 for obj in page.get("Contents", []):
-                    yield obj["Key"][strip:]
+                    yield ObjectInfo(
+                        obj["Key"][strip:],
+                        obj.get("Size", 0),
+                        obj["LastModified"],
+                        obj.get("ETag", "").strip('"') or None,
+                    )
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        batch: list[str] = []
+        for key in [*keys, None]:
+            if key is not None:
+                batch.append(key)
+            if batch and (key is None or len(batch) == 1000):
+                with self._translate(batch[0], write=True):
+                    response = self._client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True}
+                    )
+                errors = [e for e in response.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+                if errors:
+                    raise GitfreeError(
+                        f"{len(errors)} of {len(batch)} deletes failed on {self.endpoint or 'AWS S3'} "
+                        f"(e.g. {errors[0].get('Key')}: {errors[0].get('Code')}); re-run to finish"
+                    )
+                batch = []
+
+    def upload(self, key: str, path: Path) -> None:
+        from boto3.exceptions import S3UploadFailedError
+
+        try:
+            with self._translate(key, write=True):
+                self._client.upload_file(str(path), self.bucket, self._key(key))
+        except S3UploadFailedError as exc:  # boto3's transfer manager wraps the ClientError in text
+            raise GitfreeError(f"uploading {path.name} to s3://{self.bucket}/{self._key(key)} failed: {exc}") from None
+
+    def md5(self, key: str) -> tuple[str, int]:
+        digest, size = hashlib.md5(usedforsecurity=False), 0
+        with self._translate(key):
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            for chunk in body.iter_chunks(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
 
     def dvc_remote(self) -> dict[str, Any]:
         remote: dict[str, Any] = {"url": self.url, "verify": True}

@@ -50,8 +50,12 @@ class StoreSettings(BaseSettings):
     """An AWS profile name from ``~/.aws/config``."""
     jobs: int | None = Field(default=None, ge=1, le=256)
     """Parallel transfers. Default: DVC's default for the remote."""
-    lease_ttl: float = Field(default=3600.0, gt=0)
-    """Seconds a commit's lease lives without a heartbeat (garbage collection keeps its objects)."""
+    lease_ttl: float = Field(default=600.0, gt=0)
+    """Seconds a commit's lease (or the GC lock) lives without a heartbeat; renewed every third of it."""
+    clock_skew: float = Field(default=300.0, ge=0)
+    """Seconds by which the clocks of two workers may differ; a lease is dead only this long after expiry."""
+    gc_wait: float = Field(default=1800.0, ge=0)
+    """Seconds a commit waits for a running garbage collection, or GC for commits still uploading."""
     commit_attempts: int = Field(default=100, ge=1)
     """How many version numbers a commit tries before giving up with ``ConflictError``."""
 

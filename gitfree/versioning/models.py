@@ -21,10 +21,13 @@ __all__ = [
     "Diff",
     "DiffEntry",
     "FileEntry",
+    "FsckReport",
+    "GcReport",
     "InputRef",
     "Lease",
     "Output",
     "Pointer",
+    "Problem",
     "StoreMarker",
     "Tag",
     "Version",
@@ -162,13 +165,24 @@ class Latest(_Record):
 
 
 class Lease(_Record):
-    """A commit in flight, so that garbage collection keeps what it is about to reference."""
+    """A commit in flight (``leases/<id>.json``) or garbage collection's lock (``gc/lock.json``).
+
+    A commit's lease names the object it is about to reference (``pointer``: the ``.dir``
+    listing or the single file), so that a concurrent garbage collection keeps it. Both
+    are renewed while their holder works; one whose ``expires_at`` (plus the allowed clock
+    skew) has passed, or whose process is gone from this same machine, is dead.
+    """
 
     format: Literal[1] = FORMAT
     id: uuid.UUID
-    dataset: str
+    kind: Literal["commit", "gc"] = "commit"
+    dataset: str | None = None
+    pointer: str | None = None
+    """md5 of the output the commit will reference (``….dir`` for a directory)."""
     host: str
     pid: int
+    node: str | None = None
+    """Identifies this kernel and PID namespace, so that a lease's process can be checked for life."""
     created_at: AwareDatetime
     expires_at: AwareDatetime
 
@@ -233,3 +247,66 @@ class Diff(BaseModel):
 
     def __bool__(self) -> bool:
         return bool(self.entries)
+
+
+class GcReport(BaseModel):
+    """What a garbage collection removed (or, in a dry run, would remove)."""
+
+    model_config = ConfigDict(frozen=True)
+    dry_run: bool
+    versions_kept: int
+    versions_deleted: list[str]
+    """Refs of the version records removed, e.g. ``images@3``."""
+    objects_kept: int
+    objects_deleted: int
+    bytes_deleted: int
+    objects_too_young: int
+    """Unreferenced objects left alone because they are younger than the grace period."""
+    leases_live: int
+    leases_removed: int
+    deleted: list[str] = Field(default_factory=list)
+    """Keys of the objects removed (or to remove)."""
+
+
+class Problem(BaseModel):
+    """One thing ``fsck`` found wrong, with the version it breaks and whether ``repair`` fixed it."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal[
+        "bad_record", "missing_listing", "bad_listing", "missing_object", "hash_mismatch", "dangling_tag", "bad_latest"
+    ]
+    key: str
+    """The store key that is wrong."""
+    detail: str
+    dataset: str | None = None
+    number: int | None = None
+    repaired: bool = False
+
+    @property
+    def ref(self) -> str | None:
+        return f"{self.dataset}@{self.number}" if self.dataset and self.number else self.dataset
+
+
+class FsckReport(BaseModel):
+    """The result of ``fsck``: every problem, per version, and what was checked."""
+
+    model_config = ConfigDict(frozen=True)
+    datasets: int
+    versions: int
+    tags: int
+    objects: int
+    bytes_hashed: int
+    """Bytes downloaded and hashed (``deep``), or 0 when ETags and sizes sufficed."""
+    unverified: int
+    """Objects whose content was not hashed (a multipart ETag, and not ``deep``)."""
+    stale_leases: int
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        """No problem left unrepaired."""
+        return all(p.repaired for p in self.problems)
+
+    @property
+    def broken_versions(self) -> list[str]:
+        return sorted({p.ref for p in self.problems if p.number and not p.repaired and p.ref})

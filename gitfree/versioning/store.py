@@ -14,25 +14,38 @@ import json
 import logging
 import os
 import random
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
-from . import layout
+from . import layout, leases
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed, open_backend
 from .checkout import check_destination, matches, materialise, select, validate_entries, validate_path
 from .config import StoreSettings
 from .errors import ConflictError, InputError, IntegrityError, NotFoundError
-from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Latest, Lease, StoreMarker, Tag, Version, utcnow
+from .models import (
+    Author,
+    Diff,
+    DiffEntry,
+    FileEntry,
+    FsckReport,
+    GcReport,
+    InputRef,
+    Latest,
+    Lease,
+    StoreMarker,
+    Tag,
+    Version,
+    utcnow,
+)
 from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
 
 __all__ = ["Store"]
@@ -463,53 +476,53 @@ class Store:
         with _probed_lock:
             _probed.add(key)
 
+    def _skew(self) -> timedelta:
+        return timedelta(seconds=self.settings.clock_skew)
+
+    def _live_gc_lock(self) -> Lease | None:
+        """The GC lock, if a garbage collection holds it and is alive."""
+        found = leases.read(self.backend, layout.GC_LOCK)
+        if found is None or leases.is_dead(found[0], self._skew()):
+            return None
+        return found[0]
+
+    def _await_gc(self, deadline: float, what: str) -> bool:
+        """Wait while garbage collection runs; true if it did (so the caller re-checks what it relied on)."""
+        waited = False
+        while (lock := self._live_gc_lock()) is not None:
+            if time.monotonic() > deadline:
+                raise ConflictError(
+                    f"garbage collection has held {self.url} since {lock.created_at:%Y-%m-%d %H:%M:%S} UTC "
+                    f"(on {lock.host}, pid {lock.pid}); {what} waited {self.settings.gc_wait:.0f}s. Retry when it "
+                    "has finished, or raise GITFREE_GC_WAIT"
+                )
+            if not waited:
+                logger.info("garbage collection is running on %s (on %s); %s waits for it", self.url, lock.host, what)
+            waited = True
+            time.sleep(random.uniform(0.5, 1.5) * min(2.0, max(0.05, self.settings.gc_wait / 20)))  # noqa: S311
+        return waited
+
     @contextlib.contextmanager
-    def _lease(self, dataset: str, lease_id: uuid.UUID) -> Iterator[Lease]:
-        """A commit in flight: created before the upload, refreshed while it runs, removed after."""
+    def _lease(self, dataset: str, pointer: str) -> Iterator[leases.Holder]:
+        """Steps 1 and 8: a lease naming what the commit will reference, renewed while it runs.
+
+        The lease is written *before* looking for the GC lock (DESIGN.md, "Garbage
+        collection"): either a GC that starts later sees the lease and keeps ``pointer``,
+        or we see its lock, withdraw the lease (so GC does not wait for us) and wait.
+        """
         ttl = timedelta(seconds=self.settings.lease_ttl)
-        now = utcnow()
-        lease = Lease(
-            id=lease_id,
-            dataset=dataset,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            created_at=now,
-            expires_at=now + ttl,
-        )
-        key = layout.lease_key(str(lease_id))
-        self.backend.create(key, lease.model_dump_json().encode())
-        stop = threading.Event()
-
-        def heartbeat() -> None:
-            while not stop.wait(ttl.total_seconds() / 3):
-                renewed = lease.model_copy(update={"expires_at": utcnow() + ttl})
-                try:
-                    self.backend.put(key, renewed.model_dump_json().encode())
-                except Exception:  # a missed heartbeat shortens the lease; the commit goes on
-                    logger.warning("could not renew the lease of a commit to %s", dataset, exc_info=True)
-
-        thread = threading.Thread(target=heartbeat, name=f"gitfree-lease-{lease_id}", daemon=True)
-        thread.start()
+        deadline = time.monotonic() + self.settings.gc_wait
+        while True:
+            holder = leases.Holder.new(self.backend, ttl, dataset=dataset, pointer=pointer)
+            holder.create()
+            if self._live_gc_lock() is None:
+                break
+            holder.release()
+            self._await_gc(deadline, f"a commit to {dataset!r}")
         try:
-            self._check_gc_lock()
-            yield lease
+            yield holder
         finally:
-            stop.set()
-            thread.join()
-            try:
-                self.backend.delete(key)
-            except Exception:
-                logger.warning("could not remove the lease %s; it expires by itself", key, exc_info=True)
-
-    def _check_gc_lock(self) -> None:
-        try:
-            raw, _ = self.backend.get(layout.GC_LOCK)
-        except KeyMissing:
-            return
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            if datetime.fromisoformat(json.loads(raw)["expires_at"]) < utcnow():
-                return
-        raise ConflictError(f"garbage collection is running on {self.url}; commit again when it has finished")
+            holder.release()
 
     def commit(
         self,
@@ -576,9 +589,15 @@ class Store:
             "metrics": dict(metrics or {}),
             "inputs": lineage,
         }
-        with self._lease(dataset, uuid.uuid4()):
+        with self._lease(dataset, staged.out.md5) as lease:
             with Workspace(self.cache_dir, self.backend.dvc_remote(), self.settings.jobs) as ws:
                 ws.push(staged, self._callback(f"Uploading {dataset}"))
+            if not lease.valid(margin=lease.ttl / 3):
+                raise ConflictError(
+                    f"the lease of this commit to {dataset!r} lapsed while it uploaded (its heartbeats failed), so a "
+                    "garbage collection may have judged it dead; nothing was committed. Retry: what is already "
+                    "uploaded is not sent again"
+                )
             version = self._create_version(head.number + 1 if head else 1, fields, force)
         self._advance_latest(version)
         logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
@@ -643,11 +662,16 @@ class Store:
                 return
         logger.warning("could not advance %s to %s; readers find the version by probing", key, version.ref)
 
-    def tag(self, ref: str | Ref | Version, tag: str, *, move: bool = False) -> Tag:
+    def tag(self, ref: str | Ref | Version, tag: str, *, move: bool = False, expect: int | None = None) -> Tag:
         """Point ``tag`` at a version. Tags are create-only; ``move=True`` moves an existing one.
 
+        Args:
+            expect: with ``move``, the version number the caller believes the tag is at; the move
+                fails if it is elsewhere (compare-and-swap, as ``git update-ref NEW OLD``).
+
         Raises:
-            ConflictError: the tag exists (and ``move`` is false), or it moved while we moved it.
+            ConflictError: the tag exists (and ``move`` is false), it is not at ``expect``, or it
+                moved while we moved it.
         """
         validate_tag_name(tag)
         version = self.show(ref)
@@ -657,29 +681,99 @@ class Store:
         )
         key = layout.tag_key(version.dataset, tag)
         data = record.model_dump_json(indent=2).encode()
-        try:
-            self.backend.create(key, data)
-            return record
-        except (KeyExists, OutcomeUnknown):
-            pass
-        raw, etag = self.backend.get(key)
-        existing = self._parse(key, raw, Tag)
-        if existing.number == version.number:
-            return existing
-        if not move:
-            raise ConflictError(
-                f"tag {existing.ref} already points at version {existing.number}; pass move=True (--move) to move it to {version.number}"
-            )
-        try:
-            self.backend.replace(key, data, etag)
-        except (PreconditionFailed, OutcomeUnknown):
-            current = self._read(key, Tag)
-            if current.number == version.number:
-                return current
-            raise ConflictError(
-                f"tag {existing.ref} was moved by someone else (now at version {current.number}); look again and retry"
-            ) from None
+        etag: str | None = None
+        if expect is None:
+            with contextlib.suppress(KeyExists, OutcomeUnknown):
+                etag = self.backend.create(key, data)
+        if etag is None:
+            try:
+                raw, current_etag = self.backend.get(key)
+            except KeyMissing:
+                raise ConflictError(
+                    f"tag {record.ref} does not exist"
+                    + (f", so it is not at version {expect}" if expect else "; retry")
+                ) from None
+            existing = self._parse(key, raw, Tag)
+            if existing.number == version.number:
+                return existing
+            if not move and expect is None:
+                raise ConflictError(
+                    f"tag {existing.ref} already points at version {existing.number}; pass move=True (--move) "
+                    f"to move it to {version.number}"
+                ) from None
+            if expect is not None and existing.number != expect:
+                raise ConflictError(
+                    f"tag {existing.ref} is at version {existing.number}, not {expect} as expected; look again and retry"
+                ) from None
+            try:
+                etag = self.backend.replace(key, data, current_etag)
+            except (PreconditionFailed, OutcomeUnknown):
+                current = self._read(key, Tag)
+                if current.number == version.number:
+                    return current
+                raise ConflictError(
+                    f"tag {existing.ref} was moved by someone else (now at version {current.number}); look again "
+                    "and retry"
+                ) from None
+        # A tag is a GC root written outside a lease: written first, then the GC lock checked
+        # (as a lease is); if a GC ran meanwhile, make sure it did not remove the version.
+        if self._await_gc(time.monotonic() + self.settings.gc_wait, f"tagging {record.ref}"):
+            try:
+                self._version(version.dataset, version.number)
+            except KeyMissing:
+                with contextlib.suppress(KeyMissing):
+                    if self.backend.get(key)[1] == etag:
+                        self.backend.delete(key)
+                raise NotFoundError(
+                    f"{version.ref} was removed by a garbage collection that ran while it was being tagged; "
+                    f"the tag {record.ref} was not kept"
+                ) from None
         return record
+
+    # ------------------------------------------------------------------ maintenance
+
+    def gc(
+        self,
+        *,
+        keep_last: int | None = None,
+        keep_within: timedelta | None = None,
+        grace: timedelta | None = None,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Remove the versions the retention policy drops, then every object no kept version references.
+
+        In every dataset the newest version and every tagged version are kept, and also the
+        last ``keep_last`` and those younger than ``keep_within``; with neither, every version
+        is kept and only objects no version references (a crashed commit's uploads) go.
+        Objects younger than ``grace`` (default: lease TTL + clock skew) are never removed.
+        Safe while commits run: their leases keep what they will reference, and commits that
+        start during GC wait for it. A GC that dies part way is simply run again.
+
+        Raises:
+            ConflictError: another GC runs, or commits in flight did not finish uploading in time.
+            IntegrityError: a record or listing cannot be read; nothing was deleted (run :meth:`fsck`).
+        """
+        from .gc import collect
+
+        return collect(self, keep_last=keep_last, keep_within=keep_within, grace=grace, dry_run=dry_run)
+
+    def fsck(self, *, deep: bool = False, repair: bool = False, datasets: Iterable[str] = ()) -> FsckReport:
+        """Check every version (of ``datasets``, default all): records, listings, objects, tags, ``latest.json``.
+
+        Objects are proven present by one listing of the store, and their content by the
+        server's ETag where it is the md5 (single-part S3 uploads); ``deep=True`` downloads
+        and hashes every object instead. ``repair=True`` re-uploads missing or damaged
+        objects the worker cache holds intact, then checks again. ``report.ok`` tells
+        whether anything is left broken.
+        """
+        from .fsck import check
+
+        report = check(self, deep=deep, repair=repair, datasets=datasets)
+        if repair and any(p.repaired for p in report.problems):
+            again = check(self, deep=deep, repair=True, datasets=datasets)
+            fixed = [p for p in report.problems if p.repaired]
+            report = again.model_copy(update={"problems": fixed + [p for p in again.problems if p not in fixed]})
+        return report
 
 
 def _check_source(source: Path) -> None:

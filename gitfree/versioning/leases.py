@@ -1,0 +1,181 @@
+"""Leases of commits in flight and the garbage collector's lock: created, kept alive, judged dead.
+
+Writers and the garbage collector exclude each other with nothing but conditional
+writes, in the order of Dekker's algorithm: a writer *first* creates its lease and
+*then* looks for the GC lock; GC *first* creates its lock and *then* lists leases.
+S3 is strongly consistent, so at least one of the two sees the other: either the
+writer waits for GC to finish, or GC keeps what the writer's lease names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from . import layout
+from .backends import Backend, KeyMissing, PreconditionFailed
+from .models import Lease, utcnow
+
+__all__ = ["Holder", "is_dead", "node_id", "read"]
+
+logger = logging.getLogger("gitfree")
+
+
+@cache
+def node_id() -> str | None:
+    """This kernel boot and PID namespace: where a PID means the same process (Linux only)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{boot}/{namespace}"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def is_dead(lease: Lease, skew: timedelta, now: datetime | None = None) -> bool:
+    """A lease or lock whose holder cannot still be working.
+
+    Expired by more than the allowed clock skew, or held by a process of this same
+    machine (kernel boot and PID namespace) that no longer exists, as restic judges
+    its stale locks.
+    """
+    if (now or utcnow()) > lease.expires_at + skew:
+        return True
+    here = node_id()
+    return here is not None and lease.node == here and lease.pid != os.getpid() and _process_gone(lease.pid)
+
+
+class Holder:
+    """Holds a lease or lock record at ``key`` and renews it every ``ttl / 3`` while work goes on.
+
+    Renewal swaps the record with ``If-Match``, so a holder notices when someone judged
+    it dead and took or removed its record: :meth:`valid` turns false and the holder
+    must not act on what the record protected.
+    """
+
+    def __init__(self, backend: Backend, key: str, lease: Lease, ttl: timedelta) -> None:
+        self.backend = backend
+        self.key = key
+        self.lease = lease
+        self.ttl = ttl
+        self._etag: str | None = None
+        self._lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def new(cls, backend: Backend, ttl: timedelta, *, key: str | None = None, **fields: Any) -> Holder:
+        """A new lease (at ``leases/<id>.json`` unless ``key`` is given), not yet written."""
+        now = utcnow()
+        lease_id = uuid.uuid4()
+        key = key or layout.lease_key(str(lease_id))
+        lease = Lease(
+            id=lease_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            node=node_id(),
+            created_at=now,
+            expires_at=now + ttl,
+            **fields,
+        )
+        return cls(backend, key, lease, ttl)
+
+    def create(self) -> None:
+        """Create the record (``If-None-Match``); raise ``KeyExists`` when it is there already."""
+        self._etag = self.backend.create(self.key, self.lease.model_dump_json().encode())
+        self._start()
+
+    def take_over(self, etag: str) -> None:
+        """Replace a dead holder's record that had ``etag``; raise ``PreconditionFailed`` if it changed."""
+        self._etag = self.backend.replace(self.key, self.lease.model_dump_json().encode(), etag)
+        self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._beat, name=f"gitfree-{self.key}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl.total_seconds() / 3):
+            self.renew()
+
+    def renew(self) -> bool:
+        """Push the expiry forward now; false when the record was lost."""
+        with self._lock:
+            if self._lost or self._etag is None:
+                return False
+            if utcnow() >= self.lease.expires_at:
+                # Lapsed: someone may have judged it dead and acted on that. Renewing now would
+                # hide it; the holder must start over instead.
+                logger.warning("%s lapsed before it could be renewed", self.key)
+                self._lost = True
+                return False
+            renewed = self.lease.model_copy(update={"expires_at": utcnow() + self.ttl})
+            try:
+                self._etag = self.backend.replace(self.key, renewed.model_dump_json().encode(), self._etag)
+            except PreconditionFailed:
+                logger.warning("%s was taken over or removed by someone who judged it dead", self.key)
+                self._lost = True
+                return False
+            except Exception:  # a missed heartbeat shortens the lease; valid() tells the holder
+                logger.warning("could not renew %s", self.key, exc_info=True)
+                return False
+            self.lease = renewed
+            return True
+
+    def valid(self, margin: timedelta) -> bool:
+        """Still ours, and at least ``margin`` before expiry by our clock."""
+        return not self._lost and utcnow() + margin < self.lease.expires_at
+
+    def release(self) -> None:
+        """Stop renewing and remove the record (if it is still ours)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            if self._lost or self._etag is None:
+                return
+            try:
+                _, etag = self.backend.get(self.key)
+                if etag == self._etag:
+                    self.backend.delete(self.key)
+            except KeyMissing:
+                pass
+            except Exception:
+                logger.warning("could not remove %s; it expires by itself", self.key, exc_info=True)
+            self._etag = None
+
+
+def read(backend: Backend, key: str) -> tuple[Lease, str] | None:
+    """The lease or lock at ``key`` and its etag; ``None`` if there is none.
+
+    A record that does not parse is returned as an already expired lease (its writer
+    was not gitfree, or it was cut short), so that it blocks nobody for ever.
+    """
+    try:
+        raw, etag = backend.get(key)
+    except KeyMissing:
+        return None
+    try:
+        return Lease.model_validate_json(raw), etag
+    except ValueError:
+        logger.warning("%s is not a valid lease record; treating it as expired", key)
+        epoch = datetime.fromtimestamp(0).astimezone()
+        return Lease(id=uuid.uuid4(), host="?", pid=0, created_at=epoch, expires_at=epoch), etag
