@@ -75,9 +75,14 @@ class Figures:
 
     def __init__(self) -> None:
         self.lines: dict[str, list[str]] = {}
+        self.counts: dict[tuple[str, str], int] = {}
 
     def add(self, promise: str, line: str) -> None:
         self.lines.setdefault(promise, []).append(line)
+
+    def count(self, promise: str, what: str) -> None:
+        """One more case of ``what`` that held (printed as ``what: N``)."""
+        self.counts[promise, what] = self.counts.get((promise, what), 0) + 1
 
 
 _FIGURES = Figures()
@@ -89,10 +94,13 @@ def figures() -> Figures:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _FIGURES.lines:
+    found = {promise: list(lines) for promise, lines in _FIGURES.lines.items()}
+    for (promise, what), n in _FIGURES.counts.items():
+        found.setdefault(promise, []).append(f"{what}: {n}")
+    if not found:
         return
     size = "full" if FULL else "small (make reliability runs the full size)"
-    lines = [f"{promise}: {line}" for promise, found in sorted(_FIGURES.lines.items()) for line in found]
+    lines = [f"{promise}: {line}" for promise, items in sorted(found.items()) for line in items]
     terminalreporter.section(f"gitfree reliability figures, {size}")
     for line in lines:
         terminalreporter.write_line(line)

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Figures
 from helpers import read_tree, write_tree
 
-from gitfree import IntegrityError, Store, UnsafePathError, Version
+from gitfree import InputError, IntegrityError, Store, UnsafePathError, Version
 from gitfree.versioning import layout
 
 
@@ -37,7 +38,9 @@ def _forge_version(store: Store, dataset: str, entries: list[dict[str, str]]) ->
     "evil",
     ["../escape", "../../etc/passwd", "/etc/passwd", "a/../../b", "a\\..\\b", "a/./b", "x\x00y", "", "C:/windows"],
 )
-def test_paths_that_escape_the_destination_are_refused(store: Store, tmp_path: Path, evil: str) -> None:
+def test_paths_that_escape_the_destination_are_refused(
+    store: Store, tmp_path: Path, evil: str, figures: Figures
+) -> None:
     src = write_tree(tmp_path / "src", {"ok.txt": b"fine"})
     good = store.commit("ds", src)
     good_md5 = store.files(good)[0].md5
@@ -48,9 +51,10 @@ def test_paths_that_escape_the_destination_are_refused(store: Store, tmp_path: P
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "cache" not in str(p)) == [
         p for p in before if "cache" not in str(p)
     ]
+    figures.count("8. hostile records", "listings naming a path outside the destination, refused, 0 files written")
 
 
-def test_duplicate_and_clashing_paths_are_refused(store: Store, tmp_path: Path) -> None:
+def test_duplicate_and_clashing_paths_are_refused(store: Store, tmp_path: Path, figures: Figures) -> None:
     src = write_tree(tmp_path / "src", {"a": b"1"})
     good = store.commit("ds", src)
     md5 = store.files(good)[0].md5
@@ -61,9 +65,35 @@ def test_duplicate_and_clashing_paths_are_refused(store: Store, tmp_path: Path) 
     with pytest.raises(UnsafePathError, match="both as a file and as a directory"):
         store.pull("ds", tmp_path / "d2")
     assert not (tmp_path / "d1").exists() and not (tmp_path / "d2").exists()
+    figures.count("8. hostile records", "listings with duplicate or file/dir-clashing paths, refused")
 
 
-def test_object_corrupted_on_the_remote_is_never_materialised(make_store: Callable[..., Store], tmp_path: Path) -> None:
+def test_a_symlink_inside_the_destination_is_never_written_through(
+    store: Store, tmp_path: Path, figures: Figures
+) -> None:
+    """dest/sub links outside; the version has sub/x. Nothing may land in the link's target."""
+    outside = write_tree(tmp_path / "outside", {"x": b"precious"})
+    version = store.commit("ds", write_tree(tmp_path / "src", {"sub/x": b"new", "y": b"y"}))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InputError, match="holds other data"):
+        store.pull(version, dest)
+    assert read_tree(outside) == {"x": b"precious"}
+    store.pull(version, dest, overwrite=True)
+    assert read_tree(outside) == {"x": b"precious"}
+    assert not (dest / "sub").is_symlink() and read_tree(dest) == {"sub/x": b"new", "y": b"y"}
+    # Pulled again onto itself: recognised as at-version, and still nothing outside changes.
+    (dest / "sub").rename(tmp_path / "moved")
+    (dest / "sub").symlink_to(tmp_path / "moved", target_is_directory=True)
+    with pytest.raises(InputError, match="holds other data"):
+        store.pull(version, dest)
+    figures.count("8. hostile records", "symlinked directories inside the destination, never written through")
+
+
+def test_object_corrupted_on_the_remote_is_never_materialised(
+    make_store: Callable[..., Store], tmp_path: Path, figures: Figures
+) -> None:
     writer = make_store("s3")
     src = write_tree(tmp_path / "src", {"a.txt": b"original", "b.txt": b"other"})
     version = writer.commit("ds", src)
@@ -75,6 +105,7 @@ def test_object_corrupted_on_the_remote_is_never_materialised(make_store: Callab
         reader.pull("ds", tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
     assert not (reader.cache_dir / layout.object_key(victim.md5)).exists()
+    figures.count("8. hostile records", "objects corrupted on the remote, never materialised")
 
 
 def test_object_corrupted_in_the_worker_cache_is_never_materialised(store: Store, tmp_path: Path) -> None:
@@ -99,12 +130,15 @@ def test_corrupted_listing_is_refused(make_store: Callable[..., Store], tmp_path
 
 
 @pytest.mark.parametrize("content", [b"", b'{"format": 1, "dataset": "ds", "num', b"not json", b'{"format": 1}', b"[]"])
-def test_truncated_or_invalid_records_name_the_key(store: Store, tmp_path: Path, content: bytes) -> None:
+def test_truncated_or_invalid_records_name_the_key(
+    store: Store, tmp_path: Path, content: bytes, figures: Figures
+) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
     key = layout.version_key("ds", 2)
     store.backend.put(key, content)
     with pytest.raises(IntegrityError, match=key.replace(".", r"\.")):
         store.show("ds@2")
+    figures.count("8. hostile records", "truncated or invalid records, IntegrityError naming the key")
 
 
 def test_record_from_a_newer_format_asks_for_an_upgrade(store: Store, tmp_path: Path) -> None:
@@ -112,3 +146,22 @@ def test_record_from_a_newer_format_asks_for_an_upgrade(store: Store, tmp_path: 
     store.backend.put(layout.version_key("ds", 2), b'{"format": 2, "dataset": "ds"}')
     with pytest.raises(IntegrityError, match="upgrade gitfree"):
         store.show("ds@2")
+
+
+@pytest.mark.parametrize("evil", ["../x", "/etc/passwd", "a/../../b", "..\\x", "x\x00y", ".."])
+def test_version_record_naming_an_unsafe_output_path_is_refused(
+    store: Store, tmp_path: Path, evil: str, figures: Figures
+) -> None:
+    """A single-file version is written as ``dest/<out.path>``: a record naming ``../x`` must not escape."""
+    good = store.commit("ds", write_tree(tmp_path / "src", {"f": b"1"}) / "f")
+    raw = json.loads(good.model_dump_json())
+    raw.update(number=2, parent=1, id=str(uuid.uuid4()))
+    raw["pointer"]["outs"][0]["path"] = evil
+    key = layout.version_key("ds", 2)
+    store.backend.create(key, json.dumps(raw).encode())
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(IntegrityError, match=key.replace(".", r"\.")):
+        store.pull("ds@2", tmp_path / "dest")
+    assert list((tmp_path / "dest").iterdir()) == []
+    assert {p.name for p in tmp_path.iterdir() if not p.name.startswith("cache")} <= {"dest", "src", "file-store"}
+    figures.count("8. hostile records", "version records naming an unsafe output path, IntegrityError, 0 files written")

@@ -88,6 +88,14 @@ class Output(_Record):
     nfiles: int | None = Field(default=None, ge=0)
     hash: Literal["md5"] = "md5"
     path: str
+    """The name of the committed file or directory: one path segment (a pull writes it inside its destination)."""
+
+    @field_validator("path")
+    @classmethod
+    def _one_safe_segment(cls, path: str) -> str:
+        if not path or path in (".", "..") or any(c in path for c in "/\\\0"):
+            raise ValueError(f"the output path {path[:60]!r} is not a plain file or directory name")
+        return path
 
     @property
     def is_dir(self) -> bool:
