@@ -25,7 +25,7 @@ from gitfree.cli import cli
 from gitfree.testing import SeaweedFS
 from gitfree.versioning import gc as gc_module
 from gitfree.versioning import layout, leases
-from gitfree.versioning.models import Lease, utcnow
+from gitfree.versioning.models import Latest, Lease, utcnow
 
 NOW = timedelta(0)
 
@@ -369,3 +369,15 @@ def test_gc_and_fsck_on_the_command_line(store: Store, tmp_path: Path, seaweedfs
     assert real.exit_code == 0 and "deleted 2 version(s)" in real.output, real.output
     check = runner.invoke(cli, [*base, "fsck"])
     assert check.exit_code == 0 and "no problems" in check.output, check.output
+
+
+def test_gc_moves_a_stale_latest_hint_past_the_versions_it_drops(store: Store, tmp_path: Path) -> None:
+    """Found by the state machine: latest.json left at a dropped version made readers stop there."""
+    first = store.commit("ds", write_tree(tmp_path / "v1", {"f": b"1"}))
+    for i in (2, 3):
+        store.commit("ds", write_tree(tmp_path / f"v{i}", {"f": f"{i}".encode()}))
+    store.backend.put(layout.latest_key("ds"), Latest(number=1, version=first).model_dump_json().encode())
+    store.gc(keep_last=1, grace=NOW)
+    assert store.show("ds").number == 3
+    assert store.commit("ds", write_tree(tmp_path / "v4", {"f": b"4"})).number == 4
+    assert store.fsck().ok

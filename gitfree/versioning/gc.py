@@ -230,6 +230,14 @@ def collect(
 
         removed_leases = 0
         if holder is not None:
+            # Readers find the head from latest.json by probing forward; a hint left pointing at a
+            # dropped record would make them stop there (and a writer reuse the next number).
+            for dataset in sorted({d for d, _ in dropped}):
+                if not store._advance_latest(store._version(dataset, max(numbers[dataset]))):
+                    raise ConflictError(
+                        f"could not move the latest.json of {dataset!r} past the versions to drop; garbage "
+                        "collection deleted nothing. Run it again"
+                    )
             _sweep(store, holder, [layout.version_key(d, n) for d, n in dropped])
             _sweep(store, holder, [info.key for info in doomed])
             store.backend.delete_many(dead_leases)

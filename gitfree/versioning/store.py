@@ -642,8 +642,9 @@ class Store:
             "taking the next version number; retry (the uploaded data is kept and will not be sent again)"
         )
 
-    def _advance_latest(self, version: Version) -> None:
-        """Step 7: move ``latest.json`` forward (never back) with If-Match. It is only a hint."""
+    def _advance_latest(self, version: Version) -> bool:
+        """Step 7: move ``latest.json`` forward (never back) with If-Match. It is only a hint; false if it
+        could not be moved."""
         key = layout.latest_key(version.dataset)
         data = Latest(number=version.number, version=version).model_dump_json().encode()
         for _ in range(20):
@@ -652,15 +653,16 @@ class Store:
             except KeyMissing:
                 with contextlib.suppress(KeyExists, OutcomeUnknown):
                     self.backend.create(key, data)
-                    return
+                    return True
                 continue
             with contextlib.suppress(IntegrityError):
                 if self._parse(key, raw, Latest).number >= version.number:
-                    return
+                    return True
             with contextlib.suppress(PreconditionFailed, OutcomeUnknown):
                 self.backend.replace(key, data, etag)
-                return
+                return True
         logger.warning("could not advance %s to %s; readers find the version by probing", key, version.ref)
+        return False
 
     def tag(self, ref: str | Ref | Version, tag: str, *, move: bool = False, expect: int | None = None) -> Tag:
         """Point ``tag`` at a version. Tags are create-only; ``move=True`` moves an existing one.
