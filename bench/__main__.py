@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 WORKLOADS: dict[str, dict[str, dict[str, Any]]] = {
-    "small": {"full": {"n": 10_000, "lo": 1 * KiB, "hi": 64 * KiB, "big": []}, "tiny": {"n": 40, "lo": KiB, "hi": 16 * KiB, "big": []}},
+    "small": {
+        "full": {"n": 10_000, "lo": 1 * KiB, "hi": 64 * KiB, "big": []},
+        "tiny": {"n": 40, "lo": KiB, "hi": 16 * KiB, "big": []},
+    },
     "large": {"full": {"n": 0, "big": [256 * MiB] * 4}, "tiny": {"n": 0, "big": [MiB] * 2}},
     "mixed": {
         "full": {"n": 2_000, "lo": 1 * KiB, "hi": 64 * KiB, "big": [512 * MiB]},
@@ -70,8 +73,9 @@ def mutate(root: Path, seed: int) -> int:
         with open(path, "r+b") as f:
             f.write(rng.randbytes(min(4 * KiB, path.stat().st_size)))
         changed += path.stat().st_size
-    if len(files) >= 20:
-        for path in rng.sample(files, 5):
+    small = [p for p in files if p.stat().st_size < MiB]
+    if len(small) >= 20:
+        for path in rng.sample(small, 5):  # removing a big file would make "1%" a third of the bytes
             path.unlink()
         for k in range(5):
             new = root / "added" / f"new{k}.bin"
@@ -106,7 +110,7 @@ def run_commands(cmds: list[list[str]], env: dict[str, str], cwd: Path | None = 
     for cmd in cmds:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             start = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)  # noqa: S603
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
             _, status, usage = os.wait4(proc.pid, 0)
             elapsed = time.perf_counter() - start
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -133,7 +137,9 @@ class Bench:
         self.size, self.reps, self.workloads, self.out = size, reps, workloads, out
         self.contenders = contenders
         self.work = Path(tempfile.mkdtemp(prefix="gitfree-bench-"))
-        self.samples: dict[str, dict[str, dict[str, list[Sample]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+        self.samples: dict[str, dict[str, dict[str, list[Sample]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(list))
+        )
         self.counts: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
         self.info: dict[str, Any] = {"size": size, "reps": reps, "workloads": {}}
         self.proxy: CountingProxy | None = None
@@ -272,10 +278,30 @@ class Bench:
         }
         for threads in (32,):
             result[f"boto3_upload_{threads}"] = self.run(
-                [py_op(kind="boto3_upload", src=str(data), bucket=self.s3.bucket, prefix=f"{prefix}-b{threads}", threads=threads, **creds)], env
+                [
+                    py_op(
+                        kind="boto3_upload",
+                        src=str(data),
+                        bucket=self.s3.bucket,
+                        prefix=f"{prefix}-b{threads}",
+                        threads=threads,
+                        **creds,
+                    )
+                ],
+                env,
             )
             result[f"boto3_download_{threads}"] = self.run(
-                [py_op(kind="boto3_download", dest=str(base / f"b{threads}"), bucket=self.s3.bucket, prefix=f"{prefix}-b{threads}", threads=threads, **creds)], env
+                [
+                    py_op(
+                        kind="boto3_download",
+                        dest=str(base / f"b{threads}"),
+                        bucket=self.s3.bucket,
+                        prefix=f"{prefix}-b{threads}",
+                        threads=threads,
+                        **creds,
+                    )
+                ],
+                env,
             )
         if self.size == "tiny":
             _same(data, base / "down")
@@ -305,7 +331,9 @@ class Bench:
             store._advance_latest(store._version("ds", n))
             self._history_store = (url, base)
         url, base = self._history_store
-        op = lambda name, **kw: py_op(kind="gitfree", op=name, store=url, dataset="ds", cache=str(base / "c2"), **creds, **kw)  # noqa: E731
+        op = lambda name, **kw: py_op(
+            kind="gitfree", op=name, store=url, dataset="ds", cache=str(base / "c2"), **creds, **kw
+        )  # noqa: E731
         return {
             "log": self.run([op("log")], env),
             "resolve_latest": self.run([op("resolve", ref="ds")], env),
@@ -380,7 +408,10 @@ class Bench:
         self.out.mkdir(parents=True, exist_ok=True)
         raw = {
             "info": self.info,
-            "samples": {w: {o: {c: [asdict(s) for s in ss] for c, ss in cs.items()} for o, cs in os_.items()} for w, os_ in self.samples.items()},
+            "samples": {
+                w: {o: {c: [asdict(s) for s in ss] for c, ss in cs.items()} for o, cs in os_.items()}
+                for w, os_ in self.samples.items()
+            },
             "counts": self.counts,
         }
         (self.out / "results.json").write_text(json.dumps(raw, indent=1))

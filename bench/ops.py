@@ -55,7 +55,9 @@ def boto3_upload(args: dict[str, Any]) -> None:
     config = TransferConfig(max_concurrency=4)
 
     def put(path: Path) -> None:
-        client.upload_file(str(path), args["bucket"], f"{args['prefix']}/{path.relative_to(root).as_posix()}", Config=config)
+        client.upload_file(
+            str(path), args["bucket"], f"{args['prefix']}/{path.relative_to(root).as_posix()}", Config=config
+        )
 
     with ThreadPoolExecutor(max_workers=args["threads"]) as pool:
         list(pool.map(put, _files(root)))
@@ -85,8 +87,13 @@ def boto3_download(args: dict[str, Any]) -> None:
 def gitfree_op(args: dict[str, Any]) -> None:
     from gitfree import Store
 
-    store = Store(args["store"], cache_dir=args["cache"], endpoint_url=args["endpoint"],
-                  access_key_id=args["key"], secret_access_key=args["secret"])
+    store = Store(
+        args["store"],
+        cache_dir=args["cache"],
+        endpoint_url=args["endpoint"],
+        access_key_id=args["key"],
+        secret_access_key=args["secret"],
+    )
     op = args["op"]
     start = time.perf_counter()
     if op.startswith("commit"):

@@ -14,7 +14,7 @@ def _med(samples: list[dict[str, Any]] | None, key: str = "seconds") -> float | 
 
 def _fmt(value: float | None, unit: str = "s") -> str:
     if value is None:
-        return "–"
+        return "-"
     return f"{value:.2f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
@@ -24,7 +24,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def _verdict(value: float | None, limit: float, lower_is_better: bool = True) -> str:
     if value is None:
-        return "–"
+        return "-"
     ok = value <= limit if lower_is_better else value >= limit
     return f"{value:.2f} {'✅' if ok else '❌'} (≤ {limit:g})"
 
@@ -44,13 +44,13 @@ def render(raw: dict[str, Any]) -> str:
             g, d, f = row.get("gitfree"), row.get("dvc+git"), row.get("floor")
             lines.append(
                 f"| {op} | {_fmt(g)} | {_fmt(row.get('gitfree-cli'))} | {_fmt(d)} | {_fmt(f)} | "
-                f"{_fmt(_ratio(g, f), '×')} | {_fmt(_ratio(g, d), '×')} |"
+                f"{_fmt(_ratio(g, f), 'x')} | {_fmt(_ratio(g, d), 'x')} |"
             )
         floor = med.get("md5", {}).get("floor"), med.get("s5cmd_upload", {}).get("floor")
         lines += [
             "",
             f"floor parts: md5 {_fmt(floor[0])}, s5cmd upload {_fmt(floor[1])}, s5cmd download "
-            f"{_fmt(med.get('s5cmd_download', {}).get('floor'))}, boto3 ×32 upload "
+            f"{_fmt(med.get('s5cmd_download', {}).get('floor'))}, boto3 x32 upload "
             f"{_fmt(med.get('boto3_upload_32', {}).get('floor'))} / download "
             f"{_fmt(med.get('boto3_download_32', {}).get('floor'))}; warm-pull floor is `cp -r`.",
             "",
@@ -65,21 +65,24 @@ def render(raw: dict[str, Any]) -> str:
         lines += [
             "| target | measured |",
             "| --- | --- |",
-            f"| cold commit ≤ 1.5 × floor | {_verdict(_ratio(cold, med.get('commit_cold', {}).get('floor')), 1.5)} |",
-            f"| cold commit ≤ 0.5 × DVC+git | {_verdict(_ratio(cold, med.get('commit_cold', {}).get('dvc+git')), 0.5)} |",
-            f"| incremental ≤ 0.10 × cold | {_verdict(_ratio(g.get('commit_incremental'), cold), 0.10)}; "
-            f"uploaded {inc_up if inc_up is not None else '–'} B on the wire |",
-            f"| no-op ≤ 0.10 × cold | {_verdict(_ratio(g.get('commit_noop'), cold), 0.10)}; {noop_req} requests (≤ 3) |",
-            f"| cold pull ≤ 1.5 × floor | {_verdict(_ratio(g.get('pull_cold'), med.get('pull_cold', {}).get('floor')), 1.5)} |",
-            f"| cold pull ≤ 0.35 × DVC pull | {_verdict(_ratio(g.get('pull_cold'), med.get('pull_cold', {}).get('dvc+git')), 0.35)} |",
-            f"| warm pull ≤ 2 × cp -r | {_verdict(_ratio(g.get('pull_warm'), med.get('pull_warm', {}).get('floor')), 2)}; "
-            f"{warm_down if warm_down is not None else '–'} B downloaded |",
+            f"| cold commit ≤ 1.5 x floor | {_verdict(_ratio(cold, med.get('commit_cold', {}).get('floor')), 1.5)} |",
+            f"| cold commit ≤ 0.5 x DVC+git | {_verdict(_ratio(cold, med.get('commit_cold', {}).get('dvc+git')), 0.5)} |",
+            f"| incremental ≤ 0.10 x cold | {_verdict(_ratio(g.get('commit_incremental'), cold), 0.10)}; "
+            f"uploaded {inc_up if inc_up is not None else '-'} B on the wire |",
+            f"| no-op ≤ 0.10 x cold | {_verdict(_ratio(g.get('commit_noop'), cold), 0.10)}; {noop_req} requests (≤ 3) |",
+            f"| cold pull ≤ 1.5 x floor | {_verdict(_ratio(g.get('pull_cold'), med.get('pull_cold', {}).get('floor')), 1.5)} |",
+            f"| cold pull ≤ 0.35 x DVC pull | {_verdict(_ratio(g.get('pull_cold'), med.get('pull_cold', {}).get('dvc+git')), 0.35)} |",
+            f"| warm pull ≤ 2 x cp -r | {_verdict(_ratio(g.get('pull_warm'), med.get('pull_warm', {}).get('floor')), 2)}; "
+            f"{warm_down if warm_down is not None else '-'} B downloaded |",
             f"| pull onto the same version < 1 s | {_fmt(g.get('pull_same'))} |",
             f"| peak RSS ≤ 300 MB | {_fmt(peak, 'MB')} |",
             "",
         ]
         lines += ["requests and bytes on the wire (counting run):", ""]
-        lines += ["| operation | contender | requests | by method | MiB up | MiB down | peak RSS |", "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
+        lines += [
+            "| operation | contender | requests | by method | MiB up | MiB down | peak RSS |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+        ]
         for op, cs in sorted(wc.items()):
             for contender, c in sorted(cs.items()):
                 if not c:
@@ -93,9 +96,16 @@ def render(raw: dict[str, Any]) -> str:
     history = samples.get("history", {})
     if history:
         hc = counts.get("history", {})
-        lines += ["### history: a dataset with many versions", "", "| operation | gitfree | requests | target |", "| --- | ---: | ---: | --- |"]
+        lines += [
+            "### history: a dataset with many versions",
+            "",
+            "| operation | gitfree | requests | target |",
+            "| --- | ---: | ---: | --- |",
+        ]
         for op, target in (("log", "≤ 2 s"), ("resolve_latest", "≤ 3 requests"), ("resolve_number", "≤ 3 requests")):
             c = hc.get(op, {}).get("gitfree", {})
-            lines.append(f"| {op} | {_fmt(_med(history.get(op, {}).get('gitfree')))} | {c.get('requests', '–')} | {target} |")
+            lines.append(
+                f"| {op} | {_fmt(_med(history.get(op, {}).get('gitfree')))} | {c.get('requests', '-')} | {target} |"
+            )
         lines.append("")
     return "\n".join(lines)
