@@ -12,6 +12,7 @@ See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -132,6 +133,10 @@ def py_op(**args: Any) -> list[str]:
     return [sys.executable, "-m", "bench.ops", json.dumps(args)]
 
 
+def _gitfree_cmd(name: str, **args: Any) -> list[str]:
+    return py_op(kind="gitfree", op=name, dataset="ds", **args)
+
+
 class Bench:
     def __init__(self, size: str, reps: int, workloads: list[str], out: Path, contenders: list[str]) -> None:
         self.size, self.reps, self.workloads, self.out = size, reps, workloads, out
@@ -188,7 +193,7 @@ class Bench:
         src = base / "data"
         shutil.copytree(data, src, copy_function=shutil.copy2)
         cache1, cache2 = base / "cache-writer", base / "cache-reader"
-        op = lambda name, **kw: py_op(kind="gitfree", op=name, store=store, dataset="ds", **creds, **kw)  # noqa: E731
+        op = functools.partial(_gitfree_cmd, store=store, **creds)
         result = {"commit_cold": self.run([op("commit", cache=str(cache1), src=str(src))], env)}
         mutate(src, seed)
         result["commit_incremental"] = self.run([op("commit", cache=str(cache1), src=str(src))], env)
@@ -331,9 +336,7 @@ class Bench:
             store._advance_latest(store._version("ds", n))
             self._history_store = (url, base)
         url, base = self._history_store
-        op = lambda name, **kw: py_op(
-            kind="gitfree", op=name, store=url, dataset="ds", cache=str(base / "c2"), **creds, **kw
-        )  # noqa: E731
+        op = functools.partial(_gitfree_cmd, store=url, cache=str(base / "c2"), **creds)
         return {
             "log": self.run([op("log")], env),
             "resolve_latest": self.run([op("resolve", ref="ds")], env),

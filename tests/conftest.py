@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from figures import FIGURES, FULL, Figures
 
 from gitfree import Store
 from gitfree.testing import SeaweedFS
@@ -66,36 +67,15 @@ def s3_store(make_store: Callable[..., Store]) -> Store:
 
 # ---------------------------------------------------------------------------- reliability figures
 
-FULL = os.environ.get("GITFREE_RELIABILITY") == "full"
-"""``make reliability`` runs the reliability tests at full size; the default suite at a small one."""
-
-
-class Figures:
-    """One line per promise of the reliability issue, printed at the end of the run."""
-
-    def __init__(self) -> None:
-        self.lines: dict[str, list[str]] = {}
-        self.counts: dict[tuple[str, str], int] = {}
-
-    def add(self, promise: str, line: str) -> None:
-        self.lines.setdefault(promise, []).append(line)
-
-    def count(self, promise: str, what: str) -> None:
-        """One more case of ``what`` that held (printed as ``what: N``)."""
-        self.counts[promise, what] = self.counts.get((promise, what), 0) + 1
-
-
-_FIGURES = Figures()
-
 
 @pytest.fixture(scope="session")
 def figures() -> Figures:
-    return _FIGURES
+    return FIGURES
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    found = {promise: list(lines) for promise, lines in _FIGURES.lines.items()}
-    for (promise, what), n in _FIGURES.counts.items():
+    found = {promise: list(lines) for promise, lines in FIGURES.lines.items()}
+    for (promise, what), n in FIGURES.counts.items():
         found.setdefault(promise, []).append(f"{what}: {n}")
     if not found:
         return

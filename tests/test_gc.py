@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _workers import gc_until_killed
 from click.testing import CliRunner
-from conftest import Figures
+from figures import Figures
 from helpers import read_tree, write_tree
 
 from gitfree import ConflictError, InputError, IntegrityError, Store

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Figures
+from figures import Figures
 from helpers import read_tree, write_tree
 
 from gitfree import InputError, IntegrityError, Store, UnsafePathError, Version

@@ -11,7 +11,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 from click.testing import CliRunner
-from conftest import Figures
+from figures import Figures
 from helpers import write_tree
 
 from gitfree import ConfigError, Store

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from _workers import commit_after_barrier, commit_and_crash, tag_after_barrier
-from conftest import FULL, Figures
+from figures import FULL, Figures
 from helpers import random_tree, read_tree, write_tree
 
 from gitfree import ConflictError, Store

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FULL, Figures
+from figures import FULL, Figures
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from helpers import read_tree, write_tree
 from hypothesis import HealthCheck, settings
