@@ -23,7 +23,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -34,6 +34,7 @@ from .layout import PROBES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from obstore.store import ObjectStore
 
 __all__ = ["Backend", "FileBackend", "ObjectInfo", "S3Backend", "open_backend"]
 
@@ -124,6 +125,10 @@ class Backend(ABC):
     @abstractmethod
     def dvc_remote(self) -> dict[str, Any]:
         """The DVC remote config (``url`` and options) for this store's ``files/`` objects."""
+
+    @abstractmethod
+    def object_store(self) -> ObjectStore:
+        """An obstore store rooted at the store's root, for bulk object transfer."""
 
     def probe_conditional_writes(self) -> None:
         """Prove that a second create of a key fails and a stale swap fails; else :class:`ConfigError`."""
@@ -275,6 +280,12 @@ class FileBackend(Backend):
     def dvc_remote(self) -> dict[str, Any]:
         return {"url": str(self.root)}
 
+    def object_store(self) -> ObjectStore:
+        from obstore.store import LocalStore
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return LocalStore(self.root)
+
     def probe_conditional_writes(self) -> None:
         # link(2) and rename(2) under flock give these guarantees on a local file system;
         # just make sure the directory is writable, with an error that says so.
@@ -341,6 +352,7 @@ class S3Backend(Backend):
             s3={"addressing_style": "path"} if self.endpoint else None,
         )
         self._client: S3Client = session.client("s3", endpoint_url=self.endpoint, config=config)
+        self._session = session
         self._region = session.region_name
 
     def __repr__(self) -> str:
@@ -498,6 +510,29 @@ class S3Backend(Backend):
         if self._token:
             remote["session_token"] = self._token
         return remote
+
+    def object_store(self) -> ObjectStore:
+        from obstore.auth.boto3 import Boto3CredentialProvider
+        from obstore.store import S3Store
+
+        config: dict[str, Any] = {"region": self._region or "us-east-1"}
+        if self.endpoint:
+            config.update(endpoint=self.endpoint, virtual_hosted_style_request=False)
+        try:
+            provider = Boto3CredentialProvider(self._session)
+        except ValueError:
+            raise ConfigError(
+                "no S3 credentials found: set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY, "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an AWS profile"
+            ) from None
+        return S3Store(
+            self.bucket,
+            prefix=self.prefix or None,
+            credential_provider=provider,  # the same chain (keys, profile, role) as the manifest client
+            client_options={"allow_http": True, "timeout": "120s", "connect_timeout": "10s"},
+            retry_config={"max_retries": 5, "backoff": {"init_backoff": timedelta(milliseconds=100)}},
+            **config,
+        )
 
 
 def open_backend(settings: StoreSettings) -> Backend:

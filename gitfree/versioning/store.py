@@ -41,12 +41,14 @@ from .models import (
     InputRef,
     Latest,
     Lease,
+    Output,
     StoreMarker,
     Tag,
     Version,
     utcnow,
 )
 from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
+from .transfer import Transfer
 
 __all__ = ["Store"]
 
@@ -60,6 +62,9 @@ M = TypeVar("M", bound=BaseModel)
 _probed: set[tuple[str, str | None]] = set()
 _probed_lock = threading.Lock()
 _READ_JOBS = 16
+_TRANSFER_JOBS = 64
+_HEAD_FIRST = 1024 * 1024
+"""New objects at least this large are checked for (HEAD) before they are uploaded."""
 
 
 class Store:
@@ -386,7 +391,7 @@ class Store:
             UnsafePathError: the version names a path outside ``dest`` (nothing is written).
             IntegrityError: an object is missing from the store or does not match its hash.
         """
-        from .workspace import HashState, Workspace
+        from .workspace import HashState
 
         version = self.show(ref)
         entries = self.files(version)
@@ -404,9 +409,8 @@ class Store:
             check_destination(target, overwrite)
             missing = sorted({e.md5 for e in entries if not self._cached(e.md5).is_file()})
             if missing:
-                with Workspace(self.cache_dir, self.backend.dvc_remote(), self.settings.jobs) as ws:
-                    ws.fetch(missing, self._callback(f"Downloading {version.ref}"))
-                absent = [m for m in missing if not self._cached(m).is_file()]
+                failed = self._transfer().download(missing, self._callback(f"Downloading {version.ref}"))
+                absent = sorted(failed)
                 if absent:
                     raise IntegrityError(
                         f"{len(absent)} object(s) of {version.ref} are missing from {self.url} or do not match "
@@ -560,7 +564,7 @@ class Store:
             InputError: bad name or a path that is missing or empty.
             ConflictError: other writers kept winning, or garbage collection holds the store.
         """
-        from .workspace import HashState, Workspace, stage
+        from .workspace import HashState, stage
 
         validate_dataset_name(dataset)
         source = Path(path).expanduser().absolute()
@@ -590,8 +594,7 @@ class Store:
             "inputs": lineage,
         }
         with self._lease(dataset, staged.out.md5) as lease:
-            with Workspace(self.cache_dir, self.backend.dvc_remote(), self.settings.jobs) as ws:
-                ws.push(staged, self._callback(f"Uploading {dataset}"))
+            self._push(staged.out, staged.oids, head)
             if not lease.valid(margin=lease.ttl / 3):
                 raise ConflictError(
                     f"the lease of this commit to {dataset!r} lapsed while it uploaded (its heartbeats failed), so a "
@@ -602,6 +605,33 @@ class Store:
         self._advance_latest(version)
         logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
         return version
+
+    def _transfer(self) -> Transfer:
+        return Transfer(self.backend.object_store(), self.cache_dir, self.settings.jobs or _TRANSFER_JOBS, self.url)
+
+    def _push(self, out: Output, oids: frozenset[str], head: Version | None) -> None:
+        """Steps 2 and 3: make every object of the new version durable in the store.
+
+        Objects of the newest version are not checked again: garbage collection never removes
+        what the newest version references, so they are there (``fsck`` proves it). Small new
+        objects are PUT straight away (a PUT of a content-addressed object is idempotent and costs
+        what a HEAD would); large ones only after a HEAD says they are missing. The ``.dir``
+        listing goes last, so a listing in the store means its files are there. Each successful
+        PUT is durable: no second pass is needed to prove it.
+        """
+        known: set[str] = set()
+        if head is not None:
+            known.add(head.md5)
+            if head.is_dir:
+                with contextlib.suppress(IntegrityError):
+                    known |= {entry.md5 for entry in self.files(head)}
+        files = sorted(oids - known - ({out.md5} if out.is_dir else set()))
+        engine = self._transfer()
+        large = [oid for oid in files if self._cached(oid).stat().st_size >= _HEAD_FIRST]
+        present = engine.present(large) if large else set()
+        engine.upload([oid for oid in files if oid not in present], self._callback(f"Uploading {out.path}"))
+        if out.is_dir and out.md5 not in known:
+            engine.upload([out.md5])
 
     def _input_ref(self, item: str | Ref | Version | InputRef) -> InputRef:
         if isinstance(item, InputRef):
