@@ -410,6 +410,8 @@ class Store:
             missing = sorted({e.md5 for e in entries if not self._cached(e.md5).is_file()})
             if missing:
                 failed = self._transfer().download(missing, self._callback(f"Downloading {version.ref}"))
+                # Hashed as they streamed in: the checkout need not hash them again.
+                state.remember((str(self._cached(md5)), md5) for md5 in missing if md5 not in failed)
                 absent = sorted(failed)
                 if absent:
                     raise IntegrityError(
