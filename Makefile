@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test tools pytest lint reliability clean
+.PHONY: demo test tools pytest lint reliability bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,14 @@ reliability: $(BIN)/.installed
 	mkdir -p build
 	GITFREE_RELIABILITY=full GITFREE_FIGURES_FILE=build/reliability-figures.txt $(BIN)/pytest $(RELIABILITY_TESTS)
 
+# The full benchmark (docs/benchmarks.md): gitfree, DVC+git and the s5cmd/boto3/md5 floor on one
+# loopback SeaweedFS; about an hour. Report in build/bench/report.md.
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench --size full --reps 3
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check gitfree tests
-	$(BIN)/ruff format --check gitfree tests
+	$(BIN)/ruff check gitfree tests bench
+	$(BIN)/ruff format --check gitfree tests bench
 	$(BIN)/mypy
 
 clean:

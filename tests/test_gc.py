@@ -41,6 +41,14 @@ def seaweedfs_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setenv(key, value)
 
 
+def _options(store: Store) -> dict[str, Any]:
+    """The endpoint and credentials of ``store``, to open it again with another worker cache."""
+    settings = store.settings
+    options: dict[str, Any] = {"endpoint_url": settings.endpoint_url, "access_key_id": settings.access_key_id}
+    options["secret_access_key"] = settings.secret_access_key
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _cli_args(store: Store, tmp_path: Path, _: None) -> list[str]:
     return ["--store", store.url, "--cache-dir", str(tmp_path / "cli-cache")]
 
@@ -381,3 +389,36 @@ def test_gc_moves_a_stale_latest_hint_past_the_versions_it_drops(store: Store, t
     assert store.show("ds").number == 3
     assert store.commit("ds", write_tree(tmp_path / "v4", {"f": b"4"})).number == 4
     assert store.fsck().ok
+
+
+def test_a_commit_whose_head_is_dropped_before_its_lease_uploads_everything(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer read head v1 (whose objects it will not re-upload), then GC dropped v1 before the
+    writer's lease existed: the writer must notice and upload them after all."""
+    old = {"a": b"only in v1", "b": b"also only in v1"}
+    store.commit("ds", write_tree(tmp_path / "v1", old))
+    read_head, go_on = threading.Event(), threading.Event()
+    original = Store._lease
+
+    def late_lease(self: Store, *args: Any, **kwargs: Any) -> Any:
+        read_head.set()
+        assert go_on.wait(60)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "_lease", late_lease)
+    new = {**old, "d": b"new"}
+    result: dict[str, Any] = {}
+    writer = threading.Thread(target=lambda: result.update(v=store.commit("ds", write_tree(tmp_path / "v3", new))))
+    writer.start()
+    assert read_head.wait(60)
+    monkeypatch.setattr(Store, "_lease", original)
+    other = Store(store.url, cache_dir=tmp_path / "other", **_options(store))
+    other.commit("ds", write_tree(tmp_path / "v2", {"c": b"the new head"}))
+    assert other.gc(keep_last=1, grace=NOW).versions_deleted == ["ds@1"]
+    go_on.set()
+    writer.join(60)
+    assert result["v"].number == 3
+    check = store.fsck(deep=True)
+    assert check.ok, check.problems
+    assert read_tree(other.pull("ds", tmp_path / "out")) == new

@@ -61,7 +61,7 @@ M = TypeVar("M", bound=BaseModel)
 
 _probed: set[tuple[str, str | None]] = set()
 _probed_lock = threading.Lock()
-_READ_JOBS = 16
+_READ_JOBS = 32
 _TRANSFER_JOBS = 64
 _HEAD_FIRST = 1024 * 1024
 """New objects at least this large are checked for (HEAD) before they are uploaded."""
@@ -615,13 +615,18 @@ class Store:
         """Steps 2 and 3: make every object of the new version durable in the store.
 
         Objects of the newest version are not checked again: garbage collection never removes
-        what the newest version references, so they are there (``fsck`` proves it). Small new
+        what a kept version references, and the head's record still being there under our lease
+        proves it was kept (``fsck`` proves the objects). Small new
         objects are PUT straight away (a PUT of a content-addressed object is idempotent and costs
         what a HEAD would); large ones only after a HEAD says they are missing. The ``.dir``
         listing goes last, so a listing in the store means its files are there. Each successful
         PUT is durable: no second pass is needed to prove it.
         """
         known: set[str] = set()
+        # Runs under the lease, with no GC running: if the head's record is still there, no GC
+        # dropped it (GC removes records before objects), so its objects are there too.
+        if head is not None and not self.backend.exists(layout.version_key(head.dataset, head.number)):
+            head = None
         if head is not None:
             known.add(head.md5)
             if head.is_dir:

@@ -43,7 +43,7 @@ SINGLE_PUT_MAX = 100 * 1024 * 1024
 """Objects up to this size are one PUT (as s3fs does), so their ETag is their md5."""
 PART = 8 * 1024 * 1024
 PART_CONCURRENCY = 4
-IN_FLIGHT = 160 * 1024 * 1024
+IN_FLIGHT = 112 * 1024 * 1024
 """At most this many bytes of object content held in memory at once (each object counts
 its own size, capped at the part buffer of a multipart upload)."""
 _CHUNK = 1024 * 1024
