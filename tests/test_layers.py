@@ -17,7 +17,7 @@ def test_core_and_cli_import_no_orchestrator() -> None:
 
 
 def test_core_does_not_import_dvc_until_it_is_needed() -> None:
-    """`gitfree --help`, refs and records stay fast: DVC is imported by the workspace only."""
+    """`gitfree --help`, refs and records stay fast: DVC is imported by the staging module only, when hashing."""
     code = "import sys, gitfree, gitfree.cli\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'dvc'))\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"

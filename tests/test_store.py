@@ -223,7 +223,7 @@ def test_overwrite_replaces_a_destination_with_other_data(store: Store, tmp_path
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".gitfree")]
 
 
-def test_workspace_is_cleaned_up_also_on_failure(
+def test_no_temporary_files_are_left_also_on_failure(
     s3_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import tempfile

@@ -123,10 +123,6 @@ class Backend(ABC):
         """Stream ``key`` and return the md5 of its content and its size; raise :class:`KeyMissing`."""
 
     @abstractmethod
-    def dvc_remote(self) -> dict[str, Any]:
-        """The DVC remote config (``url`` and options) for this store's ``files/`` objects."""
-
-    @abstractmethod
     def object_store(self) -> ObjectStore:
         """An obstore store rooted at the store's root, for bulk object transfer."""
 
@@ -276,9 +272,6 @@ class FileBackend(Backend):
         except (FileNotFoundError, NotADirectoryError):
             raise KeyMissing(key) from None
         return digest.hexdigest(), size
-
-    def dvc_remote(self) -> dict[str, Any]:
-        return {"url": str(self.root)}
 
     def object_store(self) -> ObjectStore:
         from obstore.store import LocalStore
@@ -495,21 +488,6 @@ class S3Backend(Backend):
                 digest.update(chunk)
                 size += len(chunk)
         return digest.hexdigest(), size
-
-    def dvc_remote(self) -> dict[str, Any]:
-        remote: dict[str, Any] = {"url": self.url, "verify": True}
-        if self.endpoint:
-            remote["endpointurl"] = self.endpoint
-        if self._region:
-            remote["region"] = self._region
-        if self._settings.profile:
-            remote["profile"] = self._settings.profile
-        if self._settings.access_key_id and self._secret:
-            remote["access_key_id"] = self._settings.access_key_id
-            remote["secret_access_key"] = self._secret
-        if self._token:
-            remote["session_token"] = self._token
-        return remote
 
     def object_store(self) -> ObjectStore:
         from obstore.auth.boto3 import Boto3CredentialProvider

@@ -22,7 +22,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from .errors import InputError, IntegrityError, UnsafePathError
 from .layout import object_key
 from .models import FileEntry
-from .workspace import HashState
+from .staging import HashState
 
 __all__ = ["check_destination", "matches", "materialise", "select", "validate_entries"]
 

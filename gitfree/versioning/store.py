@@ -391,7 +391,7 @@ class Store:
             UnsafePathError: the version names a path outside ``dest`` (nothing is written).
             IntegrityError: an object is missing from the store or does not match its hash.
         """
-        from .workspace import HashState
+        from .staging import HashState
 
         version = self.show(ref)
         entries = self.files(version)
@@ -566,7 +566,7 @@ class Store:
             InputError: bad name or a path that is missing or empty.
             ConflictError: other writers kept winning, or garbage collection holds the store.
         """
-        from .workspace import HashState, stage
+        from .staging import HashState, stage
 
         validate_dataset_name(dataset)
         source = Path(path).expanduser().absolute()
