@@ -243,3 +243,16 @@ def test_no_temporary_files_are_left_also_on_failure(
         broken.pull("ds", tmp_path / "dest2")
     assert list((tmp_path / "tmp").iterdir()) == []
     assert not (tmp_path / "dest2").exists()
+
+
+def test_commit_and_pull_work_inside_a_running_event_loop(s3_store: Store, tmp_path: Path) -> None:
+    """An async flow or a notebook calls the synchronous API from inside an event loop."""
+    import asyncio
+
+    files = {"a": b"1", "sub/b": b"2"}
+
+    async def main() -> Path:
+        version = s3_store.commit("ds", write_tree(tmp_path / "src", files))
+        return s3_store.pull(version, tmp_path / "out")
+
+    assert read_tree(asyncio.run(main())) == files

@@ -30,7 +30,7 @@ from . import layout, leases
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed, open_backend
 from .checkout import check_destination, matches, materialise, select, validate_entries, validate_path
 from .config import StoreSettings
-from .errors import ConflictError, InputError, IntegrityError, NotFoundError
+from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError
 from .models import (
     Author,
     Diff,
@@ -616,8 +616,7 @@ class Store:
 
         Objects of the newest version are not checked again: garbage collection never removes
         what a kept version references, and the head's record still being there under our lease
-        proves it was kept (``fsck`` proves the objects). Small new
-        objects are PUT straight away (a PUT of a content-addressed object is idempotent and costs
+        proves it was kept (``fsck`` proves the objects). Small new objects are PUT straight away (a PUT of a content-addressed object is idempotent and costs
         what a HEAD would); large ones only after a HEAD says they are missing. The ``.dir``
         listing goes last, so a listing in the store means its files are there. Each successful
         PUT is durable: no second pass is needed to prove it.
@@ -630,7 +629,7 @@ class Store:
         if head is not None:
             known.add(head.md5)
             if head.is_dir:
-                with contextlib.suppress(IntegrityError):
+                with contextlib.suppress(GitfreeError):  # an unreadable head listing: trust nothing
                     known |= {entry.md5 for entry in self.files(head)}
         files = sorted(oids - known - ({out.md5} if out.is_dir else set()))
         engine = self._transfer()
