@@ -94,6 +94,7 @@ class CountingProxy:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     @property
@@ -130,6 +131,7 @@ class CountingProxy:
         except OSError:
             client_writer.close()
             return
+        self._writers |= {client_writer, server_writer}
         await asyncio.gather(
             self._pump(client_reader, server_writer, up=True), self._pump(server_reader, client_writer, up=False)
         )
@@ -141,8 +143,15 @@ class CountingProxy:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await asyncio.sleep(0.1)  # let the transports finish closing inside the loop
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()

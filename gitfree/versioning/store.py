@@ -153,7 +153,11 @@ class Store:
 
     def _version(self, dataset: str, number: int) -> Version:
         key = layout.version_key(dataset, number)
-        version = self._read(key, Version)
+        raw, _ = self.backend.get(key)
+        return self._version_record(key, raw, dataset, number)
+
+    def _version_record(self, key: str, raw: bytes, dataset: str, number: int) -> Version:
+        version = self._parse(key, raw, Version)
         if version.dataset != dataset or version.number != number:
             raise IntegrityError(f"the record {key} in {self.url} names {version.ref}, not {dataset}@{number}")
         return version
@@ -248,8 +252,15 @@ class Store:
             raise self._not_found_dataset(dataset)
         if limit is not None:
             numbers = numbers[: max(0, limit)]
-        with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
-            return list(pool.map(lambda n: self._version(dataset, n), numbers))
+        keys = {n: layout.version_key(dataset, n) for n in numbers}
+        raw = self._transfer().read_many(list(keys.values()))
+        versions = []
+        for number, key in keys.items():
+            data = raw.get(key)
+            if data is None:  # removed since the listing (a GC): not part of the log any more
+                continue
+            versions.append(self._version_record(key, data, dataset, number))
+        return versions
 
     def datasets(self) -> list[str]:
         """The names of every dataset in the store, sorted."""

@@ -162,6 +162,30 @@ class Transfer:
         with self._translate("checking which objects exist"):
             return run(main)
 
+    # ------------------------------------------------------------------ small reads
+
+    def read_many(self, keys: Collection[str]) -> dict[str, bytes | None]:
+        """The content of each key (``None`` where it does not exist), many requests in flight:
+        for records, which are small and many (``log`` of a long history)."""
+        import obstore
+        from obstore.exceptions import NotFoundError
+
+        found: dict[str, bytes | None] = {}
+
+        async def one(key: str) -> None:
+            try:
+                result = await obstore.get_async(self.store, key)
+                found[key] = bytes(await result.bytes_async())
+            except (NotFoundError, FileNotFoundError):
+                found[key] = None
+
+        async def main() -> dict[str, bytes | None]:
+            await each(keys, self.jobs, one)
+            return found
+
+        with self._translate("reading records"):
+            return run(main)
+
     # ------------------------------------------------------------------ upload
 
     def upload(self, oids: Collection[str], callback: Callback = DEFAULT_CALLBACK) -> None:
