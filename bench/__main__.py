@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.proxy import CountingProxy
+from gitfree.testing import CountingProxy
 
 KiB, MiB = 1024, 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .versioning import GitfreeError, InputError, IntegrityError, Store, Version
+from .versioning import FileEntry, GitfreeError, InputError, IntegrityError, NotFoundError, Store, Version
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -434,6 +434,67 @@ def tag(ctx: click.Context, ref: str, name: str, move: bool, expect: int | None,
         _print_json(record)
     else:
         _output().print(f"{record.ref} → {record.dataset}@{record.number}")
+
+
+@cli.command(name="ls")
+@click.argument("ref")
+@click.argument("path", default="")
+@click.option("-l", "--long", "with_sizes", is_flag=True, help="Show sizes (one request per file not in the cache).")
+@json_option
+@click.pass_context
+def ls(ctx: click.Context, ref: str, path: str, with_sizes: bool, as_json: bool) -> None:
+    """List the files and folders of REF under PATH (folders end with /)."""
+    store = _store(ctx)
+    version = store.show(ref)
+    prefix = path.strip("/")
+    entries = [
+        e
+        for e in store.files(version, sizes=with_sizes)
+        if not prefix or e.path == prefix or e.path.startswith(prefix + "/")
+    ]
+    if not entries:
+        raise NotFoundError(f"{version.ref} has nothing at {prefix!r}; `gitfree ls {version.ref}` lists its top level")
+    children: dict[str, list[FileEntry]] = {}
+    for e in entries:
+        rel = e.path[len(prefix) + 1 :] if prefix and e.path != prefix else e.path
+        if prefix and e.path == prefix:  # PATH names a file
+            rel = e.path.rsplit("/", 1)[-1]
+        name = rel.split("/")[0] + ("/" if "/" in rel else "")
+        children.setdefault(name, []).append(e)
+    rows: list[dict[str, Any]] = []
+    for name, items in sorted(children.items()):
+        sizes = [i.size for i in items]
+        rows.append(
+            {
+                "name": name,
+                "type": "directory" if name.endswith("/") else "file",
+                "files": len(items),
+                "size": sum(s for s in sizes if s is not None) if with_sizes and None not in sizes else None,
+                "md5": None if name.endswith("/") else items[0].md5,
+            }
+        )
+    if as_json:
+        _bars.stop()
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    console = _output()
+    for row in rows:
+        size = f"{_human(row['size']):>10}  " if with_sizes else ""
+        console.print(f"{size}{row['name']}", highlight=False)
+
+
+@cli.command(name="cat")
+@click.argument("ref")
+@click.argument("path", default="")
+@click.pass_context
+def cat(ctx: click.Context, ref: str, path: str) -> None:
+    """Write the file PATH of REF to standard output (only its object is fetched)."""
+    with _store(ctx).open(ref, path) as f:
+        _bars.stop()
+        sys.stdout.flush()
+        while chunk := f.read(1 << 20):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
 
 
 @cli.command()

