@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -113,10 +112,6 @@ class Backend(ABC):
         """Delete every key (missing keys are not an error)."""
         for key in keys:
             self.delete(key)
-
-    @abstractmethod
-    def upload(self, key: str, path: Path) -> None:
-        """Write the local file ``path`` to ``key`` unconditionally (content-addressed objects only)."""
 
     @abstractmethod
     def md5(self, key: str) -> tuple[str, int]:
@@ -254,13 +249,6 @@ class FileBackend(Backend):
                     continue
                 key = filename if rel == "." else f"{rel}/{filename}"
                 yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), None)
-
-    def upload(self, key: str, path: Path) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f"{self._TMP}{uuid.uuid4().hex}"
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
 
     def md5(self, key: str) -> tuple[str, int]:
         digest, size = hashlib.md5(usedforsecurity=False), 0
@@ -470,15 +458,6 @@ class S3Backend(Backend):
                         f"(e.g. {errors[0].get('Key')}: {errors[0].get('Code')}); re-run to finish"
                     )
                 batch = []
-
-    def upload(self, key: str, path: Path) -> None:
-        from boto3.exceptions import S3UploadFailedError
-
-        try:
-            with self._translate(key, write=True):
-                self._client.upload_file(str(path), self.bucket, self._key(key))
-        except S3UploadFailedError as exc:  # boto3's transfer manager wraps the ClientError in text
-            raise GitfreeError(f"uploading {path.name} to s3://{self.bucket}/{self._key(key)} failed: {exc}") from None
 
     def md5(self, key: str) -> tuple[str, int]:
         digest, size = hashlib.md5(usedforsecurity=False), 0

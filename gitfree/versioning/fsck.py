@@ -257,12 +257,12 @@ def _repair(store: Store, problems: list[Problem], heads: dict[str, int]) -> lis
     store._ensure_writable()
     fixable = {"missing_object", "hash_mismatch", "missing_listing"}
     oids = {p.key.removeprefix("files/md5/").replace("/", "", 1) for p in problems if p.kind in fixable}
+    intact = [oid for oid in oids if _file_md5(store._cached(oid)) == oid.removesuffix(".dir")]
+    engine = store._transfer()
+    engine.upload([oid for oid in intact if not oid.endswith(".dir")])  # files before listings
+    engine.upload([oid for oid in intact if oid.endswith(".dir")])
     uploaded: set[str] = set()
-    for oid in sorted(oids, key=lambda o: o.endswith(".dir")):
-        cached = store._cached(oid)
-        if _file_md5(cached) != oid.removesuffix(".dir"):
-            continue
-        store.backend.upload(layout.object_key(oid), cached)
+    for oid in intact:
         if store.backend.md5(layout.object_key(oid))[0] == oid.removesuffix(".dir"):
             uploaded.add(oid)
             logger.info("fsck: re-uploaded %s from the worker cache", layout.object_key(oid))
