@@ -101,7 +101,7 @@ def test_object_corrupted_on_the_remote_is_never_materialised(
     writer.backend.put(layout.object_key(victim.md5), b"tampered")
 
     reader = make_store("s3")
-    with pytest.raises(IntegrityError, match="do not match their hash"):
+    with pytest.raises(IntegrityError, match="does not match its hash"):
         reader.pull("ds", tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
     assert not (reader.cache_dir / layout.object_key(victim.md5)).exists()

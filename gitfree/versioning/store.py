@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
@@ -49,6 +49,9 @@ from .models import (
 )
 from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
 from .transfer import Transfer
+
+if TYPE_CHECKING:
+    from .staging import HashState
 
 __all__ = ["Store"]
 
@@ -418,17 +421,7 @@ class Store:
                 logger.info("%s already holds %s", target, version.ref)
                 return target
             check_destination(target, overwrite)
-            missing = sorted({e.md5 for e in entries if not self._cached(e.md5).is_file()})
-            if missing:
-                failed = self._transfer().download(missing, self._callback(f"Downloading {version.ref}"))
-                # Hashed as they streamed in: the checkout need not hash them again.
-                state.remember((str(self._cached(md5)), md5) for md5 in missing if md5 not in failed)
-                absent = sorted(failed)
-                if absent:
-                    raise IntegrityError(
-                        f"{len(absent)} object(s) of {version.ref} are missing from {self.url} or do not match "
-                        f"their hash (e.g. {layout.object_key(absent[0])}); nothing was written. Run `gitfree fsck`"
-                    )
+            self._fetch(version, (e.md5 for e in entries), state)
             materialise(
                 entries,
                 self.cache_dir,
@@ -441,6 +434,30 @@ class Store:
             state.close()
         logger.info("pulled %s to %s", version.ref, target)
         return target
+
+    def _fetch(self, version: Version, md5s: Iterable[str], state: HashState) -> None:
+        """Download the objects of ``version`` among ``md5s`` that the worker cache lacks, in parallel.
+
+        They are hashed as they stream in and remembered in ``state`` as verified.
+
+        Raises:
+            IntegrityError: an object is missing from the store or does not match its hash.
+        """
+        missing = sorted({md5 for md5 in md5s if not self._cached(md5).is_file()})
+        if not missing:
+            return
+        failed = self._transfer().download(missing, self._callback(f"Downloading {version.ref}"))
+        state.remember((str(self._cached(md5)), md5) for md5 in missing if md5 not in failed)
+        if len(failed) == 1:
+            raise IntegrityError(
+                f"the object {layout.object_key(next(iter(failed)))} of {version.ref} is missing from {self.url} "
+                "or does not match its hash; run `gitfree fsck`"
+            )
+        if failed:
+            raise IntegrityError(
+                f"{len(failed)} objects of {version.ref} are missing from {self.url} or do not match their hash "
+                f"(e.g. {layout.object_key(min(failed))}); run `gitfree fsck`"
+            )
 
     def open(self, ref: str | Ref | Version, path: str = "") -> BinaryIO:
         """Open one file of a version for reading, fetching only that file's object.
@@ -483,13 +500,7 @@ class Store:
                     state.remember([(str(cached), entry.md5)])
                 else:
                     cached.unlink()  # corrupted in the cache: fetch a good copy
-            if not cached.is_file():
-                if self._transfer().download([entry.md5]):
-                    raise IntegrityError(
-                        f"the object of {version.ref}:{entry.path} is missing from {self.url} or does not match "
-                        f"its hash ({layout.object_key(entry.md5)}); run `gitfree fsck`"
-                    )
-                state.remember([(str(cached), entry.md5)])
+            self._fetch(version, [entry.md5], state)
         finally:
             state.close()
         return open(cached, "rb")
