@@ -109,6 +109,9 @@ def run_commands(cmds: list[list[str]], env: dict[str, str], cwd: Path | None = 
     wall = inner = 0.0
     rss = 0.0
     for cmd in cmds:
+        # Write back what earlier operations left dirty, so that no operation pays for another's
+        # writeback (it made the warm pull and `cp -r` swing 4x between runs).
+        os.sync()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             start = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)

@@ -10,6 +10,7 @@ import pytest
 from helpers import random_tree, read_tree, write_tree
 
 from gitfree import ConflictError, NotFoundError, Store
+from gitfree.testing import SeaweedFS
 from gitfree.versioning import layout
 
 UNICODE = {
@@ -256,3 +257,18 @@ def test_commit_and_pull_work_inside_a_running_event_loop(s3_store: Store, tmp_p
         return s3_store.pull(version, tmp_path / "out")
 
     assert read_tree(asyncio.run(main())) == files
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second file system (tmpfs at /dev/shm)")
+def test_checkout_across_file_systems(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
+    """The worker cache on another file system: copy_file_range may refuse (EXDEV); the copy falls back."""
+    import tempfile
+
+    files = {"a/b.bin": os.urandom(70_000), "c.txt": b"c", "empty": b""}
+    options = seaweedfs.store_options()
+    Store(s3_url, cache_dir=tmp_path / "writer", **options).commit("ds", write_tree(tmp_path / "src", files))
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        worker = Store(s3_url, cache_dir=Path(shm) / "cache", **options)
+        worker.pull("ds", tmp_path / "first")
+        dest = worker.pull("ds", tmp_path / "second")  # from the (trusted) cache: the kernel copy
+    assert read_tree(dest) == files

@@ -9,13 +9,14 @@ so the destination is either what it was or the complete version, never a mix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
@@ -27,6 +28,8 @@ from .staging import HashState
 __all__ = ["check_destination", "matches", "materialise", "select", "validate_entries"]
 
 _CHUNK = 1 << 20
+_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.ETXTBSY, errno.EPERM}
+"""``copy_file_range`` refuses (other file system, old kernel, special file): copy another way."""
 _STAGING = ".gitfree-pull-"
 
 
@@ -59,13 +62,13 @@ def validate_entries(entries: Sequence[FileEntry]) -> None:
             raise UnsafePathError(f"a version lists the path {entry.path!r} twice; refusing to write anything")
         seen.add(entry.path)
     for entry in entries:
-        parent = PurePosixPath(entry.path).parent
-        while str(parent) != ".":
-            if str(parent) in seen:
+        parent = entry.path.rpartition("/")[0]
+        while parent:
+            if parent in seen:
                 raise UnsafePathError(
-                    f"a version lists {str(parent)!r} both as a file and as a directory; refusing to write anything"
+                    f"a version lists {parent!r} both as a file and as a directory; refusing to write anything"
                 )
-            parent = parent.parent
+            parent = parent.rpartition("/")[0]
 
 
 def select(entries: Sequence[FileEntry], paths: Iterable[str]) -> list[FileEntry]:
@@ -133,6 +136,35 @@ def _md5_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _copy(src: str, dst: str) -> None:
+    """Copy a file inside the kernel: ``copy_file_range`` (a reflink or a server-side copy where the
+    file system offers one), else ``shutil.copyfile``. The target must not exist yet."""
+    fin = os.open(src, os.O_RDONLY)
+    try:
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            left = os.fstat(fin).st_size
+            while left > 0:
+                try:
+                    copied = os.copy_file_range(fin, fout, left)
+                except OSError as exc:
+                    if exc.errno not in _NO_COPY_RANGE:
+                        raise
+                    os.close(fout)
+                    fout = -1
+                    os.unlink(dst)
+                    shutil.copyfile(src, dst)
+                    return
+                if not copied:
+                    break
+                left -= copied
+        finally:
+            if fout >= 0:
+                os.close(fout)
+    finally:
+        os.close(fin)
+
+
 def _copy_verified(src: Path, dst: Path, md5: str) -> None:
     h = hashlib.md5(usedforsecurity=False)
     with open(src, "rb") as fin, open(dst, "xb") as fout:
@@ -164,7 +196,7 @@ def materialise(
     before and not changed since: same inode, size and mtime); then the kernel copies it.
     """
     validate_entries(entries)
-    objects = {str(cache_dir / object_key(md5)): md5 for md5 in {e.md5 for e in entries}}
+    objects = {f"{cache_dir}/{object_key(md5)}": md5 for md5 in {e.md5 for e in entries}}
     trusted = {md5 for path, md5 in state.known(list(objects)).items() if objects[path] == md5}
     verified: list[tuple[str, str]] = []
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -173,8 +205,9 @@ def materialise(
     try:
         if not single:
             staging.mkdir()
-            for parent in sorted({PurePosixPath(e.path).parent for e in entries}):
-                staging.joinpath(*parent.parts).mkdir(parents=True, exist_ok=True)
+            for parent in sorted({e.path.rpartition("/")[0] for e in entries}):
+                if parent:
+                    os.makedirs(f"{staging}/{parent}", exist_ok=True)
 
         def verify_copy(entry: FileEntry) -> None:
             source = cache_dir / object_key(entry.md5)
@@ -182,11 +215,14 @@ def materialise(
             verified.append((str(source), entry.md5))
             callback.relative_update(1)
 
-        # Intact objects: the kernel copies (sendfile), fastest one after another (measured:
-        # threads only add contention). Others are hashed on the way, in parallel.
+        # Intact objects: the kernel copies, fastest one after another (measured: threads only
+        # add contention), with plain string paths (pathlib costs more than the copy of a small
+        # file). Others are hashed on the way, in parallel.
+        cache_root, staging_root = str(cache_dir), str(staging)
         for entry in entries:
             if entry.md5 in trusted:
-                shutil.copyfile(cache_dir / object_key(entry.md5), _target(staging, entry, single))
+                target = staging_root if single else f"{staging_root}/{entry.path}"
+                _copy(f"{cache_root}/{object_key(entry.md5)}", target)
                 callback.relative_update(1)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             for _ in pool.map(verify_copy, [e for e in entries if e.md5 not in trusted]):
@@ -208,5 +244,6 @@ def materialise(
             with contextlib.suppress(OSError):
                 staging.unlink()
         raise
-    state.remember([*verified, *((str(_target(dest, e, single)), e.md5) for e in entries)])
+    root = str(dest)
+    state.remember([*verified, *((root if single else f"{root}/{e.path}", e.md5) for e in entries)])
     return dest

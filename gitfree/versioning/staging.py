@@ -15,12 +15,13 @@ exported ``.dvc`` file reads them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
@@ -43,6 +44,18 @@ def _quiet_dvc() -> None:
     logging.getLogger("dvc_data.callbacks").setLevel(logging.CRITICAL)
 
 
+def _info(path: str) -> dict[str, Any] | None:
+    """What DVC's local filesystem ``info`` says of a regular file (the fields its state keys on),
+    from one ``os.stat``: a tenth of the cost, which counts at 10,000 files."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return {"type": "file", "size": st.st_size, "ino": st.st_ino, "mtime": st.st_mtime, "mode": st.st_mode}
+
+
 class HashState:
     """Known hashes of local files, keyed by path and checked against inode, size and mtime.
 
@@ -63,14 +76,10 @@ class HashState:
         """The md5 of each path whose state entry is still valid."""
         from dvc_objects.fs.local import LocalFileSystem
 
-        fs = LocalFileSystem()
-        infos = {}
-        for path in paths:
-            with contextlib.suppress(OSError):
-                infos[path] = fs.info(path)
+        infos = {path: info for path in paths if (info := _info(path)) is not None}
         return {
             path: hash_info.value
-            for path, _meta, hash_info in self._state.get_many(list(infos), fs, infos)
+            for path, _meta, hash_info in self._state.get_many(list(infos), LocalFileSystem(), infos)
             if hash_info is not None and hash_info.name == "md5" and hash_info.value
         }
 
@@ -78,7 +87,10 @@ class HashState:
         from dvc_data.hashfile.hash_info import HashInfo
         from dvc_objects.fs.local import LocalFileSystem
 
-        self._state.save_many(((path, HashInfo("md5", md5), None) for path, md5 in items), LocalFileSystem())
+        self._state.save_many(
+            ((path, HashInfo("md5", md5), info) for path, md5 in items if (info := _info(path)) is not None),
+            LocalFileSystem(),
+        )
 
     def close(self) -> None:
         self._state.close()

@@ -443,7 +443,8 @@ class Store:
         Raises:
             IntegrityError: an object is missing from the store or does not match its hash.
         """
-        missing = sorted({md5 for md5 in md5s if not self._cached(md5).is_file()})
+        root = str(self.cache_dir)
+        missing = sorted({md5 for md5 in md5s if not os.path.isfile(f"{root}/{layout.object_key(md5)}")})
         if not missing:
             return
         failed = self._transfer().download(missing, self._callback(f"Downloading {version.ref}"))
