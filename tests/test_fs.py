@@ -281,3 +281,20 @@ class TestFsspecGetConformance(AbstractFixtures, AbstractGetTests):  # type: ign
 def _no_leftover_instances() -> Iterator[None]:
     yield
     GitfreeFileSystem.clear_instance_cache()
+
+
+def test_pickles_for_dask_and_maps_for_zarr(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
+    import pickle
+
+    options: dict[str, Any] = {"store": s3_url, "cache_dir": str(tmp_path / "r"), **seaweedfs.store_options()}
+    Store(s3_url, cache_dir=tmp_path / "w", **seaweedfs.store_options()).commit(
+        "ds", write_tree(tmp_path / "src", {"z/.zarray": b"{}", "z/0.0": b"\x01\x02"})
+    )
+    fs = fsspec.filesystem("gitfree", **options)
+    clone = pickle.loads(pickle.dumps(fs))  # what dask sends to its workers
+    assert clone.cat("ds@1/z/0.0") == b"\x01\x02"
+    mapper = fsspec.get_mapper("gitfree://ds@1/z", **options)
+    assert sorted(mapper) == [".zarray", "0.0"]
+    assert mapper["0.0"] == b"\x01\x02"
+    files = fsspec.open_files("gitfree://ds@1/**/0.*", **options)
+    assert [f.path for f in files] == ["ds@1/z/0.0"]
