@@ -291,7 +291,7 @@ def test_pickles_for_dask_and_maps_for_zarr(seaweedfs: SeaweedFS, s3_url: str, t
         "ds", write_tree(tmp_path / "src", {"z/.zarray": b"{}", "z/0.0": b"\x01\x02"})
     )
     fs = fsspec.filesystem("gitfree", **options)
-    clone = pickle.loads(pickle.dumps(fs))  # what dask sends to its workers
+    clone = pickle.loads(pickle.dumps(fs))  # noqa: S301 - what dask sends to its workers
     assert clone.cat("ds@1/z/0.0") == b"\x01\x02"
     mapper = fsspec.get_mapper("gitfree://ds@1/z", **options)
     assert sorted(mapper) == [".zarray", "0.0"]
