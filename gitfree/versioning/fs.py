@@ -15,7 +15,7 @@ installed. The storage options are :class:`~gitfree.versioning.Store`'s argument
 
 Sizes are not part of DVC's directory listings: they come from the worker cache, else from
 one HEAD request per object, asked for only when a caller needs them (``ls``/``info``/``find``
-with details) and remembered for the life of the filesystem.
+with details) and kept with the version's listing (the listings of the 16 versions used last).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
@@ -37,6 +38,9 @@ from .store import Store
 
 __all__ = ["GitfreeFileSystem"]
 
+_TREES = 16
+"""Listings of at most this many versions are held in memory, the least recently used dropped first."""
+
 _READ_ONLY = (
     "gitfree:// is read-only: a version never changes. Commit new data as a new version with "
     "Store.commit(...) or `gitfree commit DATASET PATH`"
@@ -50,6 +54,8 @@ class _Tree:
     version: Version
     files: dict[str, FileEntry]
     dirs: dict[str, set[str]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Object sizes fetched so far (md5 -> bytes)."""
 
     @classmethod
     def build(cls, version: Version, entries: list[FileEntry]) -> _Tree:
@@ -90,9 +96,8 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
             self.store = store
         else:
             self.store = Store(store, **store_options)
-        self._trees: dict[tuple[str, int], _Tree] = {}
+        self._trees: OrderedDict[tuple[str, int], _Tree] = OrderedDict()
         self._pinned: dict[str, Version] = {}
-        self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -133,20 +138,27 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
         ref, _, inner = path.partition("/")
         version = self._resolve(ref)
         key = (version.dataset, version.number)
-        tree = self._trees.get(key)
+        with self._lock:
+            tree = self._trees.get(key)
+            if tree is not None:
+                self._trees.move_to_end(key)
         if tree is None:
             tree = _Tree.build(version, self.store.files(version))
             with self._lock:
                 self._trees[key] = tree
+                while len(self._trees) > _TREES:
+                    self._trees.popitem(last=False)
         return ref, tree, inner
 
-    def _size_of(self, entries: Iterable[FileEntry]) -> dict[str, int]:
-        wanted = {e.md5 for e in entries if e.size is None and e.md5 not in self._sizes}
+    def _size_of(self, tree: _Tree, entries: Iterable[FileEntry]) -> dict[str, int]:
+        """The size of each entry's object (an object missing from the store has none)."""
+        entries = list(entries)
+        wanted = {e.md5 for e in entries if e.size is None and e.md5 not in tree.sizes}
         if wanted:
             found = self.store._sizes(wanted)
             with self._lock:
-                self._sizes.update(found)
-        return {e.md5: e.size if e.size is not None else self._sizes[e.md5] for e in entries if e.md5 in self._sizes}
+                tree.sizes.update(found)
+        return {e.md5: e.size if e.size is not None else tree.sizes[e.md5] for e in entries if e.md5 in tree.sizes}
 
     def _file_info(self, name: str, tree: _Tree, entry: FileEntry, size: int | None) -> dict[str, Any]:
         return {
@@ -176,7 +188,7 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
             return p.startswith(prefix) and (maxdepth is None or p[len(prefix) :].count("/") < maxdepth)
 
         files = [e for p, e in tree.files.items() if within(p)]
-        known = self._size_of(files) if sizes else {}
+        known = self._size_of(tree, files) if sizes else {}
         for e in files:
             yield self._file_info(f"{ref}/{e.path}", tree, e, known.get(e.md5))
         for d in tree.dirs:
@@ -200,7 +212,7 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
         ref, tree, inner = self._locate(path)
         if inner in tree.files:
             entry = tree.files[inner]
-            size = self._size_of([entry]).get(entry.md5) if detail else None
+            size = self._size_of(tree, [entry]).get(entry.md5) if detail else None
             return [self._file_info(f"{ref}/{inner}", tree, entry, size)] if detail else [f"{ref}/{inner}"]
         if inner not in tree.dirs:
             raise self._not_dir(path, tree, inner)
@@ -208,7 +220,7 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
         if not detail:
             return [f"{ref}/{c}" for c in children]
         files = [tree.files[c] for c in children if c in tree.files]
-        known = self._size_of(files)
+        known = self._size_of(tree, files)
         return [
             self._file_info(f"{ref}/{c}", tree, tree.files[c], known.get(tree.files[c].md5))
             if c in tree.files
@@ -223,7 +235,7 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
         _, tree, inner = self._locate(path)
         if inner in tree.files:
             entry = tree.files[inner]
-            return self._file_info(path, tree, entry, self._size_of([entry]).get(entry.md5))
+            return self._file_info(path, tree, entry, self._size_of(tree, [entry]).get(entry.md5))
         if inner in tree.dirs:
             return self._dir_info(path, tree.version)
         raise self._not_dir(path, tree, inner)
