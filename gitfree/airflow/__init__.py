@@ -1,0 +1,73 @@
+"""Airflow operators, TaskFlow helpers, a hook and assets over gitfree (the ``airflow`` extra).
+
+::
+
+    GitfreeCommitOperator   commit a path as the next version; a new version is an event of gitfree://<dataset>
+    GitfreePullOperator     materialise a version (named by a ref, or by the asset event that triggered the run)
+    GitfreeTagOperator      point a tag at a version
+    commit_dataset, pull_dataset, tag_version, version_from_asset    the same from inside any task
+    dataset_asset("images")     the asset gitfree://images: schedule consumers on it
+    dataset_outlet("images")    what a committing @task declares in outlets=
+    GitfreeHook             a Store from an Airflow connection (conn type "gitfree", or "aws")
+
+Imports neither prefect nor :mod:`gitfree.tasks`: Airflow and Prefect do not share an environment.
+The names are imported on first use, so that Airflow can read :func:`get_provider_info` while it
+is still starting (its provider discovery must not import ``airflow.sdk``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .provider import get_provider_info
+
+if TYPE_CHECKING:
+    from .assets import dataset_asset, dataset_of, dataset_outlet, version_extra
+    from .functions import commit_dataset, pull_dataset, tag_version, version_from_asset
+    from .hooks import GitfreeHook
+    from .operators import GitfreeCommitOperator, GitfreePullOperator, GitfreeTagOperator
+
+__all__ = [
+    "GitfreeCommitOperator",
+    "GitfreeHook",
+    "GitfreePullOperator",
+    "GitfreeTagOperator",
+    "commit_dataset",
+    "dataset_asset",
+    "dataset_of",
+    "dataset_outlet",
+    "get_provider_info",
+    "pull_dataset",
+    "tag_version",
+    "version_extra",
+    "version_from_asset",
+]
+
+_MODULES = {
+    "GitfreeCommitOperator": "operators",
+    "GitfreePullOperator": "operators",
+    "GitfreeTagOperator": "operators",
+    "GitfreeHook": "hooks",
+    "commit_dataset": "functions",
+    "pull_dataset": "functions",
+    "tag_version": "functions",
+    "version_from_asset": "functions",
+    "dataset_asset": "assets",
+    "dataset_of": "assets",
+    "dataset_outlet": "assets",
+    "version_extra": "assets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

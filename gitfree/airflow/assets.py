@@ -1,0 +1,117 @@
+"""The Airflow assets of gitfree datasets, and what their events carry.
+
+A dataset ``images`` is the asset ``gitfree://images`` (``raw/sales`` is ``gitfree://raw/sales``):
+the same URL names the newest version for gitfree's fsspec filesystem. A commit task does not
+declare that asset directly among its outlets, because Airflow then records an event each time
+the task succeeds; it declares the alias ``gitfree:images`` (:func:`dataset_outlet`) and
+attaches an event to the asset only when it made a new version. An unchanged dataset makes no
+event, so a DAG with ``schedule=[dataset_asset("images")]`` runs once per new version.
+
+Each event's ``extra`` is :func:`version_extra`: ``ref``, ``dataset``, ``number``, ``store``,
+``size``, ``nfiles``, ``md5``, ``version_id``, ``created_at`` and ``message``.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import Asset, AssetAlias
+from pydantic import JsonValue
+
+from gitfree.versioning import InputError, Version, parse_ref
+from gitfree.versioning.refs import validate_dataset_name
+
+__all__ = ["SCHEME", "dataset_asset", "dataset_of", "dataset_outlet", "version_extra"]
+
+SCHEME = "gitfree"
+_ALIAS_PREFIX = "gitfree:"
+
+
+def dataset_asset(dataset: str) -> Asset:
+    """The asset of a dataset, ``gitfree://<dataset>``: schedule consumers on it, read its events.
+
+    Example:
+        ```python
+        from airflow.sdk import dag
+        from gitfree.airflow import dataset_asset
+
+        @dag(schedule=[dataset_asset("images")])   # runs after each new version of images
+        def train(): ...
+        ```
+    """
+    uri = f"{SCHEME}://{validate_dataset_name(dataset)}"
+    return Asset(uri=uri, name=uri)
+
+
+def dataset_outlet(dataset: str) -> AssetAlias:
+    """What a task that commits ``dataset`` declares in ``outlets=``: the alias ``gitfree:<dataset>``.
+
+    :func:`~gitfree.airflow.commit_dataset` attaches an event for :func:`dataset_asset` to it
+    when, and only when, it makes a new version.
+
+    Example:
+        ```python
+        from airflow.sdk import task
+        from gitfree.airflow import commit_dataset, dataset_outlet
+
+        @task(outlets=[dataset_outlet("images")])
+        def build():
+            ...  # write /tmp/images
+            commit_dataset("images", "/tmp/images")
+        ```
+    """
+    return AssetAlias(name=_ALIAS_PREFIX + validate_dataset_name(dataset))
+
+
+def dataset_of(asset: Asset | AssetAlias | str) -> str:
+    """The dataset an asset (``gitfree://images``), an outlet alias (``gitfree:images``) or a URI names.
+
+    Raises:
+        InputError: not a gitfree asset.
+    """
+    if isinstance(asset, AssetAlias):
+        if asset.name.startswith(_ALIAS_PREFIX):
+            return validate_dataset_name(asset.name[len(_ALIAS_PREFIX) :])
+        raise InputError(
+            f"the asset alias {asset.name!r} is not a gitfree outlet; use gitfree.airflow.dataset_outlet()"
+        )
+    uri = asset.uri if isinstance(asset, Asset) else asset
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme != SCHEME:
+        raise InputError(
+            f"the asset {uri!r} is not a gitfree dataset: use gitfree.airflow.dataset_asset('<dataset>'), "
+            "whose URI is gitfree://<dataset>"
+        )
+    return validate_dataset_name((parts.netloc + parts.path).rstrip("/"))
+
+
+def version_extra(version: Version, store_url: str) -> dict[str, JsonValue]:
+    """What an asset event (and a gitfree operator's XCom) says about a version."""
+    return {
+        "ref": version.ref,
+        "dataset": version.dataset,
+        "number": version.number,
+        "store": store_url,
+        "size": version.size,
+        "nfiles": version.nfiles,
+        "md5": version.md5,
+        "version_id": str(version.id),
+        "created_at": version.created_at.isoformat(),
+        "message": version.message,
+    }
+
+
+def ref_from_extra(extra: Mapping[str, Any], asset_uri: str) -> str:
+    """The exact ref (``images@7``) an asset event names, checked against the asset it belongs to."""
+    ref = extra.get("ref")
+    if not isinstance(ref, str):
+        raise InputError(
+            f"an event of {asset_uri} has no version in its extra (was it emitted by something other than "
+            "gitfree.airflow?); pass ref= to say which version to use"
+        )
+    parsed = parse_ref(ref)
+    if parsed.number is None or parsed.dataset != dataset_of(asset_uri):
+        raise InputError(f"an event of {asset_uri} names {ref!r}, which is not a version of that dataset")
+    return ref

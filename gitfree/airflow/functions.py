@@ -1,0 +1,238 @@
+"""Commit, pull and tag from inside any Airflow task (TaskFlow ``@task`` functions included).
+
+Each function finds the running task itself: a commit records the DAG, run and task in the
+version's author and emits the asset event of a new version; a pull can take the version an
+asset event names. Outside a task they work as plain calls to :class:`gitfree.Store`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset
+from pydantic import JsonValue
+
+from gitfree.versioning import InputRef, Store, Tag, Version
+
+from . import _runtime
+
+__all__ = ["commit_dataset", "pull_dataset", "tag_version", "version_from_asset"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "gitfree_default"
+
+
+def _commit(
+    dataset: str,
+    path: str | os.PathLike[str],
+    *,
+    gitfree_conn_id: str | None,
+    store: str | Store | None,
+    message: str,
+    metadata: Mapping[str, JsonValue] | None,
+    metrics: Mapping[str, float] | None,
+    inputs: Iterable[str | Version | InputRef] | None,
+    force: bool,
+    context: Mapping[str, Any] | None,
+) -> tuple[Version, Store, bool]:
+    """The commit, and whether it made a new version (false: the data equals the newest version)."""
+    context = _runtime.context_or_current(context)
+    with _runtime.translated():
+        target = _runtime.store_from(gitfree_conn_id, store)
+        attempt = _runtime.commit_id(context, dataset)
+        version = target.commit(
+            dataset,
+            path,
+            message=message,
+            metadata=metadata,
+            metrics=metrics,
+            inputs=inputs,
+            author=_runtime.author(context),
+            force=force,
+            commit_id=attempt,
+        )
+    new = version.id == attempt
+    if new:
+        _runtime.emit(context, version, target, log)
+    else:
+        log.info("no asset event: %s is unchanged since %s", dataset, version.ref)
+    return version, target, new
+
+
+def commit_dataset(
+    dataset: str,
+    path: str | os.PathLike[str],
+    *,
+    gitfree_conn_id: str | None = DEFAULT_CONN_ID,
+    store: str | Store | None = None,
+    message: str = "",
+    metadata: Mapping[str, JsonValue] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    inputs: Iterable[str | Version | InputRef] | None = None,
+    force: bool = False,
+    context: Mapping[str, Any] | None = None,
+) -> Version:
+    """Commit a file or directory as the next version of ``dataset``, from inside an Airflow task.
+
+    The version's author records the DAG id, run id and task id. A new version emits an event of
+    the asset ``gitfree://<dataset>`` (its ``extra`` names the version) if the task declares
+    ``outlets=[dataset_outlet(dataset)]``; unchanged data returns the newest version and emits
+    nothing. A retried task recognises the version its earlier try made.
+
+    Args:
+        dataset: e.g. ``images`` or ``raw/sales``.
+        path: the file or directory to commit.
+        gitfree_conn_id: the Airflow connection of the store (``None``: ``GITFREE_*`` variables).
+        store: a store URL overriding the connection's, or a :class:`gitfree.Store`.
+        message, metadata, metrics, inputs, force: as for :meth:`gitfree.Store.commit`.
+        context: the task's context (default: the running task's).
+
+    Raises:
+        AirflowFailException: bad input (a malformed name, a missing or empty path): retrying will not help.
+        AirflowException: any other gitfree error (the message says what to do).
+
+    Example:
+        ```python
+        from airflow.sdk import task
+        from gitfree.airflow import commit_dataset, dataset_outlet
+
+        @task(outlets=[dataset_outlet("images")])
+        def build() -> str:
+            ...  # write /tmp/images
+            return commit_dataset("images", "/tmp/images", message="nightly").ref
+        ```
+    """
+    version, _, _ = _commit(
+        dataset,
+        path,
+        gitfree_conn_id=gitfree_conn_id,
+        store=store,
+        message=message,
+        metadata=metadata,
+        metrics=metrics,
+        inputs=inputs,
+        force=force,
+        context=context,
+    )
+    return version
+
+
+def version_from_asset(asset: Asset, context: Mapping[str, Any] | None = None) -> str:
+    """The ref (``images@7``) of the version an asset event names.
+
+    The newest of the events that triggered this DAG run; in a run not triggered by the asset
+    (a manual run, ``airflow dags test``), the asset's newest event, which needs the asset in the
+    task's ``inlets``.
+
+    Example:
+        ```python
+        from airflow.sdk import dag, task
+        from gitfree.airflow import dataset_asset, version_from_asset
+
+        images = dataset_asset("images")
+
+        @dag(schedule=[images])
+        def train():
+            @task(inlets=[images])
+            def which() -> str:
+                return version_from_asset(images)   # e.g. "images@7"
+            which()
+        ```
+    """
+    context = _runtime.context_or_current(context)
+    with _runtime.translated():
+        ref, _ = _runtime.version_from_events(context, asset)
+    return ref
+
+
+def pull_dataset(
+    ref: str | Asset,
+    dest: str | os.PathLike[str],
+    *,
+    gitfree_conn_id: str | None = DEFAULT_CONN_ID,
+    store: str | Store | None = None,
+    overwrite: bool = False,
+    paths: Sequence[str] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> Version:
+    """Materialise a version at ``dest`` and return it.
+
+    Args:
+        ref: ``images@3``, ``images@prod``, ``images`` (newest) — or the dataset's asset, to pull the
+            version its event names (see :func:`version_from_asset`).
+        dest: any path; only objects missing from the worker cache are downloaded.
+        overwrite: replace other data at ``dest``.
+        paths: only these files or folders of the version.
+
+    Example:
+        ```python
+        from airflow.sdk import task
+        from gitfree.airflow import dataset_asset, pull_dataset
+
+        @task(inlets=[dataset_asset("images")])
+        def train():
+            version = pull_dataset(dataset_asset("images"), "/tmp/images", overwrite=True)
+            ...  # read /tmp/images
+        ```
+    """
+    version, _ = _pull(
+        ref,
+        dest,
+        gitfree_conn_id=gitfree_conn_id,
+        store=store,
+        overwrite=overwrite,
+        paths=paths,
+        context=context,
+    )
+    return version
+
+
+def _pull(
+    ref: str | Asset,
+    dest: str | os.PathLike[str],
+    *,
+    gitfree_conn_id: str | None,
+    store: str | Store | None,
+    overwrite: bool,
+    paths: Sequence[str] | None,
+    context: Mapping[str, Any] | None,
+) -> tuple[Version, Store]:
+    context = _runtime.context_or_current(context)
+    with _runtime.translated():
+        event_store: str | None = None
+        if isinstance(ref, Asset):
+            ref, event_store = _runtime.version_from_events(context, ref)
+        target = _runtime.store_from(gitfree_conn_id, store)
+        _runtime.check_same_store(event_store, target, ref)
+        version = target.show(ref)
+        where = target.pull(version, Path(dest), overwrite=overwrite, paths=paths)
+    log.info("%s of %s is at %s", version.ref, target.url, where)
+    return version, target
+
+
+def tag_version(
+    ref: str,
+    tag: str,
+    *,
+    move: bool = False,
+    expect: int | None = None,
+    gitfree_conn_id: str | None = DEFAULT_CONN_ID,
+    store: str | Store | None = None,
+) -> Tag:
+    """Point ``tag`` (``prod``) at a version; ``move=True`` moves an existing tag, ``expect=N`` only from N.
+
+    Example:
+        ```python
+        from gitfree.airflow import tag_version
+        tag_version("images@12", "prod", move=True)
+        ```
+    """
+    with _runtime.translated():
+        made = _runtime.store_from(gitfree_conn_id, store).tag(ref, tag, move=move, expect=expect)
+    log.info("tagged %s@%d as %s", made.dataset, made.number, made.ref)
+    return made

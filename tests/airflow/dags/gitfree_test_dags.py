@@ -1,0 +1,87 @@
+"""DAGs the Airflow tests run with ``airflow dags test`` (beside examples/airflow/gitfree_dags.py).
+
+Paths and refs come from the run's conf (``-c '{"source": ...}'``), which overrides the params.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.sdk import dag, task
+
+from gitfree.airflow import (
+    GitfreeCommitOperator,
+    GitfreePullOperator,
+    commit_dataset,
+    dataset_asset,
+    dataset_outlet,
+    pull_dataset,
+    version_from_asset,
+)
+
+NOTES = dataset_asset("demo/notes")
+
+
+@dag(schedule=None, params={"source": "", "dest": ""})
+def gitfree_taskflow() -> None:
+    """TaskFlow: a task writes a file and commits it; the next one pulls the version its event names."""
+
+    @task(outlets=[dataset_outlet("demo/notes")])
+    def write_and_commit(**context: object) -> str:
+        params: dict[str, str] = context["params"]  # type: ignore[assignment]
+        source = Path(params["source"])
+        source.mkdir(parents=True, exist_ok=True)
+        (source / "note.txt").write_text(f"written by {context['run_id']}\n")
+        return commit_dataset("demo/notes", source, message="taskflow", metrics={"notes": 1}).ref
+
+    @task(inlets=[NOTES])
+    def pull_it(committed: str, **context: object) -> str:
+        params: dict[str, str] = context["params"]  # type: ignore[assignment]
+        named = version_from_asset(NOTES)
+        version = pull_dataset(NOTES, params["dest"], overwrite=True)
+        assert named == committed == version.ref, (named, committed, version.ref)
+        print(f"taskflow pulled {version.ref}")
+        return version.ref
+
+    pull_it(write_and_commit())
+
+
+@dag(schedule=None, params={"refs": ["", "", ""], "dest": ""})
+def gitfree_pull() -> None:
+    """The pull operator with refs from the conf (a number, a tag, latest): ``dest/0``, ``dest/1``, ``dest/2``."""
+    for i in range(3):
+        GitfreePullOperator(
+            task_id=f"pull_{i}", ref=f"{{{{ params.refs[{i}] }}}}", dest=f"{{{{ params.dest }}}}/{i}", overwrite=True
+        )
+
+
+@dag(schedule=None, params={"source": "", "store": ""})
+def gitfree_aws() -> None:
+    """A commit through an Amazon-provider style ``aws`` connection, the store URL given to the operator."""
+    GitfreeCommitOperator(
+        task_id="commit",
+        dataset="demo/aws",
+        path="{{ params.source }}",
+        store="{{ params.store }}",
+        gitfree_conn_id="aws_store",
+    )
+
+
+@dag(schedule=None, params={"source": ""})
+def gitfree_skip() -> None:
+    """skip_if_unchanged: unchanged data skips the commit task and what follows it."""
+    commit = GitfreeCommitOperator(
+        task_id="commit", dataset="demo/skip", path="{{ params.source }}", skip_if_unchanged=True
+    )
+
+    @task
+    def after() -> None:
+        print("ran after a new version")
+
+    commit >> after()
+
+
+gitfree_taskflow()
+gitfree_pull()
+gitfree_aws()
+gitfree_skip()
