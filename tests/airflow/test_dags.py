@@ -80,6 +80,15 @@ def test_taskflow_helpers_commit_emit_and_pull(airflow_env: AirflowEnv, tmp_path
     assert read_tree(tmp_path / "pulled") == read_tree(tmp_path / "notes")
 
 
+def test_a_retry_after_a_crash_recognises_its_version(airflow_env: AirflowEnv, tmp_path: Path) -> None:
+    run = airflow_env.dags_test("gitfree_retry", source=str(write_tree(tmp_path / "s", {"f": b"1"})))
+    assert run.ok, run.output
+    assert "crashed after committing demo/retry@1" in run.output
+    assert [v.number for v in airflow_env.store().log("demo/retry")] == [1]
+    [event] = airflow_env.events("gitfree://demo/retry")  # from the try that succeeded
+    assert (event["extra"]["ref"], event["extra"]["try_number"]) == ("demo/retry@1", 2)
+
+
 def test_pull_operator_by_number_tag_and_latest(airflow_env: AirflowEnv, tmp_path: Path) -> None:
     store = airflow_env.store()
     one = write_tree(tmp_path / "one", {"a.txt": b"one\n"})

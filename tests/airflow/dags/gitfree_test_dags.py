@@ -5,6 +5,7 @@ Paths and refs come from the run's conf (``-c '{"source": ...}'``), which overri
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import dag, task
@@ -81,7 +82,23 @@ def gitfree_skip() -> None:
     commit >> after()
 
 
+@dag(schedule=None, params={"source": ""})
+def gitfree_retry() -> None:
+    """A task that crashes after its commit on the first try: the retry finds that version, makes no other."""
+
+    @task(outlets=[dataset_outlet("demo/retry")], retries=1, retry_delay=timedelta(seconds=0))
+    def flaky(**context: object) -> str:
+        params: dict[str, str] = context["params"]  # type: ignore[assignment]
+        version = commit_dataset("demo/retry", params["source"])
+        if context["ti"].try_number == 1:  # type: ignore[attr-defined]
+            raise RuntimeError(f"crashed after committing {version.ref}")
+        return version.ref
+
+    flaky()
+
+
 gitfree_taskflow()
+gitfree_retry()
 gitfree_pull()
 gitfree_aws()
 gitfree_skip()
