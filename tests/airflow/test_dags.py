@@ -153,7 +153,7 @@ def test_aws_connection_with_the_store_given_to_the_operator(airflow_env: Airflo
     assert airflow_env.store().show("demo/aws").nfiles == 1
 
 
-def test_missing_connection_fails_at_once_saying_what_to_do(airflow_env: AirflowEnv, tmp_path: Path) -> None:
+def test_missing_connection_fails_saying_how_to_create_it(airflow_env: AirflowEnv, tmp_path: Path) -> None:
     airflow_env.connections.clear()
     run = airflow_env.dags_test("sensors_ingest", source=str(write_tree(tmp_path / "s", DAY_1)))
     assert not run.ok
