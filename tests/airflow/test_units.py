@@ -25,7 +25,7 @@ from gitfree.airflow import (  # noqa: E402
     version_extra,
 )
 from gitfree.airflow.hooks import _connection_options  # noqa: E402
-from gitfree.versioning import ConfigError, InputError  # noqa: E402
+from gitfree.versioning import ConfigError, InputError, Store  # noqa: E402
 
 
 def test_json_connection_gives_the_store_and_its_access() -> None:
@@ -159,3 +159,36 @@ def test_gitfree_airflow_imports_neither_prefect_nor_the_prefect_tasks() -> None
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_run_triggered_by_several_versions_takes_the_newest() -> None:
+    """The triggering events as Airflow hands them to a task (its own classes), newest version not last."""
+    from datetime import UTC, datetime
+
+    from airflow.sdk.api.datamodels._generated import AssetReferenceAssetEventDagRun
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    from gitfree.airflow._runtime import check_same_store, version_from_events
+
+    asset = dataset_asset("images")
+
+    def event(number: int) -> AssetEventDagRunReferenceResult:
+        return AssetEventDagRunReferenceResult(
+            asset=AssetReferenceAssetEventDagRun(name=asset.name, uri=asset.uri, extra={}),
+            extra={"ref": f"images@{number}", "store": "s3://b/p"},
+            source_task_id="commit",
+            source_dag_id="ingest",
+            source_run_id=f"run-{number}",
+            source_map_index=-1,
+            source_aliases=[],
+            timestamp=datetime.now(UTC),
+        )
+
+    context = {"triggering_asset_events": TriggeringAssetEventsAccessor.build([event(9), event(11), event(10)])}
+    assert version_from_events(context, asset) == ("images@11", "s3://b/p")
+    with pytest.raises(InputError, match="names the store s3://b/p, but this task's connection reaches"):
+        check_same_store("s3://b/p", Store("s3://other/p", endpoint_url="http://127.0.0.1:1"), "images@11")
+    bad = {"triggering_asset_events": TriggeringAssetEventsAccessor.build([event(1).model_copy(update={"extra": {}})])}
+    with pytest.raises(InputError, match="has no version in its extra"):
+        version_from_events(bad, asset)
