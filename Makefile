@@ -16,7 +16,8 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
-test: $(BIN)/.installed tools lint pytest
+# The whole suite: lint, the main tests (.venv), then the Airflow tests in their own .venv-airflow.
+test: $(BIN)/.installed tools lint pytest airflow
 
 # docker-compose (Debian's package) only validates docker-compose.yml; no Docker engine is needed.
 tools:
@@ -68,4 +69,4 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache
