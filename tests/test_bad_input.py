@@ -129,3 +129,30 @@ def test_export_needs_a_dvc_file_name(store: Store, tmp_path: Path) -> None:
 def test_invalid_settings() -> None:
     with pytest.raises(InputError, match="jobs"):
         Store(jobs=0)
+
+
+def test_a_file_changed_while_committing_is_refused(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer still appending to the data after it was hashed: no object under a wrong hash, no version."""
+    from gitfree.versioning import staging
+
+    src = write_tree(tmp_path / "src", {"a.csv": b"1,2\n", "b.csv": b"3,4\n"})
+    copy = staging.copy_file
+
+    def racing_copy(source: str, target: str) -> None:
+        if source.endswith("b.csv"):
+            with open(source, "ab") as f:  # the producer writes one more row after the hashing
+                f.write(b"5,6\n")
+        copy(source, target)
+
+    monkeypatch.setattr(staging, "copy_file", racing_copy)
+    with pytest.raises(InputError, match=r"b\.csv changed while it was being committed"):
+        store.commit("ds", src)
+    assert store.datasets() == []
+    leftovers = [p for p in store.cache_dir.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+    assert leftovers == []
+    monkeypatch.setattr(staging, "copy_file", copy)
+    version = store.commit("ds", src)  # once the data is stable, it commits, with what is there now
+    dest = store.pull(version, tmp_path / "dest")
+    assert read_tree(dest) == {"a.csv": b"1,2\n", "b.csv": b"3,4\n5,6\n"}

@@ -9,7 +9,6 @@ so the destination is either what it was or the complete version, never a mix.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import shutil
@@ -22,14 +21,13 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from .errors import InputError, IntegrityError, UnsafePathError
 from .layout import object_key
+from .localfs import copy_file
 from .models import FileEntry
 from .staging import HashState
 
 __all__ = ["check_destination", "matches", "materialise", "select", "validate_entries"]
 
 _CHUNK = 1 << 20
-_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.ETXTBSY, errno.EPERM}
-"""``copy_file_range`` refuses (other file system, old kernel, special file): copy another way."""
 _STAGING = ".gitfree-pull-"
 
 
@@ -136,35 +134,6 @@ def _md5_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _copy(src: str, dst: str) -> None:
-    """Copy a file inside the kernel: ``copy_file_range`` (a reflink or a server-side copy where the
-    file system offers one), else ``shutil.copyfile``. The target must not exist yet."""
-    fin = os.open(src, os.O_RDONLY)
-    try:
-        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            left = os.fstat(fin).st_size
-            while left > 0:
-                try:
-                    copied = os.copy_file_range(fin, fout, left)
-                except OSError as exc:
-                    if exc.errno not in _NO_COPY_RANGE:
-                        raise
-                    os.close(fout)
-                    fout = -1
-                    os.unlink(dst)
-                    shutil.copyfile(src, dst)
-                    return
-                if not copied:
-                    break
-                left -= copied
-        finally:
-            if fout >= 0:
-                os.close(fout)
-    finally:
-        os.close(fin)
-
-
 def _copy_verified(src: Path, dst: Path, md5: str) -> None:
     h = hashlib.md5(usedforsecurity=False)
     with open(src, "rb") as fin, open(dst, "xb") as fout:
@@ -222,7 +191,7 @@ def materialise(
         for entry in entries:
             if entry.md5 in trusted:
                 target = staging_root if single else f"{staging_root}/{entry.path}"
-                _copy(f"{cache_root}/{object_key(entry.md5)}", target)
+                copy_file(f"{cache_root}/{object_key(entry.md5)}", target)
                 callback.relative_update(1)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             for _ in pool.map(verify_copy, [e for e in entries if e.md5 not in trusted]):
