@@ -104,6 +104,7 @@ def test_object_corrupted_on_the_remote_is_never_materialised(
     with pytest.raises(IntegrityError, match="does not match its hash"):
         reader.pull("ds", tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".gitfree")]  # no staging folder left
     assert not (reader.cache_dir / layout.object_key(victim.md5)).exists()
     figures.count("8. hostile records", "objects corrupted on the remote, never materialised")
 

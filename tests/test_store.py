@@ -190,6 +190,23 @@ def test_second_pull_moves_only_missing_objects(make_store: Callable[..., Store]
     assert read_tree(tmp_path / "v2-again") == read_tree(src)
 
 
+def test_pull_mixes_cached_and_new_objects_and_repeated_contents(
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """Some objects come from the store, others from the worker cache; one object can be many files."""
+    writer = make_store("s3")
+    src = write_tree(tmp_path / "src", {"a": b"X", "b": b"Y"})
+    writer.commit("ds", src)
+    write_tree(src, {"b": b"Z", "dup/1": b"Z", "dup/2": b"X", "c/d/e": b"W" * 70_000, "empty": b"", "empty2": b""})
+    writer.commit("ds", src)
+
+    worker = make_store("s3")
+    assert read_tree(worker.pull("ds@1", tmp_path / "v1")) == {"a": b"X", "b": b"Y"}
+    dest = worker.pull("ds@2", tmp_path / "v2")
+    assert read_tree(dest) == read_tree(src)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".gitfree")]  # no staging folder left
+
+
 def test_pull_onto_a_destination_at_that_version_is_a_no_op(store: Store, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {"a": b"1", "b/c": b"2"})
     store.commit("ds", src)
