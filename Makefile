@@ -37,7 +37,7 @@ reliability: $(BIN)/.installed
 	GITFREE_RELIABILITY=full GITFREE_FIGURES_FILE=build/reliability-figures.txt $(BIN)/pytest $(RELIABILITY_TESTS)
 
 # The full benchmark (docs/benchmarks.md): gitfree, DVC+git and the s5cmd/boto3/md5 floor on one
-# loopback SeaweedFS; about an hour. Report in build/bench/report.md.
+# loopback SeaweedFS; about 30 minutes here. Report in build/bench/report.md.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench --size full --reps 3
 
