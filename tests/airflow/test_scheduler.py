@@ -140,3 +140,6 @@ def test_the_scheduler_runs_the_consumer_once_per_new_version(airflow_env: Airfl
         {"ref": "demo/sensors@2", "files": 2, "rows": 3},
     ]
     assert read_tree(tmp_path / "gitfree-airflow" / "sensors") == read_tree(source)
+    logs = [airflow_env.home / "standalone.log", *(airflow_env.home / "logs").rglob("*.log")]
+    assert len(logs) > 4  # the task logs of every run are there
+    assert not [p for p in logs if airflow_env.seaweedfs.secret_key in p.read_text(errors="replace")]
