@@ -8,6 +8,7 @@ never guessed at.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import socket
 import uuid
@@ -130,6 +131,30 @@ class Version(_Record):
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     inputs: list[InputRef] = Field(default_factory=list)
+    created: bool | None = Field(default=None, exclude=True)
+    """Not part of the record. On what :meth:`Store.commit` returns: true when that call created this
+    version, false when the store already held the data (and the inputs) so nothing was written.
+    ``None`` on a version read from the store."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite(cls, metrics: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+        if bad:
+            raise ValueError(
+                f"the metric {bad[0]!r} is {metrics[bad[0]]}; metrics must be finite numbers (record a diverged "
+                "run's loss in metadata instead)"
+            )
+        return metrics
+
+    def __eq__(self, other: object) -> bool:
+        # The record is the version: ``created`` says what one call did, not what the version is.
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash((self.dataset, self.number, self.id))
 
     @property
     def ref(self) -> str:

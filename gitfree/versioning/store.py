@@ -647,29 +647,32 @@ class Store:
         source = Path(path).expanduser().absolute()
         _check_source(source)
         lineage = [self._input_ref(item) for item in inputs or ()]
-        state = HashState(self.cache_dir)
-        try:
-            staged = stage(source, source.name, self.cache_dir, state, self._callback(f"Hashing {source.name}"))
-        finally:
-            state.close()
-        head = self._head(dataset)
-        if head is not None and not force and head.md5 == staged.out.md5:
-            logger.info("%s is unchanged since %s; no new version", source, head.ref)
-            return head
-        self._ensure_writable()
         commit_id = commit_id or uuid.uuid4()
         fields: dict[str, Any] = {
             "dataset": dataset,
             "id": commit_id,
             "message": message,
             "author": author or Author.current(),
-            "pointer": {"outs": [staged.out]},
-            "size": staged.out.size,
-            "nfiles": staged.out.nfiles if staged.out.nfiles is not None else 1,
             "metadata": dict(metadata or {}),
             "metrics": dict(metrics or {}),
             "inputs": lineage,
         }
+        _check_fields(fields)  # before anything is hashed or uploaded
+        state = HashState(self.cache_dir)
+        try:
+            staged = stage(source, source.name, self.cache_dir, state, self._callback(f"Hashing {source.name}"))
+        finally:
+            state.close()
+        head = self._head(dataset)
+        if head is not None and not force and _same_version(head, staged.out.md5, lineage):
+            logger.info("%s is unchanged since %s; no new version", source, head.ref)
+            return head.model_copy(update={"created": False})
+        self._ensure_writable()
+        fields.update(
+            pointer={"outs": [staged.out]},
+            size=staged.out.size,
+            nfiles=staged.out.nfiles if staged.out.nfiles is not None else 1,
+        )
         with self._lease(dataset, staged.out.md5) as lease:
             self._push(staged.out, staged.oids, head)
             if not lease.valid(margin=lease.ttl / 3):
@@ -680,6 +683,7 @@ class Store:
                 )
             version = self._create_version(head.number + 1 if head else 1, fields, force)
         self._advance_latest(version)
+        version = version.model_copy(update={"created": version.id == commit_id})
         logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
         return version
 
@@ -744,7 +748,7 @@ class Store:
                 continue
             if existing.id == record.id:  # our write landed; only its response was lost
                 return existing
-            if not force and existing.md5 == record.md5:  # another writer committed the same data
+            if not force and _same_version(existing, record.md5, record.inputs):  # another writer committed it
                 return existing
             number += 1
             time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311
@@ -900,6 +904,31 @@ def _check_source(source: Path) -> None:
         if filenames:
             return
     raise InputError(f"cannot commit {source}: the directory holds no files")
+
+
+def _same_version(head: Version, md5: str, inputs: Sequence[InputRef]) -> bool:
+    """Would a commit of ``md5`` made from ``inputs`` say nothing ``head`` does not? Lineage is part of
+    what a version means: the same data made from other inputs is a new version (same objects)."""
+    key = lambda ref: (ref.store or "", ref.dataset, ref.number)  # noqa: E731
+    return head.md5 == md5 and sorted(head.inputs, key=key) == sorted(inputs, key=key)
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    """Refuse metadata, metrics or inputs no reader could read back, before anything is uploaded."""
+    probe = {
+        **fields,
+        "number": 1,
+        "created_at": utcnow(),
+        "pointer": {"outs": [{"md5": "0" * 32, "size": 0, "path": "x"}]},
+        "size": 0,
+        "nfiles": 1,
+    }
+    try:
+        Version.model_validate_json(Version.model_validate(probe).model_dump_json())
+    except ValidationError as exc:
+        raise InputError(f"cannot commit to {fields['dataset']!r}: {_first_error(exc)}") from None
+    except ValueError as exc:  # e.g. metadata that JSON cannot hold
+        raise InputError(f"cannot commit to {fields['dataset']!r}: {exc}") from None
 
 
 def _first_error(exc: ValidationError) -> str:
