@@ -5,13 +5,20 @@ A path is a ref followed by a path inside that version::
     gitfree://images@3/labels/train.csv      # version 3
     gitfree://images@prod/labels/            # the version tagged prod
     gitfree://images/labels/train.csv        # the latest version, resolved at each call
+    gitfree://raw/sales@2/train.csv          # a nested dataset name: the ref ends at the '@' segment
     gitfree://                               # the datasets of the store
+
+The ref ends at the first segment holding ``@``. A path without ``@`` names the latest version of
+the longest dataset name it starts with (``raw/sales/x`` is ``raw/sales``'s ``x`` when that dataset
+exists, else ``raw``'s ``sales/x``); write ``raw@latest/sales/x`` to mean ``raw``'s folder.
 
 Files are read through the worker cache: opening one fetches only its object, hashed as it
 streams (a corrupted cached copy is replaced); ``get``, ``cat`` and ``glob`` fetch what they need
 in parallel. The filesystem is registered with fsspec, so ``pandas.read_csv("gitfree://images@3/
 labels/train.csv", storage_options={"store": "s3://bucket/prefix"})`` works once gitfree is
-installed. The storage options are :class:`~gitfree.versioning.Store`'s arguments.
+installed. The storage options are :class:`~gitfree.versioning.Store`'s arguments; instances are
+cached on every setting (arguments, the ``GITFREE_*``/``AWS_*`` environment; secrets only hashed), and
+pickle as the store's settings (for dask's workers).
 
 Sizes are not part of DVC's directory listings: they come from the worker cache, else from
 one HEAD request per object, asked for only when a caller needs them (``ls``/``info``/``find``
@@ -21,6 +28,8 @@ with details) and kept with the version's listing (the listings of the 16 versio
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -28,12 +37,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
 
-from fsspec.spec import AbstractFileSystem
+from fsspec.config import apply_config
+from fsspec.spec import AbstractFileSystem, _Cached
 from fsspec.utils import stringify_path
+from pydantic import SecretStr
 
+from . import layout
+from .config import StoreSettings
 from .errors import GitfreeError, InputError, NotFoundError
 from .models import FileEntry, Version
-from .refs import parse_ref
+from .refs import parse_ref, validate_dataset_name
 from .store import Store
 
 __all__ = ["GitfreeFileSystem"]
@@ -68,7 +81,70 @@ class _Tree:
         return tree
 
 
-class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is untyped
+_ENVIRONMENT = ("GITFREE_", "AWS_")
+_ENVIRONMENT_NAMES = ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME")
+"""What a store's settings come from besides the arguments: its variables, the AWS chain's, the default dirs'."""
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _plain(value: object) -> object:
+    """An argument as it enters the instance key: a secret only as its hash."""
+    if isinstance(value, SecretStr):
+        return {"secret": _digest(value.get_secret_value())}
+    if isinstance(value, StoreSettings):
+        return {name: _plain(v) for name, v in value.model_dump().items()}
+    if isinstance(value, Store):
+        return {
+            "url": value.url,
+            "cache_dir": str(value.cache_dir),
+            "settings": _plain(value.settings),
+            "progress": repr(getattr(value, "_progress", None)),
+        }
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+def _instance_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """One digest of every setting that decides what a filesystem reads and how: its arguments (a
+    :class:`Store` by all its settings; secrets hashed), the ``GITFREE_*`` and ``AWS_*`` variables and
+    the default folders they fall back on (hashed), and the working directory (relative paths)."""
+    secrets = {"secret_access_key", "session_token", "access_key_id"}
+    material = {
+        "args": [_plain(a) for a in args],
+        "kwargs": {
+            k: {"secret": _digest(v)} if k in secrets and isinstance(v, str) else _plain(v)
+            for k, v in sorted(kwargs.items())
+            if k not in ("skip_instance_cache", "_gitfree_key")
+        },
+        "environment": {
+            name: _digest(value)
+            for name, value in sorted(os.environ.items())
+            if name.startswith(_ENVIRONMENT) or name in _ENVIRONMENT_NAMES
+        },
+        "cwd": os.getcwd(),
+    }
+    return _digest(json.dumps(material, sort_keys=True, default=repr))
+
+
+class _KeyedBySettings(_Cached):  # type: ignore[misc]  # fsspec is untyped
+    """fsspec's instance cache, keyed on every setting (fsspec's own key is ``str()`` of the arguments:
+    a :class:`Store`'s repr is its URL only, so two stores with other caches or credentials would share
+    one filesystem)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        kwargs = apply_config(cls, kwargs)
+        kwargs["_gitfree_key"] = _instance_key(args, kwargs)
+        return super().__call__(*args, **kwargs)
+
+
+def _rebuild(settings: StoreSettings) -> GitfreeFileSystem:
+    """Unpickle a filesystem: the store again from its settings (its clients do not pickle)."""
+    return GitfreeFileSystem(Store(settings=settings))
+
+
+class GitfreeFileSystem(AbstractFileSystem, metaclass=_KeyedBySettings):  # type: ignore[misc]  # fsspec is untyped
     """Read the versions of a gitfree store with fsspec (``gitfree://REF/PATH``).
 
     Args:
@@ -88,7 +164,9 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
     protocol = "gitfree"
     root_marker = ""
 
-    def __init__(self, store: str | os.PathLike[str] | Store | None = None, **store_options: Any) -> None:
+    def __init__(
+        self, store: str | os.PathLike[str] | Store | None = None, *, _gitfree_key: str = "", **store_options: Any
+    ) -> None:
         super().__init__(store=store, **store_options)
         if isinstance(store, Store):
             if store_options:
@@ -98,10 +176,16 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
             self.store = Store(store, **store_options)
         self._trees: OrderedDict[tuple[str, int], _Tree] = OrderedDict()
         self._pinned: dict[str, Version] = {}
+        self._datasets: set[str] = set()
+        """Names known to be datasets (a dataset never goes away: its newest version is always kept)."""
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"GitfreeFileSystem({self.store.url!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (for dask's workers) as the store's settings; the other side builds its own clients."""
+        return _rebuild, (self.store.settings,)
 
     # ------------------------------------------------------------------ paths and versions
 
@@ -132,10 +216,70 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
             self._pinned[ref] = version
         return version
 
+    def _is_dataset(self, name: str) -> bool:
+        """Is ``name`` a dataset of the store? One listing request of at most one key (or none: known)."""
+        if name in self._datasets:
+            return True
+        try:
+            validate_dataset_name(name)
+        except InputError:
+            return False
+        keys = self.store.backend.list(layout.versions_prefix(name))
+        found = False
+        try:
+            for key in keys:
+                parsed = layout.parse_version_key(key)
+                if parsed is not None and parsed[0] == name:
+                    found = True
+                    break
+        finally:
+            close = getattr(keys, "close", None)
+            if close is not None:
+                close()  # stop the listing after its first page
+        if found:
+            with self._lock:
+                self._datasets.add(name)
+        return found
+
+    def _split(self, path: str) -> tuple[str, str]:
+        """``REF/inner`` into the ref and the path inside the version.
+
+        The ref ends at the first segment holding ``@`` (``raw/sales@3/train.csv``: ``raw/sales@3``). A
+        path without ``@`` names the latest version of the longest dataset name it starts with
+        (``raw/sales/train.csv`` is ``raw/sales`` if that dataset exists, else ``raw``'s ``sales/train.csv``).
+
+        Raises:
+            FileNotFoundError: no dataset name starts the path.
+        """
+        parts = path.split("/")
+        for i, part in enumerate(parts):
+            if "@" in part:
+                return "/".join(parts[: i + 1]), "/".join(parts[i + 1 :])
+        for i in range(len(parts), 0, -1):
+            name = "/".join(parts[:i])
+            if self._is_dataset(name):
+                return name, "/".join(parts[i:])
+        names = self.store.datasets()
+        have = f"it has: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}" if names else "it has no datasets"
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"no dataset of {self.store.url} starts the path {path!r} ({have}); write REF/PATH, e.g. "
+            f"{names[0] if names else 'images'}@latest/PATH",
+            path,
+        )
+
+    def _namespace(self, path: str) -> list[str] | None:
+        """For a path with no ``@`` that is no dataset but begins dataset names (``raw`` of ``raw/sales``):
+        the names one level below it, as folders of the store's root; else None."""
+        if "@" in path:
+            return None
+        names = self.store.datasets()
+        below = sorted({"/".join(n.split("/")[: path.count("/") + 2]) for n in names if n.startswith(f"{path}/")})
+        return below or None
+
     def _locate(self, path: str) -> tuple[str, _Tree, str]:
         """Split ``REF/inner`` into the ref, the version's tree and the inner path."""
-        path = self._strip_protocol(path)
-        ref, _, inner = path.partition("/")
+        ref, inner = self._split(self._strip_protocol(path))
         version = self._resolve(ref)
         key = (version.dataset, version.number)
         with self._lock:
@@ -158,7 +302,11 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
             found = self.store._sizes(wanted)
             with self._lock:
                 tree.sizes.update(found)
-        return {e.md5: e.size if e.size is not None else tree.sizes[e.md5] for e in entries if e.md5 in tree.sizes}
+        return {
+            e.md5: e.size if e.size is not None else tree.sizes[e.md5]
+            for e in entries
+            if e.size is not None or e.md5 in tree.sizes
+        }
 
     def _file_info(self, name: str, tree: _Tree, entry: FileEntry, size: int | None) -> dict[str, Any]:
         return {
@@ -209,7 +357,13 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
         if not path:
             names = self.store.datasets()
             return [self._dir_info(n) for n in names] if detail else names
-        ref, tree, inner = self._locate(path)
+        try:
+            ref, tree, inner = self._locate(path)
+        except FileNotFoundError:
+            below = self._namespace(path)
+            if below is None:
+                raise
+            return [self._dir_info(n) for n in below] if detail else below
         if inner in tree.files:
             entry = tree.files[inner]
             size = self._size_of(tree, [entry]).get(entry.md5) if detail else None
@@ -232,7 +386,12 @@ class GitfreeFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is 
         path = self._strip_protocol(path)
         if not path:
             return self._dir_info("")
-        _, tree, inner = self._locate(path)
+        try:
+            _, tree, inner = self._locate(path)
+        except FileNotFoundError:
+            if self._namespace(path) is None:
+                raise
+            return self._dir_info(path)
         if inner in tree.files:
             entry = tree.files[inner]
             return self._file_info(path, tree, entry, self._size_of(tree, [entry]).get(entry.md5))
