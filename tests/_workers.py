@@ -30,8 +30,8 @@ def pull_to(url: str, options: dict[str, Any], cache: str, ref: str, dest: str) 
 
 
 def gc_until_killed(url: str, options: dict[str, Any], cache: str) -> None:
-    """Run a GC that keeps the last version, and SIGKILL it just before its second batch of deletes
-    (after it removed the dropped version records, before it removed their objects)."""
+    """Run a GC that keeps the last version, and SIGKILL it just before its first batch of deletes
+    (after it replaced the dropped version records by tombstones, before it removed their objects)."""
     import os
     import signal
     from datetime import timedelta
@@ -41,12 +41,12 @@ def gc_until_killed(url: str, options: dict[str, Any], cache: str) -> None:
     store = Store(url, cache_dir=cache, **options)
     calls = []
 
-    def kill_on_second_batch(**kwargs: Any) -> None:
+    def kill_on_first_batch(**kwargs: Any) -> None:
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    store.backend._client.meta.events.register("before-call.s3.DeleteObjects", kill_on_second_batch)  # type: ignore[attr-defined]
+    store.backend._client.meta.events.register("before-call.s3.DeleteObjects", kill_on_first_batch)  # type: ignore[attr-defined]
     store.gc(keep_last=1, grace=timedelta(0))
 
 

@@ -25,7 +25,7 @@ from gitfree.cli import cli
 from gitfree.testing import SeaweedFS
 from gitfree.versioning import gc as gc_module
 from gitfree.versioning import layout, leases
-from gitfree.versioning.models import Latest, Lease, utcnow
+from gitfree.versioning.models import Latest, Lease, Uploads, utcnow
 
 NOW = timedelta(0)
 
@@ -130,9 +130,15 @@ def test_orphans_go_only_after_the_grace_period(store: Store, tmp_path: Path) ->
     store.commit("ds", write_tree(tmp_path / "s", {"f": b"kept"}))
     orphan = layout.object_key("0" * 32)
     store.backend.put(orphan, b"left by a crashed commit")
+    # The crashed commit had written its upload journal (under a lease that is gone now) first.
+    lease = uuid.uuid4()
+    journal = Uploads(lease=lease, dataset="ds", created_at=utcnow(), objects=["0" * 32])
+    store.backend.put(layout.upload_key(str(lease)), journal.model_dump_json().encode())
     report = store.gc()
     assert report.objects_too_young == 1 and orphan in _objects(store)
+    assert store.backend.exists(layout.upload_key(str(lease))), "kept while its objects wait out the grace period"
     assert store.gc(grace=NOW).deleted == [orphan]
+    assert not store.backend.exists(layout.upload_key(str(lease)))
     assert store.fsck(deep=True).ok
 
 

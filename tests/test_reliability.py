@@ -190,10 +190,14 @@ def test_moving_a_tag_with_a_stale_view_fails(
     moved: list[Any] = []
     s3_store.backend._client.meta.events.register("before-parameter-build.s3.PutObject", move_first)  # type: ignore[attr-defined]
     with pytest.raises(ConflictError, match="moved by someone else"):
-        s3_store.tag("ds@3", "prod", move=True)
+        s3_store.tag("ds@3", "prod", expect=2)  # compare-and-swap: the race is the caller's to see
     assert moved and s3_store.show("ds@prod").number == 1
+    # An unconditional move raced the same way swaps again: the last mover wins, nobody is refused.
+    moved.clear()
+    assert s3_store.tag("ds@3", "prod", move=True).number == 3
+    assert moved and s3_store.show("ds@prod").number == 3
     figures.add(
         "4. concurrent tags",
-        "stale moves (expect=, and a swap raced by another writer): 2 attempted, 2 ConflictErrors, tag kept the "
-        "winner's value",
+        "stale moves (expect= twice, once raced inside the call): 2 ConflictErrors, tag kept the winner's value; "
+        "an unconditional move raced inside the call swapped again and landed",
     )

@@ -24,8 +24,8 @@ from . import layout, leases
 from .backends import KeyMissing, ObjectInfo, OutcomeUnknown, PreconditionFailed
 from .checkout import validate_entries, validate_path
 from .errors import GitfreeError, IntegrityError
-from .gc import object_md5
-from .models import FileEntry, FsckReport, Latest, Problem, Tag, Version
+from .models import Dropped, FileEntry, FsckReport, Latest, Problem, Tag, Version
+from .refs import validate_dataset_name
 
 if TYPE_CHECKING:
     from .store import Store
@@ -34,8 +34,6 @@ __all__ = ["check"]
 
 logger = logging.getLogger("gitfree")
 
-_TAG_KEY = re.compile(r"^datasets/(?P<name>.+)/tags/(?P<tag>[^/]+)\.json$")
-_LATEST_KEY = re.compile(r"^datasets/(?P<name>.+)/latest\.json$")
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _JOBS = 16
 
@@ -63,7 +61,7 @@ class _Checker:
 
     def scan(self) -> None:
         for info in self.store.backend.scan("files/md5/"):
-            oid = object_md5(info.key)
+            oid = layout.parse_object_key(info.key)
             if oid is not None:
                 self.objects[oid] = info
 
@@ -125,35 +123,39 @@ def check(store: Store, *, deep: bool = False, repair: bool = False, datasets: I
     for key in store.backend.list(layout.DATASETS):
         if parsed := layout.parse_version_key(key):
             version_keys[parsed[0]][parsed[1]] = key
-        elif match := _TAG_KEY.match(key):
+        elif layout.parse_tag_key(key):
             tag_keys.append(key)
-        elif match := _LATEST_KEY.match(key):
-            latest_keys[match["name"]] = key
+        elif (name := layout.parse_latest_key(key)) is not None:
+            latest_keys[name] = key
     if wanted:
+        unknown = sorted(wanted - set(version_keys))
+        if unknown:  # a misspelt name must not pass a CI check as "no problems"
+            for name in unknown:
+                validate_dataset_name(name)
+            raise store._not_found_dataset(unknown[0])
         version_keys = defaultdict(dict, {d: v for d, v in version_keys.items() if d in wanted})
-        tag_keys = [k for k in tag_keys if (m := _TAG_KEY.match(k)) and m["name"] in wanted]
+        tag_keys = [k for k in tag_keys if (layout.parse_tag_key(k) or ("", ""))[0] in wanted]
         latest_keys = {d: k for d, k in latest_keys.items() if d in wanted}
 
     problems: list[Problem] = []
     versions: list[Version] = []
 
-    def read(item: tuple[str, int]) -> Version | Problem:
-        dataset, number = item
-        try:
-            return store._version(dataset, number)
-        except IntegrityError as exc:
-            return Problem(
-                kind="bad_record", key=version_keys[dataset][number], detail=str(exc), dataset=dataset, number=number
-            )
-        except KeyMissing:  # removed while we looked (a GC): not a problem
-            return Problem(kind="bad_record", key="", detail="")
-
-    with ThreadPoolExecutor(max_workers=_JOBS) as pool:
-        for result in pool.map(read, [(d, n) for d, ns in version_keys.items() for n in sorted(ns)]):
-            if isinstance(result, Version):
-                versions.append(result)
-            elif result.key:
-                problems.append(result)
+    dropped: set[tuple[str, int]] = set()
+    raw_records = store._transfer().read_many([k for ns in version_keys.values() for k in ns.values()])
+    for dataset, numbers in version_keys.items():
+        for number, key in sorted(numbers.items()):
+            raw = raw_records.get(key)
+            if raw is None:  # removed while we looked
+                continue
+            try:
+                record = store._version_record(key, raw, dataset, number)
+            except IntegrityError as exc:
+                problems.append(Problem(kind="bad_record", key=key, detail=str(exc), dataset=dataset, number=number))
+                continue
+            if isinstance(record, Dropped):
+                dropped.add((dataset, number))
+            else:
+                versions.append(record)
 
     checker = _Checker(store, deep)
     checker.scan()
@@ -196,21 +198,23 @@ def check(store: Store, *, deep: bool = False, repair: bool = False, datasets: I
             continue
         except KeyMissing:
             continue
-        match = _TAG_KEY.match(key)
-        if match is None or (match["name"], match["tag"]) != (tag.dataset, tag.tag):
+        if layout.parse_tag_key(key) != (tag.dataset, tag.tag):
             problems.append(Problem(kind="bad_record", key=key, detail=f"the record names the tag {tag.ref}"))
         elif (tag.dataset, tag.number) not in present:
+            gone = "was dropped by garbage collection" if (tag.dataset, tag.number) in dropped else "does not exist"
             problems.append(
                 Problem(
                     kind="dangling_tag",
                     key=key,
-                    detail=f"tag {tag.ref} points at version {tag.number}, which does not exist",
+                    detail=f"tag {tag.ref} points at version {tag.number}, which {gone}",
                     dataset=tag.dataset,
                     number=tag.number,
                 )
             )
 
-    heads = {d: max(ns) for d, ns in version_keys.items() if ns}
+    heads: dict[str, int] = {}
+    for version in versions:
+        heads[version.dataset] = max(heads.get(version.dataset, 0), version.number)
     for dataset, key in latest_keys.items():
         try:
             latest = store._read(key, Latest)
@@ -240,7 +244,8 @@ def check(store: Store, *, deep: bool = False, repair: bool = False, datasets: I
         problems = _repair(store, problems, heads)
     report = FsckReport(
         datasets=len(version_keys),
-        versions=sum(len(ns) for ns in version_keys.values()),
+        versions=sum(len(ns) for ns in version_keys.values()) - len(dropped),
+        dropped=len(dropped),
         tags=len(tag_keys),
         objects=len(needs),
         bytes_hashed=checker.bytes_hashed,

@@ -21,6 +21,7 @@ __all__ = [
     "Author",
     "Diff",
     "DiffEntry",
+    "Dropped",
     "FileEntry",
     "FsckReport",
     "GcReport",
@@ -31,6 +32,7 @@ __all__ = [
     "Problem",
     "StoreMarker",
     "Tag",
+    "Uploads",
     "Version",
 ]
 
@@ -174,6 +176,48 @@ class Version(_Record):
         return self.ref
 
 
+class Dropped(_Record):
+    """What garbage collection leaves at ``versions/<n>.json`` in place of a version it dropped.
+
+    The key stays occupied, so no writer can ever create that number again (a ref such as
+    ``images@5`` means one set of bytes forever, or nothing); readers are told when it went.
+    ``md5`` is the output the version referenced, so that a garbage collection that dies before
+    its sweep finishes knows, when run again, that those objects were gitfree's.
+    """
+
+    format: Literal[1] = FORMAT
+    dropped: Literal[True] = True
+    dataset: str
+    number: int = Field(ge=1)
+    id: uuid.UUID
+    """The id of the version that was dropped."""
+    created_at: AwareDatetime
+    """When the dropped version was created."""
+    md5: str = Field(pattern=r"^[0-9a-f]{32}(\.dir)?$")
+    dropped_at: AwareDatetime
+    dropped_by: Author = Field(default_factory=Author)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.number}"
+
+
+class Uploads(_Record):
+    """``uploads/<lease id>.json``: the objects a commit is about to upload, written before it uploads them.
+
+    It is how garbage collection knows that an object no version references was put there by
+    gitfree (a commit that crashed or gave up) and not by someone else sharing the bucket (a DVC
+    project pushing to the same remote): only objects that a version record, a tombstone or an
+    upload journal names are ever deleted without ``delete_foreign``.
+    """
+
+    format: Literal[1] = FORMAT
+    lease: uuid.UUID
+    dataset: str
+    created_at: AwareDatetime
+    objects: list[str]
+
+
 class Tag(_Record):
     """A name pointing at one version of one dataset."""
 
@@ -299,6 +343,17 @@ class GcReport(BaseModel):
     leases_removed: int
     deleted: list[str] = Field(default_factory=list)
     """Keys of the objects removed (or to remove)."""
+    foreign_objects: int = 0
+    """Objects in DVC's layout that no gitfree record or upload journal names (another tool's, e.g. a DVC
+    project pushing to the same remote): never deleted unless ``delete_foreign``."""
+    foreign_bytes: int = 0
+    foreign_deleted: bool = False
+    """Whether the foreign objects (older than the grace period) were deleted (or, dry run, would be)."""
+    unreadable_records: list[str] = Field(default_factory=list)
+    """Keys of version records that could not be read. Their datasets drop nothing; the objects they may
+    name are kept (see :meth:`Store.gc`)."""
+    sweep_skipped: str | None = None
+    """Why no object was deleted this time, when a record gave no clue of what it references."""
 
 
 class Problem(BaseModel):
@@ -326,6 +381,8 @@ class FsckReport(BaseModel):
     model_config = ConfigDict(frozen=True)
     datasets: int
     versions: int
+    dropped: int = 0
+    """Versions garbage collection dropped (their tombstones keep the numbers taken)."""
     tags: int
     objects: int
     bytes_hashed: int

@@ -28,13 +28,14 @@ from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
 from . import layout, leases
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed, open_backend
-from .checkout import check_destination, matches, materialise, select, validate_entries, validate_path
+from .checkout import select, validate_entries, validate_path
 from .config import StoreSettings
-from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError
+from .errors import ConfigError, ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError
 from .models import (
     Author,
     Diff,
     DiffEntry,
+    Dropped,
     FileEntry,
     FsckReport,
     GcReport,
@@ -44,6 +45,7 @@ from .models import (
     Output,
     StoreMarker,
     Tag,
+    Uploads,
     Version,
     utcnow,
 )
@@ -68,6 +70,14 @@ _READ_JOBS = 32
 _TRANSFER_JOBS = 64
 _HEAD_FIRST = 1024 * 1024
 """New objects at least this large are checked for (HEAD) before they are uploaded."""
+
+
+class Gone(KeyMissing):
+    """The version was dropped by garbage collection: its key holds a tombstone (``record``)."""
+
+    def __init__(self, record: Dropped) -> None:
+        super().__init__(layout.version_key(record.dataset, record.number))
+        self.record = record
 
 
 class Store:
@@ -154,18 +164,34 @@ class Store:
         except ValidationError as exc:
             raise IntegrityError(f"the record {key} in {self.url} is invalid: {_first_error(exc)}") from None
 
-    def _version(self, dataset: str, number: int) -> Version:
+    def _record(self, dataset: str, number: int) -> Version | Dropped:
+        """The record at ``versions/<number>.json``: a version, or the tombstone GC left; raise ``KeyMissing``."""
         key = layout.version_key(dataset, number)
         raw, _ = self.backend.get(key)
         return self._version_record(key, raw, dataset, number)
 
-    def _version_record(self, key: str, raw: bytes, dataset: str, number: int) -> Version:
-        version = self._parse(key, raw, Version)
-        if version.dataset != dataset or version.number != number:
-            raise IntegrityError(f"the record {key} in {self.url} names {version.ref}, not {dataset}@{number}")
-        return version
+    def _version(self, dataset: str, number: int) -> Version:
+        """The version ``dataset@number``; raise ``KeyMissing`` (:class:`Gone` when GC dropped it)."""
+        record = self._record(dataset, number)
+        if isinstance(record, Dropped):
+            raise Gone(record)
+        return record
+
+    def _version_record(self, key: str, raw: bytes, dataset: str, number: int) -> Version | Dropped:
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            data = None
+        model: type[Version] | type[Dropped] = (
+            Dropped if isinstance(data, dict) and data.get("dropped") is True else Version
+        )
+        record = self._parse(key, raw, model)
+        if record.dataset != dataset or record.number != number:
+            raise IntegrityError(f"the record {key} in {self.url} names {record.ref}, not {dataset}@{number}")
+        return record
 
     def _numbers(self, dataset: str) -> list[int]:
+        """Every number with a record (versions and tombstones of dropped ones), ascending."""
         numbers = []
         for key in self.backend.list(layout.versions_prefix(dataset)):
             parsed = layout.parse_version_key(key)
@@ -173,8 +199,32 @@ class Store:
                 numbers.append(parsed[1])
         return sorted(numbers)
 
+    def _records(
+        self, dataset: str, numbers: Sequence[int], first: int = 64
+    ) -> Iterator[tuple[int, Version | Dropped | None]]:
+        """The records of ``numbers`` in that order, read in parallel batches (the first of ``first``, then
+        doubling up to 64); ``None`` for one that cannot be read (reported as a warning and skipped: one bad
+        record never blocks the rest)."""
+        start, batch = 0, max(1, first)
+        while start < len(numbers):
+            keys = {n: layout.version_key(dataset, n) for n in numbers[start : start + batch]}
+            start, batch = start + batch, min(64, batch * 2)
+            raw = self._transfer().read_many(list(keys.values()))
+            for number, key in keys.items():
+                data = raw.get(key)
+                if data is None:  # removed since the listing
+                    continue
+                try:
+                    yield number, self._version_record(key, data, dataset, number)
+                except IntegrityError as exc:
+                    logger.warning("skipped %s@%d: %s", dataset, number, exc)
+                    yield number, None
+
     def _head(self, dataset: str) -> Version | None:
-        """The newest version: ``latest.json`` is a hint; probe forward past it."""
+        """The newest readable version: ``latest.json`` is a hint; probe forward past it.
+
+        Tombstones and records that cannot be read are stepped over, never taken for the head.
+        """
         head: Version | None = None
         try:
             latest = self._read(layout.latest_key(dataset), Latest)
@@ -184,14 +234,28 @@ class Store:
             pass
         if head is None:
             numbers = self._numbers(dataset)
-            if not numbers:
+            for _, record in self._records(dataset, numbers[::-1], first=2):
+                if isinstance(record, Version):
+                    head = record
+                    break
+            if head is None:
                 return None
-            head = self._version(dataset, numbers[-1])
+        number = head.number + 1
         while True:
             try:
-                head = self._version(dataset, head.number + 1)
+                record = self._record(dataset, number)
             except KeyMissing:
                 return head
+            except IntegrityError as exc:
+                logger.warning("skipped %s@%d: %s", dataset, number, exc)
+            else:
+                if isinstance(record, Version):
+                    head = record
+            number += 1
+
+    def _live(self, dataset: str) -> list[int]:
+        """The numbers of the versions that exist (not dropped, readable), ascending. Reads every record."""
+        return sorted(n for n, r in self._records(dataset, self._numbers(dataset)) if isinstance(r, Version))
 
     def _not_found_dataset(self, dataset: str) -> NotFoundError:
         names = self.datasets()
@@ -201,19 +265,28 @@ class Store:
         return NotFoundError(f"dataset {dataset!r} does not exist in {self.url}; it has: {shown}")
 
     def _not_found_version(self, dataset: str, what: str) -> NotFoundError:
-        numbers = self._numbers(dataset)
-        if not numbers:
+        live = self._live(dataset)
+        if not live:
             return self._not_found_dataset(dataset)
-        span = f"version {numbers[0]}" if len(numbers) == 1 else f"versions {numbers[0]} to {numbers[-1]}"
-        return NotFoundError(f"{dataset!r} has no {what}; it has {span}")
+        return NotFoundError(f"{dataset!r} has no {what}; it has {_span(live)}")
+
+    def _gone(self, record: Dropped) -> NotFoundError:
+        live = self._live(record.dataset)
+        by = f" (on {record.dropped_by.host})" if record.dropped_by.host else ""
+        return NotFoundError(
+            f"{record.ref} was dropped by garbage collection on {record.dropped_at:%Y-%m-%d %H:%M} UTC{by}; its data "
+            f"is no longer kept. {record.dataset!r} has {_span(live)}"
+        )
 
     def show(self, ref: str | Ref | Version) -> Version:
         """The version a ref names: ``images``, ``images@3``, ``images@prod``, ``images@latest~1``.
 
         A :class:`Version` is returned as it is (so every method that takes a ref takes one too).
+        ``latest~K`` counts the versions that exist: those garbage collection dropped are skipped.
 
         Raises:
-            NotFoundError: the dataset, version or tag does not exist (the message says what does).
+            NotFoundError: the dataset, version or tag does not exist, or the version was dropped by
+                garbage collection (the message says when, and what exists).
         """
         if isinstance(ref, Version):
             return ref
@@ -237,32 +310,45 @@ class Store:
                 raise self._not_found_dataset(dataset)
             if not parsed.back:
                 return head
-            number = head.number - parsed.back
-            if number < 1:
-                raise NotFoundError(f"{parsed} is before the first version: {dataset!r} has {head.number} version(s)")
+            return self._back(head, parsed)
         try:
             return self._version(dataset, number)
+        except Gone as gone:
+            raise self._gone(gone.record) from None
         except KeyMissing:
             raise self._not_found_version(dataset, f"version {number}") from None
 
     resolve = show
 
+    def _back(self, head: Version, parsed: Ref) -> Version:
+        """``latest~K``: the K-th existing version before the head."""
+        back = parsed.back or 0
+        older = [n for n in self._numbers(head.dataset) if n < head.number][::-1]
+        seen = 0
+        for _, record in self._records(head.dataset, older, first=back + 1):
+            if isinstance(record, Version):
+                seen += 1
+                if seen == back:
+                    return record
+        live = self._live(head.dataset)
+        raise NotFoundError(f"{parsed} is before the first version: {head.dataset!r} has {_span(live)}")
+
     def log(self, dataset: str, limit: int | None = None) -> list[Version]:
-        """The versions of a dataset, newest first (at most ``limit``)."""
+        """The versions of a dataset, newest first (at most ``limit``).
+
+        Versions garbage collection dropped are not listed; a record that cannot be read is skipped
+        with a warning (``gitfree fsck`` names it).
+        """
         validate_dataset_name(dataset)
         numbers = sorted(self._numbers(dataset), reverse=True)
         if not numbers:
             raise self._not_found_dataset(dataset)
-        if limit is not None:
-            numbers = numbers[: max(0, limit)]
-        keys = {n: layout.version_key(dataset, n) for n in numbers}
-        raw = self._transfer().read_many(list(keys.values()))
-        versions = []
-        for number, key in keys.items():
-            data = raw.get(key)
-            if data is None:  # removed since the listing (a GC): not part of the log any more
-                continue
-            versions.append(self._version_record(key, data, dataset, number))
+        versions: list[Version] = []
+        for _, record in self._records(dataset, numbers, first=64 if limit is None else limit + 1):
+            if isinstance(record, Version):
+                versions.append(record)
+                if limit is not None and len(versions) >= limit:
+                    break
         return versions
 
     def datasets(self) -> list[str]:
@@ -277,7 +363,9 @@ class Store:
     def tags(self, dataset: str) -> list[Tag]:
         """The tags of a dataset, sorted by name."""
         validate_dataset_name(dataset)
-        keys = [k for k in self.backend.list(layout.tags_prefix(dataset)) if k.endswith(".json")]
+        keys = [k for k in self.backend.list(layout.tags_prefix(dataset)) if layout.parse_tag_key(k)]
+        if not keys and not self._numbers(dataset):  # a misspelt name is not "no tags"
+            raise self._not_found_dataset(dataset)
         with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
             tags = list(pool.map(lambda k: self._read(k, Tag), keys))
         return sorted(tags, key=lambda t: t.tag)
@@ -398,13 +486,21 @@ class Store:
 
         Only objects missing from the worker cache are downloaded; every file is
         hash-checked as it is written; a destination that already holds the version
-        is left alone. ``paths`` restricts the pull to some files or folders of the version.
+        is left alone. A destination holding, unmodified, an earlier version gitfree pulled
+        there is updated in place without ``overwrite`` (only the files that differ are
+        written, as ``dvc checkout`` does). ``paths`` restricts the pull to some files or
+        folders of the version. What a killed pull left beside ``dest`` is cleared first.
 
         Raises:
-            InputError: ``dest`` holds other data and ``overwrite`` is false.
+            InputError: ``dest`` holds other data (or local changes to what gitfree pulled there)
+                and ``overwrite`` is false; or, even with ``overwrite``, ``dest`` is, contains or lies
+                inside the store or the worker cache, is the current directory or one of its parents,
+                the home directory or ``/``, lies below a file, or is a device or a mount point.
             UnsafePathError: the version names a path outside ``dest`` (nothing is written).
             IntegrityError: an object is missing from the store or does not match its hash.
         """
+        from .backends import FileBackend
+        from .checkout import destination, guard_destination, pull_into
         from .staging import HashState
 
         version = self.show(ref)
@@ -412,27 +508,32 @@ class Store:
         if paths is not None:
             entries = select(entries, paths)
         single = not version.is_dir
-        target = Path(dest).expanduser().absolute()
-        if single and target.is_dir() and not target.is_symlink():
-            target = target / version.pointer.out.path
+        target = destination(dest, version.pointer.out.path if single else None)
+        guard_destination(
+            target,
+            store_root=self.backend.root if isinstance(self.backend, FileBackend) else None,
+            cache_dir=self.cache_dir,
+            hint=version.dataset.rpartition("/")[2],
+        )
         state = HashState(self.cache_dir)
         try:
-            if matches(target, entries, single, state):
-                logger.info("%s already holds %s", target, version.ref)
-                return target
-            check_destination(target, overwrite)
-            self._fetch(version, (e.md5 for e in entries), state)
-            materialise(
+            wrote = pull_into(
                 entries,
-                self.cache_dir,
                 target,
+                ref=version.ref,
+                cache_dir=self.cache_dir,
                 single=single,
+                overwrite=overwrite,
                 state=state,
-                callback=self._callback(f"Checking out {version.ref}"),
+                fetch=lambda md5s: self._fetch(version, md5s, state),
+                progress=lambda: self._callback(f"Checking out {version.ref}"),
             )
         finally:
             state.close()
-        logger.info("pulled %s to %s", version.ref, target)
+        if wrote:
+            logger.info("pulled %s to %s", version.ref, target)
+        else:
+            logger.info("%s already holds %s", target, version.ref)
         return target
 
     def _fetch(self, version: Version, md5s: Iterable[str], state: HashState) -> None:
@@ -541,14 +642,17 @@ class Store:
         with _probed_lock:
             if key in _probed:
                 return
-        self.backend.probe_conditional_writes()
         try:
-            marker = self._read(layout.MARKER, StoreMarker)
-            if marker.format != 1:
-                raise IntegrityError(
-                    f"{self.url} is a gitfree store of format {marker.format}; upgrade gitfree to write to it"
-                )
+            marker: StoreMarker | None = self._read(layout.MARKER, StoreMarker)
         except KeyMissing:
+            marker = None
+            self._refuse_other_data()
+        if marker is not None and marker.format != 1:
+            raise IntegrityError(
+                f"{self.url} is a gitfree store of format {marker.format}; upgrade gitfree to write to it"
+            )
+        self.backend.probe_conditional_writes()
+        if marker is None:
             from gitfree import __version__
 
             new = StoreMarker(format=1, created_at=utcnow(), created_by=f"gitfree {__version__}")
@@ -556,6 +660,20 @@ class Store:
                 self.backend.create(layout.MARKER, new.model_dump_json(indent=2).encode())
         with _probed_lock:
             _probed.add(key)
+
+    def _refuse_other_data(self) -> None:
+        """A place with no ``gitfree.json`` becomes a store only if it is empty or holds nothing but
+        gitfree's and DVC's layout (an existing DVC remote may become a store): never a data folder."""
+        ours = (layout.MARKER, layout.DATASETS, layout.OBJECTS, layout.LEASES, layout.UPLOADS, "gc/", layout.PROBES)
+        for seen, key in enumerate(self.backend.list("")):
+            if not key.startswith(ours):
+                raise ConfigError(
+                    f"{self.url} holds other data (e.g. {key!r}) and is not a gitfree store (it has no "
+                    f"{layout.MARKER}); gitfree writes only to an empty directory or prefix, or to an existing store. "
+                    "Check the --store / GITFREE_STORE setting"
+                )
+            if seen > 10_000:
+                return
 
     def _skew(self) -> timedelta:
         return timedelta(seconds=self.settings.clock_skew)
@@ -674,7 +792,7 @@ class Store:
             nfiles=staged.out.nfiles if staged.out.nfiles is not None else 1,
         )
         with self._lease(dataset, staged.out.md5) as lease:
-            self._push(staged.out, staged.oids, head)
+            journal = self._push(staged.out, staged.oids, head, lease)
             if not lease.valid(margin=lease.ttl / 3):
                 raise ConflictError(
                     f"the lease of this commit to {dataset!r} lapsed while it uploaded (its heartbeats failed), so a "
@@ -682,6 +800,9 @@ class Store:
                     "uploaded is not sent again"
                 )
             version = self._create_version(head.number + 1 if head else 1, fields, force)
+            if journal is not None:  # the record names the objects now; a failure leaves it to gc
+                with contextlib.suppress(GitfreeError):
+                    self.backend.delete(journal)
         self._advance_latest(version)
         version = version.model_copy(update={"created": version.id == commit_id})
         logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
@@ -690,21 +811,29 @@ class Store:
     def _transfer(self) -> Transfer:
         return Transfer(self.backend.object_store(), self.cache_dir, self.settings.jobs or _TRANSFER_JOBS, self.url)
 
-    def _push(self, out: Output, oids: frozenset[str], head: Version | None) -> None:
+    def _push(self, out: Output, oids: frozenset[str], head: Version | None, lease: leases.Holder) -> str | None:
         """Steps 2 and 3: make every object of the new version durable in the store.
 
-        Objects of the newest version are not checked again: garbage collection never removes
-        what a kept version references, and the head's record still being there under our lease
-        proves it was kept (``fsck`` proves the objects). Small new objects are PUT straight away (a PUT of a content-addressed object is idempotent and costs
-        what a HEAD would); large ones only after a HEAD says they are missing. The ``.dir``
-        listing goes last, so a listing in the store means its files are there. Each successful
-        PUT is durable: no second pass is needed to prove it.
+        Objects of the newest version are not sent again: garbage collection never removes what a
+        kept version references, and the head's record still being there under our lease proves it
+        was kept (``fsck`` proves the objects). Before anything is uploaded, the list of what will be
+        is written to an upload journal (``uploads/<lease id>.json``): that is how a later garbage
+        collection tells this commit's objects, should it crash, from another tool's. Small new
+        objects are PUT straight away (a PUT of a content-addressed object is idempotent and costs
+        what a HEAD would); large ones only after a HEAD says they are missing. The ``.dir`` listing
+        goes last, so a listing in the store means its files are there. Returns the journal's key.
         """
         known: set[str] = set()
-        # Runs under the lease, with no GC running: if the head's record is still there, no GC
-        # dropped it (GC removes records before objects), so its objects are there too.
-        if head is not None and not self.backend.exists(layout.version_key(head.dataset, head.number)):
-            head = None
+        # Under the lease: a GC that started before it is over (we waited for it), one that starts
+        # later keeps what our lease names. If the head's record is still that version, no GC
+        # dropped it (GC replaces records by tombstones before it deletes objects), so its objects
+        # are there too.
+        if head is not None:
+            try:
+                if self._version(head.dataset, head.number).id != head.id:
+                    head = None
+            except (KeyMissing, IntegrityError):
+                head = None
         if head is not None:
             known.add(head.md5)
             if head.is_dir:
@@ -714,9 +843,19 @@ class Store:
         engine = self._transfer()
         large = [oid for oid in files if self._cached(oid).stat().st_size >= _HEAD_FIRST]
         present = engine.present(large) if large else set()
-        engine.upload([oid for oid in files if oid not in present], self._callback(f"Uploading {out.path}"))
-        if out.is_dir and out.md5 not in known:
-            engine.upload([out.md5])
+        sending = [oid for oid in files if oid not in present]
+        listing = [out.md5] if out.is_dir and out.md5 not in known else []
+        if not sending and not listing:
+            return None
+        journal = layout.upload_key(str(lease.lease.id))
+        record = Uploads(
+            lease=lease.lease.id, dataset=lease.lease.dataset or "", created_at=utcnow(), objects=[*sending, *listing]
+        )
+        self.backend.put(journal, record.model_dump_json().encode())
+        engine.upload(sending, self._callback(f"Uploading {out.path}"))
+        if listing:
+            engine.upload(listing)
+        return journal
 
     def _input_ref(self, item: str | Ref | Version | InputRef) -> InputRef:
         if isinstance(item, InputRef):
@@ -742,14 +881,24 @@ class Store:
             except (KeyExists, OutcomeUnknown):
                 pass
             try:
-                existing = self._version(dataset, number)
+                existing = self._record(dataset, number)
             except KeyMissing:  # the outcome was unknown and nothing is there: try this number again
                 time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))  # noqa: S311 - jitter, not crypto
                 continue
-            if existing.id == record.id:  # our write landed; only its response was lost
-                return existing
-            if not force and _same_version(existing, record.md5, record.inputs):  # another writer committed it
-                return existing
+            except IntegrityError as exc:  # someone's unreadable record holds the number: take the next
+                logger.warning("skipped %s@%d: %s", dataset, number, exc)
+                existing = None
+            if isinstance(existing, Dropped):  # a number GC dropped stays taken (it is never reused)
+                if existing.id == record.id:
+                    raise ConflictError(
+                        f"this commit created {existing.ref}, and a garbage collection dropped it at once (it was "
+                        "neither the newest version nor kept by the policy); commit again"
+                    )
+            elif existing is not None:
+                if existing.id == record.id:  # our write landed; only its response was lost
+                    return existing
+                if not force and _same_version(existing, record.md5, record.inputs):  # another writer made it
+                    return existing
             number += 1
             time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311
         raise ConflictError(
@@ -802,14 +951,22 @@ class Store:
         if expect is None:
             with contextlib.suppress(KeyExists, OutcomeUnknown):
                 etag = self.backend.create(key, data)
-        if etag is None:
+        attempt = 0
+        while etag is None:
+            attempt += 1
+            if attempt > self.settings.commit_attempts:
+                raise ConflictError(
+                    f"could not move tag {record.ref} after {self.settings.commit_attempts} attempts: others kept "
+                    "moving it at the same time; retry"
+                )
             try:
                 raw, current_etag = self.backend.get(key)
             except KeyMissing:
-                raise ConflictError(
-                    f"tag {record.ref} does not exist"
-                    + (f", so it is not at version {expect}" if expect else "; retry")
-                ) from None
+                if expect is not None:
+                    raise ConflictError(f"tag {record.ref} does not exist, so it is not at version {expect}") from None
+                with contextlib.suppress(KeyExists, OutcomeUnknown):  # removed meanwhile: create it again
+                    etag = self.backend.create(key, data)
+                continue
             existing = self._parse(key, raw, Tag)
             if existing.number == version.number:
                 return existing
@@ -817,34 +974,39 @@ class Store:
                 raise ConflictError(
                     f"tag {existing.ref} already points at version {existing.number}; pass move=True (--move) "
                     f"to move it to {version.number}"
-                ) from None
+                )
             if expect is not None and existing.number != expect:
                 raise ConflictError(
                     f"tag {existing.ref} is at version {existing.number}, not {expect} as expected; look again and retry"
-                ) from None
+                )
             try:
                 etag = self.backend.replace(key, data, current_etag)
             except (PreconditionFailed, OutcomeUnknown):
+                if expect is None:  # an unconditional move: someone else moved it; swap again
+                    time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311 - jitter
+                    continue
                 current = self._read(key, Tag)
                 if current.number == version.number:
                     return current
                 raise ConflictError(
-                    f"tag {existing.ref} was moved by someone else (now at version {current.number}); look again "
-                    "and retry"
+                    f"tag {existing.ref} was moved by someone else (now at version {current.number}), not at "
+                    f"{expect} any more; look again and retry"
                 ) from None
-        # A tag is a GC root written outside a lease: written first, then the GC lock checked
-        # (as a lease is); if a GC ran meanwhile, make sure it did not remove the version.
-        if self._await_gc(time.monotonic() + self.settings.gc_wait, f"tagging {record.ref}"):
-            try:
-                self._version(version.dataset, version.number)
-            except KeyMissing:
-                with contextlib.suppress(KeyMissing):
-                    if self.backend.get(key)[1] == etag:
-                        self.backend.delete(key)
-                raise NotFoundError(
-                    f"{version.ref} was removed by a garbage collection that ran while it was being tagged; "
-                    f"the tag {record.ref} was not kept"
-                ) from None
+        # A tag is a GC root written outside a lease: written first, then the GC lock checked (as a
+        # lease is), then the version read again. A GC that took its lock after our write reads our
+        # tag and keeps the version; one that took it before either still holds it (we wait) or
+        # has finished, and then the record says whether it dropped the version.
+        self._await_gc(time.monotonic() + self.settings.gc_wait, f"tagging {record.ref}")
+        try:
+            self._version(version.dataset, version.number)
+        except KeyMissing:
+            with contextlib.suppress(KeyMissing):
+                if self.backend.get(key)[1] == etag:
+                    self.backend.delete(key)
+            raise NotFoundError(
+                f"{version.ref} was dropped by a garbage collection that ran while it was being tagged; "
+                f"the tag {record.ref} was not kept"
+            ) from None
         return record
 
     # ------------------------------------------------------------------ maintenance
@@ -856,23 +1018,37 @@ class Store:
         keep_within: timedelta | None = None,
         grace: timedelta | None = None,
         dry_run: bool = False,
+        delete_foreign: bool = False,
     ) -> GcReport:
-        """Remove the versions the retention policy drops, then every object no kept version references.
+        """Drop the versions the retention policy does not keep, then delete gitfree's objects nothing kept references.
 
         In every dataset the newest version and every tagged version are kept, and also the
         last ``keep_last`` and those younger than ``keep_within``; with neither, every version
-        is kept and only objects no version references (a crashed commit's uploads) go.
-        Objects younger than ``grace`` (default: lease TTL + clock skew) are never removed.
-        Safe while commits run: their leases keep what they will reference, and commits that
-        start during GC wait for it. A GC that dies part way is simply run again.
+        is kept and only objects no version references (a crashed commit's uploads) go. A dropped
+        version's record is replaced by a tombstone: its number is never reused, and a ref to it
+        says when it was dropped. Objects younger than ``grace`` (default: lease TTL + clock skew)
+        are never removed. Only objects gitfree wrote are deleted (named by a version, a tombstone or
+        a commit's upload journal); others in DVC's layout, such as a DVC project's pushed to the
+        same remote, are counted in ``report.foreign_objects`` and deleted only with
+        ``delete_foreign=True``. A dataset with a record that cannot be read drops nothing, and
+        every object named in that record's bytes is kept (``report.unreadable_records``). Safe
+        while commits run: their leases keep what they will reference, and commits that start
+        during GC wait for it. A GC that dies part way is simply run again.
 
         Raises:
             ConflictError: another GC runs, or commits in flight did not finish uploading in time.
-            IntegrityError: a record or listing cannot be read; nothing was deleted (run :meth:`fsck`).
+            IntegrityError: the listing of a kept version cannot be read; nothing was deleted (run :meth:`fsck`).
         """
         from .gc import collect
 
-        return collect(self, keep_last=keep_last, keep_within=keep_within, grace=grace, dry_run=dry_run)
+        return collect(
+            self,
+            keep_last=keep_last,
+            keep_within=keep_within,
+            grace=grace,
+            dry_run=dry_run,
+            delete_foreign=delete_foreign,
+        )
 
     def fsck(self, *, deep: bool = False, repair: bool = False, datasets: Iterable[str] = ()) -> FsckReport:
         """Check every version (of ``datasets``, default all): records, listings, objects, tags, ``latest.json``.
@@ -904,6 +1080,30 @@ def _check_source(source: Path) -> None:
         if filenames:
             return
     raise InputError(f"cannot commit {source}: the directory holds no files")
+
+
+def _span(numbers: Sequence[int]) -> str:
+    """``version 3``, ``versions 1 to 8``, ``versions 1, 7 and 8``, ``versions 1, 4 to 9 and 12``."""
+    if not numbers:
+        return "no versions"
+    runs: list[str] = []
+    first = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        runs.append(str(first) if first == prev else f"{first}, {prev}" if prev == first + 1 else f"{first} to {prev}")
+        if n is not None:
+            first = prev = n
+    parts = ", ".join(runs).split(", ")
+    if len(parts) == 1:
+        text = parts[0]
+        return f"version {text}" if " to " not in text else f"versions {text}"
+    if len(parts) > 12:
+        text = ", ".join(parts[:10]) + f" and {len(parts) - 10} more"
+    else:
+        text = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+    return f"{len(numbers)} versions ({text})"
 
 
 def _same_version(head: Version, md5: str, inputs: Sequence[InputRef]) -> bool:
