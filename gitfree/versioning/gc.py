@@ -158,6 +158,8 @@ class _Dataset:
     dropped: dict[int, Dropped] = field(default_factory=dict)
     unreadable: dict[int, bytes] = field(default_factory=dict)
     """Records that do not parse, by number: their raw bytes."""
+    written: dict[int, datetime] = field(default_factory=dict)
+    """The server's time of each record (its clock, not a worker's): what ``keep_within`` measures."""
     tagged: set[int] = field(default_factory=set)
     uncertain: bool = False
     """A record or tag could not be read: what the policy would keep is unknown, so nothing is dropped."""
@@ -177,11 +179,12 @@ def _inventory(store: Store) -> _Inventory:
     datasets: dict[str, _Dataset] = defaultdict(_Dataset)
     record_keys: dict[str, tuple[str, int]] = {}
     tag_keys: list[str] = []
-    for key in store.backend.list(layout.DATASETS):
-        if parsed := layout.parse_version_key(key):
-            record_keys[key] = parsed
-        elif layout.parse_tag_key(key):
-            tag_keys.append(key)
+    for info in store.backend.scan(layout.DATASETS):
+        if parsed := layout.parse_version_key(info.key):
+            record_keys[info.key] = parsed
+            datasets[parsed[0]].written[parsed[1]] = info.modified
+        elif layout.parse_tag_key(info.key):
+            tag_keys.append(info.key)
     journal_keys = {
         key: lease for key in store.backend.list(layout.UPLOADS) if (lease := layout.parse_upload_key(key)) is not None
     }
@@ -244,7 +247,7 @@ def _kept(
         if keep_last is not None:
             keep |= set(ordered[-keep_last:])
         if keep_within is not None:
-            keep |= {n for n, v in entry.versions.items() if v.created_at >= now - keep_within}
+            keep |= {n for n in entry.versions if entry.written.get(n, now) >= now - keep_within}
         kept[name] = keep
     return kept
 

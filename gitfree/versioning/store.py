@@ -203,13 +203,14 @@ class Store:
         self, dataset: str, numbers: Sequence[int], first: int = 64
     ) -> Iterator[tuple[int, Version | Dropped | None]]:
         """The records of ``numbers`` in that order, read in parallel batches (the first of ``first``, then
-        doubling up to 64); ``None`` for one that cannot be read (reported as a warning and skipped: one bad
+        doubling to at least 64); ``None`` for one that cannot be read (reported as a warning and skipped: one bad
         record never blocks the rest)."""
         start, batch = 0, max(1, first)
-        while start < len(numbers):
+        engine = self._transfer() if numbers else None
+        while engine is not None and start < len(numbers):
             keys = {n: layout.version_key(dataset, n) for n in numbers[start : start + batch]}
-            start, batch = start + batch, min(64, batch * 2)
-            raw = self._transfer().read_many(list(keys.values()))
+            start, batch = start + batch, max(batch, min(64, batch * 2))
+            raw = engine.read_many(list(keys.values()))
             for number, key in keys.items():
                 data = raw.get(key)
                 if data is None:  # removed since the listing
@@ -344,7 +345,7 @@ class Store:
         if not numbers:
             raise self._not_found_dataset(dataset)
         versions: list[Version] = []
-        for _, record in self._records(dataset, numbers, first=64 if limit is None else limit + 1):
+        for _, record in self._records(dataset, numbers, first=len(numbers) if limit is None else limit + 1):
             if isinstance(record, Version):
                 versions.append(record)
                 if limit is not None and len(versions) >= limit:
