@@ -57,6 +57,10 @@ def free_port() -> int:
     raise RuntimeError("no free port pair found on 127.0.0.1")
 
 
+class _PortTaken(RuntimeError):
+    """``weed`` could not bind one of its ports."""
+
+
 @dataclass
 class SeaweedFS:
     """Start ``weed mini`` with credentials on free loopback ports; stop it and remove its data on exit."""
@@ -88,8 +92,15 @@ class SeaweedFS:
 
     def command(self, data_dir: Path) -> list[str]:
         """The ``weed mini`` command line (the docker-compose service uses the same flags)."""
-        ports = {name: free_port() for name in ("master", "filer", "volume", "admin")}
-        self.s3_port = self.s3_port or free_port()
+        chosen: set[int] = {self.s3_port} if self.s3_port else set()
+        ports: dict[str, int] = {}
+        for name in ("master", "filer", "volume", "admin", "s3"):
+            # weed gives each service its port + 10000 for gRPC: no port may be another's twin.
+            while (port := free_port()) in chosen or {port + 10000, port - 10000} & chosen:
+                pass
+            chosen.add(port)
+            ports[name] = port
+        self.s3_port = self.s3_port or ports["s3"]
         return [
             weed_binary(),
             "mini",
@@ -113,11 +124,21 @@ class SeaweedFS:
             self.data_dir = Path(tempfile.mkdtemp(prefix="gitfree-seaweedfs-"))
             self._own_dir = True
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
-        log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
-        self.process = subprocess.Popen(  # noqa: S603 - our own argument list
-            self.command(self.data_dir), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
-        )
-        self._wait_ready(self.process)
+        fixed_port = self.s3_port
+        for attempt in range(3):
+            log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
+            self.process = subprocess.Popen(  # noqa: S603 - our own argument list
+                self.command(self.data_dir), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
+            )
+            try:
+                self._wait_ready(self.process)
+                return self
+            except _PortTaken:
+                # Another process took a port between our check and weed's bind: try other ports.
+                self.process = None
+                if fixed_port or attempt == 2:
+                    raise
+                self.s3_port = 0
         return self
 
     def client(self, **config: Any) -> Any:
@@ -140,7 +161,9 @@ class SeaweedFS:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"SeaweedFS exited with {process.returncode}; see {self.data_dir}/weed.log")
+                text = (self.data_dir / "weed.log").read_text(errors="replace") if self.data_dir else ""
+                kind = _PortTaken if ("address already in use" in text or "reserved for gRPC" in text) else RuntimeError
+                raise kind(f"SeaweedFS exited with {process.returncode}; see {self.data_dir}/weed.log")
             try:
                 client.put_object(Bucket=self.bucket, Key=".ready", Body=b"")
                 client.delete_object(Bucket=self.bucket, Key=".ready")
