@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -300,11 +301,11 @@ class S3Backend(Backend):
         import botocore.exceptions
 
         if not bucket:
-            raise InputError("an S3 store URL needs a bucket: s3://BUCKET[/PREFIX]")
+            raise InputError("an S3 store URL needs a bucket: write it as s3://BUCKET/PREFIX")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.endpoint = settings.resolved_endpoint()
+        self.endpoint = settings.resolved_endpoint()  # ConfigError unless http(s)://HOST[:PORT]
         self._settings = settings
         self._secret = settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
         self._token = settings.session_token.get_secret_value() if settings.session_token else None
@@ -325,14 +326,22 @@ class S3Backend(Backend):
             raise ConfigError(
                 f"AWS profile {settings.profile!r} is not configured: add it to ~/.aws/config or fix GITFREE_PROFILE"
             ) from None
+        # Manifest requests are small: a short read timeout, retried, finds a dead or silent endpoint
+        # in seconds (AWS's advice for small S3 requests), instead of minutes.
         config = botocore.config.Config(
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"total_max_attempts": settings.retries + 1, "mode": "standard"},
             max_pool_connections=64,
-            connect_timeout=10,
-            read_timeout=120,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
             s3={"addressing_style": "path"} if self.endpoint else None,
         )
-        self._client: S3Client = session.client("s3", endpoint_url=self.endpoint, config=config)
+        try:
+            self._client: S3Client = session.client("s3", endpoint_url=self.endpoint, config=config)
+        except (ValueError, botocore.exceptions.BotoCoreError) as exc:
+            raise ConfigError(
+                f"cannot set up an S3 client for {self.endpoint or 'AWS S3'} (region {session.region_name!r}): "
+                f"{_first_line(exc)}; check GITFREE_ENDPOINT_URL and GITFREE_REGION"
+            ) from None
         self._session = session
         self._region = session.region_name
 
@@ -377,16 +386,40 @@ class S3Backend(Backend):
                 "no S3 credentials found: set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY, "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an AWS profile"
             ) from None
-        except (bex.EndpointConnectionError, bex.ConnectTimeoutError) as exc:
+        except (bex.PartialCredentialsError, bex.CredentialRetrievalError) as exc:
             raise ConfigError(
-                f"cannot reach the S3 endpoint {server}: is it running and is the URL right? ({type(exc).__name__})"
+                f"the S3 credentials could not be loaded ({_first_line(exc)}): fix GITFREE_ACCESS_KEY_ID / "
+                "GITFREE_SECRET_ACCESS_KEY, the AWS profile or the role"
             ) from None
-        except (bex.ReadTimeoutError, bex.ConnectionClosedError, bex.ResponseStreamingError) as exc:
+        except bex.ConnectionError as exc:  # refused, connect timeout, DNS, TLS, proxy
+            attempts = self._settings.retries + 1
+            raise ConfigError(
+                f"cannot reach the S3 endpoint {server} ({type(exc).__name__}, {attempts} attempt(s)): is it "
+                "running and is the URL right? (GITFREE_ENDPOINT_URL; GITFREE_CONNECT_TIMEOUT is "
+                f"{self._settings.connect_timeout:g} s)"
+            ) from None
+        except bex.ReadTimeoutError:
+            if write:
+                raise OutcomeUnknown(key) from None
+            raise ConfigError(
+                f"the S3 endpoint {server} accepted a connection but did not answer within "
+                f"{self._settings.read_timeout:g} s ({self._settings.retries + 1} attempt(s)) while reading {where}: "
+                "is the endpoint URL an S3 server, and is it healthy? (GITFREE_READ_TIMEOUT raises the limit)"
+            ) from None
+        except (bex.ConnectionClosedError, bex.ResponseStreamingError, bex.IncompleteReadError) as exc:
             if write:
                 raise OutcomeUnknown(key) from None
             raise GitfreeError(
                 f"the connection to {server} failed while reading {where}: {type(exc).__name__}; retry"
             ) from None
+        except (bex.EndpointProviderError, bex.BaseEndpointResolverError, bex.InvalidEndpointConfigurationError) as exc:
+            raise ConfigError(
+                f"no usable S3 endpoint for {where} ({_first_line(exc)}): check GITFREE_ENDPOINT_URL and GITFREE_REGION"
+            ) from None
+        except bex.ParamValidationError as exc:
+            raise InputError(f"the S3 client refused the request for {where}: {_first_line(exc)}") from None
+        except bex.BotoCoreError as exc:
+            raise GitfreeError(f"the S3 request for {where} failed: {_first_line(exc)}; retry") from None
 
     def get(self, key: str) -> tuple[bytes, str]:
         with self._translate(key):
@@ -486,19 +519,76 @@ class S3Backend(Backend):
             self.bucket,
             prefix=self.prefix or None,
             credential_provider=provider,  # the same chain (keys, profile, role) as the manifest client
-            client_options={"allow_http": True, "timeout": "120s", "connect_timeout": "10s"},
-            retry_config={"max_retries": 5, "backoff": {"init_backoff": timedelta(milliseconds=100)}},
+            client_options={
+                "allow_http": True,
+                "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
+                "timeout": timedelta(seconds=self._settings.transfer_timeout),
+            },
+            retry_config={
+                "max_retries": self._settings.retries,
+                "backoff": {"init_backoff": timedelta(milliseconds=100)},
+            },
             **config,
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _s3_location(url: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of an ``s3://BUCKET/PREFIX`` URL; :class:`InputError` if it is malformed."""
+    if not re.match(r"s3://", url, re.IGNORECASE):
+        fixed = re.sub(r"^s3:/*", "s3://", url, flags=re.IGNORECASE)
+        raise InputError(
+            f"store URL {url!r} is malformed: an S3 store needs s3://BUCKET/PREFIX (two slashes, then the "
+            f"bucket){f', e.g. {fixed}' if fixed != 's3://' else ''}"
+        )
+    netloc = url[len("s3://") :].split("/", 1)[0]
+    if "@" in netloc:  # never echo it: it may hold a secret
+        raise InputError(
+            "the store URL holds credentials (s3://KEY:SECRET@...): remove them and set GITFREE_ACCESS_KEY_ID "
+            "and GITFREE_SECRET_ACCESS_KEY (or use the AWS credential chain)"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InputError(f"store URL {url!r} is malformed ({exc}): write it as s3://BUCKET/PREFIX") from None
+    if not netloc:
+        raise InputError(f"store URL {url!r} names no bucket: write it as s3://BUCKET/PREFIX")
+    if ":" in netloc and _BUCKET.fullmatch(netloc.split(":", 1)[0]):
+        raise InputError(
+            f"store URL {url!r}: {netloc!r} is not a bucket name; an S3 store URL is s3://BUCKET/PREFIX, and "
+            f"the server goes in GITFREE_ENDPOINT_URL (e.g. http://{netloc})"
+        )
+    if not _BUCKET.fullmatch(netloc):
+        raise InputError(
+            f"store URL {url!r}: {netloc!r} is not a bucket name (letters, digits, '.', '-', '_'); "
+            "write it as s3://BUCKET/PREFIX"
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise InputError(f"store URL {url!r} has a '?' or '#', which a store prefix cannot hold: s3://BUCKET/PREFIX")
+    return netloc, unquote(parts.path)
 
 
 def open_backend(settings: StoreSettings) -> Backend:
     """The backend for ``settings.store`` (or the local default)."""
     url = settings.resolved_store()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        if re.match(r"s3:", url, re.IGNORECASE):
+            _s3_location(url)  # the precise message
+        raise InputError(
+            f"store URL {url!r} is malformed ({exc}): use s3://BUCKET/PREFIX, file:///PATH or a local path"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme == "s3":
-        return S3Backend(parts.netloc, unquote(parts.path), settings)
+        return S3Backend(*_s3_location(url), settings)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise InputError(f"store URL {url!r}: a file:// URL names a local path, e.g. file:///srv/data-store")

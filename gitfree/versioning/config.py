@@ -7,13 +7,18 @@ profile, instance role), resolved by boto3 and by DVC's S3 filesystem alike.
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["StoreSettings", "default_cache_dir", "default_store_url"]
+from .errors import ConfigError
+
+__all__ = ["StoreSettings", "default_cache_dir", "default_store_url", "validate_endpoint_url"]
 
 
 def default_store_url() -> str:
@@ -24,6 +29,30 @@ def default_store_url() -> str:
 def default_cache_dir() -> Path:
     """The worker cache used when nothing is configured (honours ``XDG_CACHE_HOME``)."""
     return Path(platformdirs.user_cache_dir("gitfree"))
+
+
+def validate_endpoint_url(url: str, setting: str = "GITFREE_ENDPOINT_URL") -> str:
+    """``url`` if it is an ``http(s)://HOST[:PORT][/PATH]`` URL; else :class:`ConfigError` naming ``setting``."""
+    bare = re.sub(r"^https?:/*", "", url, flags=re.IGNORECASE) or "HOST:PORT"
+    hint = f"http://{bare}"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError as exc:
+        raise ConfigError(f"the S3 endpoint {url!r} ({setting}) is not a valid URL ({exc}): fix {setting}") from None
+    if "://" not in url:
+        raise ConfigError(f"the S3 endpoint {url!r} ({setting}) needs a scheme: write it as {hint} (or https://...)")
+    if parts.scheme.lower() not in ("http", "https"):
+        rest = url.split("://", 1)[1]
+        raise ConfigError(
+            f"the S3 endpoint {url!r} ({setting}) must start with http:// or https://, not {parts.scheme}://: "
+            f"write it as e.g. http://{rest}"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"the S3 endpoint {url!r} ({setting}) names no host: write it as http://HOST:PORT")
+    if not port_ok or parts.query or parts.fragment:
+        raise ConfigError(f"the S3 endpoint {url!r} ({setting}) is not a valid URL: write it as http://HOST:PORT")
+    return url
 
 
 class StoreSettings(BaseSettings):
@@ -58,6 +87,15 @@ class StoreSettings(BaseSettings):
     """Seconds a commit waits for a running garbage collection, or GC for commits still uploading."""
     commit_attempts: int = Field(default=100, ge=1)
     """How many version numbers a commit tries before giving up with ``ConflictError``."""
+    connect_timeout: float = Field(default=3.0, gt=0)
+    """Seconds to open a connection to the S3 endpoint (manifest requests and object transfers)."""
+    read_timeout: float = Field(default=2.5, gt=0)
+    """Seconds to wait for the server to answer a manifest request (records, tags, leases, listings),
+    or to send the next bytes of an answer; a request that times out is retried."""
+    transfer_timeout: float = Field(default=120.0, gt=0)
+    """Seconds one object transfer (a PUT of up to 100 MiB, a part or a range of a larger one) may take."""
+    retries: int = Field(default=2, ge=0, le=20)
+    """How many times a failed S3 request (refused connection, timeout, 5xx, throttling) is retried."""
 
     @field_validator("store", "endpoint_url", "access_key_id", "region", "profile", mode="before")
     @classmethod
@@ -70,5 +108,30 @@ class StoreSettings(BaseSettings):
     def resolved_cache_dir(self) -> Path:
         return (self.cache_dir or default_cache_dir()).expanduser().absolute()
 
+    def prepared_cache_dir(self) -> Path:
+        """The worker cache directory, created if missing and proven writable; else :class:`ConfigError`."""
+        path = self.resolved_cache_dir()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".gitfree-probe-"):
+                pass
+        except OSError as exc:
+            reason = "it is not a directory" if isinstance(exc, FileExistsError | NotADirectoryError) else None
+            reason = reason or exc.strerror or type(exc).__name__
+            setting = "GITFREE_CACHE_DIR" if self.cache_dir else "GITFREE_CACHE_DIR or XDG_CACHE_HOME"
+            raise ConfigError(
+                f"the worker cache {path} cannot be created or written ({reason}): "
+                f"point {setting} (--cache-dir, cache_dir=) at a writable directory"
+            ) from None
+        return path
+
     def resolved_endpoint(self) -> str | None:
-        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        """The S3 endpoint URL, if any, checked to be ``http(s)://HOST[:PORT]``; else :class:`ConfigError`."""
+        for value, setting in (
+            (self.endpoint_url, "GITFREE_ENDPOINT_URL / --endpoint-url"),
+            (os.environ.get("AWS_ENDPOINT_URL_S3"), "AWS_ENDPOINT_URL_S3"),
+            (os.environ.get("AWS_ENDPOINT_URL"), "AWS_ENDPOINT_URL"),
+        ):
+            if value:
+                return validate_endpoint_url(value.strip(), setting)
+        return None
