@@ -2,17 +2,20 @@
 
 Exit codes: 0 success, 1 other failure, 2 bad usage or input, 3 not found,
 4 conflict, 5 integrity (missing or corrupted data), 6 configuration
-(store URL, credentials, bucket, server), 7 unsafe path in a version.
+(store URL, credentials, bucket, server), 7 unsafe path in a version;
+141 (128 + SIGPIPE, silently, as git and coreutils) when the reader of standard
+output goes away (``gitfree cat ... | head``). Every failure is one line on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
@@ -21,13 +24,49 @@ import click
 from fsspec.callbacks import Callback
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .versioning import FileEntry, GitfreeError, InputError, IntegrityError, NotFoundError, Store, Version
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+STDOUT_CLOSED = 141
+"""Exit code when the reader of standard output went away: 128 + SIGPIPE, as a shell reports git or cat."""
+
+
+def _stdout_closed() -> NoReturn:
+    """End quietly: the reader of stdout is gone (``gitfree cat ... | head``), as git and coreutils do.
+
+    Standard output is pointed at /dev/null first, so the interpreter's final flush of what is
+    still buffered cannot fail again ("Exception ignored ... BrokenPipeError") — the recipe of
+    Python's documentation (signal module, "Note on SIGPIPE").
+    """
+    _bars.stop()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests), or already gone
+        pass
+    sys.exit(STDOUT_CLOSED)
+
+
+class _Console(Console):
+    """Rich output that never reads data as markup or emoji codes, and ends quietly on a closed pipe."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        super().__init__(stderr=stderr, soft_wrap=True, markup=False, emoji=False)
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        if not self.stderr:
+            _stdout_closed()  # else nothing more can be said; the exit code still tells
+
+
+# Data (names, paths, messages) goes through these as plain text: markup is never parsed
+# (`s3://BUCKET[/PREFIX]` or a file named `[red]` prints as it is).
+out = _Console()
+err = _Console(stderr=True)
 
 
 # ---------------------------------------------------------------------------- progress
@@ -48,7 +87,7 @@ class _Bars:
     def progress(self) -> Progress:
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # descriptions hold file names
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -171,17 +210,46 @@ def _version_table(versions: Sequence[Version], tags: dict[int, list[str]]) -> T
 # ---------------------------------------------------------------------------- the command
 
 
-class _Group(click.Group):
-    """Turns every gitfree error into one readable line and its exit code: no traceback."""
+class OneLineErrors(click.Group):
+    """A click group that turns every failure into one line on stderr and its exit code.
+
+    No traceback, no usage block: a :class:`GitfreeError` exits with its ``exit_code``, a usage
+    error with 2, an unexpected exception with 1 (``-vv`` adds the traceback), a closed stdout
+    quietly with 141. ``gitfree-flows`` uses it too.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:  # --help or --version into a closed pipe
+            _stdout_closed()
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `gitfree` alone shows the help
+        except click.ClickException as exc:  # a bad global option
+            _usage_error(exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                result = super().invoke(ctx)
+            except click.exceptions.Exit:
+                sys.stdout.flush()
+                raise
+            sys.stdout.flush()  # a closed stdout shows here when the output fitted in the buffer
+            return result
+        except BrokenPipeError:
+            _stdout_closed()
         except GitfreeError as exc:
             _fail(str(exc), exc.exit_code, exc)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as exc:  # a subcommand's usage error
+            _usage_error(exc)
+        except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
             _fail(f"unexpected {type(exc).__name__}: {exc} (run with -vv for details)", 1, exc)
@@ -189,15 +257,24 @@ class _Group(click.Group):
             _bars.stop()
 
 
+def _usage_error(exc: click.ClickException) -> NoReturn:
+    message = exc.format_message()
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        message = f"{message.rstrip('.')}; see '{exc.ctx.command_path} --help'"
+    _fail(message, exc.exit_code)
+
+
 def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn:
     _bars.stop()
     if exc is not None and logging.getLogger("gitfree").isEnabledFor(logging.DEBUG):
         err.print_exception()
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())  # one line, always
+    with contextlib.suppress(BrokenPipeError):  # stderr gone too: the exit code still tells
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, markup=True)
     sys.exit(code)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option(
     "--store",
     "store_url",
@@ -282,7 +359,6 @@ def commit(
 ) -> None:
     """Commit PATH (a file or directory) as the next version of DATASET."""
     store = _store(ctx)
-    attempt = uuid.uuid4()
     version = store.commit(
         dataset,
         path,
@@ -291,11 +367,10 @@ def commit(
         metrics=_parse_pairs(metric, "--metric", float),
         inputs=list(inputs),
         force=force,
-        commit_id=attempt,
     )
     if as_json:
-        _print_json(version)
-    elif version.id != attempt:
+        _print_json({**version.model_dump(mode="json"), "created": bool(version.created)})
+    elif not version.created:
         _output().print(
             f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {_human(version.size)})"
         )
@@ -403,7 +478,7 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
     table = Table(show_edge=False, header_style="bold")
     for column in ("", "path", "old size", "new size"):
         table.add_column(column, justify="right" if "size" in column else "left")
-    marks = {"added": "[green]+[/]", "removed": "[red]-[/]", "modified": "[yellow]~[/]"}
+    marks = {"added": Text("+", "green"), "removed": Text("-", "red"), "modified": Text("~", "yellow")}
     for e in result.entries:
         table.add_row(
             marks[e.status], e.path, _human(e.old_size) if e.old_md5 else "", _human(e.new_size) if e.new_md5 else ""

@@ -75,6 +75,7 @@ def test_commit_log_show_diff_tag_pull_export(run, tmp_path: Path) -> None:  # t
 
     assert "pulled images@1" in run("pull", "images@1", str(tmp_path / "out"))
     assert read_tree(tmp_path / "out") == {"a.txt": b"one", "b/c.txt": b"two"}
+    (tmp_path / "out" / "a.txt").write_bytes(b"edited here")  # a local change: pulling over it needs --overwrite
     run("pull", "images@2", str(tmp_path / "out"), code=2)
     run("pull", "images@2", str(tmp_path / "out"), "--overwrite")
     assert read_tree(tmp_path / "out")["new.txt"] == b"3"
