@@ -104,7 +104,12 @@ def ingest_dataset(
         version = commit_dataset(
             dataset, path, store=target, message=message or f"ingested from {source}", metadata=meta
         )
-    logger.info("%s: %s files, %s bytes", version.ref, version.nfiles, version.size)
+    if version.created is False:
+        logger.info(
+            "unchanged: %s already holds %s (%s files, %s bytes)", version.ref, source, version.nfiles, version.size
+        )
+    else:
+        logger.info("%s: %s files, %s bytes", version.ref, version.nfiles, version.size)
     return version
 
 
