@@ -508,17 +508,28 @@ class S3Backend(Backend):
         config: dict[str, Any] = {"region": self._region or "us-east-1"}
         if self.endpoint:
             config.update(endpoint=self.endpoint, virtual_hosted_style_request=False)
-        try:
-            provider = Boto3CredentialProvider(self._session)
-        except ValueError:
+        from botocore.credentials import RefreshableCredentials
+
+        credentials = self._session.get_credentials()
+        if credentials is None:
             raise ConfigError(
                 "no S3 credentials found: set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY, "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an AWS profile"
-            ) from None
+            )
+        auth: dict[str, Any]
+        if isinstance(credentials, RefreshableCredentials):  # a role or SSO: boto3 refreshes them for obstore
+            auth = {"credential_provider": Boto3CredentialProvider(self._session)}
+        else:
+            # Static keys go to obstore as they are: no call back into Python from its I/O threads
+            # (such a call during interpreter shutdown was seen to abort the process).
+            frozen = credentials.get_frozen_credentials()
+            auth = {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key}
+            if frozen.token:
+                auth["session_token"] = frozen.token
         return S3Store(
             self.bucket,
             prefix=self.prefix or None,
-            credential_provider=provider,  # the same chain (keys, profile, role) as the manifest client
+            **auth,  # the same chain (keys, profile, role) as the manifest client
             client_options={
                 "allow_http": True,
                 "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
