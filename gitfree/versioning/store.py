@@ -139,7 +139,7 @@ class Store:
         self.settings = settings
         self.backend: Backend = open_backend(settings)
         self.url = self.backend.url
-        self.cache_dir = settings.resolved_cache_dir()
+        self.cache_dir = settings.prepared_cache_dir()  # ConfigError, naming the setting, if unusable
         self._progress = progress
 
     def __repr__(self) -> str:
