@@ -264,6 +264,15 @@ def _usage_error(exc: click.ClickException) -> NoReturn:
     _fail(message, exc.exit_code)
 
 
+class _WarningLines(logging.Handler):
+    """``warning: <message>`` on stderr, one line per record, never markup."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = " ".join(part.strip() for part in record.getMessage().splitlines() if part.strip())
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, markup=True)
+
+
 def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn:
     _bars.stop()
     if exc is not None and logging.getLogger("gitfree").isEnabledFor(logging.DEBUG):
@@ -307,13 +316,18 @@ def cli(
     verbose: int,
 ) -> None:
     """Version datasets on S3 or a local directory, with DVC's format and no git."""
+    logger = logging.getLogger("gitfree")
     if verbose:
         from rich.logging import RichHandler
 
-        handler = RichHandler(console=err, show_path=False, show_time=False)
-        logger = logging.getLogger("gitfree")
-        logger.addHandler(handler)
+        handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
         logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    else:
+        # Warnings (a record skipped because it cannot be read, ...) are one line each on stderr.
+        handler = _WarningLines()
+        logger.setLevel(logging.WARNING)
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _WarningLines)]
+    logger.addHandler(handler)
 
     def make_store() -> Store:
         return Store(
@@ -636,6 +650,12 @@ class _Duration(_TimedeltaParam):
     help="Never delete objects younger than this. Default: lease TTL + clock skew (15m).",
 )
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be deleted.")
+@click.option(
+    "--delete-foreign",
+    is_flag=True,
+    help="Also delete objects gitfree did not write (e.g. a DVC project's, pushed to the same remote) that no "
+    "version references. Without it they are only counted.",
+)
 @json_option
 @click.pass_context
 def gc(
@@ -644,15 +664,19 @@ def gc(
     keep_within: timedelta | None,
     grace: timedelta | None,
     dry_run: bool,
+    delete_foreign: bool,
     as_json: bool,
 ) -> None:
-    """Delete versions the retention policy drops, and objects no kept version references.
+    """Drop versions the retention policy does not keep, and delete gitfree's objects no kept version references.
 
     The newest and every tagged version of each dataset are always kept; with no
     --keep-* option every version is, and only orphaned objects (left by crashed
-    commits) go. Safe while commits run.
+    commits) go. A dropped version's number is never reused. Objects gitfree did not
+    write are left alone unless --delete-foreign. Safe while commits run.
     """
-    report = _store(ctx).gc(keep_last=keep_last, keep_within=keep_within, grace=grace, dry_run=dry_run)
+    report = _store(ctx).gc(
+        keep_last=keep_last, keep_within=keep_within, grace=grace, dry_run=dry_run, delete_foreign=delete_foreign
+    )
     if as_json:
         _print_json(report)
         return
@@ -670,6 +694,15 @@ def gc(
         f"{report.leases_live} commit(s) in flight",
         highlight=False,
     )
+    if report.foreign_objects:
+        what = (
+            ("would be deleted" if dry_run else "deleted")
+            if report.foreign_deleted
+            else "left alone (not written by gitfree; --delete-foreign deletes them)"
+        )
+        console.print(
+            f"{report.foreign_objects} foreign object(s) ({_human(report.foreign_bytes)}) {what}", highlight=False
+        )
 
 
 @cli.command()

@@ -65,3 +65,22 @@ def test_gc_keeps_what_a_dvc_project_pushed_to_the_store(store: Store, seaweedfs
     # Only when asked: the foreign objects go too.
     assert store.gc(grace=timedelta(0), delete_foreign=True).objects_deleted == 3
     assert store.gc(grace=timedelta(0), dry_run=True).foreign_objects == 0
+
+
+def test_the_cli_reports_foreign_objects_and_deletes_them_only_when_asked(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gitfree.cli import cli
+
+    store = Store(tmp_path / "store", cache_dir=tmp_path / "cache")
+    store.commit("ds", write_tree(tmp_path / "src", {"f": b"1"}))
+    foreign = tmp_path / "store" / "files" / "md5" / "ab" / ("c" * 30)
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"pushed by dvc")
+    args = ["--store", str(tmp_path / "store"), "--cache-dir", str(tmp_path / "cache"), "gc", "--grace", "0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and "1 foreign object(s) (13 B) left alone" in result.output
+    assert foreign.exists()
+    result = CliRunner().invoke(cli, [*args, "--delete-foreign"])
+    assert result.exit_code == 0 and "1 foreign object(s) (13 B) deleted" in result.output
+    assert not foreign.exists()
