@@ -2,7 +2,14 @@
 
 This is the only module that imports DVC; DVC's types do not leave it.
 
-- :func:`stage` hashes a source path (reusing hashes from a persistent state, keyed by
+- :func:`check_source` and :func:`scan` decide what a commit takes from a path, before anything
+  is hashed: what ``dvc add`` would take (DVC's own ``.dvcignore`` filter; ``.git``, ``.hg``,
+  ``.dvc`` and nested DVC repositories left out), and only paths every reader of a version
+  accepts (the rules of :func:`.checkout.validate_path`, valid UTF-8), only regular files (or
+  symbolic links to them, which DVC follows). Anything else is refused by name: a special file
+  (FIFO, socket, device) would hang or break the hashing, a dangling or looping link has no
+  content, and a linked directory is one that ``dvc add`` silently leaves out.
+- :func:`stage` hashes what :func:`scan` found (reusing hashes from a persistent state, keyed by
   path, inode, size and mtime), builds DVC's ``.dir`` listing and adds every object to
   the worker cache (DVC's cache layout, ``files/md5/ab/cdef…``).
 - :class:`HashState` is that persistent state, shared by every commit and pull of a
@@ -16,11 +23,12 @@ exported ``.dvc`` file reads them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +39,16 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from .errors import InputError, IntegrityError
 from .layout import object_key
 from .localfs import copy_file
-from .models import Output
+from .models import FileEntry, Output
 
 if TYPE_CHECKING:
     from dvc_data.hashfile.state import State
 
-__all__ = ["HashState", "Staged", "stage"]
+__all__ = ["HashState", "Source", "Staged", "check_source", "scan", "stage"]
 
 _COPY_THREADS = 4
+_DVCIGNORE = ".dvcignore"
+_REMEDY = "rename or remove it, or leave it out with a .dvcignore"
 
 logger = logging.getLogger(__name__)
 
@@ -115,16 +125,26 @@ class Staged:
 def stage(
     source: Path, out_path: str, cache_dir: Path, state: HashState, callback: Callback = DEFAULT_CALLBACK
 ) -> Staged:
-    """Hash ``source`` (a file or directory) and add its objects to the worker cache at ``cache_dir``."""
+    """Hash ``source`` (a file or directory) and add its objects to the worker cache at ``cache_dir``.
+
+    Only what :func:`scan` accepts and keeps is hashed: dvc-data walks exactly the folders and
+    files the scan checked (so nothing refused or ignored is ever read).
+    """
     from dvc_data.hashfile.build import build
     from dvc_data.hashfile.db import HashFileDB
     from dvc_data.hashfile.tree import Tree
     from dvc_objects.fs.local import LocalFileSystem
 
-    _quiet_dvc()
+    found = scan(source)
     fs = LocalFileSystem()
     cache = HashFileDB(fs, str(cache_dir / "files" / "md5"), state=state.dvc)
-    _, meta, obj = build(cache, str(source), fs, "md5", state=state.dvc, callback=callback)
+    try:
+        _, meta, obj = build(cache, str(source), fs, "md5", state=state.dvc, callback=callback, ignore=_Scanned(found))
+    except FileNotFoundError as exc:
+        raise InputError(
+            f"{exc.filename or source} disappeared while it was being committed; nothing was committed: "
+            "commit again once the data is complete"
+        ) from None
     oid = obj.hash_info.value
     if not oid:
         raise IntegrityError(f"DVC computed no hash for {source}")
@@ -139,6 +159,245 @@ def stage(
         out = Output(md5=oid, size=meta.size or 0, path=out_path)
         oids = {oid}
     return Staged(out=out, oids=frozenset(oids))
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a commit takes from a path: exactly what ``dvc add`` would, each path checked for every reader."""
+
+    path: Path
+    folders: tuple[tuple[str, tuple[str, ...]], ...]
+    """For a directory: each folder holding files to commit, with their names (empty for a single file)."""
+    nfiles: int
+    left_out: int
+    """Files and folders left out as ``dvc add`` leaves them out (``.dvcignore``, ``.git``, ``.dvc``...)."""
+
+
+def check_source(source: Path) -> None:
+    """Refuse a source that is no file or directory, or whose own name no reader would accept (cheap:
+    no walk, no DVC). :func:`scan` checks what is inside a directory."""
+    text = str(source)
+    if "\x00" in text:
+        raise InputError(f"cannot commit {text!r}: a path cannot contain a NUL byte")
+    try:
+        st = os.stat(source)
+    except FileNotFoundError:
+        if os.path.islink(source):
+            raise InputError(
+                f"cannot commit {source}: it is a symbolic link to {os.readlink(source)!r}, which does not exist"
+            ) from None
+        raise InputError(f"cannot commit {source}: it does not exist") from None
+    except OSError as exc:
+        raise InputError(f"cannot commit {source}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise InputError(
+            f"cannot commit {source}: it is {_kind(st.st_mode)}, neither a file nor a directory "
+            "(reading it could block forever or return no stable content)"
+        )
+    name = source.name
+    # A file's name is the path of its only entry; a directory's only names the export's .dvc file.
+    problem = _name_problem(name, drive=stat.S_ISREG(st.st_mode))
+    if name in ("", ".", "..") or problem:
+        why = problem or "is not the name of a file or directory"
+        raise InputError(f"cannot commit {source}: its name {name!r} {why}; give another path to the same data")
+
+
+def scan(source: Path) -> Source:
+    """What a commit of ``source`` takes, checked, before anything is read or hashed.
+
+    DVC's own ignore filter (``dvc.ignore.DvcIgnoreFilter``) decides what is left out, so the
+    listing is the one ``dvc add`` makes: ``.git``, ``.hg`` and ``.dvc`` folders, nested DVC
+    repositories, and whatever the ``.dvcignore`` files say. Their root is the DVC repository the
+    source lies in (found as DVC finds it: the nearest parent with a ``.dvc`` folder), else the source
+    itself, whose own ``.dvcignore`` files (at its top and in any folder) then apply as a repository's
+    would. The ``.dvcignore`` files are rules, never data: DVC refuses to add a folder holding one, and
+    gitfree follows them and leaves them out.
+
+    Raises:
+        InputError: naming the first path that cannot be committed (and how many there are): a name no
+            reader accepts, a special file, a dangling or looping link, a linked directory, an
+            unreadable folder; a source ``dvc add`` would refuse as ignored; a directory with no files.
+    """
+    check_source(source)
+    _quiet_dvc()
+    top = str(source)
+    root = _workspace(source)
+    ignore = _ignore_filter(source, root)
+    if ignore is not None and root != top and ignore.is_ignored(ignore.fs, top):
+        rules = ", ".join(str(info) for info in ignore.check_ignore(top).pattern_infos) or ".dvcignore"
+        raise InputError(
+            f"cannot commit {source}: the DVC repository {root} ignores it ({rules}), so dvc add would refuse "
+            "it too; change that .dvcignore or commit another path"
+        )
+    if ignore is None or not os.path.isdir(source):
+        return Source(path=source, folders=(), nfiles=1, left_out=0)
+
+    problems: list[str] = []
+    folders: list[tuple[str, tuple[str, ...]]] = []
+    nfiles = left_out = 0
+    cut = len(top) + 1
+
+    def unreadable(exc: OSError) -> None:
+        where = str(exc.filename or top)
+        problems.append(f"the folder {where[cut:] or '.'!r} cannot be read ({exc.strerror or exc})")
+
+    for folder, dirs, files in os.walk(top, onerror=unreadable):
+        rel = folder[cut:]
+        try:
+            kept_dirs, kept_files = ignore(folder, list(dirs), list(files))
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise InputError(f"cannot commit {source}: a .dvcignore in {rel or '.'!r} cannot be read: {exc}") from None
+        kept_files = [name for name in kept_files if name != _DVCIGNORE]
+        left_out += len(dirs) - len(kept_dirs) + len(files) - len(kept_files)
+        dirs[:] = []
+        for name in kept_dirs:
+            path = f"{folder}/{name}"
+            relpath = f"{rel}/{name}" if rel else name
+            if (problem := _name_problem(relpath)) is not None:
+                problems.append(f"the folder {relpath!r} {problem}")
+            elif os.path.islink(path):
+                problems.append(
+                    f"{relpath!r} is a symbolic link to a directory ({os.readlink(path)!r}): dvc add does not "
+                    "follow those and would silently leave its files out, so gitfree refuses it; put the folder "
+                    "itself there, or leave it out with a .dvcignore"
+                )
+            else:
+                dirs.append(name)
+        for name in kept_files:
+            relpath = f"{rel}/{name}" if rel else name
+            problem = _name_problem(relpath) or _file_problem(f"{folder}/{name}")
+            if problem is not None:
+                problems.append(f"{relpath!r} {problem}")
+        if kept_files:
+            folders.append((folder, tuple(kept_files)))
+            nfiles += len(kept_files)
+    if problems:
+        more = f" ({len(problems)} paths cannot be committed; this is the first)" if len(problems) > 1 else ""
+        raise InputError(f"cannot commit {source}: {problems[0]}{more}; nothing was hashed or uploaded")
+    if not nfiles:
+        why = f" ({left_out} left out as dvc add leaves them out: .dvcignore, .git, .dvc)" if left_out else ""
+        raise InputError(f"cannot commit {source}: the directory holds no files{why}")
+    _check_listing(source, folders, cut)
+    if left_out:
+        logger.info("%s: %d files or folders left out, as dvc add leaves them out", source, left_out)
+    return Source(path=source, folders=tuple(folders), nfiles=nfiles, left_out=left_out)
+
+
+class _Scanned:
+    """dvc-data's ``Ignore`` protocol, replaying the walk :func:`scan` checked: dvc-data hashes those files only."""
+
+    def __init__(self, found: Source) -> None:
+        self._folders = found.folders
+
+    def walk(self, fs: Any, path: str, **kwargs: Any) -> Iterator[tuple[str, list[str], list[str]]]:
+        for folder, files in self._folders:
+            yield folder, [], list(files)
+
+    def find(self, fs: Any, path: str) -> Iterator[str]:
+        for folder, files in self._folders:
+            for name in files:
+                yield f"{folder}/{name}"
+
+
+def _workspace(source: Path) -> str:
+    """The root of the ``.dvcignore`` rules: the DVC repository ``source`` lies in, else ``source`` itself."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    start = source if os.path.isdir(source) else source.parent
+    try:
+        return str(Repo.find_root(str(start)))
+    except NotDvcRepoError:
+        return str(source)
+
+
+def _ignore_filter(source: Path, root: str) -> Any:
+    """DVC's ignore filter rooted at ``root`` (``None`` for a single file outside any DVC repository)."""
+    from dvc.fs import localfs
+    from dvc.ignore import DvcIgnoreFilter
+
+    if root == str(source) and not os.path.isdir(source):
+        return None
+    try:
+        return DvcIgnoreFilter(localfs, root)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise InputError(f"cannot commit {source}: the .dvcignore of {root} cannot be read: {exc}") from None
+
+
+def _name_problem(path: str, drive: bool = True) -> str | None:
+    """Why a reader of a version would refuse ``path`` (a path inside it, or the name of a single file), if it would.
+
+    The rules of :func:`.checkout.validate_path`, which every reader applies, plus valid UTF-8 (a name
+    that is not arrives as surrogates, which no JSON listing can hold). A path read from a directory
+    has no empty, ``.`` or ``..`` segment and is relative; ``drive=False`` (a directory's own name)
+    skips the Windows drive rule, which readers apply to paths inside a version only.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            f"is not valid UTF-8 (its bytes are {os.fsencode(path)!r}): a version lists its paths as UTF-8 text, "
+            f"so no reader could name it; {_REMEDY}"
+        )
+    if "\x00" in path:
+        return f"contains a NUL byte; {_REMEDY}"
+    if "\\" in path:
+        return f"contains a backslash, which readers refuse (on Windows it separates folders); {_REMEDY}"
+    if drive and len(path) > 1 and path[1] == ":":
+        return f"starts with a letter and a colon, which readers take for a Windows drive (an absolute path); {_REMEDY}"
+    return None
+
+
+def _file_problem(path: str) -> str | None:
+    """Why the file at ``path`` cannot be committed (not a regular file, nor a link to one), if so."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode):
+            return None if stat.S_ISREG(st.st_mode) else f"is {_kind(st.st_mode)}, not a regular file; {_REMEDY}"
+        target = os.readlink(path)
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"is a symbolic link to {os.readlink(path)!r}, which does not exist (a dangling link); {_REMEDY}"
+        return "disappeared while it was being committed; commit again once the data is complete"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"is a symbolic link that never reaches a file (a loop: {exc.strerror}); {_REMEDY}"
+        return f"cannot be read ({exc.strerror or exc}); {_REMEDY}"
+    if stat.S_ISREG(st.st_mode):
+        return None  # DVC follows a link to a file and commits the file's content
+    return f"is a symbolic link to {target!r}, which is {_kind(st.st_mode)}, not a regular file; {_REMEDY}"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a special file"
+
+
+def _check_listing(source: Path, folders: list[tuple[str, tuple[str, ...]]], cut: int) -> None:
+    """The readers' own check of a version's paths, on the listing this commit would make: whatever
+    they would refuse (should their rules ever grow stricter than :func:`_name_problem`) is refused here."""
+    from .checkout import validate_entries
+    from .errors import UnsafePathError
+
+    entries = [
+        FileEntry(path=f"{folder[cut:]}/{name}" if folder[cut:] else name, md5="0" * 32)
+        for folder, names in folders
+        for name in names
+    ]
+    try:
+        validate_entries(entries)
+    except UnsafePathError as exc:
+        raise InputError(f"cannot commit {source}: no reader could read the version: {exc}") from None
 
 
 def _into_cache(files: dict[str, str], cache_dir: Path, state: HashState) -> None:

@@ -1071,16 +1071,15 @@ class Store:
 
 
 def _check_source(source: Path) -> None:
-    if not source.exists():
-        raise InputError(f"cannot commit {source}: it does not exist")
-    if source.is_file():
-        return
-    if not source.is_dir():
-        raise InputError(f"cannot commit {source}: it is neither a file nor a directory")
-    for _, _, filenames in os.walk(source):
-        if filenames:
-            return
-    raise InputError(f"cannot commit {source}: the directory holds no files")
+    """Refuse a source that is missing, special (a FIFO, socket or device) or oddly named, before anything else.
+
+    What is inside a directory (names every reader accepts, regular files only, ``.dvcignore``, no
+    empty folder) is checked by :func:`.staging.scan` when the commit stages it, before anything is
+    hashed or uploaded.
+    """
+    from .staging import check_source
+
+    check_source(source)
 
 
 def _span(numbers: Sequence[int]) -> str:
