@@ -10,23 +10,29 @@ from typing import Any
 from airflow.sdk import Asset, get_current_context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from gitfree.versioning import Author, GitfreeError, InputError, NotFoundError, Store, UnsafePathError, Version
+from gitfree.versioning import Author, GitfreeError, InputError, NotFoundError, Store, Version
+from gitfree.versioning.errors import is_transient
 
 from .assets import dataset_asset, dataset_of, dataset_outlet, ref_from_extra, version_extra
 from .hooks import GitfreeHook
 
 _NAMESPACE = uuid.UUID("3f4c1a52-9a0e-4c1b-8d57-0b7e3f1c2a64")
-_NO_RETRY = (InputError, NotFoundError, UnsafePathError)
-"""Errors a retry cannot fix: the task fails at once instead of using its retries."""
 
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Turn a :class:`GitfreeError` into an Airflow exception with the same message (fail-fast for bad input)."""
+    """Turn a :class:`GitfreeError` into an Airflow exception with the same message.
+
+    One a retry can fix (a lost connection, a server error, another writer or a garbage collection in
+    the way) becomes ``AirflowException``, which uses the task's retries; any other (bad input, a missing
+    version, an unsafe or corrupted record, wrong credentials: see
+    :func:`gitfree.versioning.errors.is_transient`) becomes ``AirflowFailException``: the task fails
+    at once, its retries unused.
+    """
     try:
         yield
     except GitfreeError as exc:
-        kind = AirflowFailException if isinstance(exc, _NO_RETRY) else AirflowException
+        kind = AirflowException if is_transient(exc) else AirflowFailException
         raise kind(f"gitfree: {exc}") from exc
 
 

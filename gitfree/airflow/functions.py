@@ -56,11 +56,15 @@ def _commit(
             force=force,
             commit_id=attempt,
         )
-    new = version.id == attempt
+    # This task instance made it: this try, or an earlier one that died before its asset event (the
+    # retry finds its own record as the newest version, with the same id).
+    new = bool(version.created) or version.id == attempt
     if new:
         _runtime.emit(context, version, target, log)
     else:
-        log.info("no asset event: %s is unchanged since %s", dataset, version.ref)
+        log.info("no asset event: %s is unchanged since %s (no new version)", dataset, version.ref)
+    if version.created != new:
+        version = version.model_copy(update={"created": new})
     return version, target, new
 
 
@@ -82,7 +86,8 @@ def commit_dataset(
     The version's author records the DAG id, run id and task id. A new version emits an event of
     the asset ``gitfree://<dataset>`` (its ``extra`` names the version) if the task declares
     ``outlets=[dataset_outlet(dataset)]``; unchanged data returns the newest version and emits
-    nothing. A retried task recognises the version its earlier try made.
+    nothing; ``version.created`` says which. A retried task recognises the version its earlier try made
+    (``created`` is true for it, and its event is emitted by the try that succeeds).
 
     Args:
         dataset: e.g. ``images`` or ``raw/sales``.
@@ -93,8 +98,10 @@ def commit_dataset(
         context: the task's context (default: the running task's).
 
     Raises:
-        AirflowFailException: bad input (a malformed name, a missing or empty path): retrying will not help.
-        AirflowException: any other gitfree error (the message says what to do).
+        AirflowFailException: an error retrying cannot fix (bad input such as a malformed name or a missing,
+            empty or unreadable path; wrong credentials; a corrupted record): the task fails without retrying.
+        AirflowException: an error a retry may fix (a lost connection, a server error, another writer or
+            a garbage collection in the way): the task's retries apply. The message says what to do.
 
     Example:
         ```python

@@ -2,6 +2,9 @@
 
 Each returns (as its XCom) what the asset event of a version carries: ``ref``, ``dataset``,
 ``number``, ``store``, ``size``, ``nfiles``, ``md5``, ``version_id``, ``created_at``, ``message``.
+The commit operator adds ``created`` (as :attr:`gitfree.Version.created`, and as the Prefect task's
+result says it; ``new`` is the same, its earlier name): false when the data was unchanged, so no
+version was made and no event emitted.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ class GitfreeCommitOperator(BaseOperator):
         )
         if not new and self.skip_if_unchanged:
             raise AirflowSkipException(f"{self.dataset} is unchanged since {version.ref}: no new version")
-        return {**version_extra(version, target.url), "new": new}
+        return {**version_extra(version, target.url), "created": new, "new": new}
 
 
 class GitfreePullOperator(BaseOperator):

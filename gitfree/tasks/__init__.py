@@ -2,7 +2,15 @@
 
 from ._runtime import COMMITTED_EVENT, artifact_key
 from .blocks import GitfreeStore
-from .tasks import commit_dataset, diff_versions, list_versions, pull_dataset, resolve_store, tag_version
+from .tasks import (
+    commit_dataset,
+    diff_versions,
+    list_versions,
+    pull_dataset,
+    resolve_store,
+    retry_if_transient,
+    tag_version,
+)
 
 __all__ = [
     "COMMITTED_EVENT",
@@ -13,5 +21,6 @@ __all__ = [
     "list_versions",
     "pull_dataset",
     "resolve_store",
+    "retry_if_transient",
     "tag_version",
 ]

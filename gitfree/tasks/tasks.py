@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import JsonValue
 
 from gitfree.versioning import Diff, InputRef, Store, Tag, Version
+from gitfree.versioning.errors import is_transient
 
 from . import _runtime
 from .blocks import GitfreeStore
@@ -18,6 +21,38 @@ from .blocks import GitfreeStore
 __all__ = ["commit_dataset", "diff_versions", "list_versions", "pull_dataset", "resolve_store", "tag_version"]
 
 StoreLike = str | os.PathLike[str] | Store | GitfreeStore | None
+
+logger = logging.getLogger(__name__)
+
+
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's ``retry_condition_fn`` of every gitfree task: retry only what a retry can fix.
+
+    A lost connection, a server error, throttling, another writer or a garbage collection in the way
+    is retried; bad input, a missing version, an unsafe or corrupted record or wrong credentials fail
+    the task at once (:func:`gitfree.versioning.errors.is_transient`).
+    """
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            result = state.result(raise_on_failure=False)
+        except Exception:  # the exception could not be read back: retry, as Prefect would
+            return True
+        exc = result if isinstance(result, BaseException) else None
+    if exc is None or is_transient(exc):
+        return True
+    _run_logger().info("not retrying: %s (%s) cannot pass by trying again", type(exc).__name__, exc)
+    return False
+
+
+def _run_logger() -> Any:
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
 
 
 def resolve_store(store: StoreLike) -> Store:
@@ -29,7 +64,14 @@ def resolve_store(store: StoreLike) -> Store:
     return Store(store)
 
 
-@task(name="gitfree-commit", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="commit {dataset}")
+@task(
+    name="gitfree-commit",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+    task_run_name="commit {dataset}",
+)
 def commit_dataset(
     dataset: str,
     path: str | os.PathLike[str],
@@ -45,8 +87,10 @@ def commit_dataset(
     Inside a flow run the version's author records the flow, flow run and task run; versions
     pulled earlier in the same flow run are added to its inputs. A new version publishes a table
     artifact (key ``gitfree-<dataset>``) and the event ``gitfree.dataset.committed``; unchanged
-    data returns the newest version and publishes nothing. Retries reuse the commit id, so a
-    retried task never makes a second version of the same data.
+    data returns the newest version (``created`` false) and publishes nothing. Retries reuse the commit
+    id, so a retried task never makes a second version of the same data, and publishes the version its
+    earlier attempt made once (the event's id is the version's). Only errors a retry can fix are
+    retried (:func:`retry_if_transient`): a missing path or version fails at once.
 
     Example:
         ```python
@@ -73,12 +117,25 @@ def commit_dataset(
         force=force,
         commit_id=commit_id,
     )
-    if version.id == commit_id:
+    # This task run made it: this attempt, or an earlier one that died before publishing (its retry
+    # finds its own record as the newest version, with the same id).
+    made = bool(version.created) or version.id == commit_id
+    if made:
         _runtime.publish(target, version)
-    return version
+        _run_logger().info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
+    else:
+        _run_logger().info("%s is unchanged since %s: no new version, no artifact, no event", dataset, version.ref)
+    return version if version.created == made else version.model_copy(update={"created": made})
 
 
-@task(name="gitfree-pull", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="pull {ref}")
+@task(
+    name="gitfree-pull",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+    task_run_name="pull {ref}",
+)
 def pull_dataset(
     ref: str,
     dest: str | os.PathLike[str],
@@ -109,7 +166,9 @@ def pull_dataset(
     return version
 
 
-@task(name="gitfree-tag", cache_policy=NO_CACHE, task_run_name="tag {ref} as {tag}")
+@task(
+    name="gitfree-tag", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, task_run_name="tag {ref} as {tag}"
+)
 def tag_version(ref: str, tag: str, store: StoreLike = None, move: bool = False) -> Tag:
     """Point a tag (``prod``) at a version; ``move=True`` moves an existing tag.
 
@@ -122,7 +181,7 @@ def tag_version(ref: str, tag: str, store: StoreLike = None, move: bool = False)
     return resolve_store(store).tag(ref, tag, move=move)
 
 
-@task(name="gitfree-log", cache_policy=NO_CACHE, task_run_name="log {dataset}")
+@task(name="gitfree-log", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, task_run_name="log {dataset}")
 def list_versions(dataset: str, store: StoreLike = None, limit: int | None = None) -> list[Version]:
     """The versions of a dataset, newest first.
 
@@ -135,7 +194,9 @@ def list_versions(dataset: str, store: StoreLike = None, limit: int | None = Non
     return resolve_store(store).log(dataset, limit=limit)
 
 
-@task(name="gitfree-diff", cache_policy=NO_CACHE, task_run_name="diff {old} {new}")
+@task(
+    name="gitfree-diff", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, task_run_name="diff {old} {new}"
+)
 def diff_versions(old: str, new: str, store: StoreLike = None) -> Diff:
     """Paths added, removed and modified between two versions, with sizes.
 

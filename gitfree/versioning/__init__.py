@@ -2,6 +2,7 @@
 
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError, UnsafePathError
+from .errors import is_transient as is_transient
 from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Tag, Version
 from .refs import Ref, parse_ref
 from .store import Store

@@ -12,6 +12,11 @@
      └── UnsafePathError        a manifest entry that would write outside its destination
 
 Every message says what happened and what to do next, and never contains a secret.
+
+:func:`is_transient` tells whether trying the same call again may succeed (the orchestrators'
+retries use it): a lost connection, a server error, throttling, another writer or a garbage
+collection in the way can pass; bad input, a missing version, an unsafe or corrupted record, wrong
+credentials cannot.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ __all__ = [
     "IntegrityError",
     "NotFoundError",
     "UnsafePathError",
+    "is_transient",
 ]
+
+_RETRYABLE_STATUS = frozenset({408, 429})
+"""HTTP statuses below 500 that say "later" (request timeout, throttling)."""
+_CONNECTION_ERRORS = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError")
+"""botocore's failures to reach a server (``ConfigError`` "cannot reach the S3 endpoint"): the network can come back."""
 
 
 class GitfreeError(Exception):
@@ -34,39 +45,75 @@ class GitfreeError(Exception):
     """
 
     exit_code = 1
+    transient = True
+    """May the same call succeed if tried again? A plain ``GitfreeError`` is a failed request (a server
+    error, a dropped connection, a failed delete): yes. An instance may say otherwise; read it with
+    :func:`is_transient`."""
 
 
 class ConfigError(GitfreeError):
     """The store cannot be used as configured: URL, credentials, bucket or server."""
 
     exit_code = 6
+    transient = False
 
 
 class InputError(GitfreeError, ValueError):
     """An argument is malformed or names a path that cannot be used."""
 
     exit_code = 2
+    transient = False
 
 
 class NotFoundError(GitfreeError, LookupError):
     """A dataset, version or tag does not exist."""
 
     exit_code = 3
+    transient = False
 
 
 class ConflictError(GitfreeError):
     """Another writer got there first, or the store is locked for garbage collection."""
 
     exit_code = 4
+    transient = True
 
 
 class IntegrityError(GitfreeError):
     """Stored data does not match its hash, is missing, or a record cannot be read."""
 
     exit_code = 5
+    transient = False
 
 
 class UnsafePathError(GitfreeError):
     """A version names a path that would land outside the destination."""
 
     exit_code = 7
+    transient = False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """May trying the same call again succeed? What the Prefect tasks and Airflow operators retry on.
+
+    Yes for a lost connection, a server error (5xx), throttling, a write whose outcome is unknown,
+    another writer or a garbage collection in the way (:class:`ConflictError`), and for an error that
+    is not gitfree's (an unknown failure: as likely to pass as not). No for :class:`InputError`,
+    :class:`NotFoundError`, :class:`UnsafePathError`, :class:`IntegrityError` (the stored bytes do
+    not change by asking again) and :class:`ConfigError` (credentials, bucket, URL, a server without
+    conditional writes) — except an endpoint that could not be reached, which the network may bring
+    back — nor for a plain :class:`GitfreeError` a server answered with a 4xx other than 408 or 429.
+    """
+    if not isinstance(exc, GitfreeError):
+        return True
+    cause = exc.__cause__ or exc.__context__  # ``raise ... from None`` still keeps the context
+    if isinstance(exc, ConfigError) and cause is not None and type(cause).__name__ in _CONNECTION_ERRORS:
+        return True
+    if not exc.transient:
+        return False
+    response = getattr(cause, "response", None)  # botocore's ClientError
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE_STATUS:
+            return False
+    return True

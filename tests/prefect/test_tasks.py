@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -200,8 +201,49 @@ def test_commit_in_one_flow_pull_in_another_process(
     assert any((tmp_path / "worker-cache" / "files" / "md5").rglob("*"))
 
 
-def test_lineage_registry_is_per_flow_run() -> None:
-    assert _runtime.pulled_inputs(Store(), "anything") == []  # outside a flow run nothing is recorded
+def test_lineage_registry_is_per_flow_run(store: Store, dataset: str, tmp_path: Path) -> None:
+    """What one flow run pulled is the lineage of what that run commits, never of another run's commit:
+    neither a later run that pulled nothing, nor one that pulled another version, nor a run going on at
+    the same time (two flow runs in two threads, each pulling and committing while the other runs)."""
+    raw = f"{dataset}-raw"
+    store.commit(raw, write_tree(tmp_path / "raw1", {"r": b"raw 1"}))
+    store.commit(raw, write_tree(tmp_path / "raw2", {"r": b"raw 2"}))
+    assert _runtime.pulled_inputs(store, "anything") == []  # outside a flow run nothing is recorded
+
+    @flow
+    def pull_only(ref: str) -> None:
+        pull_dataset(ref, tmp_path / f"pulled-{ref.rpartition('@')[2]}", store=store, overwrite=True)
+
+    @flow
+    def commit_only(name: str) -> list[str]:
+        out = commit_dataset(name, write_tree(tmp_path / name, {"o": name.encode()}), store=store)
+        return [str(i) for i in out.inputs]
+
+    gate = threading.Barrier(2)
+
+    @flow
+    def pull_then_commit(ref: str, name: str, together: bool = False) -> list[str]:
+        pull_dataset(ref, tmp_path / f"in-{name}", store=store)
+        if together:
+            gate.wait(60)  # both runs have pulled before either commits
+        out = commit_dataset(name, write_tree(tmp_path / name, {"o": name.encode()}), store=store)
+        return [str(i) for i in out.inputs]
+
+    pull_only(f"{raw}@1")
+    assert commit_only(f"{dataset}-a") == []  # a later run that pulled nothing: no inputs
+    assert pull_then_commit(f"{raw}@2", f"{dataset}-b") == [f"{raw}@2"]  # not raw@1, pulled by another run
+
+    results: dict[str, list[str]] = {}
+
+    def run(ref: str, name: str) -> None:
+        results[name] = pull_then_commit(ref, name, together=True)
+
+    threads = [threading.Thread(target=run, args=(f"{raw}@{n}", f"{dataset}-c{n}")) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert results == {f"{dataset}-c1": [f"{raw}@1"], f"{dataset}-c2": [f"{raw}@2"]}
 
 
 def test_block_takes_credentials_from_a_prefect_aws_block(

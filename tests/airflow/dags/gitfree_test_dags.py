@@ -97,8 +97,35 @@ def gitfree_retry() -> None:
     flaky()
 
 
+@dag(schedule=None, params={"ref": "", "dest": ""})
+def gitfree_retries() -> None:
+    """Operators with two retries and no delay: an error a retry can fix uses them, any other fails the task at once."""
+    GitfreePullOperator(
+        task_id="pull",
+        ref="{{ params.ref }}",
+        dest="{{ params.dest }}",
+        overwrite=True,
+        retries=2,
+        retry_delay=timedelta(seconds=0),
+    )
+
+
+@dag(schedule=None, params={"source": ""})
+def gitfree_commit_created() -> None:
+    """A commit operator with retries: its XCom says ``created`` (true: a new version; false: unchanged)."""
+    GitfreeCommitOperator(
+        task_id="commit",
+        dataset="demo/created",
+        path="{{ params.source }}",
+        retries=2,
+        retry_delay=timedelta(seconds=0),
+    )
+
+
 gitfree_taskflow()
 gitfree_retry()
+gitfree_retries()
+gitfree_commit_created()
 gitfree_pull()
 gitfree_aws()
 gitfree_skip()
