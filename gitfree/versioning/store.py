@@ -739,9 +739,11 @@ class Store:
     ) -> Version:
         """Commit the file or directory at ``path`` as the next version of ``dataset``.
 
-        If the data equals the newest version, that version is returned and nothing is
-        written (``force=True`` makes a new version anyway). Safe to call from any number
-        of workers at once: each gets its own version number, none is lost.
+        If the data and the inputs equal the newest version's, that version is returned and
+        nothing is written (``force=True`` makes a new version anyway); the same data made from
+        other inputs is a new version (same objects, nothing uploaded). Safe to call from any
+        number of workers at once: each gets its own version number, none is lost, and no number
+        is ever given twice.
 
         Args:
             dataset: name such as ``images`` or ``raw/sales``.
@@ -753,8 +755,13 @@ class Store:
             author: who made it; default: this user and host.
             force: create a version even when the data is unchanged.
             commit_id: the id of this commit attempt (default: a new UUID). A retry that passes the
-                same id recognises a version its earlier attempt created, and ``version.id == commit_id``
-                tells the caller that this call created the version it returns.
+                same id recognises a version its earlier attempt created (and says ``created``).
+
+        Returns:
+            The version that holds the data: ``version.created`` is true when this call (or an earlier
+            attempt with the same ``commit_id``) created it, false when the newest version already held
+            the same data from the same inputs, so nothing was written (its message and metadata are not
+            those of this call).
 
         Raises:
             InputError: bad name or a path that is missing or empty.
@@ -785,7 +792,8 @@ class Store:
         head = self._head(dataset)
         if head is not None and not force and _same_version(head, staged.out.md5, lineage):
             logger.info("%s is unchanged since %s; no new version", source, head.ref)
-            return head.model_copy(update={"created": False})
+            # A retry with the id of an attempt that did create it (its answer lost) made it too.
+            return head.model_copy(update={"created": head.id == commit_id})
         self._ensure_writable()
         fields.update(
             pointer={"outs": [staged.out]},
@@ -964,7 +972,9 @@ class Store:
                 raw, current_etag = self.backend.get(key)
             except KeyMissing:
                 if expect is not None:
-                    raise ConflictError(f"tag {record.ref} does not exist, so it is not at version {expect}") from None
+                    raise _permanent(
+                        ConflictError(f"tag {record.ref} does not exist, so it is not at version {expect}")
+                    ) from None
                 with contextlib.suppress(KeyExists, OutcomeUnknown):  # removed meanwhile: create it again
                     etag = self.backend.create(key, data)
                 continue
@@ -972,13 +982,18 @@ class Store:
             if existing.number == version.number:
                 return existing
             if not move and expect is None:
-                raise ConflictError(
-                    f"tag {existing.ref} already points at version {existing.number}; pass move=True (--move) "
-                    f"to move it to {version.number}"
+                raise _permanent(
+                    ConflictError(
+                        f"tag {existing.ref} already points at version {existing.number}; pass move=True (--move) "
+                        f"to move it to {version.number}"
+                    )
                 )
             if expect is not None and existing.number != expect:
-                raise ConflictError(
-                    f"tag {existing.ref} is at version {existing.number}, not {expect} as expected; look again and retry"
+                raise _permanent(
+                    ConflictError(
+                        f"tag {existing.ref} is at version {existing.number}, not {expect} as expected; look again "
+                        "and retry"
+                    )
                 )
             try:
                 etag = self.backend.replace(key, data, current_etag)
@@ -989,9 +1004,11 @@ class Store:
                 current = self._read(key, Tag)
                 if current.number == version.number:
                     return current
-                raise ConflictError(
-                    f"tag {existing.ref} was moved by someone else (now at version {current.number}), not at "
-                    f"{expect} any more; look again and retry"
+                raise _permanent(
+                    ConflictError(
+                        f"tag {existing.ref} was moved by someone else (now at version {current.number}), not at "
+                        f"{expect} any more; look again and retry"
+                    )
                 ) from None
         # A tag is a GC root written outside a lease: written first, then the GC lock checked (as a
         # lease is), then the version read again. A GC that took its lock after our write reads our
@@ -1104,6 +1121,12 @@ def _span(numbers: Sequence[int]) -> str:
     else:
         text = ", ".join(parts[:-1]) + f" and {parts[-1]}"
     return f"{len(numbers)} versions ({text})"
+
+
+def _permanent(error: ConflictError) -> ConflictError:
+    """A conflict that asking again cannot resolve (the tag is elsewhere than the caller said)."""
+    error.transient = False
+    return error
 
 
 def _same_version(head: Version, md5: str, inputs: Sequence[InputRef]) -> bool:

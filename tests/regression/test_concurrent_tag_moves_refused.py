@@ -47,3 +47,19 @@ def test_eight_concurrent_moves_all_land(s3_store: Store, seaweedfs: SeaweedFS, 
         failed = [(code, text) for code, text in outcomes if code != 0]
         assert not failed, f"round {round_}: {failed}"
         assert 1 <= s3_store.show("ds@race").number <= 8
+
+
+def test_a_tag_conflict_a_retry_cannot_fix_is_not_retried(store: Store, tmp_path: Path) -> None:
+    """The orchestrators retry what ``is_transient`` says may pass; a tag elsewhere than ``expect`` never will."""
+    import pytest
+
+    from gitfree import ConflictError
+    from gitfree.versioning import is_transient
+
+    for i in range(2):
+        store.commit("ds", write_tree(tmp_path / f"v{i}", {"f": bytes([i])}))
+    store.tag("ds@1", "prod")
+    for call in (lambda: store.tag("ds@2", "prod", expect=2), lambda: store.tag("ds@2", "prod")):
+        with pytest.raises(ConflictError) as caught:
+            call()
+        assert not is_transient(caught.value)
