@@ -31,7 +31,7 @@ pytest: $(BIN)/.installed
 # The reliability promises at full size (32 writers, 8 x 4 datasets, more kill points and tag races,
 # a longer state machine); prints one line per promise and writes them to build/reliability-figures.txt.
 # The default suite runs the same tests at a small size.
-RELIABILITY_TESTS := tests/test_reliability.py tests/test_gc.py tests/test_state_machine.py tests/test_protocol.py tests/test_integrity.py
+RELIABILITY_TESTS := tests/test_reliability.py tests/test_gc.py tests/test_state_machine.py tests/test_concurrent_gc.py tests/test_protocol.py tests/test_integrity.py
 reliability: $(BIN)/.installed
 	mkdir -p build
 	GITFREE_RELIABILITY=full GITFREE_FIGURES_FILE=build/reliability-figures.txt $(BIN)/pytest $(RELIABILITY_TESTS)

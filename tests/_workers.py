@@ -116,3 +116,182 @@ def tag_after_barrier(
         results.put((ref, "ok"))
     except Exception as exc:
         results.put((ref, type(exc).__name__))
+
+
+# ---------------------------------------------------------------------------- GC running concurrently with writers
+# and readers (tests/test_concurrent_gc.py). Each process reports through its own SimpleQueue (a small message
+# is one atomic pipe write, so a SIGKILL never leaves half a message or a held lock for another process) and
+# stops when the file ``stop`` exists (a multiprocessing Event could be left locked by a killed process).
+
+
+def concurrent_content(writer: int, seq: int) -> dict[str, bytes]:
+    """What ``writer`` commits as its ``seq``-th commit. ``who`` names both, so a read-back says whose bytes a
+    version holds; the other files are shared with the writer's other commits, with every commit (and dataset),
+    and with every third commit of any writer, so GC must keep objects a kept version shares with dropped ones."""
+    slot = seq % 3
+    return {
+        "who": f"writer {writer} commit {seq}\n".encode(),
+        "common.bin": b"in every version of every writer\n" * 64,
+        f"own/w{writer}.bin": f"only writer {writer}\n".encode() * 32,
+        f"slot/{slot}.bin": f"slot {slot}\n".encode() * 16,
+    }
+
+
+def tree_digest(files: dict[str, bytes]) -> str:
+    """One hash of a whole tree: paths and bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(f"{len(path)}:{path}:{len(files[path])}:".encode())
+        digest.update(files[path])
+    return digest.hexdigest()
+
+
+def who_wrote(files: dict[str, bytes]) -> tuple[int, int] | None:
+    """``(writer, seq)`` when ``files`` are exactly what that writer committed then; else ``None``."""
+    import re
+
+    found = re.fullmatch(rb"writer (\d+) commit (\d+)\n", files.get("who", b""))
+    if found is None:
+        return None
+    writer, seq = int(found[1]), int(found[2])
+    return (writer, seq) if tree_digest(files) == tree_digest(concurrent_content(writer, seq)) else None
+
+
+def _read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def commit_loop(
+    reports: Any, url: str, options: dict[str, Any], cache: str, work: str, dataset: str, writer: int, stop: str
+) -> None:
+    """Commit ``concurrent_content(writer, 1)``, ``(writer, 2)``... to ``dataset`` until ``stop`` exists.
+
+    Reports ``("start", writer, seq, time)`` before each commit, then ``("told", writer, seq, dataset, number,
+    id, created, time)`` with what the commit returned, or ``("error", writer, seq, dataset, type, message, time)``.
+    """
+    import os
+    import shutil
+    import time
+
+    from gitfree import Store
+
+    store = Store(url, cache_dir=cache, **options)
+    seq = 0
+    while not os.path.exists(stop):
+        seq += 1
+        src = Path(work) / f"w{writer}-{seq}"
+        for rel, data in concurrent_content(writer, seq).items():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (src / rel).write_bytes(data)
+        reports.put(("start", writer, seq, time.time()))
+        try:
+            version = store.commit(dataset, src)
+        except Exception as exc:
+            reports.put(("error", writer, seq, dataset, type(exc).__name__, str(exc)[:400], time.time()))
+        else:
+            created = getattr(version, "created", None)
+            reports.put(("told", writer, seq, dataset, version.number, str(version.id), created, time.time()))
+        shutil.rmtree(src, ignore_errors=True)
+
+
+def gc_loop(
+    reports: Any, url: str, options: dict[str, Any], cache: str, keeps: list[int], pause: float, stop: str
+) -> None:
+    """Run ``gc(keep_last=k, grace=0)`` with ``k`` cycling through ``keeps``, ``pause`` seconds apart, until ``stop``.
+
+    Reports ``("gc-start", run, k, time)`` before each run, then ``("gc", run, k, started, ended,
+    versions_deleted, objects_deleted, leases_removed)`` or ``("gc-error", run, k, started, ended, type, message)``.
+    """
+    import os
+    import time
+    from datetime import timedelta
+
+    from gitfree import Store
+
+    store = Store(url, cache_dir=cache, **options)
+    run = 0
+    while not os.path.exists(stop):
+        keep = keeps[run % len(keeps)]
+        run += 1
+        started = time.time()
+        reports.put(("gc-start", run, keep, started))
+        try:
+            report = store.gc(keep_last=keep, grace=timedelta(0))
+        except Exception as exc:
+            reports.put(("gc-error", run, keep, started, time.time(), type(exc).__name__, str(exc)[:400]))
+        else:
+            deleted = list(report.versions_deleted)
+            reports.put(("gc", run, keep, started, time.time(), deleted, report.objects_deleted, report.leases_removed))
+        time.sleep(pause)
+
+
+def read_loop(
+    reports: Any, url: str, options: dict[str, Any], cache: str, work: str, datasets: list[str], seed: int, stop: str
+) -> None:
+    """Resolve ``ds@N``, ``ds@latest~K``, ``ds@TAG`` and ``ds`` at random and pull what they name, until ``stop``.
+
+    Reports ``("read", kind, ref, dataset, number, id, digest, who, head_before, head_after, time)`` for a pull
+    that completed (``who``: ``(writer, seq)`` if the bytes are exactly that commit's, else ``None``), or
+    ``("read-error", kind, ref, dataset, number, type, message, head_before, time)`` (``number``: the version
+    resolved before the pull failed, else ``None``).
+    """
+    import os
+    import random
+    import shutil
+    import time
+
+    from gitfree import Store
+
+    rng = random.Random(seed)
+    store = Store(url, cache_dir=cache, **options)
+    n = 0
+    known: list[str] = []
+    while not os.path.exists(stop):
+        n += 1
+        if n % 20 == 1 or not known:
+            try:
+                known = [d for d in store.datasets() if d in datasets]
+            except Exception:
+                known = []
+        if not known:
+            time.sleep(0.1)
+            continue
+        dataset = rng.choice(known)
+        kind = rng.choice(["number", "number", "back", "tag", "head"])
+        ref, number, before = dataset, None, None
+        dest = Path(work) / f"r{n}"
+        try:
+            before = store.show(dataset).number
+            if kind == "number":
+                ref = f"{dataset}@{rng.randint(1, before)}"
+            elif kind == "back":
+                ref = f"{dataset}@latest~{rng.randint(0, 4)}"
+            elif kind == "tag":
+                ref = f"{dataset}@{rng.choice(['prod', 'dev'])}"
+            version = store.show(ref)
+            number = version.number
+            files = _read_tree(store.pull(version, dest))
+            after = store.show(dataset).number
+            reports.put(
+                (
+                    "read",
+                    kind,
+                    ref,
+                    dataset,
+                    number,
+                    str(version.id),
+                    tree_digest(files),
+                    who_wrote(files),
+                    before,
+                    after,
+                    time.time(),
+                )
+            )
+        except Exception as exc:
+            reports.put(
+                ("read-error", kind, ref, dataset, number, type(exc).__name__, str(exc)[:400], before, time.time())
+            )
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
