@@ -637,7 +637,10 @@ class _Duration(_TimedeltaParam):
         if match is None:
             self.fail(f"{value!r} is not a duration: write e.g. 30d, 12h, 90m, 45s or 0", param, ctx)
         amount, unit = float(match[1]), match[2] or "s"
-        return timedelta(seconds=amount * self._UNITS[unit])
+        try:
+            return timedelta(seconds=amount * self._UNITS[unit])
+        except OverflowError:
+            self.fail(f"{value!r} is too long a duration: write at most a few thousand days", param, ctx)
 
 
 @cli.command()

@@ -53,7 +53,7 @@ def test_unknown_scheme() -> None:
 
 
 def test_missing_bucket(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
-    store = Store("s3://no-such-bucket/x", cache_dir=tmp_path, **seaweedfs.store_options())
+    store = Store("s3://no-such-bucket/x", cache_dir=tmp_path / "cache", **seaweedfs.store_options())
     with pytest.raises(ConfigError, match="bucket 'no-such-bucket' does not exist"):
         store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
     with pytest.raises(ConfigError, match="does not exist"):
@@ -63,7 +63,7 @@ def test_missing_bucket(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
 def test_wrong_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
     store = Store(
         s3_url,
-        cache_dir=tmp_path,
+        cache_dir=tmp_path / "cache",
         endpoint_url=seaweedfs.endpoint,
         access_key_id=seaweedfs.access_key,
         secret_access_key="wrong-secret",
@@ -74,7 +74,7 @@ def test_wrong_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) ->
 
 
 def test_missing_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
-    store = Store(s3_url, cache_dir=tmp_path, endpoint_url=seaweedfs.endpoint)
+    store = Store(s3_url, cache_dir=tmp_path / "cache", endpoint_url=seaweedfs.endpoint)
     with pytest.raises(ConfigError, match="no S3 credentials"):
         store.datasets()
     with pytest.raises(ConfigError, match="both an access key id and a secret"):
@@ -86,7 +86,7 @@ def test_unreachable_endpoint(tmp_path: Path) -> None:
 
     store = Store(
         "s3://b/x",
-        cache_dir=tmp_path,
+        cache_dir=tmp_path / "cache",
         endpoint_url=f"http://127.0.0.1:{free_port()}",
         access_key_id="a",
         secret_access_key="b",
@@ -116,7 +116,7 @@ def test_destination_with_other_files_is_kept(make_store: Callable[..., Store], 
 
 def test_missing_path_in_partial_pull(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a/b": b"1"}))
-    with pytest.raises(InputError, match="no file or folder 'zzz'"):
+    with pytest.raises(NotFoundError, match="no file or folder 'zzz'"):  # as `cat` and `ls` of a missing path
         store.pull("ds", tmp_path / "dest", paths=["zzz"])
 
 

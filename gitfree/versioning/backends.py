@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .config import StoreSettings
-from .errors import ConfigError, GitfreeError, InputError
+from .errors import ConfigError, GitfreeError, InputError, IntegrityError
 from .layout import PROBES
 
 if TYPE_CHECKING:
@@ -195,6 +195,10 @@ class FileBackend(Backend):
             data = self._path(key).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             raise KeyMissing(key) from None
+        except IsADirectoryError:
+            raise IntegrityError(
+                f"{self._path(key)} is a directory where the store keeps a record; move it away (run `gitfree fsck`)"
+            ) from None
         return data, self._etag(data)
 
     def create(self, key: str, data: bytes) -> str:

@@ -42,7 +42,7 @@ from typing import TypeGuard
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
-from .errors import InputError, IntegrityError, UnsafePathError
+from .errors import InputError, IntegrityError, NotFoundError, UnsafePathError
 from .layout import object_key
 from .localfs import copy_file
 from .models import FileEntry
@@ -117,13 +117,17 @@ def select(entries: Sequence[FileEntry], paths: Iterable[str]) -> list[FileEntry
     wanted = [p.strip("/") for p in paths]
     for p in wanted:
         if p:
-            validate_path(p)
+            try:
+                validate_path(p)
+            except UnsafePathError:  # the caller's argument, not the version: bad input
+                raise InputError(
+                    f"{p!r} is not a path inside a version (no '..', '.', empty segments, backslashes or absolute "
+                    "paths); name a file or folder as `gitfree ls REF` lists it"
+                ) from None
     chosen = [e for e in entries if any(not p or e.path == p or e.path.startswith(p + "/") for p in wanted)]
     missing = [p for p in wanted if p and not any(e.path == p or e.path.startswith(p + "/") for e in entries)]
     if missing:
-        raise InputError(
-            f"the version has no file or folder {missing[0]!r}; list its files with `gitfree show --files REF`"
-        )
+        raise NotFoundError(f"the version has no file or folder {missing[0]!r}; list its files with `gitfree ls REF`")
     return chosen
 
 

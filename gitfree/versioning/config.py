@@ -79,20 +79,20 @@ class StoreSettings(BaseSettings):
     """An AWS profile name from ``~/.aws/config``."""
     jobs: int | None = Field(default=None, ge=1, le=256)
     """Parallel transfers. Default: DVC's default for the remote."""
-    lease_ttl: float = Field(default=600.0, gt=0)
+    lease_ttl: float = Field(default=600.0, gt=0, le=86400.0)
     """Seconds a commit's lease (or the GC lock) lives without a heartbeat; renewed every third of it."""
-    clock_skew: float = Field(default=300.0, ge=0)
+    clock_skew: float = Field(default=300.0, ge=0, le=86400.0)
     """Seconds by which the clocks of two workers may differ; a lease is dead only this long after expiry."""
-    gc_wait: float = Field(default=1800.0, ge=0)
+    gc_wait: float = Field(default=1800.0, ge=0, le=7 * 86400.0)
     """Seconds a commit waits for a running garbage collection, or GC for commits still uploading."""
     commit_attempts: int = Field(default=100, ge=1)
     """How many version numbers a commit tries before giving up with ``ConflictError``."""
-    connect_timeout: float = Field(default=3.0, gt=0)
+    connect_timeout: float = Field(default=3.0, gt=0, le=3600.0)
     """Seconds to open a connection to the S3 endpoint (manifest requests and object transfers)."""
-    read_timeout: float = Field(default=2.5, gt=0)
+    read_timeout: float = Field(default=2.5, gt=0, le=3600.0)
     """Seconds to wait for the server to answer a manifest request (records, tags, leases, listings),
     or to send the next bytes of an answer; a request that times out is retried."""
-    transfer_timeout: float = Field(default=120.0, gt=0)
+    transfer_timeout: float = Field(default=120.0, gt=0, le=86400.0)
     """Seconds one object transfer (a PUT of up to 100 MiB, a part or a range of a larger one) may take."""
     retries: int = Field(default=2, ge=0, le=20)
     """How many times a failed S3 request (refused connection, timeout, 5xx, throttling) is retried."""

@@ -247,9 +247,18 @@ def _kept(
         if keep_last is not None:
             keep |= set(ordered[-keep_last:])
         if keep_within is not None:
-            keep |= {n for n in entry.versions if entry.written.get(n, now) >= now - keep_within}
+            since = _before(now, keep_within)
+            keep |= {n for n in entry.versions if entry.written.get(n, now) >= since}
         kept[name] = keep
     return kept
+
+
+def _before(moment: datetime, span: timedelta) -> datetime:
+    """``moment - span``, or the earliest time there is when ``span`` reaches past it (keep everything)."""
+    try:
+        return moment - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=moment.tzinfo)
 
 
 # ---------------------------------------------------------------------------- 4. mark
@@ -436,7 +445,7 @@ def collect(
         )
         roots, skipped = _mark(store, inventory, kept)
         roots |= in_flight.roots
-        plan = _plan(store, inventory, roots, dropping, in_flight.live, started - grace, delete_foreign)
+        plan = _plan(store, inventory, roots, dropping, in_flight.live, _before(started, grace), delete_foreign)
         doomed = [] if skipped else plan.doomed
 
         removed_leases = 0

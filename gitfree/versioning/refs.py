@@ -11,7 +11,8 @@ __all__ = ["Ref", "parse_ref", "validate_dataset_name", "validate_tag_name"]
 
 _SEGMENT = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _TAG = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_LATEST = re.compile(r"latest(?:~(\d+))?")
+_LATEST = re.compile(r"latest(?:~([0-9]+))?")  # ASCII digits only: \d takes any Unicode digit
+_NUMBER = re.compile(r"[0-9]+")
 # Segments that would collide with the store layout under datasets/<name>/.
 _RESERVED_SEGMENTS = frozenset({"versions", "tags"})
 _MAX_NAME = 200
@@ -42,7 +43,7 @@ def validate_tag_name(tag: str) -> str:
             f"invalid tag {tag!r}: use lowercase a-z, 0-9, '.', '_' and '-', starting with a "
             f"letter or digit, at most {_MAX_TAG} characters (e.g. 'prod', '2026-q3')"
         )
-    if tag.isdigit():
+    if _NUMBER.fullmatch(tag):
         raise InputError(f"invalid tag {tag!r}: a tag made of digits only would read as a version number")
     if _LATEST.fullmatch(tag):
         raise InputError(f"invalid tag {tag!r}: 'latest' is reserved for the newest version")
@@ -82,7 +83,7 @@ def parse_ref(ref: str | Ref) -> Ref:
         raise InputError(f"malformed ref {ref!r}: {exc}") from None
     if not sep:
         return Ref(name, back=0)
-    if selector.isdigit():
+    if _NUMBER.fullmatch(selector):
         number = int(selector)
         if number < 1:
             raise InputError(f"malformed ref {ref!r}: version numbers start at 1")

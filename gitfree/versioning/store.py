@@ -230,7 +230,15 @@ class Store:
         try:
             latest = self._read(layout.latest_key(dataset), Latest)
             if latest.version.dataset == dataset and latest.version.number == latest.number:
-                head = latest.version
+                # The hint names a number; the record says what that number is. A hint that disagrees
+                # with it (forged, or written by a buggy client) is not believed.
+                pointed = self._record(dataset, latest.number)
+                if isinstance(pointed, Version) and pointed.id == latest.version.id and pointed == latest.version:
+                    head = pointed
+                else:
+                    logger.warning(
+                        "%s does not match the record of %s; ignored", layout.latest_key(dataset), pointed.ref
+                    )
         except (KeyMissing, IntegrityError):
             pass
         if head is None:
@@ -367,8 +375,18 @@ class Store:
         keys = [k for k in self.backend.list(layout.tags_prefix(dataset)) if layout.parse_tag_key(k)]
         if not keys and not self._numbers(dataset):  # a misspelt name is not "no tags"
             raise self._not_found_dataset(dataset)
+
+        def read(key: str) -> Tag | None:
+            try:
+                return self._read(key, Tag)
+            except KeyMissing:  # removed since the listing
+                return None
+            except IntegrityError as exc:  # one bad tag never hides the others
+                logger.warning("skipped %s", exc)
+                return None
+
         with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
-            tags = list(pool.map(lambda k: self._read(k, Tag), keys))
+            tags = [t for t in pool.map(read, keys) if t is not None]
         return sorted(tags, key=lambda t: t.tag)
 
     # ------------------------------------------------------------------ files of a version
@@ -662,6 +680,21 @@ class Store:
         with _probed_lock:
             _probed.add(key)
 
+    def _refuse_own_files(self, source: Path) -> None:
+        """A commit of the store, the worker cache, or a folder holding or inside either would snapshot
+        what gitfree is writing into at that moment: refused, as a pull onto them is."""
+        real = source.resolve()
+        places = [("the worker cache", self.cache_dir.resolve())]
+        root = getattr(self.backend, "root", None)
+        if isinstance(root, Path):
+            places.append(("the store", root.resolve()))
+        for what, place in places:
+            if real == place or place in real.parents or real in place.parents:
+                raise InputError(
+                    f"cannot commit {source}: it is, holds or lies inside {what} ({place}); gitfree writes there "
+                    "while it commits. Commit your data from a folder of its own"
+                )
+
     def _refuse_other_data(self) -> None:
         """A place with no ``gitfree.json`` becomes a store only if it is empty or holds nothing but
         gitfree's and DVC's layout (an existing DVC remote may become a store): never a data folder."""
@@ -692,14 +725,15 @@ class Store:
         while (lock := self._live_gc_lock()) is not None:
             if time.monotonic() > deadline:
                 raise ConflictError(
-                    f"garbage collection has held {self.url} since {lock.created_at:%Y-%m-%d %H:%M:%S} UTC "
-                    f"(on {lock.host}, pid {lock.pid}); {what} waited {self.settings.gc_wait:.0f}s. Retry when it "
-                    "has finished, or raise GITFREE_GC_WAIT"
+                    f"{what} waited {self.settings.gc_wait:.0f}s for garbage collection on {self.url} to finish "
+                    f"(the run now holding it started {lock.created_at:%Y-%m-%d %H:%M:%S} UTC on {lock.host}, pid "
+                    f"{lock.pid}). Retry when it has finished, or raise GITFREE_GC_WAIT"
                 )
             if not waited:
                 logger.info("garbage collection is running on %s (on %s); %s waits for it", self.url, lock.host, what)
             waited = True
-            time.sleep(random.uniform(0.5, 1.5) * min(2.0, max(0.05, self.settings.gc_wait / 20)))  # noqa: S311
+            # Look often (a GET of a small key): a commit must not miss the gap between two GC runs.
+            time.sleep(random.uniform(0.5, 1.5) * min(0.25, max(0.05, self.settings.gc_wait / 20)))  # noqa: S311
         return waited
 
     @contextlib.contextmanager
@@ -772,6 +806,7 @@ class Store:
         validate_dataset_name(dataset)
         source = Path(path).expanduser().absolute()
         _check_source(source)
+        self._refuse_own_files(source)
         lineage = [self._input_ref(item) for item in inputs or ()]
         commit_id = commit_id or uuid.uuid4()
         fields: dict[str, Any] = {
