@@ -280,11 +280,13 @@ class Store:
         return NotFoundError(f"{dataset!r} has no {what}; it has {_span(live)}")
 
     def _gone(self, record: Dropped) -> NotFoundError:
-        live = self._live(record.dataset)
+        # Cheap on purpose (the head, not every record): "is my training input still there?" is asked in loops.
+        head = self._head(record.dataset)
+        newest = f"; the newest version is {head.ref}" if head is not None else ""
         by = f" (on {record.dropped_by.host})" if record.dropped_by.host else ""
         return NotFoundError(
             f"{record.ref} was dropped by garbage collection on {record.dropped_at:%Y-%m-%d %H:%M} UTC{by}; its data "
-            f"is no longer kept. {record.dataset!r} has {_span(live)}"
+            f"is no longer kept{newest} (`gitfree log {record.dataset}` lists the versions that exist)"
         )
 
     def show(self, ref: str | Ref | Version) -> Version:
@@ -333,14 +335,13 @@ class Store:
         """``latest~K``: the K-th existing version before the head."""
         back = parsed.back or 0
         older = [n for n in self._numbers(head.dataset) if n < head.number][::-1]
-        seen = 0
-        for _, record in self._records(head.dataset, older, first=back + 1):
+        live = [head.number]
+        for number, record in self._records(head.dataset, older, first=back + 1):
             if isinstance(record, Version):
-                seen += 1
-                if seen == back:
+                live.append(number)
+                if len(live) == back + 1:
                     return record
-        live = self._live(head.dataset)
-        raise NotFoundError(f"{parsed} is before the first version: {head.dataset!r} has {_span(live)}")
+        raise NotFoundError(f"{parsed} is before the first version: {head.dataset!r} has {_span(sorted(live))}")
 
     def log(self, dataset: str, limit: int | None = None) -> list[Version]:
         """The versions of a dataset, newest first (at most ``limit``).
