@@ -59,3 +59,23 @@ def test_a_metric_that_is_not_a_number_is_refused_before_upload(store: Store, tm
             store.commit("ds", write_tree(tmp_path / "d", {"f": b"1"}), metrics={"loss": bad})
     assert not list(store.backend.list("files/")), "nothing was uploaded"
     assert store.datasets() == []
+
+
+def test_a_record_cut_before_its_listing_suffix_still_keeps_the_listing_files(store: Store, tmp_path: Path) -> None:
+    """What a truncated record names is kept, even when it was cut between a listing's md5 and ``.dir``:
+    a file it shares with a version being dropped elsewhere must survive."""
+    shared = {"shared.bin": b"in both datasets", "own.txt": b"only ds"}
+    store.commit("other", write_tree(tmp_path / "o1", {"shared.bin": b"in both datasets"}))
+    store.commit("other", write_tree(tmp_path / "o2", {"x": b"newer"}))
+    ds = store.commit("ds", write_tree(tmp_path / "d1", shared))
+    store.commit("ds", write_tree(tmp_path / "d2", {"f": b"2"}))
+    key = layout.version_key("ds", ds.number)
+    raw, _ = store.backend.get(key)
+    store.backend.put(key, raw[: raw.index(b".dir")])  # cut just before the suffix
+    report = store.gc(keep_last=1, grace=timedelta(0))
+    assert report.versions_deleted == ["other@1"] and report.sweep_skipped is None
+    # The record is broken, but its data is all there: put the record back and pull it.
+    store.backend.put(key, raw)
+    assert store.fsck().ok
+    reader = Store(settings=store.settings, cache_dir=tmp_path / "fresh")  # another worker: nothing cached
+    assert read_tree(reader.pull(f"ds@{ds.number}", tmp_path / "out")) == shared
