@@ -292,9 +292,7 @@ def _mark(store: Store, inventory: _Inventory, kept: dict[str, set[int]]) -> tup
             named |= {f"{m}.dir" for m in named if not m.endswith(".dir")}
             for oid in named:
                 roots.add(oid)
-                if oid.endswith(".dir") and (
-                    oid in named_as_dir(raw, oid) or store.backend.exists(layout.object_key(oid))
-                ):
+                if oid.endswith(".dir") and (oid.encode() in raw or store.backend.exists(layout.object_key(oid))):
                     try:
                         roots |= referenced(store, oid)
                     except IntegrityError:
@@ -303,11 +301,6 @@ def _mark(store: Store, inventory: _Inventory, kept: dict[str, set[int]]) -> tup
                             f"{layout.object_key(oid)} is missing or unreadable: no object was deleted. Run `gitfree fsck`"
                         )
     return roots, skipped
-
-
-def named_as_dir(raw: bytes, oid: str) -> set[str]:
-    """``{oid}`` if the record's bytes name it with its ``.dir`` suffix (then its listing must be readable)."""
-    return {oid} if oid.encode() in raw else set()
 
 
 # ---------------------------------------------------------------------------- 5. plan
