@@ -264,11 +264,16 @@ def _usage_error(exc: click.ClickException) -> NoReturn:
     _fail(message, exc.exit_code)
 
 
+def _one_line(text: str) -> str:
+    """What gitfree prints about a failure or a warning is one line, always."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 class _WarningLines(logging.Handler):
     """``warning: <message>`` on stderr, one line per record, never markup."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = " ".join(part.strip() for part in record.getMessage().splitlines() if part.strip())
+        line = _one_line(record.getMessage())
         with contextlib.suppress(BrokenPipeError, ValueError):
             err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, markup=True)
 
@@ -277,7 +282,7 @@ def _fail(message: str, code: int, exc: BaseException | None = None) -> NoReturn
     _bars.stop()
     if exc is not None and logging.getLogger("gitfree").isEnabledFor(logging.DEBUG):
         err.print_exception()
-    line = " ".join(part.strip() for part in message.splitlines() if part.strip())  # one line, always
+    line = _one_line(message)
     with contextlib.suppress(BrokenPipeError):  # stderr gone too: the exit code still tells
         err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, markup=True)
     sys.exit(code)

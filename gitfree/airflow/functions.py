@@ -56,15 +56,13 @@ def _commit(
             force=force,
             commit_id=attempt,
         )
-    # This task instance made it: this try, or an earlier one that died before its asset event (the
-    # retry finds its own record as the newest version, with the same id).
-    new = bool(version.created) or version.id == attempt
+    # ``created`` is true when this task instance made it: this try, or an earlier one that died before
+    # its asset event (the retry passes the same commit id, and Store.commit recognises its own record).
+    new = bool(version.created)
     if new:
         _runtime.emit(context, version, target, log)
     else:
         log.info("no asset event: %s is unchanged since %s (no new version)", dataset, version.ref)
-    if version.created != new:
-        version = version.model_copy(update={"created": new})
     return version, target, new
 
 

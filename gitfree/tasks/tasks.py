@@ -117,15 +117,14 @@ def commit_dataset(
         force=force,
         commit_id=commit_id,
     )
-    # This task run made it: this attempt, or an earlier one that died before publishing (its retry
-    # finds its own record as the newest version, with the same id).
-    made = bool(version.created) or version.id == commit_id
-    if made:
+    # ``created`` is true when this task run made it: this attempt, or an earlier one that died before
+    # publishing (the retry passes the same commit id, and Store.commit recognises its own record).
+    if version.created:
         _runtime.publish(target, version)
         _run_logger().info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
     else:
         _run_logger().info("%s is unchanged since %s: no new version, no artifact, no event", dataset, version.ref)
-    return version if version.created == made else version.model_copy(update={"created": made})
+    return version
 
 
 @task(

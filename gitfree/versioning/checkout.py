@@ -49,11 +49,11 @@ from .models import FileEntry
 from .staging import HashState
 
 __all__ = [
-    "check_destination",
     "destination",
     "guard_destination",
     "matches",
     "materialise",
+    "path_relation",
     "pull_into",
     "select",
     "sweep",
@@ -160,19 +160,6 @@ def matches(dest: Path, entries: Sequence[FileEntry], single: bool, state: HashS
     return True
 
 
-def check_destination(dest: Path, overwrite: bool) -> None:
-    """Refuse a destination that holds other data, unless told to overwrite it."""
-    if dest.is_symlink():
-        raise InputError(f"the destination {dest} is a symbolic link; give the real path")
-    if not dest.exists() or overwrite:
-        return
-    if dest.is_dir() and not any(dest.iterdir()):
-        return
-    raise InputError(
-        f"the destination {dest} exists and holds other data; pass overwrite=True (--overwrite) to replace it, or choose another path"
-    )
-
-
 def destination(dest: str | os.PathLike[str], single_name: str | None = None) -> Path:
     """The absolute path a pull writes to: ``~`` expanded, ``..`` resolved as the kernel resolves it
     (the last name is kept as given, so a symbolic link there is still seen as one) and, for a
@@ -201,7 +188,7 @@ def _file_id(path: Path | str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _relation(dest: Path, place: Path, inside_too: bool) -> str | None:
+def path_relation(dest: Path, place: Path, inside_too: bool) -> str | None:
     """How ``dest`` relates to ``place``: it ``is`` it, ``contains`` it or ``lies inside`` it (else None).
 
     Compared as resolved paths (symbolic links, ``..``) and as device and inode (bind mounts)."""
@@ -259,7 +246,7 @@ def guard_destination(dest: Path, *, store_root: Path | None, cache_dir: Path, h
     real = os.path.realpath(dest)
     shown = dest if str(dest) == real else f"{dest} (that is, {real})"
     for what, place, inside_too in places:
-        relation = _relation(dest, place, inside_too)
+        relation = path_relation(dest, place, inside_too)
         if relation is None:
             continue
         if relation != "contains" and inside_too:

@@ -42,14 +42,12 @@ from .models import Author, Dropped, GcReport, Lease, Tag, Uploads, Version, utc
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["collect", "object_md5", "referenced"]
+__all__ = ["collect", "referenced"]
 
 logger = logging.getLogger("gitfree")
 
 _BATCH = 500
 _MD5_IN_TEXT = re.compile(rb"[0-9a-f]{32}(?:\.dir)?")
-
-object_md5 = layout.parse_object_key
 
 
 def referenced(store: Store, oid: str) -> set[str]:
@@ -346,9 +344,7 @@ def _plan(
     objects = {oid: info for info in store.backend.scan(layout.OBJECTS) if (oid := layout.parse_object_key(info.key))}
     owned = _owned(store, inventory, owned_of, set(objects))
     # Objects a live commit is uploading are its own until its record names them.
-    for lease, named in inventory.journals.values():
-        if lease in live_leases:
-            roots |= named
+    roots = roots.union(*(named for lease, named in inventory.journals.values() if lease in live_leases))
     doomed: list[ObjectInfo] = []
     foreign: list[ObjectInfo] = []
     young: set[str] = set()

@@ -27,8 +27,8 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
 from . import layout, leases
-from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed, open_backend
-from .checkout import select, validate_entries, validate_path
+from .backends import Backend, FileBackend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed, open_backend
+from .checkout import path_relation, select, validate_entries, validate_path
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError
 from .models import (
@@ -233,7 +233,7 @@ class Store:
                 # The hint names a number; the record says what that number is. A hint that disagrees
                 # with it (forged, or written by a buggy client) is not believed.
                 pointed = self._record(dataset, latest.number)
-                if isinstance(pointed, Version) and pointed.id == latest.version.id and pointed == latest.version:
+                if isinstance(pointed, Version) and pointed == latest.version:
                     head = pointed
                 else:
                     logger.warning(
@@ -519,7 +519,6 @@ class Store:
             UnsafePathError: the version names a path outside ``dest`` (nothing is written).
             IntegrityError: an object is missing from the store or does not match its hash.
         """
-        from .backends import FileBackend
         from .checkout import destination, guard_destination, pull_into
         from .staging import HashState
 
@@ -683,23 +682,22 @@ class Store:
 
     def _refuse_own_files(self, source: Path) -> None:
         """A commit of the store, the worker cache, or a folder holding or inside either would snapshot
-        what gitfree is writing into at that moment: refused, as a pull onto them is."""
-        real = source.resolve()
-        places = [("the worker cache", self.cache_dir.resolve())]
-        root = getattr(self.backend, "root", None)
-        if isinstance(root, Path):
-            places.append(("the store", root.resolve()))
+        what gitfree is writing into at that moment: refused, as a pull onto them is (the same
+        comparison: resolved paths, and device and inode)."""
+        places = [("the worker cache", self.cache_dir)]
+        if isinstance(self.backend, FileBackend):
+            places.append(("the store", self.backend.root))
         for what, place in places:
-            if real == place or place in real.parents or real in place.parents:
+            if path_relation(source, place, inside_too=True) is not None:
                 raise InputError(
-                    f"cannot commit {source}: it is, holds or lies inside {what} ({place}); gitfree writes there "
-                    "while it commits. Commit your data from a folder of its own"
+                    f"cannot commit {source}: it is, holds or lies inside {what} ({place.resolve()}); gitfree writes "
+                    "there while it commits. Commit your data from a folder of its own"
                 )
 
     def _refuse_other_data(self) -> None:
         """A place with no ``gitfree.json`` becomes a store only if it is empty or holds nothing but
         gitfree's and DVC's layout (an existing DVC remote may become a store): never a data folder."""
-        ours = (layout.MARKER, layout.DATASETS, layout.OBJECTS, layout.LEASES, layout.UPLOADS, "gc/", layout.PROBES)
+        ours = (layout.MARKER, layout.DATASETS, layout.OBJECTS, layout.LEASES, layout.UPLOADS, layout.GC, layout.PROBES)
         for seen, key in enumerate(self.backend.list("")):
             if not key.startswith(ours):
                 raise ConfigError(
