@@ -3,6 +3,7 @@
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError, UnsafePathError
 from .errors import is_transient as is_transient
+from .kit import format_size
 from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Tag, Version
 from .refs import Ref, parse_ref
 from .store import Store
@@ -25,5 +26,6 @@ __all__ = [
     "Tag",
     "UnsafePathError",
     "Version",
+    "format_size",
     "parse_ref",
 ]
