@@ -42,11 +42,12 @@ from typing import TypeGuard
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
-from .errors import InputError, IntegrityError, NotFoundError, UnsafePathError
+from .errors import InputError, IntegrityError
 from .layout import object_key
-from .localfs import copy_file
+from .localfs import atomic_write, copy_file, md5_file
 from .models import FileEntry
 from .staging import HashState
+from .tree import validate_entries
 
 __all__ = [
     "destination",
@@ -55,9 +56,7 @@ __all__ = [
     "materialise",
     "path_relation",
     "pull_into",
-    "select",
     "sweep",
-    "validate_entries",
 ]
 
 _CHUNK = 1 << 20
@@ -72,63 +71,6 @@ _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 _SHOWN_CHANGES = 3
 _KEEP_RECORDS = 64
 """Records of what was pulled where kept before those of vanished destinations are dropped."""
-
-
-def validate_path(path: object) -> str:
-    """Return ``path`` if it is a safe relative POSIX path inside a version, else raise."""
-    if not isinstance(path, str) or not path:
-        raise UnsafePathError(f"a version lists an empty or non-text path ({path!r}); refusing to write anything")
-    reason = None
-    if "\x00" in path:
-        reason = "contains a NUL byte"
-    elif "\\" in path:
-        reason = "contains a backslash"
-    elif path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        reason = "is absolute"
-    elif any(part in ("", ".", "..") for part in path.split("/")):
-        reason = "has an empty, '.' or '..' segment"
-    if reason:
-        raise UnsafePathError(
-            f"a version lists the path {path!r}, which {reason} and could write outside the destination; refusing to write anything"
-        )
-    return path
-
-
-def validate_entries(entries: Sequence[FileEntry]) -> None:
-    """Refuse unsafe, duplicate or clashing paths (a file that is also a directory)."""
-    seen: set[str] = set()
-    for entry in entries:
-        validate_path(entry.path)
-        if entry.path in seen:
-            raise UnsafePathError(f"a version lists the path {entry.path!r} twice; refusing to write anything")
-        seen.add(entry.path)
-    for entry in entries:
-        parent = entry.path.rpartition("/")[0]
-        while parent:
-            if parent in seen:
-                raise UnsafePathError(
-                    f"a version lists {parent!r} both as a file and as a directory; refusing to write anything"
-                )
-            parent = parent.rpartition("/")[0]
-
-
-def select(entries: Sequence[FileEntry], paths: Iterable[str]) -> list[FileEntry]:
-    """The entries at or under each of ``paths`` (``labels/`` or ``labels`` for a folder)."""
-    wanted = [p.strip("/") for p in paths]
-    for p in wanted:
-        if p:
-            try:
-                validate_path(p)
-            except UnsafePathError:  # the caller's argument, not the version: bad input
-                raise InputError(
-                    f"{p!r} is not a path inside a version (no '..', '.', empty segments, backslashes or absolute "
-                    "paths); name a file or folder as `gitfree ls REF` lists it"
-                ) from None
-    chosen = [e for e in entries if any(not p or e.path == p or e.path.startswith(p + "/") for p in wanted)]
-    missing = [p for p in wanted if p and not any(e.path == p or e.path.startswith(p + "/") for e in entries)]
-    if missing:
-        raise NotFoundError(f"the version has no file or folder {missing[0]!r}; list its files with `gitfree ls REF`")
-    return chosen
 
 
 def _target(dest: Path, entry: FileEntry, single: bool) -> Path:
@@ -154,7 +96,7 @@ def matches(dest: Path, entries: Sequence[FileEntry], single: bool, state: HashS
     for path, md5 in paths.items():
         if known.get(path) == md5:
             continue
-        if os.path.islink(path) or _md5_file(path) != md5:
+        if os.path.islink(path) or md5_file(path) != md5:
             return False
         state.remember([(path, md5)])
     return True
@@ -468,10 +410,7 @@ class _Pulled:
         record: dict[str, object] = {"dest": self.dest, "ref": ref, "single": single, "files": files}
         if previous is not None:
             record["previous"] = previous
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        tmp.write_bytes(json.dumps(record, separators=(",", ":")).encode())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(record, separators=(",", ":")).encode())
         self._prune()
 
     def _prune(self) -> None:
@@ -568,7 +507,7 @@ def _unmodified(
     for rel, path in sorted(present.items()):
         md5 = known.get(path) or ""
         if not md5:
-            md5 = _md5_file(path)
+            md5 = md5_file(path)
             hashed.append((path, md5))
         if md5 in allowed[rel]:
             current[rel] = md5
@@ -666,14 +605,6 @@ def pull_into(
         )
     pulled.write(ref, single, wanted)
     return True
-
-
-def _md5_file(path: str | Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _copy_verified(src: Path, dst: Path, md5: str) -> None:

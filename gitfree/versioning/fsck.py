@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from . import layout, leases
 from .backends import KeyMissing, ObjectInfo, OutcomeUnknown, PreconditionFailed
-from .checkout import validate_entries, validate_path
+from .tree import validate_entries, validate_path
 from .errors import GitfreeError, IntegrityError
 from .models import Dropped, FileEntry, FsckReport, Latest, Problem, Tag, Version
 from .refs import validate_dataset_name

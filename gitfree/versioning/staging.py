@@ -5,7 +5,7 @@ This is the only module that imports DVC; DVC's types do not leave it.
 - :func:`check_source` and :func:`scan` decide what a commit takes from a path, before anything
   is hashed: what ``dvc add`` would take (DVC's own ``.dvcignore`` filter; ``.git``, ``.hg``,
   ``.dvc`` and nested DVC repositories left out), and only paths every reader of a version
-  accepts (the rules of :func:`.checkout.validate_path`, valid UTF-8), only regular files (or
+  accepts (the rules of :func:`.tree.validate_path`, valid UTF-8), only regular files (or
   symbolic links to them, which DVC follows). Anything else is refused by name: a special file
   (FIFO, socket, device) would hang or break the hashing, a dangling or looping link has no
   content, and a linked directory is one that ``dvc add`` silently leaves out.
@@ -38,7 +38,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from .errors import InputError, IntegrityError
 from .layout import object_key
-from .localfs import copy_file
+from .localfs import atomic_write, copy_file
 from .models import FileEntry, Output
 
 if TYPE_CHECKING:
@@ -111,6 +111,12 @@ class HashState:
 
     def close(self) -> None:
         self._state.close()
+
+    def __enter__(self) -> HashState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -327,7 +333,7 @@ def _ignore_filter(source: Path, root: str) -> Any:
 def _name_problem(path: str, drive: bool = True) -> str | None:
     """Why a reader of a version would refuse ``path`` (a path inside it, or the name of a single file), if it would.
 
-    The rules of :func:`.checkout.validate_path`, which every reader applies, plus valid UTF-8 (a name
+    The rules of :func:`.tree.validate_path`, which every reader applies, plus valid UTF-8 (a name
     that is not arrives as surrogates, which no JSON listing can hold). A path read from a directory
     has no empty, ``.`` or ``..`` segment and is relative; ``drive=False`` (a directory's own name)
     skips the Windows drive rule, which readers apply to paths inside a version only.
@@ -386,8 +392,8 @@ def _kind(mode: int) -> str:
 def _check_listing(source: Path, folders: list[tuple[str, tuple[str, ...]]], cut: int) -> None:
     """The readers' own check of a version's paths, on the listing this commit would make: whatever
     they would refuse (should their rules ever grow stricter than :func:`_name_problem`) is refused here."""
-    from .checkout import validate_entries
     from .errors import UnsafePathError
+    from .tree import validate_entries
 
     entries = [
         FileEntry(path=f"{folder[cut:]}/{name}" if folder[cut:] else name, md5="0" * 32)
@@ -447,7 +453,4 @@ def _write_object(cache_dir: Path, md5: str, data: bytes) -> None:
     target = cache_dir / object_key(md5)
     if target.is_file():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    atomic_write(target, data)

@@ -28,7 +28,8 @@ from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
 from . import layout, leases
 from .backends import Backend, FileBackend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed, open_backend
-from .checkout import path_relation, select, validate_entries, validate_path
+from .checkout import path_relation
+from .tree import select, validate_entries, validate_path
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError
 from .models import (
@@ -592,7 +593,7 @@ class Store:
             InputError: ``path`` is a folder of the version.
             IntegrityError: the object is missing from the store or does not match its hash.
         """
-        from .checkout import _md5_file
+        from .localfs import md5_file as _md5_file
         from .staging import HashState
 
         version = self.show(ref)
