@@ -9,16 +9,29 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 
-__all__ = ["StoreSettings", "default_cache_dir", "default_store_url", "validate_endpoint_url"]
+__all__ = ["AWS_NAMES", "StoreSettings", "default_cache_dir", "default_store_url", "validate_endpoint_url"]
+
+AWS_NAMES: Mapping[str, str] = {
+    "aws_access_key_id": "access_key_id",
+    "aws_secret_access_key": "secret_access_key",
+    "aws_session_token": "session_token",
+    "region_name": "region",
+    "profile_name": "profile",
+    "endpoint_url": "endpoint_url",
+}
+"""The one mapping from AWS's credential names (boto3's, prefect-aws's ``AwsCredentials``, an Airflow ``aws``
+connection's extra) to :class:`StoreSettings` fields."""
 
 
 def default_store_url() -> str:
@@ -135,3 +148,57 @@ class StoreSettings(BaseSettings):
             if value:
                 return validate_endpoint_url(value.strip(), setting)
         return None
+
+    @classmethod
+    def from_aws(cls, aws: Mapping[str, Any] | None = None, /, **settings: Any) -> StoreSettings:
+        """Settings from AWS-named credentials (:data:`AWS_NAMES`) and gitfree-named ``settings``.
+
+        ``aws`` holds values under AWS's names (``aws_access_key_id``, ``aws_secret_access_key``,
+        ``aws_session_token``, ``region_name``, ``profile_name``, ``endpoint_url``); other keys in it
+        are ignored. ``settings`` are fields of this class (``store``, ``cache_dir``, ``endpoint_url``,
+        ``access_key_id``, ...) and win over the AWS-named values; ``None`` or ``""`` is unset, anywhere.
+        What neither gives comes from the ``GITFREE_*`` variables, then the AWS credential chain.
+        Secrets may be ``str`` or ``SecretStr``.
+
+        Raises:
+            InputError: a value is malformed (``jobs`` not a number, an unknown setting); the message
+                names the setting, never its value.
+        """
+        values: dict[str, Any] = {}
+        for name, value in settings.items():
+            if not _unset(value):
+                values[name] = value
+        for name, field in AWS_NAMES.items():
+            value = (aws or {}).get(name)
+            if not _unset(value) and field not in values:
+                values[field] = value
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error.get("loc", ())) or "value"
+            raise InputError(f"invalid store settings: {where}: {error.get('msg', 'invalid')}") from None
+
+    def s3fs_options(self) -> dict[str, Any]:
+        """Arguments of ``s3fs.S3FileSystem`` that reach S3 as this store does: its endpoint (checked),
+        its keys (with the session token of temporary ones), its region and profile. Nothing given:
+        s3fs uses the AWS credential chain, as the store does."""
+        options: dict[str, Any] = {}
+        if endpoint := self.resolved_endpoint():
+            options["endpoint_url"] = endpoint
+        if self.access_key_id and self.secret_access_key:
+            options["key"] = self.access_key_id
+            options["secret"] = self.secret_access_key.get_secret_value()
+            if self.session_token:
+                options["token"] = self.session_token.get_secret_value()
+        if self.profile:
+            options["profile"] = self.profile
+        if self.region:
+            options["client_kwargs"] = {"region_name": self.region}
+        return options
+
+
+def _unset(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is None or value == ""

@@ -1,12 +1,76 @@
 """What the integrations (Prefect tasks, Airflow operators, flows, the CLI) share, written once.
 
+* :func:`stable_commit_id`: the commit id a retried task passes again, so ``Store.commit`` recognises
+  the version its earlier attempt made (``Version.created`` then says so);
+* :func:`version_event`: what a Prefect event and an Airflow asset event (and XCom) say about a version;
+* :func:`format_size`: a size in bytes for people.
+
+How a store is reached from AWS-style credential names is :meth:`StoreSettings.from_aws
+<gitfree.versioning.config.StoreSettings.from_aws>`, and from a store to s3fs
+:meth:`~gitfree.versioning.config.StoreSettings.s3fs_options`.
+
 This module imports only gitfree.versioning's models, config and errors (never prefect or airflow, and
 not the store): it sits below :mod:`gitfree.versioning.store` in the layering.
 """
 
 from __future__ import annotations
 
-__all__ = ["format_size"]
+import uuid
+
+from pydantic import JsonValue
+
+from .models import Version
+
+__all__ = ["COMMIT_NAMESPACES", "format_size", "stable_commit_id", "version_event"]
+
+COMMIT_NAMESPACES: dict[str, uuid.UUID] = {
+    "prefect": uuid.UUID("6b0f7e43-5d0c-4c55-9b1e-6c8e3f0a9d21"),
+    "airflow": uuid.UUID("3f4c1a52-9a0e-4c1b-8d57-0b7e3f1c2a64"),
+}
+"""The UUID namespace of each orchestrator's commit ids. These two are the ones the Prefect tasks and the
+Airflow helpers used before they shared this module: a retry of a task started by an older gitfree
+computes the same id, so it still recognises the version its earlier attempt made."""
+_OTHER_NAMESPACES = uuid.UUID("0c6f3a0e-8d5b-5f2e-9a41-7e2b9c1d4f60")
+"""The namespace of the namespaces not in :data:`COMMIT_NAMESPACES` (``uuid5(this, name)``)."""
+
+
+def stable_commit_id(namespace: str, *parts: str) -> uuid.UUID:
+    """The commit id of one orchestrated task: the same for every try of it, different for any other.
+
+    ``namespace`` names the orchestrator (``"prefect"``, ``"airflow"``, or any other name); ``parts``
+    are what identify the task's run and the dataset, e.g. ``(task_run_id, dataset)`` for Prefect or
+    ``(dag_id, run_id, task_label, dataset)`` for Airflow. The id is ``uuid5`` of the namespace's UUID
+    and the parts joined with ``/``.
+
+    Raises:
+        ValueError: no parts, or a part that is not a non-empty string.
+    """
+    if not parts or not all(isinstance(part, str) and part for part in parts):
+        raise ValueError(f"stable_commit_id needs one or more non-empty strings, not {parts!r}")
+    space = COMMIT_NAMESPACES.get(namespace) or uuid.uuid5(_OTHER_NAMESPACES, namespace)
+    return uuid.uuid5(space, "/".join(parts))
+
+
+def version_event(version: Version, store_url: str) -> dict[str, JsonValue]:
+    """What an event about ``version`` of the store at ``store_url`` carries (JSON values only).
+
+    The payload of the Prefect event ``gitfree.dataset.committed`` and the ``extra`` of an Airflow asset
+    event (and of a gitfree operator's XCom): ``ref``, ``dataset``, ``number``, ``store``, ``size``,
+    ``nfiles``, ``md5``, ``version_id``, ``created_at`` (ISO 8601) and ``message``.
+    """
+    return {
+        "ref": version.ref,
+        "dataset": version.dataset,
+        "number": version.number,
+        "store": store_url,
+        "size": version.size,
+        "nfiles": version.nfiles,
+        "md5": version.md5,
+        "version_id": str(version.id),
+        "created_at": version.created_at.isoformat(),
+        "message": version.message,
+    }
+
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
