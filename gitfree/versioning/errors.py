@@ -13,6 +13,12 @@
 
 Every message says what happened and what to do next, and never contains a secret.
 
+A message is written in Python terms (``pass move=True``). One that names an option of the API
+says which, with ``options``: pairs of (Python term, command-line term), e.g.
+``ConflictError("... pass move=True to move it", options=(("move=True", "--move"),))``.
+:meth:`GitfreeError.in_cli_terms` is the message as the ``gitfree`` command prints it (``pass --move``);
+``str(error)`` stays in Python terms.
+
 :func:`is_transient` tells whether trying the same call again may succeed (the orchestrators'
 retries use it): a lost connection, a server error, throttling, another writer or a garbage
 collection in the way can pass; bad input, a missing version, an unsafe or corrupted record, wrong
@@ -20,6 +26,8 @@ credentials cannot.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 __all__ = [
     "ConfigError",
@@ -41,7 +49,9 @@ _CONNECTION_ERRORS = ("EndpointConnectionError", "ConnectTimeoutError", "Connect
 class GitfreeError(Exception):
     """Base class of every error gitfree raises on purpose.
 
-    ``exit_code`` is what the ``gitfree`` command exits with when this error ends it.
+    ``exit_code`` is what the ``gitfree`` command exits with when this error ends it. ``options`` pairs
+    each Python term the message names (``"move=True"``) with what the command line calls it
+    (``"--move"``); see :meth:`in_cli_terms`.
     """
 
     exit_code = 1
@@ -49,6 +59,19 @@ class GitfreeError(Exception):
     """May the same call succeed if tried again? A plain ``GitfreeError`` is a failed request (a server
     error, a dropped connection, a failed delete): yes. An instance may say otherwise; read it with
     :func:`is_transient`."""
+
+    def __init__(self, *args: object, options: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(*args)
+        self.options: tuple[tuple[str, str], ...] = tuple(options)
+        """(Python term, command-line term) of each option the message names, in the order they are replaced."""
+
+    def in_cli_terms(self) -> str:
+        """The message as the ``gitfree`` command says it: each Python term of :attr:`options` replaced by
+        its command-line term (``pass move=True`` becomes ``pass --move``)."""
+        text = str(self)
+        for python, cli in self.options:
+            text = text.replace(python, cli)
+        return text
 
 
 class ConfigError(GitfreeError):

@@ -38,6 +38,12 @@ __all__ = [
 
 FORMAT: Literal[1] = 1
 
+Metric = int | float
+"""A metric's value. In this order: pydantic keeps an int an int (JSON ``120000``) and a float a float
+(``120000.0``); neither is converted to the other."""
+METRIC_INT_MAX = 2**63 - 1
+"""Integer metrics are 64-bit: what every reader of the JSON (and DVC's metrics) holds exactly."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -131,7 +137,9 @@ class Version(_Record):
     size: int = Field(ge=0)
     nfiles: int = Field(ge=0)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)
+    """Name → number. An integer stays an integer (``rows=120000`` is recorded, read and printed as
+    ``120000``), a float a float; NaN and infinities are refused."""
     inputs: list[InputRef] = Field(default_factory=list)
     created: bool | None = Field(default=None, exclude=True)
     """Not part of the record. On what :meth:`Store.commit` returns: true when that call created this
@@ -140,13 +148,18 @@ class Version(_Record):
 
     @field_validator("metrics")
     @classmethod
-    def _finite(cls, metrics: dict[str, float]) -> dict[str, float]:
-        bad = [name for name, value in metrics.items() if not math.isfinite(value)]
-        if bad:
-            raise ValueError(
-                f"the metric {bad[0]!r} is {metrics[bad[0]]}; metrics must be finite numbers (record a diverged "
-                "run's loss in metadata instead)"
-            )
+    def _finite(cls, metrics: dict[str, Metric]) -> dict[str, Metric]:
+        for name, value in metrics.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"the metric {name!r} is {value}; metrics must be finite numbers (record a diverged "
+                    "run's loss in metadata instead)"
+                )
+            if isinstance(value, int) and not -METRIC_INT_MAX <= value <= METRIC_INT_MAX:
+                raise ValueError(
+                    f"the metric {name!r} is an integer of {len(str(abs(value)))} digits; integer metrics must fit "
+                    "in 64 bits (record larger numbers in metadata, or as a float)"
+                )
         return metrics
 
     def __eq__(self, other: object) -> bool:
@@ -341,6 +354,9 @@ class GcReport(BaseModel):
     """Unreferenced objects left alone because they are younger than the grace period."""
     leases_live: int
     leases_removed: int
+    leases_stale: int = 0
+    """Leases of commits found dead (expired past the allowed clock skew, or their process gone), in a dry
+    run as in a real one: a real run removes them (``leases_removed``), a dry run only counts them."""
     deleted: list[str] = Field(default_factory=list)
     """Keys of the objects removed (or to remove)."""
     foreign_objects: int = 0
