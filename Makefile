@@ -42,7 +42,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench --size full --reps 3
 
 # Airflow in its own virtualenv (Airflow and Prefect cannot share one): mypy on gitfree.airflow against the
-# real Airflow, then tests/airflow, real DAGs run by `airflow dags test` against SeaweedFS, one test per core
+# real Airflow, then tests/on_airflow, real DAGs run by `airflow dags test` against SeaweedFS, one test per core
 # (each `airflow dags test` spends most of its 10 s starting Airflow). Prints how long it took.
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_BIN := $(AIRFLOW_VENV)/bin
@@ -58,7 +58,7 @@ airflow:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory $(AIRFLOW_BIN)/.installed || exit 1; \
 	installed=$$(date +%s); \
-	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && $(AIRFLOW_BIN)/pytest -n auto tests/airflow tests/regression/test_airflow_retries_and_created.py; status=$$?; \
+	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && $(AIRFLOW_BIN)/pytest -n auto tests/on_airflow tests/regression/test_airflow_retries_and_created.py; status=$$?; \
 	end=$$(date +%s); \
 	echo "make airflow: $$((end - start)) s ($$((installed - start)) s setting up $(AIRFLOW_VENV), $$((end - installed)) s checks and tests)"; \
 	exit $$status

@@ -10,13 +10,20 @@ from typing import Any
 from airflow.sdk import Asset, get_current_context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from gitfree.versioning import Author, GitfreeError, InputError, NotFoundError, Store, Version
-from gitfree.versioning.errors import is_transient
+from gitfree.versioning import (
+    Author,
+    GitfreeError,
+    InputError,
+    NotFoundError,
+    Store,
+    Version,
+    is_transient,
+    stable_commit_id,
+    version_event,
+)
 
-from .assets import dataset_asset, dataset_of, dataset_outlet, ref_from_extra, version_extra
+from .assets import dataset_asset, dataset_of, dataset_outlet, ref_from_extra
 from .hooks import GitfreeHook
-
-_NAMESPACE = uuid.UUID("3f4c1a52-9a0e-4c1b-8d57-0b7e3f1c2a64")
 
 
 @contextlib.contextmanager
@@ -26,7 +33,7 @@ def translated() -> Iterator[None]:
     One a retry can fix (a lost connection, a server error, another writer or a garbage collection in
     the way) becomes ``AirflowException``, which uses the task's retries; any other (bad input, a missing
     version, an unsafe or corrupted record, wrong credentials: see
-    :func:`gitfree.versioning.errors.is_transient`) becomes ``AirflowFailException``: the task fails
+    :func:`gitfree.versioning.is_transient`) becomes ``AirflowFailException``: the task fails
     at once, its retries unused.
     """
     try:
@@ -73,7 +80,7 @@ def commit_id(context: Mapping[str, Any] | None, dataset: str) -> uuid.UUID:
     if context is None:
         return uuid.uuid4()
     ti = context["ti"]
-    return uuid.uuid5(_NAMESPACE, f"{ti.dag_id}/{ti.run_id}/{_task_label(ti)}/{dataset}")
+    return stable_commit_id("airflow", str(ti.dag_id), str(ti.run_id), _task_label(ti), dataset)
 
 
 def try_number(context: Mapping[str, Any] | None) -> int | None:
@@ -96,7 +103,7 @@ def emit(context: Mapping[str, Any] | None, version: Version, store: Store, log:
             version.dataset,
         )
         return False
-    extra = version_extra(version, store.url)
+    extra = version_event(version, store.url)
     tries = try_number(context)
     if tries is not None:
         extra["try_number"] = tries

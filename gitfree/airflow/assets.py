@@ -7,8 +7,9 @@ the task succeeds; it declares the alias ``gitfree:images`` (:func:`dataset_outl
 attaches an event to the asset only when it made a new version. An unchanged dataset makes no
 event, so a DAG with ``schedule=[dataset_asset("images")]`` runs once per new version.
 
-Each event's ``extra`` is :func:`version_extra`: ``ref``, ``dataset``, ``number``, ``store``,
-``size``, ``nfiles``, ``md5``, ``version_id``, ``created_at`` and ``message``.
+Each event's ``extra`` is :func:`version_extra` (:func:`gitfree.versioning.version_event`, the payload
+of the Prefect event too): ``ref``, ``dataset``, ``number``, ``store``, ``size``, ``nfiles``, ``md5``,
+``version_id``, ``created_at`` and ``message``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias
 from pydantic import JsonValue
 
-from gitfree.versioning import InputError, Version, parse_ref
-from gitfree.versioning.refs import validate_dataset_name
+from gitfree.versioning import InputError, Version, parse_ref, validate_dataset_name, version_event
 
 __all__ = ["SCHEME", "dataset_asset", "dataset_of", "dataset_outlet", "version_extra"]
 
@@ -88,19 +88,8 @@ def dataset_of(asset: Asset | AssetAlias | str) -> str:
 
 
 def version_extra(version: Version, store_url: str) -> dict[str, JsonValue]:
-    """What an asset event (and a gitfree operator's XCom) says about a version."""
-    return {
-        "ref": version.ref,
-        "dataset": version.dataset,
-        "number": version.number,
-        "store": store_url,
-        "size": version.size,
-        "nfiles": version.nfiles,
-        "md5": version.md5,
-        "version_id": str(version.id),
-        "created_at": version.created_at.isoformat(),
-        "message": version.message,
-    }
+    """What an asset event (and a gitfree operator's XCom) says about a version: :func:`gitfree.versioning.version_event`."""
+    return version_event(version, store_url)
 
 
 def ref_from_extra(extra: Mapping[str, Any], asset_uri: str) -> str:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONN_ID = "gitfree_default"
 
 
-def _commit(
+def commit_with_store(
     dataset: str,
     path: str | os.PathLike[str],
     *,
@@ -39,8 +39,12 @@ def _commit(
     inputs: Iterable[str | Version | InputRef] | None,
     force: bool,
     context: Mapping[str, Any] | None,
-) -> tuple[Version, Store, bool]:
-    """The commit, and whether it made a new version (false: the data equals the newest version)."""
+) -> tuple[Version, Store]:
+    """:func:`commit_dataset`, and the store it committed to (the operators' XCom names its URL).
+
+    ``version.created`` says whether this task instance made the version (false: the data equals the
+    newest version, no event was emitted).
+    """
     context = _runtime.context_or_current(context)
     with _runtime.translated():
         target = _runtime.store_from(gitfree_conn_id, store)
@@ -58,12 +62,11 @@ def _commit(
         )
     # ``created`` is true when this task instance made it: this try, or an earlier one that died before
     # its asset event (the retry passes the same commit id, and Store.commit recognises its own record).
-    new = bool(version.created)
-    if new:
+    if version.created:
         _runtime.emit(context, version, target, log)
     else:
         log.info("no asset event: %s is unchanged since %s (no new version)", dataset, version.ref)
-    return version, target, new
+    return version, target
 
 
 def commit_dataset(
@@ -112,7 +115,7 @@ def commit_dataset(
             return commit_dataset("images", "/tmp/images", message="nightly").ref
         ```
     """
-    version, _, _ = _commit(
+    version, _ = commit_with_store(
         dataset,
         path,
         gitfree_conn_id=gitfree_conn_id,
@@ -185,7 +188,7 @@ def pull_dataset(
             ...  # read /tmp/images
         ```
     """
-    version, _ = _pull(
+    version, _ = pull_with_store(
         ref,
         dest,
         gitfree_conn_id=gitfree_conn_id,
@@ -197,7 +200,7 @@ def pull_dataset(
     return version
 
 
-def _pull(
+def pull_with_store(
     ref: str | Asset,
     dest: str | os.PathLike[str],
     *,
@@ -207,6 +210,7 @@ def _pull(
     paths: Sequence[str] | None,
     context: Mapping[str, Any] | None,
 ) -> tuple[Version, Store]:
+    """:func:`pull_dataset`, and the store it pulled from (the operators' XCom names its URL)."""
     context = _runtime.context_or_current(context)
     with _runtime.translated():
         event_store: str | None = None

@@ -33,24 +33,12 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from gitfree.versioning import ConfigError, Store
+from gitfree.versioning import AWS_NAMES, ConfigError, Store, StoreSettings
 
 __all__ = ["GitfreeHook"]
 
-_EXTRA_KEYS = {
-    "store": "store",
-    "endpoint_url": "endpoint_url",
-    "region": "region",
-    "region_name": "region",
-    "session_token": "session_token",
-    "aws_session_token": "session_token",
-    "profile": "profile",
-    "profile_name": "profile",
-    "cache_dir": "cache_dir",
-    "jobs": "jobs",
-    "aws_access_key_id": "access_key_id",
-    "aws_secret_access_key": "secret_access_key",
-}
+_EXTRA_SETTINGS = ("store", "endpoint_url", "region", "session_token", "profile", "cache_dir", "jobs")
+"""The gitfree settings a connection's extra may hold; it may also hold AWS's names (``AWS_NAMES``)."""
 
 
 class GitfreeHook(BaseHook):
@@ -100,8 +88,7 @@ class GitfreeHook(BaseHook):
             ConfigError: no such connection, an unusable one, or a store that cannot be reached.
             InputError: a setting of the connection is malformed (e.g. ``jobs`` not a number).
         """
-        options = self.store_options()
-        store = Store(options.pop("store", None), **options)
+        store = Store(settings=StoreSettings.from_aws(None, **self.store_options()))
         self.log.info("gitfree store %s (connection %s)", store.url, self.gitfree_conn_id or "none: GITFREE_*")
         return store
 
@@ -146,28 +133,19 @@ def _connection_options(conn: Any) -> dict[str, Any]:
     extra = conn.extra_dejson
     is_gitfree = (conn.conn_type or "gitfree") == "gitfree"
     if is_gitfree:
-        unknown = sorted(set(extra) - set(_EXTRA_KEYS))
+        unknown = sorted(set(extra) - {*_EXTRA_SETTINGS, *AWS_NAMES})
         if unknown:
             raise ConfigError(
                 f"the Airflow connection {conn.conn_id!r} has extra keys gitfree does not know: {', '.join(unknown)}; "
-                f"use {', '.join(k for k in _EXTRA_KEYS if not k.startswith(('aws_', 'region_', 'profile_')))}"
+                f"use {', '.join(_EXTRA_SETTINGS)}"
             )
-    options: dict[str, Any] = {}
-    for key, option in _EXTRA_KEYS.items():
-        value = extra.get(key)
-        if value not in (None, "") and option not in options:
-            options[option] = value
-    endpoint = extra.get("service_config", {}).get("s3", {}).get("endpoint_url") if not is_gitfree else None
-    if endpoint and "endpoint_url" not in options:
-        options["endpoint_url"] = endpoint
-    if conn.login:
-        options["access_key_id"] = conn.login
-    if conn.password:
-        options["secret_access_key"] = conn.password
-    if is_gitfree and conn.host and "store" not in options:
+    aws = {name: extra.get(name) for name in AWS_NAMES}
+    if not is_gitfree:  # the Amazon provider's per-service endpoint
+        aws["endpoint_url"] = aws["endpoint_url"] or extra.get("service_config", {}).get("s3", {}).get("endpoint_url")
+    settings = {name: extra.get(name) for name in _EXTRA_SETTINGS}
+    settings |= {"access_key_id": conn.login, "secret_access_key": conn.password}
+    if is_gitfree and conn.host and not settings["store"]:
         host = conn.host.strip()
-        if "://" in host:
-            options["store"] = host.rstrip("/") + (f"/{conn.schema.strip('/')}" if conn.schema else "")
-        else:
-            options["store"] = f"s3://{host.strip('/')}" + (f"/{conn.schema.strip('/')}" if conn.schema else "")
-    return options
+        prefix = f"/{conn.schema.strip('/')}" if conn.schema else ""
+        settings["store"] = host.rstrip("/") + prefix if "://" in host else f"s3://{host.strip('/')}" + prefix
+    return StoreSettings.fields_from_aws(aws, **settings)

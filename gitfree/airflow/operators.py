@@ -19,7 +19,7 @@ from pydantic import JsonValue
 
 from . import _runtime
 from .assets import dataset_asset, dataset_of, dataset_outlet, version_extra
-from .functions import DEFAULT_CONN_ID, _commit, _pull, tag_version
+from .functions import DEFAULT_CONN_ID, commit_with_store, pull_with_store, tag_version
 
 __all__ = ["GitfreeCommitOperator", "GitfreePullOperator", "GitfreeTagOperator"]
 
@@ -85,7 +85,7 @@ class GitfreeCommitOperator(BaseOperator):
         self.store = store
 
     def execute(self, context: Any) -> dict[str, JsonValue]:
-        version, target, new = _commit(
+        version, target = commit_with_store(
             self.dataset,
             self.path,
             gitfree_conn_id=self.gitfree_conn_id,
@@ -97,6 +97,7 @@ class GitfreeCommitOperator(BaseOperator):
             force=self.force,
             context=context,
         )
+        new = bool(version.created)
         if not new and self.skip_if_unchanged:
             raise AirflowSkipException(f"{self.dataset} is unchanged since {version.ref}: no new version")
         return {**version_extra(version, target.url), "created": new, "new": new}
@@ -159,7 +160,7 @@ class GitfreePullOperator(BaseOperator):
         self.store = store
 
     def execute(self, context: Any) -> dict[str, JsonValue]:
-        version, target = _pull(
+        version, target = pull_with_store(
             self.asset if self.asset is not None else self.ref or "",
             self.dest,
             gitfree_conn_id=self.gitfree_conn_id,

@@ -10,8 +10,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from gitfree.versioning import InputError
-from gitfree.versioning.refs import validate_dataset_name
+from gitfree.versioning import InputError, validate_dataset_name
 
 __all__ = ["get_provider_info", "normalize_uri"]
 

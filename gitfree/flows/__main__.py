@@ -18,11 +18,7 @@ from pathlib import Path
 import click
 
 from gitfree.cli import OneLineErrors
-from gitfree.versioning import InputError, Store, parse_ref
-from gitfree.versioning.layout import MARKER
-
-# not exported from gitfree.versioning (yet): the same check Store.commit makes
-from gitfree.versioning.refs import validate_dataset_name
+from gitfree.versioning import STORE_MARKER, InputError, Store, parse_ref, validate_dataset_name
 
 _STORE_HELP = "Store URL (s3://bucket/prefix, file:///path). Default: GITFREE_STORE, else a local directory."
 
@@ -49,7 +45,7 @@ def _check_store(store_url: str | None, *, reach: bool = False) -> Store:
     """
     store = Store(store_url)
     if reach:
-        store.backend.exists(MARKER)  # one small request: an unreachable endpoint or bad credentials fail here
+        store.backend.exists(STORE_MARKER)  # one small request: an unreachable endpoint or bad credentials fail here
     return store
 
 

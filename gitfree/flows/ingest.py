@@ -16,31 +16,19 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from pydantic import JsonValue
 
 from gitfree.tasks import COMMITTED_EVENT, GitfreeStore, commit_dataset, pull_dataset, resolve_store
-from gitfree.versioning import InputError, Store, Version
-from gitfree.versioning.refs import validate_dataset_name
+from gitfree.versioning import InputError, Store, Version, validate_dataset_name
 
 __all__ = ["fetch_source", "ingest_dataset", "pull_dataset_flow", "train_example", "train_trigger"]
 
 StoreArg = str | GitfreeStore | None
 
 
-def _store_s3_options(store: Store) -> dict[str, Any]:
-    settings = store.settings
-    options: dict[str, Any] = {}
-    if endpoint := settings.resolved_endpoint():
-        options["endpoint_url"] = endpoint
-    if settings.access_key_id and settings.secret_access_key:
-        options["key"] = settings.access_key_id
-        options["secret"] = settings.secret_access_key.get_secret_value()
-    if settings.profile:
-        options["profile"] = settings.profile
-    return options
-
-
 def fetch_source(source: str, staging: Path, store: Store, source_options: dict[str, Any] | None = None) -> Path:
     """Bring ``source`` (a local path, an ``s3://`` prefix or an http(s) URL of a file) into ``staging``.
 
-    A local path is used where it is, not copied. Returns the path to commit.
+    A local path is used where it is, not copied. An ``s3://`` source is read with ``source_options``
+    (arguments of ``s3fs.S3FileSystem``), else as the store is reached (:meth:`StoreSettings.s3fs_options
+    <gitfree.versioning.StoreSettings.s3fs_options>`). Returns the path to commit.
     """
     scheme = urllib.parse.urlsplit(source).scheme.lower()
     if scheme in ("", "file"):
@@ -51,7 +39,7 @@ def fetch_source(source: str, staging: Path, store: Store, source_options: dict[
     if scheme == "s3":
         import s3fs
 
-        fs = s3fs.S3FileSystem(**(source_options if source_options is not None else _store_s3_options(store)))
+        fs = s3fs.S3FileSystem(**(source_options if source_options is not None else store.settings.s3fs_options()))
         prefix = source[len("s3://") :].rstrip("/")
         if fs.isfile(prefix):
             target = staging / Path(prefix).name

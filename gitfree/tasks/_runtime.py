@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections import defaultdict
+from collections import OrderedDict
 from typing import Any
 
-from gitfree.versioning import Author, InputRef, Store, Version
+from gitfree.versioning import Author, InputRef, Store, Version, format_size, stable_commit_id, version_event
 
 COMMITTED_EVENT = "gitfree.dataset.committed"
-_NAMESPACE = uuid.UUID("6b0f7e43-5d0c-4c55-9b1e-6c8e3f0a9d21")
 
-_pulled: dict[str, list[InputRef]] = defaultdict(list)
+PULLED_RUNS_KEPT = 256
+"""How many flow runs the lineage registry remembers in one process (the most recently used): a worker
+that serves deployments runs flow runs for weeks, and each would otherwise stay in it for good."""
+_pulled: OrderedDict[str, list[InputRef]] = OrderedDict()
+"""Per flow run id, the versions pulled in it so far, least recently used first."""
 _pulled_lock = threading.Lock()
 
 
@@ -48,17 +51,23 @@ def commit_id(dataset: str) -> uuid.UUID:
     _, task_ctx = _contexts()
     if task_ctx is None:
         return uuid.uuid4()
-    return uuid.uuid5(_NAMESPACE, f"{task_ctx.task_run.id}/{dataset}")
+    return stable_commit_id("prefect", str(task_ctx.task_run.id), dataset)
 
 
 def record_pull(store: Store, version: Version) -> None:
+    """Remember ``version`` as pulled in this flow run (its most recent use: the oldest run beyond
+    :data:`PULLED_RUNS_KEPT` is forgotten)."""
     run = flow_run_id()
     if run is None:
         return
     ref = InputRef(dataset=version.dataset, number=version.number, store=store.url)
     with _pulled_lock:
-        if ref not in _pulled[run]:
-            _pulled[run].append(ref)
+        refs = _pulled.setdefault(run, [])
+        _pulled.move_to_end(run)
+        if ref not in refs:
+            refs.append(ref)
+        while len(_pulled) > max(PULLED_RUNS_KEPT, 1):
+            _pulled.popitem(last=False)
 
 
 def pulled_inputs(store: Store, dataset: str) -> list[InputRef]:
@@ -68,6 +77,8 @@ def pulled_inputs(store: Store, dataset: str) -> list[InputRef]:
         return []
     with _pulled_lock:
         refs = list(_pulled.get(run, []))
+        if run in _pulled:
+            _pulled.move_to_end(run)  # a run that commits is in use: the last to be forgotten
     return [
         ref.model_copy(update={"store": None if ref.store == store.url else ref.store})
         for ref in refs
@@ -78,15 +89,6 @@ def pulled_inputs(store: Store, dataset: str) -> list[InputRef]:
 def artifact_key(dataset: str) -> str:
     """Prefect artifact keys are lowercase letters, digits and dashes."""
     return "gitfree-" + re.sub(r"[^a-z0-9]+", "-", dataset).strip("-")
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def publish(store: Store, version: Version) -> None:
@@ -107,7 +109,7 @@ def publish(store: Store, version: Version) -> None:
             {
                 "version": version.ref,
                 "files": version.nfiles,
-                "size": _human(version.size),
+                "size": format_size(version.size),
                 "changes": changes,
                 "message": version.message,
                 "inputs": ", ".join(str(i) for i in version.inputs) or "-",
@@ -124,15 +126,6 @@ def publish(store: Store, version: Version) -> None:
             "gitfree.dataset": version.dataset,
             "gitfree.store": store.url,
         },
-        payload={
-            "ref": version.ref,
-            "dataset": version.dataset,
-            "number": version.number,
-            "size": version.size,
-            "nfiles": version.nfiles,
-            "md5": version.md5,
-            "store": store.url,
-            "version_id": str(version.id),
-        },
+        payload=version_event(version, store.url),
         id=version.id,  # one event per version, also when a retried task publishes again
     )

@@ -2,19 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidatorFunctionWrapHandler, WrapValidator
 
-from gitfree.versioning import Store
+from gitfree.versioning import Store, StoreSettings
 
-try:  # prefect-aws is optional: when installed, a store can reuse an AwsCredentials block
-    from prefect_aws import AwsCredentials
-except ImportError:  # pragma: no cover - depends on the environment
-    AwsCredentials = None  # type: ignore[misc,assignment,unused-ignore]
+__all__ = ["AwsCredentialsValues", "GitfreeStore"]
 
-__all__ = ["GitfreeStore"]
+
+class AwsClientParametersValues(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    endpoint_url: str | None = None
+
+
+class AwsCredentialsValues(BaseModel):
+    """What a ``GitfreeStore`` reads of a prefect-aws ``AwsCredentials`` block (the same field names).
+
+    The block's schema names this model, not prefect-aws's class, so that it is one schema whether or
+    not prefect-aws is installed: a block saved on one machine loads on another with the same fields.
+    An ``AwsCredentials`` block itself is kept as it is (saved, it is stored as a reference to that
+    block); read back where prefect-aws is installed, it is an ``AwsCredentials`` again, elsewhere
+    these values (its secrets as ``SecretStr``).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    profile_name: str | None = None
+    region_name: str | None = None
+    aws_client_parameters: AwsClientParametersValues | None = None
+
+
+def _aws_credentials(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    if value is None or isinstance(value, Block):
+        return value  # an AwsCredentials block (or any block with its field names): saved, a reference to it
+    if isinstance(value, dict):
+        try:
+            from prefect_aws import AwsCredentials
+        except ImportError:
+            pass
+        else:
+            return AwsCredentials.model_validate(value)
+    return handler(value)
+
+
+AwsCredentialsField = Annotated[AwsCredentialsValues | None, WrapValidator(_aws_credentials)]
 
 
 class GitfreeStore(Block):
@@ -52,29 +89,31 @@ class GitfreeStore(Block):
     cache_dir: str | None = Field(
         default=None, description="Worker cache directory; empty: GITFREE_CACHE_DIR or the user's cache dir."
     )
-    if AwsCredentials is not None:
-        aws_credentials: AwsCredentials | None = Field(
-            default=None, description="Take the credentials from a prefect-aws AwsCredentials block."
+    aws_credentials: AwsCredentialsField = Field(
+        default=None,
+        description="Take the credentials from a prefect-aws AwsCredentials block (the fields above win).",
+    )
+
+    def store_settings(self) -> StoreSettings:
+        """The :class:`gitfree.versioning.StoreSettings` this block describes (then ``GITFREE_*``)."""
+        aws = self.aws_credentials
+        names: dict[str, Any] = {}
+        if aws is not None:
+            names = {name: getattr(aws, name, None) for name in ("aws_access_key_id", "aws_secret_access_key")}
+            names |= {name: getattr(aws, name, None) for name in ("aws_session_token", "region_name", "profile_name")}
+            names["endpoint_url"] = getattr(getattr(aws, "aws_client_parameters", None), "endpoint_url", None)
+        return StoreSettings.from_aws(
+            names,
+            store=self.url,
+            endpoint_url=self.endpoint_url,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+            session_token=self.session_token,
+            region=self.region,
+            profile=self.profile,
+            cache_dir=self.cache_dir,
         )
 
     def get_store(self) -> Store:
         """The :class:`gitfree.Store` this block describes."""
-        options: dict[str, Any] = {
-            "endpoint_url": self.endpoint_url,
-            "access_key_id": self.access_key_id,
-            "secret_access_key": self.secret_access_key,
-            "session_token": self.session_token,
-            "region": self.region,
-            "profile": self.profile,
-            "cache_dir": self.cache_dir,
-        }
-        aws = getattr(self, "aws_credentials", None)
-        if aws is not None:
-            options["access_key_id"] = options["access_key_id"] or aws.aws_access_key_id
-            options["secret_access_key"] = options["secret_access_key"] or aws.aws_secret_access_key
-            options["session_token"] = options["session_token"] or aws.aws_session_token
-            options["region"] = options["region"] or aws.region_name
-            options["profile"] = options["profile"] or aws.profile_name
-            endpoint = getattr(getattr(aws, "aws_client_parameters", None), "endpoint_url", None)
-            options["endpoint_url"] = options["endpoint_url"] or endpoint
-        return Store(self.url, **{k: v for k, v in options.items() if v is not None})
+        return Store(settings=self.store_settings())

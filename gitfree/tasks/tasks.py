@@ -12,8 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import JsonValue
 
-from gitfree.versioning import Diff, InputRef, Store, Tag, Version
-from gitfree.versioning.errors import is_transient
+from gitfree.versioning import Diff, InputRef, Store, Tag, Version, is_transient
 
 from . import _runtime
 from .blocks import GitfreeStore
@@ -30,7 +29,7 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
     A lost connection, a server error, throttling, another writer or a garbage collection in the way
     is retried; bad input, a missing version, an unsafe or corrupted record or wrong credentials fail
-    the task at once (:func:`gitfree.versioning.errors.is_transient`).
+    the task at once (:func:`gitfree.versioning.is_transient`).
     """
     exc = state.data if isinstance(state.data, BaseException) else None
     if exc is None:

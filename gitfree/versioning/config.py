@@ -149,31 +149,39 @@ class StoreSettings(BaseSettings):
                 return validate_endpoint_url(value.strip(), setting)
         return None
 
+    @staticmethod
+    def fields_from_aws(aws: Mapping[str, Any] | None = None, /, **settings: Any) -> dict[str, Any]:
+        """The fields of this class that AWS-named credentials and gitfree-named ``settings`` give.
+
+        ``aws`` holds values under AWS's names (:data:`AWS_NAMES`: ``aws_access_key_id``,
+        ``aws_secret_access_key``, ``aws_session_token``, ``region_name``, ``profile_name``,
+        ``endpoint_url``); other keys in it are ignored. ``settings`` are fields of this class
+        (``store``, ``cache_dir``, ``endpoint_url``, ``access_key_id``, ...) and win over the AWS-named
+        values. ``None`` or ``""`` (also as a ``SecretStr``) is unset, on either side.
+        """
+        fields = {name: value for name, value in settings.items() if not _unset(value)}
+        for name, field in AWS_NAMES.items():
+            value = (aws or {}).get(name)
+            if not _unset(value) and field not in fields:
+                fields[field] = value
+        return fields
+
     @classmethod
     def from_aws(cls, aws: Mapping[str, Any] | None = None, /, **settings: Any) -> StoreSettings:
-        """Settings from AWS-named credentials (:data:`AWS_NAMES`) and gitfree-named ``settings``.
+        """Settings from AWS-named credentials and gitfree-named ``settings`` (:meth:`fields_from_aws`);
+        what neither gives comes from the ``GITFREE_*`` variables, then the AWS credential chain.
 
-        ``aws`` holds values under AWS's names (``aws_access_key_id``, ``aws_secret_access_key``,
-        ``aws_session_token``, ``region_name``, ``profile_name``, ``endpoint_url``); other keys in it
-        are ignored. ``settings`` are fields of this class (``store``, ``cache_dir``, ``endpoint_url``,
-        ``access_key_id``, ...) and win over the AWS-named values; ``None`` or ``""`` is unset, anywhere.
-        What neither gives comes from the ``GITFREE_*`` variables, then the AWS credential chain.
-        Secrets may be ``str`` or ``SecretStr``.
+        Example:
+            >>> StoreSettings.from_aws({"aws_access_key_id": "AKIA1", "region_name": "eu-west-1"},
+            ...                        store="s3://ml-data/versions", region="us-east-2").region
+            'us-east-2'
 
         Raises:
             InputError: a value is malformed (``jobs`` not a number, an unknown setting); the message
                 names the setting, never its value.
         """
-        values: dict[str, Any] = {}
-        for name, value in settings.items():
-            if not _unset(value):
-                values[name] = value
-        for name, field in AWS_NAMES.items():
-            value = (aws or {}).get(name)
-            if not _unset(value) and field not in values:
-                values[field] = value
         try:
-            return cls(**values)
+            return cls(**cls.fields_from_aws(aws, **settings))
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error.get("loc", ())) or "value"

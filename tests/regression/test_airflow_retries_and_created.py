@@ -5,37 +5,28 @@ Issue "Trust", item 6 in part: only InputError, NotFoundError and UnsafePathErro
 every retry of the task. Now :func:`gitfree.versioning.errors.is_transient` decides, as for the Prefect
 tasks. Also: the commit operator's XCom says ``created`` as ``Version.created`` does.
 
-Real ``airflow dags test`` runs (Airflow 3.3 on SQLite, the DAGs of tests/airflow/dags) against the
+Real ``airflow dags test`` runs (Airflow 3.3 on SQLite, the DAGs of tests/on_airflow/dags) against the
 session's SeaweedFS. They need Airflow, so they run in ``.venv-airflow`` and skip in the main ``.venv``:
 ``.venv-airflow/bin/pytest tests/regression/test_airflow_retries_and_created.py``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "airflow"))
-
-from airflow_helpers import AirflowEnv, skip_without_airflow
 from helpers import write_tree
+from on_airflow.airflow_helpers import AirflowEnv, skip_without_airflow
 
 from gitfree.testing import free_port
-
-AIRFLOW_TESTS = Path(__file__).resolve().parents[1] / "airflow"
 
 skip_without_airflow()
 pytestmark = pytest.mark.timeout(600)
 
-# The Airflow fixtures (a migrated database per session, a fresh AIRFLOW_HOME per test) of tests/airflow.
-_spec = importlib.util.spec_from_file_location("gitfree_airflow_fixtures", AIRFLOW_TESTS / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
+# The Airflow fixtures (a migrated database per session, a fresh AIRFLOW_HOME per test) of tests/on_airflow.
+from on_airflow import conftest as _fixtures  # noqa: E402 - after the skip, as a plain module
+
 migrated_db = _fixtures.migrated_db
 airflow_env = _fixtures.airflow_env
 

@@ -12,7 +12,6 @@ proxy whose upstream is down (a real refused connection) and a crash after a com
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,14 +23,12 @@ import pytest
 
 pytest.importorskip("prefect", reason="install the prefect extra: pip install -e '.[dev,prefect]'")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "prefect"))
-
 from helpers import read_tree, write_tree
+from on_prefect.prefect_helpers import committed_events, wait_for
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
 from prefect.testing.utilities import prefect_test_harness
-from prefect_helpers import committed_events, wait_for
 
 from gitfree import ConfigError, InputError, IntegrityError, NotFoundError, Store
 from gitfree.tasks import _runtime, commit_dataset, pull_dataset
@@ -40,7 +37,7 @@ from gitfree.testing import CountingProxy, SeaweedFS, free_port
 
 @pytest.fixture(scope="module", autouse=True)
 def _prefect_server() -> Iterator[None]:
-    """A temporary Prefect server for this module, unless tests/prefect's (a session fixture) already runs:
+    """A temporary Prefect server for this module, unless tests/on_prefect's (a session fixture) already runs:
     a second harness inside the first would leave Prefect's event worker reporting to the first one."""
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL

@@ -2,7 +2,7 @@
 
 These tests need Airflow, which cannot share an environment with Prefect: ``make airflow`` makes
 ``.venv-airflow`` and runs them there. Where Airflow is not installed (the main ``.venv``) each test
-module skips itself (``skip_without_airflow``), so ``pytest`` and ``pytest tests/airflow`` both pass there.
+module skips itself (``skip_without_airflow``), so ``pytest`` and ``pytest tests/on_airflow`` both pass there.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gitfree-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from airflow_helpers import AIRFLOW, AirflowEnv, gitfree_connection
+from on_airflow.airflow_helpers import AIRFLOW, AirflowEnv, gitfree_connection
 
 from gitfree.testing import SeaweedFS
 

@@ -22,7 +22,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 def skip_without_airflow() -> None:
     """Skip the calling test module where Airflow is not installed (the main .venv: `make airflow` runs it)."""
-    try:  # not find_spec("airflow"): this very folder, tests/airflow, would pass for it
+    try:  # the distribution, not find_spec("airflow"): any folder named airflow on sys.path would pass for that
         importlib.metadata.distribution("apache-airflow-task-sdk")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("Airflow is not installed here: `make airflow` runs these tests", allow_module_level=True)

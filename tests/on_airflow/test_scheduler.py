@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_helpers import AIRFLOW, AirflowEnv, skip_without_airflow
 from helpers import read_tree, write_tree
+from on_airflow.airflow_helpers import AIRFLOW, AirflowEnv, skip_without_airflow
 
 from gitfree.testing import free_port
 

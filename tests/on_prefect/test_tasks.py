@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from helpers import read_tree, write_tree
+from on_prefect.prefect_helpers import committed_events, read_artifacts, wait_for
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
-from prefect_helpers import committed_events, read_artifacts, wait_for
 
 from gitfree import Store
 from gitfree.tasks import (
@@ -102,18 +102,18 @@ def test_retried_commit_task_yields_one_version(
     store: Store, dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first attempt dies after writing the version record (before latest.json); Prefect retries."""
-    from gitfree.versioning import store as store_module
+    from gitfree.versioning.catalog import Catalog
 
     crashes = []
-    real_advance = store_module.Store._advance_latest
+    real_advance = Catalog.advance_latest
 
-    def crash_once(self: Store, version: object) -> None:
+    def crash_once(self: Catalog, version: object) -> None:
         if not crashes:
             crashes.append(version)
             raise RuntimeError("worker lost after the record was written")
         real_advance(self, version)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store_module.Store, "_advance_latest", crash_once)
+    monkeypatch.setattr(Catalog, "advance_latest", crash_once)
     src = write_tree(tmp_path / "src", {"a": b"1"})
 
     @flow

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from airflow_helpers import AirflowEnv, skip_without_airflow
 from helpers import read_tree, write_tree
+from on_airflow.airflow_helpers import AirflowEnv, skip_without_airflow
 
 SENSORS = "gitfree://demo/sensors"
 DAY_1 = {"station-0/reading-000.csv": b"t,value\n0,19.8\n1,20.4\n", "manifest.json": b'{"day": 1}\n'}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from airflow_helpers import skip_without_airflow
+from on_airflow.airflow_helpers import skip_without_airflow
 
 skip_without_airflow()
 

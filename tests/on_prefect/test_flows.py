@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from helpers import read_tree, write_tree
+from on_prefect.prefect_helpers import committed_events, wait_for
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
-from prefect_helpers import committed_events, wait_for
 
 from gitfree import Store
 from gitfree.flows import ingest_dataset, train_example, train_trigger
