@@ -14,22 +14,36 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
 
 import click
 from fsspec.callbacks import Callback
 from pydantic import BaseModel
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .versioning import FileEntry, GitfreeError, InputError, IntegrityError, NotFoundError, Store, Version
+from .versioning import (
+    FileEntry,
+    GitfreeError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    Store,
+    Tag,
+    Version,
+    format_size,
+)
+from .versioning.backends import FileBackend, S3Backend
 
 STDOUT_CLOSED = 141
 """Exit code when the reader of standard output went away: 128 + SIGPIPE, as a shell reports git or cat."""
@@ -72,6 +86,17 @@ err = _Console(stderr=True)
 # ---------------------------------------------------------------------------- progress
 
 
+class _Done(ProgressColumn):
+    """How far a phase is: ``3/10`` files, or ``120.5 MiB/500.0 MiB`` for a phase counted in bytes."""
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "bytes":
+            total = format_size(int(task.total)) if task.total is not None else "?"
+            return Text(f"{format_size(int(task.completed))}/{total}", style="progress.download")
+        count = str(int(task.total)) if task.total is not None else "?"
+        return Text(f"{int(task.completed):{len(count)}d}/{count}", style="progress.download")
+
+
 class _Bars:
     """Rich progress bars for long phases; a phase shows only once it has run for a moment."""
 
@@ -82,14 +107,14 @@ class _Bars:
         self.generation = 0
 
     def factory(self, description: str, unit: str) -> Callback:
-        return _Bar(self, description)
+        return _Bar(self, description, unit)
 
     def progress(self) -> Progress:
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("{task.description}", markup=False),  # descriptions hold file names
                 BarColumn(),
-                MofNCompleteColumn(),
+                _Done(),
                 TimeElapsedColumn(),
                 console=err,
                 transient=True,
@@ -105,10 +130,14 @@ class _Bars:
 
 
 class _Bar(Callback):  # type: ignore[misc]  # fsspec is untyped
-    def __init__(self, bars: _Bars, description: str) -> None:
+    """One phase's bar. ``unit`` is ``"file"`` (a count) or ``"bytes"``; a transfer that counts bytes
+    sets it (see :class:`gitfree.versioning.transfer._Bytes`)."""
+
+    def __init__(self, bars: _Bars, description: str, unit: str = "file") -> None:
         super().__init__()
         self._bars = bars
         self._description = description
+        self.unit = unit
         self._started = time.monotonic()
         self._task: TaskID | None = None
         self._generation = -1
@@ -119,27 +148,25 @@ class _Bar(Callback):  # type: ignore[misc]  # fsspec is untyped
         if self._task is None:
             if time.monotonic() - self._started < _Bars.DELAY or not err.is_terminal:
                 return
-            self._task = self._bars.progress().add_task(self._description, total=self.size)
+            self._task = self._bars.progress().add_task(self._description, total=self.size, unit=self.unit)
             self._generation = self._bars.generation
-        self._bars.progress().update(self._task, completed=self.value, total=self.size)
+        self._bars.progress().update(self._task, completed=self.value, total=self.size, unit=self.unit)
 
 
 # ---------------------------------------------------------------------------- output helpers
 
 
-def _human(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+def _size(size: int | None) -> str:
+    return "?" if size is None else format_size(size)
 
 
-def _when(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+def _when(moment: datetime, seconds: bool = True) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _metric(value: int | float) -> str:
+    """A metric as recorded: an integer as an integer, a float with every digit it has."""
+    return str(value) if isinstance(value, int) else repr(value)
 
 
 def _who(version: Version) -> str:
@@ -159,7 +186,7 @@ def _output() -> Console:
     return out
 
 
-def _print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any] | str) -> None:
+def _print_json(value: BaseModel | Sequence[Any] | dict[str, Any] | str) -> None:
     _bars.stop()
     if isinstance(value, BaseModel):
         data: Any = value.model_dump(mode="json")
@@ -170,6 +197,29 @@ def _print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any] | str) -
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+# One JSON shape per concept. A version is always the object of _version_json, whichever command
+# prints it (log: a list of them; show, commit, pull: one, with what the command adds); a tag is
+# always the object of _tag_json (tag: one; tags: a list).
+
+
+def _version_json(version: Version, tags: Sequence[str]) -> dict[str, Any]:
+    """A version for scripts: ``ref`` (``images@3``), every field of its record, and ``tags`` (the names
+    pointing at it, sorted)."""
+    return {"ref": version.ref, **version.model_dump(mode="json"), "tags": sorted(tags)}
+
+
+def _tag_json(tag: Tag) -> dict[str, Any]:
+    """A tag for scripts: ``ref`` (``images@prod``) and every field of its record (``number``: the version)."""
+    return {"ref": tag.ref, **tag.model_dump(mode="json")}
+
+
+def _tags_by_number(store: Store, dataset: str) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {}
+    for tag in store.tags(dataset):
+        names.setdefault(tag.number, []).append(tag.tag)
+    return names
+
+
 def _parse_pairs(pairs: Sequence[str], what: str, convert: Callable[[str], Any]) -> dict[str, Any]:
     result = {}
     for pair in pairs:
@@ -178,8 +228,10 @@ def _parse_pairs(pairs: Sequence[str], what: str, convert: Callable[[str], Any])
             raise InputError(f"{what} must be KEY=VALUE, got {pair!r}")
         try:
             result[key] = convert(raw)
+        except InputError as exc:
+            raise InputError(f"{what} {key!r}: {exc}") from None
         except ValueError:
-            raise InputError(f"{what} {key!r} must be a number, got {raw!r}") from None
+            raise InputError(f"{what} {key!r} must be a number, got {raw[:60]!r}") from None
     return result
 
 
@@ -190,21 +242,101 @@ def _json_or_text(raw: str) -> Any:
         return raw
 
 
-def _version_table(versions: Sequence[Version], tags: dict[int, list[str]]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("version", "created", "files", "size", "author", "tags", "message"):
-        table.add_column(column, justify="right" if column in ("version", "files", "size") else "left")
-    for v in versions:
-        table.add_row(
-            str(v.number),
-            _when(v.created_at),
-            str(v.nfiles),
-            _human(v.size),
-            _who(v),
-            ", ".join(tags.get(v.number, [])),
-            v.message,
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _number(raw: str) -> int | float:
+    """A ``--metric`` value: an integer (``120000``) stays an integer, anything else is a float."""
+    text = raw.strip()
+    if _INTEGER.fullmatch(text):
+        if len(text.lstrip("+-")) > 19:
+            raise InputError(f"the integer {text[:24]}... has {len(text.lstrip('+-'))} digits; metrics fit in 64 bits")
+        return int(text)
+    return float(text)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A column of a listing table. ``flex`` columns share what the others leave of the width."""
+
+    header: str
+    justify: Literal["left", "right"] = "left"
+    flex: bool = False
+    overflow: Literal["ellipsis", "fold"] = "ellipsis"
+    """What a flex cell too long for its column does: cut with … (one line per row) or fold onto more lines."""
+    style: str | None = None
+
+
+_GAP = 2
+"""Spaces between two columns."""
+
+
+def _listing(
+    columns: Sequence[_Column], rows: Sequence[Sequence[str | Text]], width: int, *, header: bool = True
+) -> Table:
+    """A table of ``rows`` as wide as its content, and never wider than ``width``.
+
+    Fixed columns keep their full width; the flex columns share the rest, the narrowest content first
+    (so a short column is never cut to make room for a long one).
+    """
+
+    def cells(value: str | Text) -> int:
+        return value.cell_len if isinstance(value, Text) else cell_len(value)
+
+    natural = [max([cells(c.header) if header else 0] + [cells(row[i]) for row in rows]) for i, c in enumerate(columns)]
+    widths = list(natural)
+    flex = sorted((i for i, c in enumerate(columns) if c.flex), key=lambda i: natural[i])
+    room = width - _GAP * (len(columns) - 1) - sum(natural[i] for i, c in enumerate(columns) if not c.flex)
+    for k, i in enumerate(flex):
+        share = room // (len(flex) - k)
+        widths[i] = max(min(natural[i], share), min(natural[i], cells(columns[i].header) if header else 0), 1)
+        room -= widths[i]
+    table = Table(
+        box=None, show_edge=False, pad_edge=False, padding=(0, _GAP // 2), header_style="bold", show_header=header
+    )
+    for column, w in zip(columns, widths, strict=True):
+        ellipsis = column.flex and column.overflow == "ellipsis"
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            width=w,
+            no_wrap=ellipsis or not column.flex,
+            overflow=column.overflow,
+            style=column.style,
         )
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _print_table(table: Table) -> None:
+    """Tables are laid out in the console's width (results go through ``soft_wrap``, which would not)."""
+    _output().print(table, soft_wrap=False)
+
+
+def _version_table(versions: Sequence[Version], tags: dict[int, list[str]]) -> Table:
+    columns = [
+        _Column("version", "right"),
+        _Column("created"),
+        _Column("files", "right"),
+        _Column("size", "right"),
+        _Column("author", flex=True),
+        _Column("tags", flex=True),
+        _Column("message", flex=True),
+    ]
+    rows = [
+        [
+            str(v.number),
+            _when(v.created_at, seconds=False),
+            str(v.nfiles),
+            format_size(v.size),
+            _one_line(_who(v)),
+            ", ".join(tags.get(v.number, [])),
+            _one_line(v.message),
+        ]
+        for v in versions
+    ]
+    return _listing(columns, rows, out.width)
 
 
 # ---------------------------------------------------------------------------- the command
@@ -242,7 +374,7 @@ class OneLineErrors(click.Group):
         except BrokenPipeError:
             _stdout_closed()
         except GitfreeError as exc:
-            _fail(str(exc), exc.exit_code, exc)
+            _fail(exc.in_cli_terms(), exc.exit_code, exc)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except click.exceptions.NoArgsIsHelpError:
@@ -383,18 +515,20 @@ def commit(
         path,
         message=message,
         metadata=_parse_pairs(meta, "--meta", _json_or_text),
-        metrics=_parse_pairs(metric, "--metric", float),
+        metrics=_parse_pairs(metric, "--metric", _number),
         inputs=list(inputs),
         force=force,
     )
     if as_json:
-        _print_json({**version.model_dump(mode="json"), "created": bool(version.created)})
+        # A version this call created had no tag when it was made: no need to ask.
+        tags = [] if version.created else _tags_by_number(store, dataset).get(version.number, [])
+        _print_json({**_version_json(version, tags), "created": bool(version.created)})
     elif not version.created:
         _output().print(
-            f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {_human(version.size)})"
+            f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {format_size(version.size)})"
         )
     else:
-        _output().print(f"committed {version.ref}: {version.nfiles} files, {_human(version.size)}")
+        _output().print(f"committed {version.ref}: {version.nfiles} files, {format_size(version.size)}")
 
 
 @cli.command()
@@ -412,7 +546,8 @@ def pull(ctx: click.Context, ref: str, dest: str, overwrite: bool, paths: tuple[
     version = store.show(ref)
     target = store.pull(version, dest, overwrite=overwrite, paths=list(paths) or None)
     if as_json:
-        _print_json({"version": version.model_dump(mode="json"), "path": str(target)})
+        tags = _tags_by_number(store, version.dataset).get(version.number, [])
+        _print_json({**_version_json(version, tags), "dest": str(target)})
     else:
         _output().print(f"pulled {version.ref} to {target}")
 
@@ -426,13 +561,11 @@ def log(ctx: click.Context, dataset: str, limit: int | None, as_json: bool) -> N
     """The versions of DATASET, newest first."""
     store = _store(ctx)
     versions = store.log(dataset, limit=limit)
+    tags = _tags_by_number(store, dataset)
     if as_json:
-        _print_json(versions)
+        _print_json([_version_json(v, tags.get(v.number, [])) for v in versions])
         return
-    tags: dict[int, list[str]] = {}
-    for tag in store.tags(dataset):
-        tags.setdefault(tag.number, []).append(tag.tag)
-    _output().print(_version_table(versions, tags))
+    _print_table(_version_table(versions, tags))
 
 
 @cli.command()
@@ -444,43 +577,36 @@ def show(ctx: click.Context, ref: str, with_files: bool, as_json: bool) -> None:
     """Details of the version REF (images, images@3, images@prod, images@latest~1)."""
     store = _store(ctx)
     version = store.show(ref)
+    tags = _tags_by_number(store, version.dataset).get(version.number, [])
     files = store.files(version, sizes=True) if with_files else None
     if as_json:
-        data = version.model_dump(mode="json")
+        data = _version_json(version, tags)
         if files is not None:
             data["files"] = [f.model_dump(mode="json") for f in files]
         _print_json(data)
         return
-    table = Table(show_header=False, show_edge=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
     rows = [
         ("version", version.ref),
+        ("tags", ", ".join(sorted(tags)) or "-"),
         ("id", str(version.id)),
         ("created", _when(version.created_at)),
         ("author", _who(version)),
         ("message", version.message),
         ("files", str(version.nfiles)),
-        ("size", f"{_human(version.size)} ({version.size} bytes)"),
+        ("size", f"{format_size(version.size)} ({version.size} bytes)"),
         ("md5", version.md5),
         ("parent", str(version.parent) if version.parent else "-"),
         ("inputs", ", ".join(str(i) for i in version.inputs) or "-"),
     ]
-    rows += [(f"metric {k}", f"{v:g}") for k, v in version.metrics.items()]
+    rows += [(f"metric {k}", _metric(v)) for k, v in version.metrics.items()]
     rows += [(f"meta {k}", json.dumps(v, ensure_ascii=False)) for k, v in version.metadata.items()]
     if version.author.run_id:
         rows.append(("run", f"{version.author.run_id} / task {version.author.task_id or '-'}"))
-    for key, value in rows:
-        table.add_row(key, value)
-    _output().print(table)
+    details = [_Column("", style="bold"), _Column("", flex=True, overflow="fold")]
+    _print_table(_listing(details, rows, out.width, header=False))
     if files is not None:
-        listing = Table(show_edge=False, header_style="bold")
-        listing.add_column("path")
-        listing.add_column("md5")
-        listing.add_column("size", justify="right")
-        for f in files:
-            listing.add_row(f.path, f.md5, _human(f.size) if f.size is not None else "")
-        _output().print(listing)
+        columns = [_Column("path", flex=True, overflow="fold"), _Column("md5"), _Column("size", "right")]
+        _print_table(_listing(columns, [(f.path, f.md5, _size(f.size)) for f in files], out.width))
 
 
 @cli.command()
@@ -494,16 +620,19 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
     if as_json:
         _print_json(result)
         return
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("", "path", "old size", "new size"):
-        table.add_column(column, justify="right" if "size" in column else "left")
+    columns = [
+        _Column(""),
+        _Column("path", flex=True, overflow="fold"),
+        _Column("old size", "right"),
+        _Column("new size", "right"),
+    ]
     marks = {"added": Text("+", "green"), "removed": Text("-", "red"), "modified": Text("~", "yellow")}
-    for e in result.entries:
-        table.add_row(
-            marks[e.status], e.path, _human(e.old_size) if e.old_md5 else "", _human(e.new_size) if e.new_md5 else ""
-        )
-    if result.entries:
-        _output().print(table)
+    rows = [
+        (marks[e.status], e.path, _size(e.old_size) if e.old_md5 else "", _size(e.new_size) if e.new_md5 else "")
+        for e in result.entries
+    ]
+    if rows:
+        _print_table(_listing(columns, rows, out.width))
     _output().print(
         f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, {len(result.modified)} modified"
     )
@@ -525,7 +654,7 @@ def tag(ctx: click.Context, ref: str, name: str, move: bool, expect: int | None,
     """Point the tag NAME at the version REF."""
     record = _store(ctx).tag(ref, name, move=move, expect=expect)
     if as_json:
-        _print_json(record)
+        _print_json(_tag_json(record))
     else:
         _output().print(f"{record.ref} → {record.dataset}@{record.number}")
 
@@ -573,7 +702,7 @@ def ls(ctx: click.Context, ref: str, path: str, with_sizes: bool, as_json: bool)
         return
     console = _output()
     for row in rows:
-        size = f"{_human(row['size']):>10}  " if with_sizes else ""
+        size = f"{_size(row['size']):>10}  " if with_sizes else ""
         console.print(f"{size}{row['name']}", highlight=False)
 
 
@@ -599,14 +728,10 @@ def tags(ctx: click.Context, dataset: str, as_json: bool) -> None:
     """The tags of DATASET."""
     records = _store(ctx).tags(dataset)
     if as_json:
-        _print_json(records)
+        _print_json([_tag_json(t) for t in records])
         return
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("tag", "version", "since"):
-        table.add_column(column)
-    for t in records:
-        table.add_row(t.tag, str(t.number), _when(t.created_at))
-    _output().print(table)
+    columns = [_Column("tag", flex=True, overflow="fold"), _Column("version", "right"), _Column("since")]
+    _print_table(_listing(columns, [(t.tag, str(t.number), _when(t.created_at)) for t in records], out.width))
 
 
 @cli.command()
@@ -695,11 +820,16 @@ def gc(
             console.print(f"  version {ref}", highlight=False)
         for key in report.deleted:
             console.print(f"  object  {key}", highlight=False)
+    leases = (
+        f"{report.leases_stale} stale lease(s) of dead commits would be removed"
+        if dry_run
+        else f"{report.leases_removed} stale lease(s) of dead commits removed"
+    )
     console.print(
         f"{verb} {len(report.versions_deleted)} version(s) and {report.objects_deleted} object(s) "
-        f"({_human(report.bytes_deleted)}); kept {report.versions_kept} version(s) and {report.objects_kept} "
+        f"({format_size(report.bytes_deleted)}); kept {report.versions_kept} version(s) and {report.objects_kept} "
         f"object(s); {report.objects_too_young} unreferenced object(s) younger than the grace period left; "
-        f"{report.leases_live} commit(s) in flight",
+        f"{report.leases_live} commit(s) in flight; {leases}",
         highlight=False,
     )
     if report.foreign_objects:
@@ -709,7 +839,7 @@ def gc(
             else "left alone (not written by gitfree; --delete-foreign deletes them)"
         )
         console.print(
-            f"{report.foreign_objects} foreign object(s) ({_human(report.foreign_bytes)}) {what}", highlight=False
+            f"{report.foreign_objects} foreign object(s) ({format_size(report.foreign_bytes)}) {what}", highlight=False
         )
 
 
@@ -759,10 +889,25 @@ def export(ctx: click.Context, ref: str, path: str) -> None:
     """Write the .dvc file of REF at PATH, for a git+DVC project whose remote is this store."""
     store = _store(ctx)
     target = store.export_dvc(ref, path)
-    _output().print(
-        f"wrote {target}; in its project: dvc remote add -d store {store.url} && dvc pull {target.name}",
-        highlight=False,
-    )
+    _output().print(f"wrote {target}; in its project: {' && '.join(_dvc_setup(store, target.name))}", highlight=False)
+
+
+def _dvc_setup(store: Store, dvc_file: str) -> list[str]:
+    """The DVC commands that make this store a project's remote and pull ``dvc_file`` from it.
+
+    DVC takes a local remote as a plain path (it accepts a ``file://`` URL as a remote but then
+    finds nothing under it), and a non-AWS S3 server as the remote's ``endpointurl``.
+    """
+    backend = store.backend
+    remote = str(backend.root) if isinstance(backend, FileBackend) else store.url
+    steps = [f"dvc remote add -d store {shlex.quote(remote)}"]
+    if isinstance(backend, S3Backend):
+        if backend.endpoint:
+            steps.append(f"dvc remote modify store endpointurl {shlex.quote(backend.endpoint)}")
+        if store.settings.profile:
+            steps.append(f"dvc remote modify store profile {shlex.quote(store.settings.profile)}")
+    steps.append(f"dvc pull {shlex.quote(dvc_file)}")
+    return steps
 
 
 def main() -> None:

@@ -55,7 +55,8 @@ def test_commit_log_show_diff_tag_pull_export(run, tmp_path: Path) -> None:  # t
 
     versions = json.loads(run("log", "images", "--json"))
     assert [v["number"] for v in versions] == [2, 1]
-    assert versions[1]["metadata"] == {"source": "cam-3", "k": {"x": 1}} and versions[1]["metrics"] == {"rows": 2.0}
+    assert versions[1]["metadata"] == {"source": "cam-3", "k": {"x": 1}} and versions[1]["metrics"] == {"rows": 2}
+    assert type(versions[1]["metrics"]["rows"]) is int  # --metric rows=2 is an integer, not 2.0
     table = run("log", "images")
     assert "first" in table and "version" in table
 

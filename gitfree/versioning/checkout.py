@@ -197,7 +197,8 @@ def guard_destination(dest: Path, *, store_root: Path | None, cache_dir: Path, h
             instead = f"pull into a new folder of its own instead, e.g. {dest / hint}"
         raise InputError(
             f"refusing to pull to {shown}: it {relation} {what} ({place}), which a pull there would "
-            f"replace or corrupt, with or without --overwrite; {instead}"
+            f"replace or corrupt, with or without overwrite=True; {instead}",
+            options=(("overwrite=True", "--overwrite"),),
         )
     if mode is not None and stat.S_ISDIR(mode) and os.path.ismount(dest):
         raise InputError(
@@ -573,8 +574,9 @@ def pull_into(
                 current = found
         if current is None and not overwrite:
             raise InputError(
-                f"the destination {dest} exists and holds other data{detail}; pass overwrite=True (--overwrite) "
-                "to replace it, or choose another path"
+                f"the destination {dest} exists and holds other data{detail}; pass overwrite=True "
+                "to replace it, or choose another path",
+                options=(("overwrite=True", "--overwrite"),),
             )
     if current is not None and not single:
         changed = [e for e in entries if current.get(e.path) != e.md5]

@@ -12,6 +12,9 @@ module writes. Objects up to 100 MiB are single PUTs (their ETag is their md5, w
 lands in the worker cache only if it matches. Bytes in flight are bounded, so memory stays
 flat however large the data.
 
+Progress is counted in bytes (:class:`_Bytes`): a transfer of one 500 MB file moves its bar as the
+bytes go, not once at the end.
+
 This module is the one place that sees obstore's exceptions.
 """
 
@@ -22,7 +25,7 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -98,6 +101,52 @@ class _Budget:
             async with self.cond:
                 self.free += amount
                 self.cond.notify_all()
+
+
+class _Bytes:
+    """Progress of a transfer in bytes, on an fsspec callback.
+
+    The callback's size is the bytes to move and its value the bytes moved. A callback with a ``unit``
+    attribute (the CLI's progress bars) is told ``"bytes"``, so it shows sizes rather than counts.
+    When the sizes are not all known up front (a download learns each object's size from its
+    answer), the size is the bytes known plus, for each object not answered yet, the mean size of
+    those answered: exact for one large file, and settling as the answers come.
+    """
+
+    def __init__(self, callback: Callback, objects: int, sizes: Iterable[int] = ()) -> None:
+        self.callback = callback
+        if hasattr(callback, "unit"):
+            callback.unit = "bytes"
+        self.objects = objects
+        self.known = 0
+        self.sized = 0
+        for size in sizes:
+            self.known += size
+            self.sized += 1
+        self._resize()
+
+    def _resize(self) -> None:
+        if self.sized == 0:
+            self.callback.set_size(None if self.objects else 0)
+        else:
+            pending = max(0, self.objects - self.sized)
+            self.callback.set_size(self.known + round(pending * self.known / self.sized))
+
+    def sized_one(self, size: int) -> None:
+        """One more object's size is known."""
+        self.known += size
+        self.sized += 1
+        self._resize()
+
+    def dropped_one(self) -> None:
+        """An object that will not be transferred (missing from the store)."""
+        self.objects -= 1
+        self._resize()
+
+    def moved(self, n: int) -> None:
+        """``n`` more bytes went."""
+        if n:
+            self.callback.relative_update(n)
 
 
 class Transfer:
@@ -193,29 +242,38 @@ class Transfer:
         successful PUT durable); raises on the first failure."""
         import obstore
 
-        callback.set_size(len(oids))
+        sizes = {oid: self.cached(oid).stat().st_size for oid in oids}
+        progress = _Bytes(callback, len(sizes), sizes.values())
+
+        async def parts(path: Path) -> AsyncIterator[bytes]:
+            """The file in ``PART`` pieces, each counted as it is handed to the multipart upload (which
+            holds at most ``PART_CONCURRENCY`` of them)."""
+            with open(path, "rb") as f:
+                while piece := await asyncio.to_thread(f.read, PART):
+                    progress.moved(len(piece))
+                    yield piece
 
         async def main() -> None:
             budget = _Budget(IN_FLIGHT)
 
             async def one(oid: str) -> None:
                 path = self.cached(oid)
-                size = path.stat().st_size
+                size = sizes[oid]
                 if size <= SINGLE_PUT_MAX:
                     async with budget.take(size):
                         data = await asyncio.to_thread(path.read_bytes) if size > _CHUNK else path.read_bytes()
                         await obstore.put_async(self.store, object_key(oid), data, use_multipart=False)
+                    progress.moved(size)
                 else:
                     async with budget.take(PART * PART_CONCURRENCY):
                         await obstore.put_async(
                             self.store,
                             object_key(oid),
-                            path,
+                            parts(path),
                             use_multipart=True,
                             chunk_size=PART,
                             max_concurrency=PART_CONCURRENCY,
                         )
-                callback.relative_update(1)
 
             await each(sorted(oids), self.jobs, one)
 
@@ -224,7 +282,7 @@ class Transfer:
 
     # ------------------------------------------------------------------ download
 
-    async def _ranged(self, key: str, size: int, tmp: Path, digest: Any) -> None:
+    async def _ranged(self, key: str, size: int, tmp: Path, digest: Any, progress: _Bytes) -> None:
         """Fetch ``key`` in ``RANGE_PART`` ranges, ``RANGE_WINDOW`` at a time, writing and hashing
         them in order as they complete (so memory holds at most the window)."""
         import obstore
@@ -248,6 +306,7 @@ class Transfer:
                         launch(i + RANGE_WINDOW)
                     await asyncio.to_thread(digest.update, data)  # hashlib releases the GIL
                     f.write(data)
+                    progress.moved(len(data))
         finally:
             for future in pending.values():
                 future.cancel()
@@ -258,7 +317,7 @@ class Transfer:
         import obstore
         from obstore.exceptions import NotFoundError
 
-        callback.set_size(len(oids))
+        progress = _Bytes(callback, len(oids))
 
         failed: set[str] = set()
 
@@ -278,24 +337,28 @@ class Transfer:
                 result = await obstore.get_async(self.store, key)
             except (NotFoundError, FileNotFoundError):
                 failed.add(oid)
+                progress.dropped_one()
                 return
             try:
                 size = int(result.meta["size"])
+                progress.sized_one(size)
                 if size > RANGED_MIN:
                     del result  # a large object comes faster in parallel ranges
                     async with budget.take(RANGE_PART * RANGE_WINDOW):
-                        await self._ranged(key, size, Path(tmp), digest)
+                        await self._ranged(key, size, Path(tmp), digest, progress)
                 elif size <= _CHUNK:
                     data = await result.bytes_async()
                     digest.update(data)
                     with open(tmp, "wb") as f:
                         f.write(data)
+                    progress.moved(len(data))
                 else:
                     with open(tmp, "wb") as f:
                         async for chunk in result.stream(min_chunk_size=_CHUNK):
                             view = memoryview(chunk)
                             digest.update(view)
                             f.write(view)
+                            progress.moved(len(view))
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -305,7 +368,6 @@ class Transfer:
                 failed.add(oid)
                 return
             os.replace(tmp, target)
-            callback.relative_update(1)
 
         budget = _Budget(IN_FLIGHT)
 
