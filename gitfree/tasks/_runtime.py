@@ -6,6 +6,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitfree.versioning import Author, InputRef, Store, Version, format_size, stable_commit_id, version_event
@@ -13,10 +14,21 @@ from gitfree.versioning import Author, InputRef, Store, Version, format_size, st
 COMMITTED_EVENT = "gitfree.dataset.committed"
 
 PULLED_RUNS_KEPT = 256
-"""How many flow runs the lineage registry remembers in one process (the most recently used): a worker
-that serves deployments runs flow runs for weeks, and each would otherwise stay in it for good."""
-_pulled: OrderedDict[str, list[InputRef]] = OrderedDict()
-"""Per flow run id, the versions pulled in it so far, least recently used first."""
+"""The most flow runs the lineage registry remembers in one process. A run is forgotten once it has
+ended (a worker serving deployments runs flow runs for weeks, each of which would otherwise stay in it
+for good); beyond this many runs that have not ended, the least recently used is forgotten too."""
+
+
+@dataclass
+class _Pulls:
+    """What one flow run pulled so far, and its ``FlowRun`` (the engine sets its state: it tells when the run ended)."""
+
+    refs: list[InputRef] = field(default_factory=list)
+    flow_run: Any = None
+
+
+_pulled: OrderedDict[str, _Pulls] = OrderedDict()
+"""The lineage registry: per flow run id, the versions pulled in it, least recently used first."""
 _pulled_lock = threading.Lock()
 
 
@@ -54,18 +66,28 @@ def commit_id(dataset: str) -> uuid.UUID:
     return stable_commit_id("prefect", str(task_ctx.task_run.id), dataset)
 
 
+def _ended(pulls: _Pulls) -> bool:
+    state = getattr(pulls.flow_run, "state", None)
+    return state is not None and bool(state.is_final())
+
+
 def record_pull(store: Store, version: Version) -> None:
-    """Remember ``version`` as pulled in this flow run (its most recent use: the oldest run beyond
-    :data:`PULLED_RUNS_KEPT` is forgotten)."""
+    """Remember ``version`` as pulled in this flow run, and forget the runs that ended (then, beyond
+    :data:`PULLED_RUNS_KEPT` runs, the least recently used)."""
     run = flow_run_id()
     if run is None:
         return
+    flow_ctx, _ = _contexts()
     ref = InputRef(dataset=version.dataset, number=version.number, store=store.url)
     with _pulled_lock:
-        refs = _pulled.setdefault(run, [])
+        for other in [key for key, pulls in _pulled.items() if key != run and _ended(pulls)]:
+            del _pulled[other]
+        pulls = _pulled.setdefault(run, _Pulls())
         _pulled.move_to_end(run)
-        if ref not in refs:
-            refs.append(ref)
+        if flow_ctx is not None and flow_ctx.flow_run is not None:
+            pulls.flow_run = flow_ctx.flow_run  # the run now executing under this id (a rerun: a new one)
+        if ref not in pulls.refs:
+            pulls.refs.append(ref)
         while len(_pulled) > max(PULLED_RUNS_KEPT, 1):
             _pulled.popitem(last=False)
 
@@ -76,8 +98,9 @@ def pulled_inputs(store: Store, dataset: str) -> list[InputRef]:
     if run is None:
         return []
     with _pulled_lock:
-        refs = list(_pulled.get(run, []))
-        if run in _pulled:
+        pulls = _pulled.get(run)
+        refs = list(pulls.refs) if pulls is not None else []
+        if pulls is not None:
             _pulled.move_to_end(run)  # a run that commits is in use: the last to be forgotten
     return [
         ref.model_copy(update={"store": None if ref.store == store.url else ref.store})

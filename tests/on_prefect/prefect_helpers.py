@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -52,3 +53,19 @@ def read_artifacts(key: str) -> list[Any]:
             return list(artifacts)
 
     return asyncio.run(read())
+
+
+@contextlib.contextmanager
+def prefect_server() -> Iterator[None]:
+    """A temporary Prefect server, unless tests/on_prefect's (a session fixture) already runs: a second
+    harness inside the first would leave Prefect's event worker reporting to the first one."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    running = SubprocessASGIServer._instances.get(None)
+    if running is not None and running.running and PREFECT_API_URL.value() == running.api_url:
+        yield
+        return
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
