@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ._proxy import CountingProxy, Counts
 
@@ -70,9 +70,13 @@ class SeaweedFS:
     secret_key: str = field(default_factory=lambda: "s3cret-" + secrets.token_hex(8))
     data_dir: Path | None = None
     startup_timeout: float = 60.0
+    #: How long :meth:`stop` waits for the graceful shutdown of a server whose ``data_dir`` is kept
+    #: (weed's own limit on an idle connection is 30 s) before it kills the process.
+    stop_timeout: float = 60.0
     s3_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _own_dir: bool = False
+    _log: IO[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -126,9 +130,11 @@ class SeaweedFS:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
         fixed_port = self.s3_port
         for attempt in range(3):
-            log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
+            if self._log is not None:
+                self._log.close()
+            self._log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - closed by stop()
             self.process = subprocess.Popen(  # noqa: S603 - our own argument list
-                self.command(self.data_dir), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
+                self.command(self.data_dir), env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir
             )
             try:
                 self._wait_ready(self.process)
@@ -178,14 +184,30 @@ class SeaweedFS:
         self.client().create_bucket(Bucket=name)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
+        """Stop the server; remove its data directory if :meth:`start` made it.
+
+        A data directory of its own is deleted right after, so nothing of the server's state needs
+        to survive: the process is killed at once. A graceful ``SIGTERM`` would only wait, and often
+        for nothing: weed's volume server finishes its HTTP shutdown only when every accepted
+        connection is closed, including the spare keep-alive connections weed's own HTTP client
+        opens to it and never sends a request on (they close after ``-idleTimeout``, 30 s after they
+        were opened). A ``data_dir`` given by the caller is kept, so there the server gets ``SIGTERM``
+        and up to :attr:`stop_timeout` seconds to close its volumes and metadata store cleanly.
+        """
+        process, self.process = self.process, None
+        if process is not None:
+            if self._own_dir:
+                process.kill()
+            else:
+                process.terminate()
             try:
-                self.process.wait(timeout=15)
+                process.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         if self._own_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
