@@ -2,7 +2,9 @@
 
 Regressions: ``gitfree pull`` over other data said "pass overwrite=True (--overwrite)" (both, in every
 interface), and a destination the pull refuses said "with or without --overwrite" to Python callers;
-``gitfree cat images@3`` of a directory version said "open one of its files ()", with nothing inside.
+``gitfree tag`` of a tag that exists said "pass move=True (--move)"; ``gitfree cat images@3`` of a
+directory version said "open one of its files ()", with nothing inside, and of a folder "or pull it
+with paths=".
 """
 
 from __future__ import annotations
@@ -76,3 +78,22 @@ def test_cat_of_a_directory_version_says_what_it_holds(tmp_path: Path) -> None:
     line = _error(_gitfree(tmp_path, "cat", "images@1"), 2)
     assert "()" not in line
     assert "(a.txt, labels/)" in line
+
+
+def test_a_tag_that_exists_says_move_in_each_ones_terms(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store", cache_dir=tmp_path / "cache")
+    store.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"1"}))
+    store.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"2"}))
+    store.tag("ds@1", "prod")
+    with pytest.raises(ConflictError) as caught:
+        store.tag("ds@2", "prod")
+    assert "pass move=True to move it" in str(caught.value) and "--move" not in str(caught.value)
+
+    line = _error(_gitfree(tmp_path, "tag", "ds@2", "prod"), 4)
+    assert "pass --move to move it" in line and "move=True" not in line
+
+
+def test_cat_of_a_folder_says_the_pull_option_in_cli_terms(tmp_path: Path) -> None:
+    _gitfree(tmp_path, "commit", "images", str(write_tree(tmp_path / "src", {"a.txt": b"1", "labels/b.csv": b"2"})))
+    line = _error(_gitfree(tmp_path, "cat", "images@1", "labels"), 2)
+    assert "(b.csv)" in line and "--path labels" in line and "paths=" not in line
