@@ -4,7 +4,13 @@ Exit codes: 0 success, 1 other failure, 2 bad usage or input, 3 not found,
 4 conflict, 5 integrity (missing or corrupted data), 6 configuration
 (store URL, credentials, bucket, server), 7 unsafe path in a version;
 141 (128 + SIGPIPE, silently, as git and coreutils) when the reader of standard
-output goes away (``gitfree cat ... | head``). Every failure is one line on stderr.
+output goes away (``gitfree cat ... | head``). Every failure is one line on stderr, in the CLI's
+terms (:meth:`GitfreeError.in_cli_terms`: ``--move``, where the API says ``move=True``).
+
+``--json`` prints one shape per concept. A version is always the same object: ``ref``, every field
+of its record, ``tags`` (``log``: a list of them; ``show``: one, with ``files`` under ``--files``;
+``commit``: one, with ``created``; ``pull``: one, with ``dest``). A tag is ``ref`` and its record
+(``tag``: one; ``tags``: a list).
 """
 
 from __future__ import annotations
