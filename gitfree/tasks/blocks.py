@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidatorFunctionWrapHandler, WrapValidator
 
-from gitfree.versioning import Store, StoreSettings
+from gitfree.versioning import AWS_NAMES, Store, StoreSettings
 
 __all__ = ["AwsCredentialsValues", "GitfreeStore"]
 
@@ -39,8 +39,10 @@ class AwsCredentialsValues(BaseModel):
 
 
 def _aws_credentials(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    if value is None or isinstance(value, Block):
-        return value  # an AwsCredentials block (or any block with its field names): saved, a reference to it
+    if isinstance(value, Block):
+        if value.get_block_type_slug() != "aws-credentials":
+            raise ValueError(f"aws_credentials takes a prefect-aws AwsCredentials block, not {type(value).__name__}")
+        return value  # kept as it is: saved, a reference to that block
     if isinstance(value, dict):
         try:
             from prefect_aws import AwsCredentials
@@ -99,9 +101,8 @@ class GitfreeStore(Block):
         aws = self.aws_credentials
         names: dict[str, Any] = {}
         if aws is not None:
-            names = {name: getattr(aws, name, None) for name in ("aws_access_key_id", "aws_secret_access_key")}
-            names |= {name: getattr(aws, name, None) for name in ("aws_session_token", "region_name", "profile_name")}
-            names["endpoint_url"] = getattr(getattr(aws, "aws_client_parameters", None), "endpoint_url", None)
+            names = {name: getattr(aws, name, None) for name in AWS_NAMES}
+            names["endpoint_url"] = getattr(aws.aws_client_parameters, "endpoint_url", None)
         return StoreSettings.from_aws(
             names,
             store=self.url,
