@@ -315,7 +315,7 @@ class Bench:
             for number in range(2, n + 1):
                 record = first.model_copy(update={"number": number, "parent": number - 1, "id": uuid.uuid4()})
                 store.backend.create(layout.version_key("ds", number), record.model_dump_json(indent=2).encode())
-            store._advance_latest(store._version("ds", n))
+            store.catalog.advance_latest(store.catalog.version("ds", n))
             self._history = (url, base)
         url, base = self._history
         op = functools.partial(_gitfree_cmd, store=url, cache=str(base / "c2"), **creds)

@@ -771,7 +771,7 @@ class Run:
         """Exact checks with nothing running: numbers 1..N all taken, each a version or a tombstone; the live
         ones hold exactly one commit's bytes (the told one's), pulled through a fresh cache; latest~K for
         every K."""
-        numbers = self.store._numbers(dataset)
+        numbers = self.store.catalog.numbers(dataset)
         if numbers != list(range(1, len(numbers) + 1)):
             self._violation("NUMBER LOST", f"{dataset} numbers", f"{dataset}: the numbers taken are {numbers}")
         records = _records(self.store, dataset, numbers)

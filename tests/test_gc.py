@@ -24,7 +24,8 @@ from gitfree import ConflictError, InputError, IntegrityError, Store
 from gitfree.cli import cli
 from gitfree.testing import SeaweedFS
 from gitfree.versioning import gc as gc_module
-from gitfree.versioning import layout, leases
+from gitfree.versioning import layout, leases, protocol
+from gitfree.versioning.leases import Coordinator
 from gitfree.versioning.models import Latest, Lease, Uploads, utcnow
 
 NOW = timedelta(0)
@@ -158,14 +159,14 @@ def test_a_commit_paused_between_upload_and_record_survives_gc(
     store.commit("ds", write_tree(tmp_path / "v2", {"c": b"the head"}))
     new = {**old, "d": b"new"}
     uploaded, resume = threading.Event(), threading.Event()
-    original = Store._create_version
+    original = protocol.create_version
 
-    def paused(self: Store, *args: Any, **kwargs: Any) -> Any:
+    def paused(*args: Any, **kwargs: Any) -> Any:
         uploaded.set()
         assert resume.wait(60)
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Store, "_create_version", paused)
+    monkeypatch.setattr(protocol, "create_version", paused)
     result: dict[str, Any] = {}
     writer = threading.Thread(target=lambda: result.update(v=store.commit("ds", write_tree(tmp_path / "v3", new))))
     writer.start()
@@ -405,20 +406,20 @@ def test_a_commit_whose_head_is_dropped_before_its_lease_uploads_everything(
     old = {"a": b"only in v1", "b": b"also only in v1"}
     store.commit("ds", write_tree(tmp_path / "v1", old))
     read_head, go_on = threading.Event(), threading.Event()
-    original = Store._lease
+    original = Coordinator.commit_lease
 
-    def late_lease(self: Store, *args: Any, **kwargs: Any) -> Any:
+    def late_lease(self: Coordinator, *args: Any, **kwargs: Any) -> Any:
         read_head.set()
         assert go_on.wait(60)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "_lease", late_lease)
+    monkeypatch.setattr(Coordinator, "commit_lease", late_lease)
     new = {**old, "d": b"new"}
     result: dict[str, Any] = {}
     writer = threading.Thread(target=lambda: result.update(v=store.commit("ds", write_tree(tmp_path / "v3", new))))
     writer.start()
     assert read_head.wait(60)
-    monkeypatch.setattr(Store, "_lease", original)
+    monkeypatch.setattr(Coordinator, "commit_lease", original)
     other = Store(store.url, cache_dir=tmp_path / "other", **_options(store))
     other.commit("ds", write_tree(tmp_path / "v2", {"c": b"the new head"}))
     assert other.gc(keep_last=1, grace=NOW).versions_deleted == ["ds@1"]

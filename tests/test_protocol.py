@@ -17,8 +17,8 @@ from helpers import write_tree
 from gitfree import ConfigError, Store
 from gitfree.cli import cli
 from gitfree.testing import SeaweedFS
+from gitfree.versioning import catalog as catalog_module
 from gitfree.versioning import layout
-from gitfree.versioning import store as store_module
 
 
 def test_lost_response_on_the_version_record_is_recognised(s3_store: Store, tmp_path: Path, figures: Figures) -> None:
@@ -54,7 +54,7 @@ def test_server_ignoring_conditional_writes_is_refused(
     make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str, figures: Figures
 ) -> None:
     """As if a proxy or an old server dropped the header: the store refuses to write, with a clear error."""
-    monkeypatch.setattr(store_module, "_probed", set())
+    monkeypatch.setattr(catalog_module, "_probed", set())
     store = make_store("s3")
 
     def drop_header(request: Any, **kwargs: Any) -> None:

@@ -64,8 +64,17 @@ class PreconditionFailed(Exception):
     """A compare-and-swap found another version of the key (or none)."""
 
 
-class OutcomeUnknown(Exception):
-    """The write may or may not have happened (timeout, 5xx, lost response): re-read before acting."""
+class OutcomeUnknown(GitfreeError):
+    """The write may or may not have happened (timeout, 5xx, lost response): re-read before acting.
+
+    Where nothing can be re-read, it reaches the caller as a failed request worth retrying."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"the store's answer to writing {key} was lost (a timeout or a server error), so whether it was "
+            "written is unknown; nothing relies on it: retry"
+        )
+        self.key = key
 
 
 class Backend(ABC):
@@ -365,26 +374,7 @@ class S3Backend(Backend):
         try:
             yield
         except bex.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code == "PreconditionFailed" or status == 412:
-                raise PreconditionFailed(key) from None
-            if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
-                raise KeyMissing(key) from None
-            if code == "NoSuchBucket":
-                raise ConfigError(
-                    f"the bucket {self.bucket!r} does not exist on {server}: create it, or fix the store URL"
-                ) from None
-            if code in _DENIED or status == 403:
-                raise ConfigError(
-                    f"{server} denied access to {where} ({code or status}): check the credentials "
-                    "(GITFREE_ACCESS_KEY_ID / GITFREE_SECRET_ACCESS_KEY, an AWS profile or role) "
-                    "and the bucket policy"
-                ) from None
-            if write and (status == 409 or status >= 500):
-                raise OutcomeUnknown(key) from None
-            raise GitfreeError(f"{server} answered {code or status} for {where}: {error.get('Message', '')}") from None
+            raise self._answered(exc, key, write=write, where=where, server=server) from None
         except bex.NoCredentialsError:
             raise ConfigError(
                 "no S3 credentials found: set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY, "
@@ -424,6 +414,29 @@ class S3Backend(Backend):
             raise InputError(f"the S3 client refused the request for {where}: {_first_line(exc)}") from None
         except bex.BotoCoreError as exc:
             raise GitfreeError(f"the S3 request for {where} failed: {_first_line(exc)}; retry") from None
+
+    def _answered(self, exc: Any, key: str, *, write: bool, where: str, server: str) -> Exception:
+        """What a botocore ``ClientError`` (the server answered with an error) means for us."""
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code == "PreconditionFailed" or status == 412:
+            return PreconditionFailed(key)
+        if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
+            return KeyMissing(key)
+        if code == "NoSuchBucket":
+            return ConfigError(
+                f"the bucket {self.bucket!r} does not exist on {server}: create it, or fix the store URL"
+            )
+        if code in _DENIED or status == 403:
+            return ConfigError(
+                f"{server} denied access to {where} ({code or status}): check the credentials "
+                "(GITFREE_ACCESS_KEY_ID / GITFREE_SECRET_ACCESS_KEY, an AWS profile or role) "
+                "and the bucket policy"
+            )
+        if write and (status == 409 or status >= 500):
+            return OutcomeUnknown(key)
+        return GitfreeError(f"{server} answered {code or status} for {where}: {error.get('Message', '')}")
 
     def get(self, key: str) -> tuple[bytes, str]:
         with self._translate(key):

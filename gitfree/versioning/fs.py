@@ -48,6 +48,7 @@ from .errors import GitfreeError, InputError, NotFoundError
 from .models import FileEntry, Version
 from .refs import parse_ref, validate_dataset_name
 from .store import Store
+from .tree import Tree
 
 __all__ = ["GitfreeFileSystem"]
 
@@ -62,23 +63,18 @@ _READ_ONLY = (
 
 @dataclass
 class _Tree:
-    """The files and folders of one version, indexed for listing."""
+    """The files and folders of one version (indexed by :class:`.tree.Tree`), and the sizes fetched so far."""
 
     version: Version
     files: dict[str, FileEntry]
-    dirs: dict[str, set[str]] = field(default_factory=dict)
+    dirs: dict[str, set[str]]
     sizes: dict[str, int] = field(default_factory=dict)
     """Object sizes fetched so far (md5 -> bytes)."""
 
     @classmethod
     def build(cls, version: Version, entries: list[FileEntry]) -> _Tree:
-        tree = cls(version, {e.path: e for e in entries}, {"": set()})
-        for path in tree.files:
-            parts = path.split("/")
-            for depth in range(len(parts)):
-                parent = "/".join(parts[:depth])
-                tree.dirs.setdefault(parent, set()).add("/".join(parts[: depth + 1]))
-        return tree
+        tree = Tree.build(entries)
+        return cls(version, tree.files, tree.dirs)
 
 
 _ENVIRONMENT = ("GITFREE_", "AWS_")
@@ -299,7 +295,7 @@ class GitfreeFileSystem(AbstractFileSystem, metaclass=_KeyedBySettings):  # type
         entries = list(entries)
         wanted = {e.md5 for e in entries if e.size is None and e.md5 not in tree.sizes}
         if wanted:
-            found = self.store._sizes(wanted)
+            found = self.store.sizes(wanted)
             with self._lock:
                 tree.sizes.update(found)
         return {
@@ -470,7 +466,6 @@ class GitfreeFileSystem(AbstractFileSystem, metaclass=_KeyedBySettings):  # type
 
     def _prefetch(self, paths: Iterable[str]) -> None:
         """Download the objects of ``paths`` (files) missing from the worker cache, in parallel."""
-        from .staging import HashState
 
         by_version: dict[tuple[str, int], tuple[_Tree, set[str]]] = {}
         for p in paths:
@@ -482,11 +477,7 @@ class GitfreeFileSystem(AbstractFileSystem, metaclass=_KeyedBySettings):  # type
             if entry is not None:
                 by_version.setdefault((tree.version.dataset, tree.version.number), (tree, set()))[1].add(entry.md5)
         for tree, md5s in by_version.values():
-            state = HashState(self.store.cache_dir)
-            try:
-                self.store._fetch(tree.version, md5s, state)
-            finally:
-                state.close()
+            self.store.prefetch(tree.version, md5s)
 
     def cat(self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any) -> Any:
         paths = self.expand_path(path, recursive=recursive)

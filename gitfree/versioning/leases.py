@@ -4,25 +4,32 @@ Writers and the garbage collector exclude each other with nothing but conditiona
 writes, in the order of Dekker's algorithm: a writer *first* creates its lease and
 *then* looks for the GC lock; GC *first* creates its lock and *then* lists leases.
 S3 is strongly consistent, so at least one of the two sees the other: either the
-writer waits for GC to finish, or GC keeps what the writer's lease names.
+writer waits for GC to finish, or GC keeps what the writer's lease names
+(docs/design.md, "Leases and the GC lock"). :class:`Coordinator` is all of it, for one store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import random
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from . import layout
-from .backends import Backend, KeyMissing, PreconditionFailed
+from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
+from .config import StoreSettings
+from .errors import ConflictError
 from .models import Lease, utcnow
 
-__all__ = ["Holder", "is_dead", "node_id", "read"]
+__all__ = ["Coordinator", "Holder", "is_dead", "node_id", "read"]
 
 logger = logging.getLogger("gitfree")
 
@@ -99,8 +106,25 @@ class Holder:
         return cls(backend, key, lease, ttl)
 
     def create(self) -> None:
-        """Create the record (``If-None-Match``); raise ``KeyExists`` when it is there already."""
-        self._etag = self.backend.create(self.key, self.lease.model_dump_json().encode())
+        """Create the record (``If-None-Match``); raise ``KeyExists`` when it is there already.
+
+        A lost answer is settled by reading the key back: our record there is ours (renewed and released
+        as if the answer had come); nothing there is tried again once; someone else's is ``KeyExists``.
+        """
+        data = self.lease.model_dump_json().encode()
+        for attempt in range(2):
+            try:
+                self._etag = self.backend.create(self.key, data)
+                break
+            except OutcomeUnknown:
+                found = read(self.backend, self.key)
+                if found is not None and found[0].id == self.lease.id:
+                    self._etag = found[1]
+                    break
+                if found is not None:
+                    raise KeyExists(self.key) from None
+                if attempt:
+                    raise
         self._start()
 
     def take_over(self, etag: str) -> None:
@@ -179,3 +203,132 @@ def read(backend: Backend, key: str) -> tuple[Lease, str] | None:
         logger.warning("%s is not a valid lease record; treating it as expired", key)
         epoch = datetime.fromtimestamp(0).astimezone()
         return Lease(id=uuid.uuid4(), host="?", pid=0, created_at=epoch, expires_at=epoch), etag
+
+
+class Coordinator:
+    """Everything commits and garbage collection do to stay out of each other's way, for one store.
+
+    Args:
+        backend: the store's backend.
+        ttl: how long a lease or lock lives unless renewed (renewed every ``ttl / 3``).
+        skew: the clock difference tolerated between workers before a lease is judged expired.
+        wait: how long a commit or tag waits for a garbage collection, and GC for uploads in flight (s).
+    """
+
+    def __init__(self, backend: Backend, *, ttl: timedelta, skew: timedelta, wait: float) -> None:
+        self.backend = backend
+        self.url = backend.url
+        self.ttl = ttl
+        self.skew = skew
+        self.wait = wait
+
+    @classmethod
+    def of(cls, backend: Backend, settings: StoreSettings) -> Coordinator:
+        return cls(
+            backend,
+            ttl=timedelta(seconds=settings.lease_ttl),
+            skew=timedelta(seconds=settings.clock_skew),
+            wait=settings.gc_wait,
+        )
+
+    def dead(self, lease: Lease) -> bool:
+        return is_dead(lease, self.skew)
+
+    # ------------------------------------------------------------------ the writers' side
+
+    def gc_lock(self) -> Lease | None:
+        """The GC lock, if a garbage collection holds it and is alive."""
+        found = read(self.backend, layout.GC_LOCK)
+        if found is None or self.dead(found[0]):
+            return None
+        return found[0]
+
+    def await_gc(self, deadline: float, what: str) -> bool:
+        """Wait while garbage collection runs; true if it did (so the caller re-checks what it relied on)."""
+        waited = False
+        while (lock := self.gc_lock()) is not None:
+            if time.monotonic() > deadline:
+                raise ConflictError(
+                    f"{what} waited {self.wait:.0f}s for garbage collection on {self.url} to finish "
+                    f"(the run now holding it started {lock.created_at:%Y-%m-%d %H:%M:%S} UTC on {lock.host}, pid "
+                    f"{lock.pid}). Retry when it has finished, or raise GITFREE_GC_WAIT"
+                )
+            if not waited:
+                logger.info("garbage collection is running on %s (on %s); %s waits for it", self.url, lock.host, what)
+            waited = True
+            # Look often (a GET of a small key): a commit must not miss the gap between two GC runs.
+            time.sleep(random.uniform(0.5, 1.5) * min(0.25, max(0.05, self.wait / 20)))  # noqa: S311
+        return waited
+
+    @contextlib.contextmanager
+    def commit_lease(self, dataset: str, pointer: str) -> Iterator[Holder]:
+        """A lease naming what a commit will reference, renewed while it runs, released at the end.
+
+        The lease is written *before* looking for the GC lock: either a GC that starts later sees the
+        lease and keeps ``pointer``, or we see its lock, withdraw the lease (so GC does not wait for
+        us) and wait for it to finish.
+        """
+        deadline = time.monotonic() + self.wait
+        while True:
+            holder = Holder.new(self.backend, self.ttl, dataset=dataset, pointer=pointer)
+            holder.create()
+            if self.gc_lock() is None:
+                break
+            holder.release()
+            self.await_gc(deadline, f"a commit to {dataset!r}")
+        try:
+            yield holder
+        finally:
+            holder.release()
+
+    # ------------------------------------------------------------------ the collector's side
+
+    def take_gc_lock(self) -> Holder:
+        """Take ``gc/lock.json`` (create-only; a dead holder's lock is taken over with ``If-Match``),
+        renewed until released."""
+        holder = Holder.new(self.backend, self.ttl, key=layout.GC_LOCK, kind="gc")
+        try:
+            holder.create()
+            return holder
+        except (KeyExists, OutcomeUnknown):
+            pass
+        found = read(self.backend, layout.GC_LOCK)
+        if found is None:  # released meanwhile
+            try:
+                holder.create()
+            except KeyExists:
+                raise ConflictError(
+                    "another garbage collection took the lock at the same moment; wait for it"
+                ) from None
+            return holder
+        current, etag = found
+        if current.id == holder.lease.id:  # our create landed; only its answer was lost
+            holder.take_over(etag)
+            return holder
+        if not self.dead(current):
+            raise ConflictError(
+                f"another garbage collection holds {self.url} (on {current.host}, pid {current.pid}, since "
+                f"{current.created_at:%Y-%m-%d %H:%M:%S} UTC, renewed until {current.expires_at:%H:%M:%S}); "
+                "wait for it to finish. A crashed one stops blocking when its lock expires."
+            )
+        logger.warning("taking over the lock of a garbage collection that died (%s, pid %d)", current.host, current.pid)
+        try:
+            holder.take_over(etag)
+        except PreconditionFailed:
+            raise ConflictError("another garbage collection took the lock at the same moment; wait for it") from None
+        return holder
+
+    def scan(self) -> tuple[list[Lease], list[str]]:
+        """The live commit leases, and the keys of dead leases (and of records that are not commit leases)."""
+        live: list[Lease] = []
+        dead: list[str] = []
+        for key in self.backend.list(layout.LEASES):
+            found = read(self.backend, key)
+            if found is None:
+                continue
+            lease = found[0]
+            if lease.kind != "commit" or self.dead(lease):
+                dead.append(key)
+            else:
+                live.append(lease)
+        return live, dead

@@ -257,16 +257,9 @@ def scan(source: Path) -> Source:
         left_out += len(dirs) - len(kept_dirs) + len(files) - len(kept_files)
         dirs[:] = []
         for name in kept_dirs:
-            path = f"{folder}/{name}"
             relpath = f"{rel}/{name}" if rel else name
-            if (problem := _name_problem(relpath)) is not None:
-                problems.append(f"the folder {relpath!r} {problem}")
-            elif os.path.islink(path):
-                problems.append(
-                    f"{relpath!r} is a symbolic link to a directory ({os.readlink(path)!r}): dvc add does not "
-                    "follow those and would silently leave its files out, so gitfree refuses it; put the folder "
-                    "itself there, or leave it out with a .dvcignore"
-                )
+            if (problem := _folder_problem(f"{folder}/{name}", relpath)) is not None:
+                problems.append(problem)
             else:
                 dirs.append(name)
         for name in kept_files:
@@ -287,6 +280,19 @@ def scan(source: Path) -> Source:
     if left_out:
         logger.info("%s: %d files or folders left out, as dvc add leaves them out", source, left_out)
     return Source(path=source, folders=tuple(folders), nfiles=nfiles, left_out=left_out)
+
+
+def _folder_problem(path: str, relpath: str) -> str | None:
+    """Why the folder ``relpath`` (at ``path``) cannot be committed, if it cannot."""
+    if (problem := _name_problem(relpath)) is not None:
+        return f"the folder {relpath!r} {problem}"
+    if os.path.islink(path):
+        return (
+            f"{relpath!r} is a symbolic link to a directory ({os.readlink(path)!r}): dvc add does not "
+            "follow those and would silently leave its files out, so gitfree refuses it; put the folder "
+            "itself there, or leave it out with a .dvcignore"
+        )
+    return None
 
 
 class _Scanned:

@@ -23,7 +23,7 @@ def test_a_writer_with_a_stale_head_never_reuses_a_dropped_number(
     stale = store.show("shared@1")  # what a writer saw before versions 2 and 3 were committed
     store.gc(keep_last=1, grace=timedelta(0))  # drops 1 and 2
 
-    monkeypatch.setattr(store, "_head", lambda dataset: stale)
+    monkeypatch.setattr(store.catalog, "head", lambda dataset: stale)
     mine = store.commit("shared", write_tree(tmp_path / "mine", {"f": b"mine"}))
     monkeypatch.undo()
 

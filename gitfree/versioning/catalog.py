@@ -1,0 +1,556 @@
+"""The catalog of a store: version records, tombstones, tags, ``latest.json`` hints and the store marker.
+
+The only module that parses records (docs/design.md, "Records"). It reads them (one at a time with a
+GET, many at once with parallel reads), resolves refs to versions (docs/design.md, "Reading"), and
+makes the catalog's conditional writes: a record created only if its number is free, ``latest.json``
+moved forward by compare-and-swap, a tag created or swapped. In which order those writes happen is the
+business of :mod:`.protocol`; what garbage collection and ``fsck`` need to see of the whole catalog at
+once is :meth:`Catalog.inventory`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import layout
+from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
+from .errors import ConfigError, IntegrityError, NotFoundError
+from .models import Dropped, Latest, StoreMarker, Tag, Uploads, Version, utcnow
+from .refs import Ref, parse_ref, validate_dataset_name
+
+__all__ = ["Catalog", "Gone", "Inventory", "first_error", "span"]
+
+logger = logging.getLogger("gitfree")
+
+M = TypeVar("M", bound=BaseModel)
+Reader = Callable[[Collection[str]], dict[str, "bytes | None"]]
+"""Reads many keys at once (``None`` for a key that does not exist)."""
+
+_READ_JOBS = 32
+"""Parallel GETs of tags (one small record each)."""
+_probed: set[tuple[str, str | None]] = set()
+"""The stores this process proved writable (by URL and endpoint)."""
+_probed_lock = threading.Lock()
+
+
+class Gone(KeyMissing):
+    """The version was dropped by garbage collection: its key holds a tombstone (``record``)."""
+
+    def __init__(self, record: Dropped) -> None:
+        super().__init__(layout.version_key(record.dataset, record.number))
+        self.record = record
+
+
+@dataclass
+class Entry:
+    """One dataset as :meth:`Catalog.inventory` found it."""
+
+    versions: dict[int, Version] = field(default_factory=dict)
+    dropped: dict[int, Dropped] = field(default_factory=dict)
+    unreadable: dict[int, tuple[bytes, str]] = field(default_factory=dict)
+    """Records that do not parse, by number: their bytes and why."""
+    written: dict[int, datetime] = field(default_factory=dict)
+    """The server's time of each record (its clock, not a worker's)."""
+    tags: list[Tag] = field(default_factory=list)
+    bad_tags: dict[str, str] = field(default_factory=dict)
+    """Tag keys that cannot be read (or name another tag) -> why."""
+    latest: str | None = None
+    """The key of its ``latest.json``, if there is one."""
+
+    @property
+    def uncertain(self) -> bool:
+        """A record or tag cannot be read: what a retention policy would keep is unknown."""
+        return bool(self.unreadable or self.bad_tags)
+
+
+@dataclass
+class Inventory:
+    """Every record, tombstone and tag of the store (or of some datasets), and the upload journals."""
+
+    datasets: dict[str, Entry]
+    journals: dict[str, tuple[str, set[str]]] = field(default_factory=dict)
+    """Upload journal key -> the lease id and the objects it names (none if it cannot be read)."""
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Keys of the records and tags that cannot be read."""
+        keys = [layout.version_key(name, n) for name, e in self.datasets.items() for n in e.unreadable]
+        return sorted(keys + [key for e in self.datasets.values() for key in e.bad_tags])
+
+
+class Catalog:
+    """Records, tags and hints of one store.
+
+    Args:
+        backend: the store's backend (single GETs and conditional writes).
+        read_many: parallel reads of many small keys (records of a long history).
+    """
+
+    def __init__(self, backend: Backend, read_many: Reader) -> None:
+        self.backend = backend
+        self.url = backend.url
+        self._read_many = read_many
+
+    # ------------------------------------------------------------------ parsing
+
+    def parse(self, key: str, raw: bytes, model: type[M]) -> M:
+        """The record ``raw`` (read at ``key``) as ``model``; ``IntegrityError`` naming the key if it is not one."""
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            raise IntegrityError(f"the record {key} in {self.url} is not valid JSON (truncated or corrupted)") from None
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if isinstance(fmt, int) and fmt > 1:
+            raise IntegrityError(f"the record {key} in {self.url} has format {fmt}; upgrade gitfree to read it")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise IntegrityError(f"the record {key} in {self.url} is invalid: {first_error(exc)}") from None
+
+    def read(self, key: str, model: type[M]) -> M:
+        """GET and parse one record; ``KeyMissing`` when there is none."""
+        raw, _ = self.backend.get(key)
+        return self.parse(key, raw, model)
+
+    def version_record(self, key: str, raw: bytes, dataset: str, number: int) -> Version | Dropped:
+        """The record at ``versions/<number>.json``: a version or a tombstone, and the one it should be."""
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            data = None
+        model: type[Version] | type[Dropped] = (
+            Dropped if isinstance(data, dict) and data.get("dropped") is True else Version
+        )
+        record = self.parse(key, raw, model)
+        if record.dataset != dataset or record.number != number:
+            raise IntegrityError(f"the record {key} in {self.url} names {record.ref}, not {dataset}@{number}")
+        return record
+
+    # ------------------------------------------------------------------ records
+
+    def record(self, dataset: str, number: int) -> Version | Dropped:
+        """The record at ``dataset@number``: a version, or the tombstone GC left; raise ``KeyMissing``."""
+        key = layout.version_key(dataset, number)
+        raw, _ = self.backend.get(key)
+        return self.version_record(key, raw, dataset, number)
+
+    def version(self, dataset: str, number: int) -> Version:
+        """The version ``dataset@number``; raise ``KeyMissing`` (:class:`Gone` when GC dropped it)."""
+        record = self.record(dataset, number)
+        if isinstance(record, Dropped):
+            raise Gone(record)
+        return record
+
+    def numbers(self, dataset: str) -> list[int]:
+        """Every number with a record (versions and tombstones of dropped ones), ascending."""
+        numbers = []
+        for key in self.backend.list(layout.versions_prefix(dataset)):
+            parsed = layout.parse_version_key(key)
+            if parsed and parsed[0] == dataset:
+                numbers.append(parsed[1])
+        return sorted(numbers)
+
+    def records(
+        self, dataset: str, numbers: Sequence[int], first: int = 64
+    ) -> Iterator[tuple[int, Version | Dropped | None]]:
+        """The records of ``numbers`` in that order, read in parallel batches (the first of ``first``, then
+        doubling to at least 64); ``None`` for one that cannot be read (reported as a warning and skipped: one bad
+        record never blocks the rest)."""
+        start, batch = 0, max(1, first)
+        while start < len(numbers):
+            keys = {n: layout.version_key(dataset, n) for n in numbers[start : start + batch]}
+            start, batch = start + batch, max(batch, min(64, batch * 2))
+            raw = self._read_many(list(keys.values()))
+            for number, key in keys.items():
+                data = raw.get(key)
+                if data is None:  # removed since the listing
+                    continue
+                try:
+                    yield number, self.version_record(key, data, dataset, number)
+                except IntegrityError as exc:
+                    logger.warning("skipped %s@%d: %s", dataset, number, exc)
+                    yield number, None
+
+    def head(self, dataset: str) -> Version | None:
+        """The newest readable version: ``latest.json`` is a hint, believed only if the record at its number
+        is that version; then probe forward past it. Tombstones and unreadable records are stepped over."""
+        head = self._hinted(dataset)
+        if head is None:
+            for _, record in self.records(dataset, self.numbers(dataset)[::-1], first=2):
+                if isinstance(record, Version):
+                    head = record
+                    break
+            if head is None:
+                return None
+        number = head.number + 1
+        while True:
+            try:
+                record = self.record(dataset, number)
+            except KeyMissing:
+                return head
+            except IntegrityError as exc:
+                logger.warning("skipped %s@%d: %s", dataset, number, exc)
+            else:
+                if isinstance(record, Version):
+                    head = record
+            number += 1
+
+    def _hinted(self, dataset: str) -> Version | None:
+        """The version ``latest.json`` names, if the record at its number agrees (a forged or buggy hint
+        that disagrees with it is not believed)."""
+        try:
+            latest = self.read(layout.latest_key(dataset), Latest)
+            if latest.version.dataset != dataset or latest.version.number != latest.number:
+                return None
+            pointed = self.record(dataset, latest.number)
+        except (KeyMissing, IntegrityError):
+            return None
+        if isinstance(pointed, Version) and pointed == latest.version:
+            return pointed
+        logger.warning("%s does not match the record of %s; ignored", layout.latest_key(dataset), pointed.ref)
+        return None
+
+    def live(self, dataset: str) -> list[int]:
+        """The numbers of the versions that exist (not dropped, readable), ascending. Reads every record."""
+        return sorted(n for n, r in self.records(dataset, self.numbers(dataset)) if isinstance(r, Version))
+
+    def datasets(self) -> list[str]:
+        """The names of every dataset in the store, sorted."""
+        names = set()
+        for key in self.backend.list(layout.DATASETS):
+            parsed = layout.parse_version_key(key)
+            if parsed:
+                names.add(parsed[0])
+        return sorted(names)
+
+    def log(self, dataset: str, limit: int | None = None) -> list[Version]:
+        """The versions of a dataset, newest first (at most ``limit``); dropped and unreadable ones left out."""
+        validate_dataset_name(dataset)
+        numbers = sorted(self.numbers(dataset), reverse=True)
+        if not numbers:
+            raise self.not_found_dataset(dataset)
+        versions: list[Version] = []
+        for _, record in self.records(dataset, numbers, first=len(numbers) if limit is None else limit + 1):
+            if isinstance(record, Version):
+                versions.append(record)
+                if limit is not None and len(versions) >= limit:
+                    break
+        return versions
+
+    # ------------------------------------------------------------------ refs
+
+    def resolve(self, ref: str | Ref) -> Version:
+        """The version a ref names (docs/design.md, "Reading"); ``NotFoundError`` saying what exists."""
+        parsed = parse_ref(ref)
+        dataset = parsed.dataset
+        if parsed.tag is not None:
+            number = self._tagged(dataset, parsed.tag).number
+        elif parsed.number is not None:
+            number = parsed.number
+        else:
+            head = self.head(dataset)
+            if head is None:
+                raise self.not_found_dataset(dataset)
+            return self._back(head, parsed) if parsed.back else head
+        try:
+            return self.version(dataset, number)
+        except Gone as gone:
+            raise self.gone(gone.record) from None
+        except KeyMissing:
+            raise self._not_found_version(dataset, f"version {number}") from None
+
+    def _tagged(self, dataset: str, tag: str) -> Tag:
+        try:
+            return self.read(layout.tag_key(dataset, tag), Tag)
+        except KeyMissing:
+            tags = sorted(t.tag for t in self.tags(dataset)) if self.numbers(dataset) else None
+            if tags is None:
+                raise self.not_found_dataset(dataset) from None
+            have = f"its tags are: {', '.join(tags)}" if tags else "it has no tags"
+            raise NotFoundError(f"{dataset!r} has no tag {tag!r}; {have}") from None
+
+    def _back(self, head: Version, parsed: Ref) -> Version:
+        """``latest~K``: the K-th existing version before the head (dropped ones do not count)."""
+        back = parsed.back or 0
+        older = [n for n in self.numbers(head.dataset) if n < head.number][::-1]
+        live = [head.number]
+        for number, record in self.records(head.dataset, older, first=back + 1):
+            if isinstance(record, Version):
+                live.append(number)
+                if len(live) == back + 1:
+                    return record
+        raise NotFoundError(f"{parsed} is before the first version: {head.dataset!r} has {span(sorted(live))}")
+
+    def not_found_dataset(self, dataset: str) -> NotFoundError:
+        names = self.datasets()
+        if not names:
+            return NotFoundError(f"dataset {dataset!r} does not exist: the store {self.url} has no datasets yet")
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        return NotFoundError(f"dataset {dataset!r} does not exist in {self.url}; it has: {shown}")
+
+    def _not_found_version(self, dataset: str, what: str) -> NotFoundError:
+        live = self.live(dataset)
+        if not live:
+            return self.not_found_dataset(dataset)
+        return NotFoundError(f"{dataset!r} has no {what}; it has {span(live)}")
+
+    def gone(self, record: Dropped) -> NotFoundError:
+        """What a reader of a dropped version is told. Cheap on purpose (the head, not every record):
+        "is my training input still there?" is asked in loops."""
+        head = self.head(record.dataset)
+        newest = f"; the newest version is {head.ref}" if head is not None else ""
+        by = f" (on {record.dropped_by.host})" if record.dropped_by.host else ""
+        return NotFoundError(
+            f"{record.ref} was dropped by garbage collection on {record.dropped_at:%Y-%m-%d %H:%M} UTC{by}; its data "
+            f"is no longer kept{newest} (`gitfree log {record.dataset}` lists the versions that exist)"
+        )
+
+    # ------------------------------------------------------------------ tags
+
+    def tags(self, dataset: str) -> list[Tag]:
+        """The tags of a dataset, sorted by name; one that cannot be read is skipped with a warning."""
+        validate_dataset_name(dataset)
+        keys = [k for k in self.backend.list(layout.tags_prefix(dataset)) if layout.parse_tag_key(k)]
+        if not keys and not self.numbers(dataset):  # a misspelt name is not "no tags"
+            raise self.not_found_dataset(dataset)
+
+        def read(key: str) -> Tag | None:
+            try:
+                return self.read(key, Tag)
+            except KeyMissing:  # removed since the listing
+                return None
+            except IntegrityError as exc:  # one bad tag never hides the others
+                logger.warning("skipped %s", exc)
+                return None
+
+        with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
+            tags = [t for t in pool.map(read, keys) if t is not None]
+        return sorted(tags, key=lambda t: t.tag)
+
+    def read_tag(self, key: str) -> tuple[Tag, str]:
+        """The tag at ``key`` and its etag; ``KeyMissing`` when there is none."""
+        raw, etag = self.backend.get(key)
+        return self.parse(key, raw, Tag), etag
+
+    # ------------------------------------------------------------------ conditional writes
+
+    def create(self, key: str, record: BaseModel) -> str:
+        """Write ``record`` at ``key`` only if nothing is there (``If-None-Match: *``); its etag.
+
+        Raises ``KeyExists`` (someone else's is there) or ``OutcomeUnknown`` (the answer was lost).
+        """
+        return self.backend.create(key, record.model_dump_json(indent=2).encode())
+
+    def swap(self, key: str, record: BaseModel, etag: str) -> str:
+        """Replace what is at ``key`` only if it still has ``etag`` (``If-Match``); the new etag.
+
+        Raises ``PreconditionFailed`` (it changed) or ``OutcomeUnknown``.
+        """
+        return self.backend.replace(key, record.model_dump_json(indent=2).encode(), etag)
+
+    def delete_if(self, key: str, etag: str) -> None:
+        """Remove what is at ``key`` if it is still what had ``etag`` (a tag this process wrote)."""
+        with contextlib.suppress(KeyMissing):
+            if self.backend.get(key)[1] == etag:
+                self.backend.delete(key)
+
+    def bury(self, tombstone: Dropped) -> None:
+        """Replace a dropped version's record by its tombstone. Only garbage collection, under its lock,
+        rewrites a record: the key exists, so no writer can create it again."""
+        self.backend.put(
+            layout.version_key(tombstone.dataset, tombstone.number), tombstone.model_dump_json(indent=2).encode()
+        )
+
+    def advance_latest(self, version: Version) -> bool:
+        """Move ``latest.json`` forward to ``version`` (never back) with ``If-Match``. It is only a hint:
+        false if it could not be moved (readers then find the head by probing)."""
+        key = layout.latest_key(version.dataset)
+        data = Latest(number=version.number, version=version).model_dump_json().encode()
+        for _ in range(20):
+            try:
+                raw, etag = self.backend.get(key)
+            except KeyMissing:
+                with contextlib.suppress(KeyExists, OutcomeUnknown):
+                    self.backend.create(key, data)
+                    return True
+                continue
+            with contextlib.suppress(IntegrityError):
+                if self.parse(key, raw, Latest).number >= version.number:
+                    return True
+            with contextlib.suppress(PreconditionFailed, OutcomeUnknown):
+                self.backend.replace(key, data, etag)
+                return True
+        logger.warning("could not advance %s to %s; readers find the version by probing", key, version.ref)
+        return False
+
+    def repair_latest(self, key: str, head: Version) -> bool:
+        """Point a broken ``latest.json`` at ``head`` (``fsck --repair``), never backwards: a hint a writer
+        has meanwhile made good (the record of a version, at or past ``head``) is left as it is."""
+        try:
+            raw, etag = self.backend.get(key)
+        except KeyMissing:
+            return False
+        with contextlib.suppress(IntegrityError, KeyMissing):
+            current = self.parse(key, raw, Latest)
+            if current.number >= head.number and self.record(head.dataset, current.number) == current.version:
+                return False  # a writer made it good meanwhile
+        data = Latest(number=head.number, version=head).model_dump_json().encode()
+        try:
+            self.backend.replace(key, data, etag)
+        except (PreconditionFailed, OutcomeUnknown):
+            return False  # a writer moved it meanwhile; the next fsck judges the new one
+        return True
+
+    # ------------------------------------------------------------------ the marker
+
+    def ensure_writable(self) -> None:
+        """Once per process and store: prove conditional writes work and the format is ours; make a new
+        store's ``gitfree.json``."""
+        key = (self.url, getattr(self.backend, "endpoint", None))
+        with _probed_lock:
+            if key in _probed:
+                return
+        try:
+            marker: StoreMarker | None = self.read(layout.MARKER, StoreMarker)
+        except KeyMissing:
+            marker = None
+            self._refuse_other_data()
+        if marker is not None and marker.format != 1:
+            raise IntegrityError(
+                f"{self.url} is a gitfree store of format {marker.format}; upgrade gitfree to write to it"
+            )
+        self.backend.probe_conditional_writes()
+        if marker is None:
+            new = StoreMarker(format=1, created_at=utcnow(), created_by=f"gitfree {_version()}")
+            with contextlib.suppress(KeyExists):
+                self.create(layout.MARKER, new)
+        with _probed_lock:
+            _probed.add(key)
+
+    def _refuse_other_data(self) -> None:
+        """A place with no ``gitfree.json`` becomes a store only if it is empty or holds nothing but
+        gitfree's and DVC's layout (an existing DVC remote may become a store): never a data folder."""
+        for seen, key in enumerate(self.backend.list("")):
+            if not layout.is_store_key(key):
+                raise ConfigError(
+                    f"{self.url} holds other data (e.g. {key!r}) and is not a gitfree store (it has no "
+                    f"{layout.MARKER}); gitfree writes only to an empty directory or prefix, or to an existing store. "
+                    "Check the --store / GITFREE_STORE setting"
+                )
+            if seen > 10_000:
+                return
+
+    # ------------------------------------------------------------------ the whole catalog
+
+    def inventory(self, datasets: Iterable[str] = (), *, journals: bool = True) -> Inventory:
+        """Every record, tombstone and tag (of ``datasets``, default all) and the upload journals, read in
+        parallel. Nothing that cannot be read is skipped silently: it is in the entry's ``unreadable``
+        or ``bad_tags``."""
+        wanted = set(datasets)
+        entries: dict[str, Entry] = defaultdict(Entry)
+        records: dict[str, tuple[str, int]] = {}
+        tag_keys: dict[str, tuple[str, str]] = {}
+        for info in self.backend.scan(layout.DATASETS):
+            if parsed := layout.parse_version_key(info.key):
+                if not wanted or parsed[0] in wanted:
+                    records[info.key] = parsed
+                    entries[parsed[0]].written[parsed[1]] = info.modified
+            elif named := layout.parse_tag_key(info.key):
+                if not wanted or named[0] in wanted:
+                    tag_keys[info.key] = named
+            elif (name := layout.parse_latest_key(info.key)) is not None and (not wanted or name in wanted):
+                entries[name].latest = info.key
+        uploads = {}
+        if journals:
+            uploads = {k: lease for k in self.backend.list(layout.UPLOADS) if (lease := layout.parse_upload_key(k))}
+        raw = self._read_many([*records, *tag_keys, *uploads])
+        for key, (name, number) in records.items():
+            if (data := raw.get(key)) is not None:  # else removed since the listing
+                self._add_record(entries[name], key, data, name, number)
+        for key, (name, tag) in tag_keys.items():
+            if (data := raw.get(key)) is not None:
+                self._add_tag(entries[name], key, data, tag)
+        found = Inventory(dict(entries))
+        for key, lease in uploads.items():
+            if (data := raw.get(key)) is not None:
+                found.journals[key] = (lease, self._journal(key, data))
+        return found
+
+    def _add_record(self, entry: Entry, key: str, data: bytes, name: str, number: int) -> None:
+        try:
+            record = self.version_record(key, data, name, number)
+        except IntegrityError as exc:
+            entry.unreadable[number] = (data, str(exc))
+            return
+        if isinstance(record, Dropped):
+            entry.dropped[number] = record
+        else:
+            entry.versions[number] = record
+
+    def _add_tag(self, entry: Entry, key: str, data: bytes, name: str) -> None:
+        try:
+            tag = self.parse(key, data, Tag)
+        except IntegrityError as exc:
+            entry.bad_tags[key] = str(exc)
+            return
+        if layout.tag_key(tag.dataset, tag.tag) != key or tag.tag != name:
+            entry.bad_tags[key] = f"the record names the tag {tag.ref}"
+            return
+        entry.tags.append(tag)
+
+    def _journal(self, key: str, data: bytes) -> set[str]:
+        try:
+            return set(Uploads.model_validate_json(data).objects)
+        except ValueError:
+            logger.warning("the upload journal %s cannot be read; the objects it names count as foreign", key)
+            return set()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("gitfree")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first thing pydantic found wrong, as ``where: what``."""
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error.get("loc", ())) or "value"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+def span(numbers: Sequence[int]) -> str:
+    """``version 3``, ``versions 1 to 8``, ``versions 1, 7 and 8``, ``versions 1, 4 to 9 and 12``."""
+    if not numbers:
+        return "no versions"
+    runs: list[str] = []
+    first = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        runs.append(str(first) if first == prev else f"{first}, {prev}" if prev == first + 1 else f"{first} to {prev}")
+        if n is not None:
+            first = prev = n
+    parts = ", ".join(runs).split(", ")
+    if len(parts) == 1:
+        text = parts[0]
+        return f"version {text}" if " to " not in text else f"versions {text}"
+    if len(parts) > 12:
+        text = ", ".join(parts[:10]) + f" and {len(parts) - 10} more"
+    else:
+        text = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+    return f"{len(numbers)} versions ({text})"

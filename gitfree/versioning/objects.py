@@ -1,0 +1,238 @@
+"""Content-addressed objects: the worker cache and the store's ``files/md5/``, in DVC 3's layout.
+
+A file is the object named by its md5; a folder's ``.dir`` listing (DVC's JSON list of ``relpath``
+and ``md5``) is the object named by the listing's own md5 with ``.dir`` appended (docs/design.md,
+"The DVC side"). Objects never change, so what the worker cache holds intact is never fetched again,
+and anything read from the store is hash-checked before it is used. :func:`parse_listing` is the one
+reader of listings (for pulls, garbage collection and ``fsck`` alike).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+
+from . import layout
+from .backends import Backend, KeyMissing, ObjectInfo
+from .errors import IntegrityError
+from .localfs import atomic_write, md5_file
+from .models import FileEntry, Output
+from .staging import HashState
+from .transfer import Transfer
+
+__all__ = ["ListingError", "Objects", "ProgressFactory", "parse_listing"]
+
+logger = logging.getLogger("gitfree")
+
+ProgressFactory = Callable[[str, str], Callback]
+"""``progress(description, unit)`` returns an fsspec callback for one phase (hashing, upload, download, checkout)."""
+
+_SIZE_JOBS = 32
+"""Parallel HEADs when sizes are asked for (one small request each)."""
+_TRANSFER_JOBS = 64
+"""Requests in flight for transfers and batched reads, unless the settings say otherwise."""
+
+
+class ListingError(IntegrityError):
+    """A ``.dir`` listing is missing (``kind="missing_listing"``), does not match its hash
+    (``"hash_mismatch"``) or is not a DVC directory listing (``"bad_listing"``)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def parse_listing(oid: str, raw: bytes) -> list[FileEntry]:
+    """The entries of the listing ``oid`` (``md5.dir``) whose bytes are ``raw``: hash-checked, every entry
+    with a valid md5. Paths are taken as they are (a path that is not text becomes ``""``):
+    :func:`.tree.validate_entries` judges them, where files are written or listed."""
+    key = layout.object_key(oid)
+    if hashlib.md5(raw, usedforsecurity=False).hexdigest() != oid.removesuffix(".dir"):
+        raise ListingError(f"the listing {key} does not match its hash; it was not used", "hash_mismatch")
+    try:
+        items = json.loads(raw)
+        if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
+            raise ValueError
+    except ValueError:
+        raise ListingError(f"the listing {key} is not a DVC directory listing", "bad_listing") from None
+    entries = []
+    for item in items:
+        md5, path, size = item.get("md5"), item.get("relpath"), item.get("size")
+        if not layout.is_md5(md5):
+            raise ListingError(f"the listing {key} has an entry without a valid md5: {str(item)[:80]}", "bad_listing")
+        entries.append(
+            FileEntry(
+                path=path if isinstance(path, str) else "",
+                md5=str(md5),
+                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            )
+        )
+    return entries
+
+
+class Objects:
+    """The objects of one store and one worker cache.
+
+    Args:
+        backend: the store's backend (single GETs, HEADs and listings).
+        cache_dir: the worker cache (``cache_dir/files/md5/…``, DVC's cache layout).
+        jobs: requests in flight for transfers (default 64).
+        progress: a factory of fsspec callbacks to report long phases.
+    """
+
+    def __init__(
+        self, backend: Backend, cache_dir: Path, jobs: int | None = None, progress: ProgressFactory | None = None
+    ) -> None:
+        self.backend = backend
+        self.url = backend.url
+        self.cache_dir = cache_dir
+        self.jobs = jobs or _TRANSFER_JOBS
+        self._progress = progress
+
+    def callback(self, description: str, unit: str = "file") -> Callback:
+        return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
+
+    def cached(self, oid: str) -> Path:
+        """Where the worker cache keeps ``oid`` (whether or not it holds it)."""
+        return self.cache_dir / layout.object_key(oid)
+
+    def transfer(self) -> Transfer:
+        """The engine that moves objects between the worker cache and the store (obstore, many in flight)."""
+        return Transfer(self.backend.object_store(), self.cache_dir, self.jobs, self.url)
+
+    def read_many(self, keys: Collection[str]) -> dict[str, bytes | None]:
+        """Many small keys read at once (``None`` for one that does not exist)."""
+        return self.transfer().read_many(keys) if keys else {}
+
+    # ------------------------------------------------------------------ listings
+
+    def listing(self, oid: str, *, from_store: bool = False) -> list[FileEntry]:
+        """The entries of the ``.dir`` listing ``oid``, from the worker cache where it holds it intact (unless
+        ``from_store``), else from the store (and then kept in the cache); see :func:`parse_listing`.
+
+        Raises:
+            ListingError: missing from the store, not matching its hash (a corrupted cached copy is
+                removed), or not a listing.
+        """
+        path = self.cached(oid)
+        raw = None
+        if not from_store:
+            with contextlib.suppress(FileNotFoundError):
+                raw = path.read_bytes()
+        if raw is not None:
+            try:
+                return parse_listing(oid, raw)
+            except ListingError as exc:
+                if exc.kind != "hash_mismatch":
+                    raise
+                with contextlib.suppress(OSError):
+                    path.unlink()  # corrupted in the cache: read the store's
+        try:
+            raw, _ = self.backend.get(layout.object_key(oid))
+        except KeyMissing:
+            raise ListingError(
+                f"the listing {layout.object_key(oid)} of a version is missing from {self.url}; run `gitfree fsck`",
+                "missing_listing",
+            ) from None
+        entries = parse_listing(oid, raw)
+        if not from_store:
+            atomic_write(path, raw)
+        return entries
+
+    def files(self, out: Output) -> list[FileEntry]:
+        """The files of a version's output: its listing's entries, or the one file."""
+        if not out.is_dir:
+            return [FileEntry(path=out.path, md5=out.md5, size=out.size)]
+        return self.listing(out.md5)
+
+    def referenced(self, oid: str) -> set[str]:
+        """Every object an output ``oid`` references: itself, and for a listing the files it names."""
+        if not oid.endswith(".dir"):
+            return {oid}
+        return {oid} | {entry.md5 for entry in self.listing(oid)}
+
+    # ------------------------------------------------------------------ sizes and presence
+
+    def sizes(self, md5s: Iterable[str]) -> dict[str, int]:
+        """Object sizes, from the worker cache where present, else from the store (a HEAD each); an object
+        missing from both has none."""
+
+        def size(md5: str) -> int:
+            with contextlib.suppress(OSError):
+                return self.cached(md5).stat().st_size
+            try:
+                return self.backend.size(layout.object_key(md5))
+            except KeyMissing:
+                return -1
+
+        unique = sorted(set(md5s))
+        with ThreadPoolExecutor(max_workers=_SIZE_JOBS) as pool:
+            return {md5: s for md5, s in zip(unique, pool.map(size, unique), strict=True) if s >= 0}
+
+    def scan(self) -> dict[str, ObjectInfo]:
+        """Every object in the store (one listing of ``files/md5/``), by oid."""
+        return {oid: info for info in self.backend.scan(layout.OBJECTS) if (oid := layout.parse_object_key(info.key))}
+
+    def intact_in_cache(self, oid: str) -> bool:
+        """Whether the worker cache holds ``oid`` with the right content (hashed now)."""
+        try:
+            return md5_file(self.cached(oid)) == oid.removesuffix(".dir")
+        except OSError:
+            return False
+
+    # ------------------------------------------------------------------ moving
+
+    def fetch(self, ref: str, md5s: Iterable[str], state: HashState) -> None:
+        """Download the objects of version ``ref`` among ``md5s`` that the worker cache lacks, in parallel.
+
+        They are hashed as they stream in and remembered in ``state`` as verified.
+
+        Raises:
+            IntegrityError: an object is missing from the store or does not match its hash.
+        """
+        root = str(self.cache_dir)
+        missing = sorted({md5 for md5 in md5s if not os.path.isfile(f"{root}/{layout.object_key(md5)}")})
+        if not missing:
+            return
+        failed = self.transfer().download(missing, self.callback(f"Downloading {ref}"))
+        state.remember((str(self.cached(md5)), md5) for md5 in missing if md5 not in failed)
+        if len(failed) == 1:
+            raise IntegrityError(
+                f"the object {layout.object_key(next(iter(failed)))} of {ref} is missing from {self.url} "
+                "or does not match its hash; run `gitfree fsck`"
+            )
+        if failed:
+            raise IntegrityError(
+                f"{len(failed)} objects of {ref} are missing from {self.url} or do not match their hash "
+                f"(e.g. {layout.object_key(min(failed))}); run `gitfree fsck`"
+            )
+
+    def verified(self, ref: str, md5: str) -> Path:
+        """The worker cache's copy of one object of ``ref``, proven intact (by the hash state or by hashing),
+        fetched first where it is missing or corrupted."""
+        cached = self.cached(md5)
+        with HashState(self.cache_dir) as state:
+            if cached.is_file() and state.known([str(cached)]).get(str(cached)) != md5:
+                if self.intact_in_cache(md5):
+                    state.remember([(str(cached), md5)])
+                else:
+                    cached.unlink()  # corrupted in the cache: fetch a good copy
+            self.fetch(ref, [md5], state)
+        return cached
+
+    def upload(self, oids: Collection[str], description: str | None = None) -> None:
+        """PUT each object from the worker cache; returns when all are durable, raises on the first failure."""
+        if oids:
+            self.transfer().upload(oids, self.callback(description) if description else DEFAULT_CALLBACK)
+
+    def present(self, oids: Collection[str]) -> set[str]:
+        """The oids the store has (one HEAD each)."""
+        return self.transfer().present(oids) if oids else set()

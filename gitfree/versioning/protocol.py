@@ -1,0 +1,319 @@
+"""The ordered write protocols: a commit, and a tag move (docs/design.md, "Commit" and "Tag moves").
+
+Each step below is one of the design's, in its order; the order is what makes them safe with any number
+of writers and a garbage collection at once, over nothing but conditional writes:
+
+- a version number is given once and never changes meaning: records are created only where none is
+  (``If-None-Match``), and a number garbage collection dropped keeps its tombstone;
+- a record is written only after every object it names is durable in the store, under a lease that
+  a garbage collection either sees (and keeps what it names) or that sees its lock (and waits);
+- a commit whose data and inputs equal the head's writes nothing; a retry that lost its answer finds
+  its own record by its commit id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import layout
+from .backends import KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
+from .catalog import Catalog, first_error
+from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError
+from .leases import Coordinator, Holder
+from .models import Author, Dropped, InputRef, Output, Tag, Uploads, Version, utcnow
+from .objects import Objects
+from .staging import HashState, stage
+
+__all__ = ["check_fields", "commit", "move_tag", "same_version"]
+
+logger = logging.getLogger("gitfree")
+
+_HEAD_FIRST = 1024 * 1024
+"""New objects at least this large are checked for (HEAD) before they are uploaded."""
+
+
+def commit(
+    catalog: Catalog,
+    objects: Objects,
+    coordinator: Coordinator,
+    *,
+    source: Path,
+    fields: dict[str, Any],
+    force: bool,
+    attempts: int,
+) -> Version:
+    """Commit ``source`` as the next version of ``fields["dataset"]``; see :meth:`.Store.commit`.
+
+    ``fields`` are the record's own (dataset, id, message, author, metadata, metrics, inputs); the
+    caller has checked the name and the source.
+    """
+    dataset, commit_id = fields["dataset"], fields["id"]
+    # 1. What no reader could read back is refused before anything is hashed or uploaded.
+    check_fields(fields)
+    # 2. Stage: hash into the worker cache with dvc-data (the listing of a folder is made here).
+    with HashState(objects.cache_dir) as state:
+        staged = stage(source, source.name, objects.cache_dir, state, objects.callback(f"Hashing {source.name}"))
+    # 3. The head: the same data from the same inputs is not a new version (nothing is written).
+    head = catalog.head(dataset)
+    if head is not None and not force and same_version(head, staged.out.md5, fields["inputs"]):
+        logger.info("%s is unchanged since %s; no new version", source, head.ref)
+        # A retry with the id of an attempt that did create it (its answer lost) made it too.
+        return head.model_copy(update={"created": head.id == commit_id})
+    # 4. Once per process: the store takes conditional writes and is a store (or empty).
+    catalog.ensure_writable()
+    fields = {
+        **fields,
+        "pointer": {"outs": [staged.out]},
+        "size": staged.out.size,
+        "nfiles": staged.out.nfiles if staged.out.nfiles is not None else 1,
+    }
+    # 5. The lease, then the GC lock: a GC sees what we will reference, or we wait for it.
+    with coordinator.commit_lease(dataset, staged.out.md5) as lease:
+        # 6. Push: every object durable in the store, files before the listing.
+        journal = push(catalog, objects, staged.out, staged.oids, head, lease)
+        # 7. A lease that lapsed may have been judged dead: nothing it protected can be relied on.
+        if not lease.valid(margin=lease.ttl / 3):
+            raise ConflictError(
+                f"the lease of this commit to {dataset!r} lapsed while it uploaded (its heartbeats failed), so a "
+                "garbage collection may have judged it dead; nothing was committed. Retry: large objects "
+                "already uploaded are not sent again"
+            )
+        # 8. The record, create-only, at the next free number.
+        version = create_version(catalog, head.number + 1 if head else 1, fields, force, attempts)
+        # 9. The record names the objects now: the journal is done with (a failure leaves it to gc).
+        if journal is not None:
+            with contextlib.suppress(GitfreeError):
+                catalog.backend.delete(journal)
+    # 10. The hint, moved forward only.
+    catalog.advance_latest(version)
+    version = version.model_copy(update={"created": version.id == commit_id})
+    logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
+    return version
+
+
+def push(
+    catalog: Catalog, objects: Objects, out: Output, oids: frozenset[str], head: Version | None, lease: Holder
+) -> str | None:
+    """Step 6: make every object of the new version durable in the store; the upload journal's key, if any.
+
+    Objects of the head are not sent again: garbage collection never removes what a kept version
+    references, and the head's record still being that version under our lease proves it was kept
+    (GC replaces records by tombstones before it deletes objects; ``fsck`` proves the objects). Before
+    anything is uploaded, the list of what will be is written to an upload journal
+    (``uploads/<lease id>.json``): how a later garbage collection tells this commit's objects, should it
+    crash, from another tool's. Small new objects are PUT at once (a PUT of a content-addressed object
+    is idempotent and costs what a HEAD would); large ones only after a HEAD says they are missing. The
+    ``.dir`` listing goes last, so a listing in the store means its files are there.
+    """
+    known = _kept_by(catalog, objects, head)
+    files = sorted(oids - known - ({out.md5} if out.is_dir else set()))
+    large = [oid for oid in files if objects.cached(oid).stat().st_size >= _HEAD_FIRST]
+    present = objects.present(large)
+    sending = [oid for oid in files if oid not in present]
+    listing = [out.md5] if out.is_dir and out.md5 not in known else []
+    if not sending and not listing:
+        return None
+    journal = layout.upload_key(str(lease.lease.id))
+    record = Uploads(
+        lease=lease.lease.id, dataset=lease.lease.dataset or "", created_at=utcnow(), objects=[*sending, *listing]
+    )
+    catalog.backend.put(journal, record.model_dump_json().encode())
+    objects.upload(sending, f"Uploading {out.path}")
+    objects.upload(listing)
+    return journal
+
+
+def _kept_by(catalog: Catalog, objects: Objects, head: Version | None) -> set[str]:
+    """The objects of ``head`` if its record is still that version (read under our lease), else none."""
+    if head is None:
+        return set()
+    try:
+        if catalog.version(head.dataset, head.number).id != head.id:
+            return set()
+    except (KeyMissing, IntegrityError):
+        return set()
+    known = {head.md5}
+    if head.is_dir:
+        with contextlib.suppress(GitfreeError):  # an unreadable head listing: trust nothing of it
+            known |= {entry.md5 for entry in objects.listing(head.md5)}
+    return known
+
+
+def create_version(catalog: Catalog, number: int, fields: dict[str, Any], force: bool, attempts: int) -> Version:
+    """Step 8: create-only write of the next number; on a conflict or a lost answer, read what is there.
+
+    Our own id: it landed (only the answer was lost). A tombstone or an unreadable record: the number
+    is taken, try the next. The same data from the same inputs by another writer: that is our version.
+    """
+    dataset = fields["dataset"]
+    try:
+        template = Version.model_validate({**fields, "number": 1, "created_at": utcnow()})
+    except ValidationError as exc:
+        raise InputError(f"cannot commit to {dataset!r}: {first_error(exc)}") from None
+    for attempt in range(attempts):
+        record = template.model_copy(update={"number": number, "parent": number - 1 or None, "created_at": utcnow()})
+        try:
+            catalog.create(layout.version_key(dataset, number), record)
+            return record
+        except (KeyExists, OutcomeUnknown):
+            pass
+        try:
+            existing = catalog.record(dataset, number)
+        except KeyMissing:  # the outcome was unknown and nothing is there: try this number again
+            time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))  # noqa: S311 - jitter, not crypto
+            continue
+        except IntegrityError as exc:  # someone's unreadable record holds the number: take the next
+            logger.warning("skipped %s@%d: %s", dataset, number, exc)
+            existing = None
+        if isinstance(existing, Dropped):  # a number GC dropped stays taken (it is never reused)
+            if existing.id == record.id:
+                raise ConflictError(
+                    f"this commit created {existing.ref}, and a garbage collection dropped it at once (it was "
+                    "neither the newest version nor kept by the policy); commit again"
+                )
+        elif existing is not None:
+            if existing.id == record.id:  # our write landed; only its response was lost
+                return existing
+            if not force and same_version(existing, record.md5, record.inputs):  # another writer made it
+                return existing
+        number += 1
+        time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311
+    raise ConflictError(
+        f"could not commit to {dataset!r} after {attempts} attempts: other writers kept "
+        "taking the next version number; retry (the uploaded objects stay in the store, and large ones are "
+        "not sent again)"
+    )
+
+
+def move_tag(
+    catalog: Catalog,
+    coordinator: Coordinator,
+    version: Version,
+    tag: str,
+    *,
+    move: bool,
+    expect: int | None,
+    attempts: int,
+) -> Tag:
+    """Point ``tag`` at ``version``; see :meth:`.Store.tag` (docs/design.md, "Tag moves").
+
+    1. Create the tag (``If-None-Match``), or with ``move`` swap it (``If-Match``; with ``expect``, only
+       from that number). 2. A tag is a GC root written outside a lease, so, as a lease is: written
+       first, then the GC lock looked for (waiting while a GC runs), then the version read again. A GC
+       that took its lock after our write reads our tag and keeps the version; one that took it before
+       has finished by then, and the record says whether it dropped the version.
+    """
+    catalog.ensure_writable()
+    record = Tag(dataset=version.dataset, tag=tag, number=version.number, created_at=utcnow(), author=Author.current())
+    existing, etag = _write_tag(catalog, record, move=move, expect=expect, attempts=attempts)
+    if existing is not None:  # it already pointed there
+        return existing
+    coordinator.await_gc(time.monotonic() + coordinator.wait, f"tagging {record.ref}")
+    try:
+        catalog.version(version.dataset, version.number)
+    except KeyMissing:
+        catalog.delete_if(layout.tag_key(record.dataset, record.tag), etag)
+        raise NotFoundError(
+            f"{version.ref} was dropped by a garbage collection that ran while it was being tagged; "
+            f"the tag {record.ref} was not kept"
+        ) from None
+    return record
+
+
+def _write_tag(
+    catalog: Catalog, record: Tag, *, move: bool, expect: int | None, attempts: int
+) -> tuple[Tag | None, str]:
+    """Step 1 of a tag move: ``(None, etag)`` when our record was written, ``(tag, "")`` when the tag
+    already pointed at the version (nothing written)."""
+    key = layout.tag_key(record.dataset, record.tag)
+    if expect is None:
+        with contextlib.suppress(KeyExists, OutcomeUnknown):
+            return None, catalog.create(key, record)
+    for attempt in range(1, attempts + 1):
+        try:
+            existing, current_etag = catalog.read_tag(key)
+        except KeyMissing:
+            if expect is not None:
+                raise _permanent(
+                    ConflictError(f"tag {record.ref} does not exist, so it is not at version {expect}")
+                ) from None
+            with contextlib.suppress(KeyExists, OutcomeUnknown):  # removed meanwhile: create it again
+                return None, catalog.create(key, record)
+            continue
+        if existing.number == record.number:
+            return existing, ""
+        _check_move(existing, record, move=move, expect=expect)
+        try:
+            return None, catalog.swap(key, record, current_etag)
+        except (PreconditionFailed, OutcomeUnknown):
+            if expect is None:  # an unconditional move: someone else moved it; swap again
+                time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311 - jitter
+                continue
+            current = catalog.read(key, Tag)
+            if current.number == record.number:
+                return current, ""
+            raise _permanent(
+                ConflictError(
+                    f"tag {existing.ref} was moved by someone else (now at version {current.number}), not at "
+                    f"{expect} any more; look again and retry"
+                )
+            ) from None
+    raise ConflictError(
+        f"could not move tag {record.ref} after {attempts} attempts: others kept moving it at the same time; retry"
+    )
+
+
+def _check_move(existing: Tag, record: Tag, *, move: bool, expect: int | None) -> None:
+    if not move and expect is None:
+        raise _permanent(
+            ConflictError(
+                f"tag {existing.ref} already points at version {existing.number}; pass move=True to move it to "
+                f"{record.number}",
+                options=(("move=True", "--move"),),
+            )
+        )
+    if expect is not None and existing.number != expect:
+        raise _permanent(
+            ConflictError(
+                f"tag {existing.ref} is at version {existing.number}, not {expect} as expected; look again and retry"
+            )
+        )
+
+
+def _permanent(error: ConflictError) -> ConflictError:
+    """A conflict that asking again cannot resolve (the tag is elsewhere than the caller said)."""
+    error.transient = False
+    return error
+
+
+def same_version(head: Version, md5: str, inputs: Sequence[InputRef]) -> bool:
+    """Would a commit of ``md5`` made from ``inputs`` say nothing ``head`` does not? Lineage is part of
+    what a version means: the same data made from other inputs is a new version (same objects)."""
+    key = lambda ref: (ref.store or "", ref.dataset, ref.number)  # noqa: E731
+    return head.md5 == md5 and sorted(head.inputs, key=key) == sorted(inputs, key=key)
+
+
+def check_fields(fields: dict[str, Any]) -> None:
+    """Refuse metadata, metrics or inputs no reader could read back, before anything is uploaded."""
+    probe = {
+        **fields,
+        "number": 1,
+        "created_at": utcnow(),
+        "pointer": {"outs": [{"md5": "0" * 32, "size": 0, "path": "x"}]},
+        "size": 0,
+        "nfiles": 1,
+    }
+    try:
+        Version.model_validate_json(Version.model_validate(probe).model_dump_json())
+    except ValidationError as exc:
+        raise InputError(f"cannot commit to {fields['dataset']!r}: {first_error(exc)}") from None
+    except ValueError as exc:  # e.g. metadata that JSON cannot hold
+        raise InputError(f"cannot commit to {fields['dataset']!r}: {exc}") from None
