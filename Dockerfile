@@ -1,9 +1,12 @@
-# The worker image of docker-compose.yml: gitfree with its Prefect extra.
+# The worker image of docker-compose.yml: gitfree with its Prefect extra. No git: gitfree versions
+# data without it (commit, pull, tag, gc, fsck and gitfree-flows run with no git on PATH), and
+# export only writes a .dvc file for a git+DVC project elsewhere.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY gitfree ./gitfree
 COPY examples ./examples
-RUN pip install --no-cache-dir ".[prefect]"
+# constraints.txt: the Prefect of the compose file's server (3.8.8) and the FastAPI it works with. An older
+# pip (23.2) gives up resolving these dependencies; the current one takes seconds, as in the Makefile.
+RUN pip install --no-cache-dir --upgrade pip && pip install --no-cache-dir -c constraints.txt ".[prefect]"
 ENV GITFREE_CACHE_DIR=/cache

@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test tools pytest lint reliability bench clean airflow
+.PHONY: demo test tools pytest unit lint reliability bench clean airflow
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt: pins of this test environment that gitfree's users do not need (why in the file).
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,prefect]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,prefect]'
 	touch $@
 
 demo: $(BIN)/.installed
@@ -27,6 +28,11 @@ tools:
 
 pytest: $(BIN)/.installed
 	$(BIN)/pytest
+
+# The unit tier: pure logic (refs, durations, settings, store layout keys, path checks, packaging),
+# no SeaweedFS, no Prefect; a few seconds. The default suite (make pytest) runs it too.
+unit: $(BIN)/.installed
+	$(BIN)/pytest tests/unit -q
 
 # The reliability promises at full size (32 writers, 8 x 4 datasets, more kill points and tag races,
 # a longer state machine); prints one line per promise and writes them to build/reliability-figures.txt.

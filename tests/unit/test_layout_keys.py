@@ -1,0 +1,108 @@
+"""Store keys (gitfree/versioning/layout.py): every builder's key is read back by its parser, and by
+no other parser, for every valid dataset name, tag, version number, object name and lease id."""
+
+from __future__ import annotations
+
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+from unit_strategies import names, tags
+
+from gitfree.versioning import layout
+
+numbers = st.integers(min_value=1, max_value=10**12 - 1)  # 12 digits in a key
+md5s = st.text("0123456789abcdef", min_size=32, max_size=32)
+oids = st.builds(lambda md5, listing: md5 + (".dir" if listing else ""), md5s, st.booleans())
+leases = st.builds(lambda n: str(uuid.UUID(int=n)), st.integers(min_value=0, max_value=2**128 - 1))
+
+PARSERS = {
+    "version": layout.parse_version_key,
+    "tag": layout.parse_tag_key,
+    "latest": layout.parse_latest_key,
+    "object": layout.parse_object_key,
+    "upload": layout.parse_upload_key,
+}
+
+
+def only(kind: str, key: str) -> object:
+    """What the parser of ``kind`` reads from ``key``, checking that no other parser reads it."""
+    others = {other: parse(key) for other, parse in PARSERS.items() if other != kind}
+    assert others == dict.fromkeys(others), f"{key!r} also parses as {others}"
+    return PARSERS[kind](key)
+
+
+@given(names, numbers)
+def test_version_keys(name: str, number: int) -> None:
+    key = layout.version_key(name, number)
+    assert only("version", key) == (name, number)
+    assert key.startswith(layout.versions_prefix(name))
+    assert key.startswith(layout.dataset_prefix(name))
+
+
+@given(names, numbers, numbers)
+def test_version_keys_sort_as_their_numbers(name: str, a: int, b: int) -> None:
+    assert (layout.version_key(name, a) < layout.version_key(name, b)) == (a < b)
+
+
+@given(names, tags)
+def test_tag_keys(name: str, tag: str) -> None:
+    key = layout.tag_key(name, tag)
+    assert only("tag", key) == (name, tag)
+    assert key.startswith(layout.tags_prefix(name))
+    assert key.startswith(layout.dataset_prefix(name))
+
+
+@given(names)
+def test_latest_keys(name: str) -> None:
+    key = layout.latest_key(name)
+    assert only("latest", key) == name
+    assert key.startswith(layout.dataset_prefix(name))
+
+
+@given(oids)
+def test_object_keys_are_dvcs_remote_layout(oid: str) -> None:
+    key = layout.object_key(oid)
+    assert only("object", key) == oid
+    assert key == f"files/md5/{oid[:2]}/{oid[2:]}"
+
+
+@given(leases)
+def test_upload_keys(lease: str) -> None:
+    key = layout.upload_key(lease)
+    assert only("upload", key) == lease
+    assert key.startswith(layout.UPLOADS)
+
+
+@given(leases)
+def test_lease_keys_are_under_leases(lease: str) -> None:
+    key = layout.lease_key(lease)
+    assert key.startswith(layout.LEASES)
+    assert all(parse(key) is None for parse in PARSERS.values())
+
+
+@given(names, names)
+def test_one_datasets_prefix_holds_none_of_anothers_keys(a: str, b: str) -> None:
+    """``raw`` and ``raw/sales`` may both be datasets; ``raw``'s records are never under ``raw/sales/``."""
+    if a == b:
+        return
+    for key in (layout.version_key(a, 1), layout.tag_key(a, "prod"), layout.latest_key(a)):
+        assert not key.startswith(layout.versions_prefix(b))
+        assert not key.startswith(layout.tags_prefix(b))
+
+
+def test_keys_that_are_not_records() -> None:
+    for key in (
+        layout.MARKER,
+        layout.GC_LOCK,
+        "datasets/x/versions/1.json",  # not 12 digits
+        "datasets/x/versions/0000000000001.json",
+        "datasets/x/versions/000000000001.json.tmp",
+        "datasets/x/tags/a/b.json",
+        "files/md5/ab/short",
+        "files/md5/AB/" + "c" * 30,
+        "files/md5/ab/" + "c" * 30 + ".txt",
+        "uploads/not-a-lease.json",
+        "other/datasets/x/latest.json",
+    ):
+        assert all(parse(key) is None for parse in PARSERS.values()), key
