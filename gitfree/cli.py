@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import click
 from fsspec.callbacks import Callback
@@ -49,7 +51,6 @@ from .versioning import (
     Version,
     format_size,
 )
-from .versioning.backends import FileBackend, S3Backend
 
 STDOUT_CLOSED = 141
 """Exit code when the reader of standard output went away: 128 + SIGPIPE, as a shell reports git or cat."""
@@ -136,8 +137,8 @@ class _Bars:
 
 
 class _Bar(Callback):  # type: ignore[misc]  # fsspec is untyped
-    """One phase's bar. ``unit`` is ``"file"`` (a count) or ``"bytes"``; a transfer that counts bytes
-    sets it (see :class:`gitfree.versioning.transfer._Bytes`)."""
+    """One phase's bar. ``unit`` is ``"file"`` (a count) or ``"bytes"``: the store's uploads and downloads
+    count bytes and set it so."""
 
     def __init__(self, bars: _Bars, description: str, unit: str = "file") -> None:
         super().__init__()
@@ -904,12 +905,13 @@ def _dvc_setup(store: Store, dvc_file: str) -> list[str]:
     DVC takes a local remote as a plain path (it accepts a ``file://`` URL as a remote but then
     finds nothing under it), and a non-AWS S3 server as the remote's ``endpointurl``.
     """
-    backend = store.backend
-    remote = str(backend.root) if isinstance(backend, FileBackend) else store.url
+    local = store.url.startswith("file://")
+    remote = url2pathname(urlsplit(store.url).path) if local else store.url
     steps = [f"dvc remote add -d store {shlex.quote(remote)}"]
-    if isinstance(backend, S3Backend):
-        if backend.endpoint:
-            steps.append(f"dvc remote modify store endpointurl {shlex.quote(backend.endpoint)}")
+    if store.url.startswith("s3://"):
+        endpoint = store.settings.resolved_endpoint()
+        if endpoint:
+            steps.append(f"dvc remote modify store endpointurl {shlex.quote(endpoint)}")
         if store.settings.profile:
             steps.append(f"dvc remote modify store profile {shlex.quote(store.settings.profile)}")
     steps.append(f"dvc pull {shlex.quote(dvc_file)}")

@@ -149,6 +149,24 @@ class _Bytes:
             self.callback.relative_update(n)
 
 
+async def _streamed(result: Any, size: int, tmp: str, digest: Any, progress: _Bytes) -> None:
+    """Write the answer ``result`` of a GET to ``tmp`` as it streams, hashing it and counting its bytes: an
+    object up to ``_CHUNK`` in one piece, a larger one chunk by chunk."""
+    if size <= _CHUNK:
+        data = await result.bytes_async()
+        digest.update(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        progress.moved(len(data))
+        return
+    with open(tmp, "wb") as f:
+        async for chunk in result.stream(min_chunk_size=_CHUNK):
+            view = memoryview(chunk)
+            digest.update(view)
+            f.write(view)
+            progress.moved(len(view))
+
+
 class Transfer:
     """Moves objects between ``cache_dir/files/md5`` and the store's ``files/md5``.
 
@@ -346,19 +364,8 @@ class Transfer:
                     del result  # a large object comes faster in parallel ranges
                     async with budget.take(RANGE_PART * RANGE_WINDOW):
                         await self._ranged(key, size, Path(tmp), digest, progress)
-                elif size <= _CHUNK:
-                    data = await result.bytes_async()
-                    digest.update(data)
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                    progress.moved(len(data))
                 else:
-                    with open(tmp, "wb") as f:
-                        async for chunk in result.stream(min_chunk_size=_CHUNK):
-                            view = memoryview(chunk)
-                            digest.update(view)
-                            f.write(view)
-                            progress.moved(len(view))
+                    await _streamed(result, size, tmp, digest, progress)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
