@@ -12,6 +12,7 @@ import math
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -45,8 +46,29 @@ METRIC_INT_MAX = 2**63 - 1
 """Integer metrics are 64-bit: what every reader of the JSON (and DVC's metrics) holds exactly."""
 
 
+Clock = Callable[[], datetime]
+"""A source of the current time (timezone-aware, UTC)."""
+
+_clock: Clock | None = None
+"""What :func:`utcnow` reads: ``None`` for the system clock."""
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC: gitfree's one wall clock (record times, lease expiries and their judgment).
+
+    The system clock, unless :func:`set_clock` installed another (``gitfree.testing.Clock``)."""
+    clock = _clock
+    return datetime.now(UTC) if clock is None else clock()
+
+
+def set_clock(clock: Clock | None) -> Clock | None:
+    """Make :func:`utcnow` read ``clock`` (``None``: the system clock again); return the one it replaces.
+
+    A seam for tests, process-wide: ``gitfree.testing.Clock`` uses it to make a lease look expired
+    without waiting. Waits and timeouts use the monotonic clock and are not affected."""
+    global _clock
+    previous, _clock = _clock, clock
+    return previous
 
 
 class _Record(BaseModel):
