@@ -219,3 +219,6 @@ class SeaweedFS:
 
     def __repr__(self) -> str:
         return f"SeaweedFS(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+
+from .faults import *  # noqa: E402, F403 - the fault seam (Faults, Clock...), as gitfree.testing
