@@ -128,8 +128,9 @@ def test_tags_are_create_only_and_move_on_request(store: Store, tmp_path: Path) 
     assert (tag.dataset, tag.tag, tag.number) == ("ds", "prod", 2)
     assert store.show("ds@prod").number == 2
     assert store.tag("ds@2", "prod").number == 2  # idempotent
-    with pytest.raises(ConflictError, match="--move"):
+    with pytest.raises(ConflictError, match="pass move=True to move it") as refused:
         store.tag("ds@3", "prod")
+    assert "pass --move to move it" in refused.value.in_cli_terms()
     assert store.show("ds@prod").number == 2
     assert store.tag("ds@3", "prod", move=True).number == 3
     assert store.show("ds@prod").number == 3

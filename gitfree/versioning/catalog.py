@@ -26,11 +26,11 @@ from pydantic import BaseModel, ValidationError
 
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
-from .errors import ConfigError, IntegrityError, NotFoundError
+from .errors import ConfigError, IntegrityError, NotFoundError, first_error
 from .models import Dropped, Latest, StoreMarker, Tag, Uploads, Version, utcnow
 from .refs import Ref, parse_ref, validate_dataset_name
 
-__all__ = ["Catalog", "Gone", "Inventory", "first_error", "span"]
+__all__ = ["Catalog", "Gone", "Inventory", "span"]
 
 logger = logging.getLogger("gitfree")
 
@@ -523,13 +523,6 @@ def _version() -> str:
         return metadata.version("gitfree")
     except metadata.PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-def first_error(exc: ValidationError) -> str:
-    """The first thing pydantic found wrong, as ``where: what``."""
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error.get("loc", ())) or "value"
-    return f"{where}: {error.get('msg', 'invalid')}"
 
 
 def span(numbers: Sequence[int]) -> str:

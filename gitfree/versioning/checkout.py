@@ -45,18 +45,20 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from .errors import InputError, IntegrityError
 from .layout import object_key
 from .localfs import atomic_write, copy_file, md5_file
-from .models import FileEntry
+from .models import FileEntry, Version
 from .staging import HashState
 from .tree import validate_entries
 
 __all__ = [
     "destination",
     "guard_destination",
+    "guard_source",
     "matches",
     "materialise",
     "path_relation",
     "pull_into",
     "sweep",
+    "write_dvc_file",
 ]
 
 _CHUNK = 1 << 20
@@ -143,6 +145,41 @@ def path_relation(dest: Path, place: Path, inside_too: bool) -> str | None:
     if inside_too and (real.is_relative_to(where) or (at is not None and at in {_file_id(p) for p in real.parents})):
         return "lies inside"
     return None
+
+
+def guard_source(source: Path, *, store_root: Path | None, cache_dir: Path) -> None:
+    """Refuse to commit the store, the worker cache, or a folder holding or inside either: the commit would
+    snapshot what gitfree writes into at that moment. The same comparison as :func:`guard_destination`
+    (resolved paths, and device and inode)."""
+    places = [("the worker cache", cache_dir)] + ([("the store", store_root)] if store_root is not None else [])
+    for what, place in places:
+        if path_relation(source, place, inside_too=True) is not None:
+            raise InputError(
+                f"cannot commit {source}: it is, holds or lies inside {what} ({place.resolve()}); gitfree writes "
+                "there while it commits. Commit your data from a folder of its own"
+            )
+
+
+def write_dvc_file(version: Version, store_url: str, path: Path) -> Path:
+    """Write the ``.dvc`` file of ``version`` at ``path`` (``NAME.dvc``, or a directory to put it in): DVC's
+    own pointer (md5, size, nfiles, path), which ``dvc pull`` resolves against a remote that is the store."""
+    target = path / f"{version.pointer.out.path}.dvc" if path.is_dir() else path
+    if target.suffix != ".dvc" or target.name == ".dvc":
+        raise InputError(f"export to a file named NAME.dvc (got {target.name!r}); DVC tracks NAME next to it")
+    out = version.pointer.out
+    lines = [
+        f"# gitfree: {version.ref} from {store_url} (version id {version.id})",
+        "outs:",
+        f"- md5: {out.md5}",
+        f"  size: {out.size}",
+        *([f"  nfiles: {out.nfiles}"] if out.nfiles is not None else []),
+        "  hash: md5",
+        f"  path: {json.dumps(target.name[: -len('.dvc')])}",
+        "",
+    ]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines), encoding="utf-8")
+    return target
 
 
 def guard_destination(dest: Path, *, store_root: Path | None, cache_dir: Path, hint: str = "data") -> None:

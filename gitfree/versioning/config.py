@@ -18,7 +18,7 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, first_error
 
 __all__ = ["AWS_NAMES", "StoreSettings", "default_cache_dir", "default_store_url", "validate_endpoint_url"]
 
@@ -115,6 +115,20 @@ class StoreSettings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @classmethod
+    def merged(cls, settings: StoreSettings | None = None, **overrides: Any) -> StoreSettings:
+        """``settings`` (default: from ``GITFREE_*``) with every override that is not ``None`` applied;
+        ``InputError`` naming the first setting that is invalid."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        try:
+            if settings is None:
+                return cls(**given)
+            if not given:
+                return settings
+            return cls.model_validate({**settings.model_dump(exclude_none=True), **given})
+        except ValidationError as exc:
+            raise InputError(f"invalid store settings: {first_error(exc)}") from None
+
     def resolved_store(self) -> str:
         return self.store or default_store_url()
 
@@ -183,9 +197,7 @@ class StoreSettings(BaseSettings):
         try:
             return cls(**cls.fields_from_aws(aws, **settings))
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error.get("loc", ())) or "value"
-            raise InputError(f"invalid store settings: {where}: {error.get('msg', 'invalid')}") from None
+            raise InputError(f"invalid store settings: {first_error(exc)}") from None
 
     def s3fs_options(self) -> dict[str, Any]:
         """Arguments of ``s3fs.S3FileSystem`` that reach S3 as this store does: its endpoint (checked),

@@ -28,6 +28,10 @@ credentials cannot.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "ConfigError",
@@ -37,6 +41,7 @@ __all__ = [
     "IntegrityError",
     "NotFoundError",
     "UnsafePathError",
+    "first_error",
     "is_transient",
 ]
 
@@ -140,3 +145,10 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE_STATUS:
             return False
     return True
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first thing pydantic found wrong, as ``where: what`` (never the value: it may be a secret)."""
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error.get("loc", ())) or "value"
+    return f"{where}: {error.get('msg', 'invalid')}"

@@ -28,7 +28,7 @@ from .models import FileEntry, Output
 from .staging import HashState
 from .transfer import Transfer
 
-__all__ = ["ListingError", "Objects", "ProgressFactory", "parse_listing"]
+__all__ = ["TRANSFER_JOBS", "ListingError", "Objects", "ProgressFactory", "parse_listing"]
 
 logger = logging.getLogger("gitfree")
 
@@ -37,7 +37,7 @@ ProgressFactory = Callable[[str, str], Callback]
 
 _SIZE_JOBS = 32
 """Parallel HEADs when sizes are asked for (one small request each)."""
-_TRANSFER_JOBS = 64
+TRANSFER_JOBS = 64
 """Requests in flight for transfers and batched reads, unless the settings say otherwise."""
 
 
@@ -94,7 +94,7 @@ class Objects:
         self.backend = backend
         self.url = backend.url
         self.cache_dir = cache_dir
-        self.jobs = jobs or _TRANSFER_JOBS
+        self.jobs = jobs or TRANSFER_JOBS
         self._progress = progress
 
     def callback(self, description: str, unit: str = "file") -> Callback:

@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from . import layout
 from .backends import KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
-from .catalog import Catalog, first_error
-from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError
+from .catalog import Catalog
+from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError, first_error
 from .leases import Coordinator, Holder
 from .models import Author, Dropped, InputRef, Output, Tag, Uploads, Version, utcnow
 from .objects import Objects

@@ -7,31 +7,31 @@ records, tags and hints; the :class:`.Objects` of the worker cache and the store
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import shlex
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic import JsonValue, SecretStr, ValidationError
+from pydantic import JsonValue, SecretStr
 
 from . import fsck as fsck_module
 from . import gc as gc_module
 from . import protocol
 from .backends import Backend, FileBackend, open_backend
-from .catalog import Catalog, first_error
-from .checkout import destination, guard_destination, path_relation, pull_into
+from .catalog import Catalog
+from .checkout import destination, guard_destination, guard_source, pull_into, write_dvc_file
 from .config import StoreSettings
 from .errors import InputError, NotFoundError
 from .leases import Coordinator
 from .models import Author, Diff, DiffEntry, FileEntry, FsckReport, GcReport, InputRef, Tag, Version
-from .objects import Objects, ProgressFactory
+from .objects import TRANSFER_JOBS, Objects, ProgressFactory
 from .refs import Ref, validate_dataset_name, validate_tag_name
 from .staging import HashState, check_source
-from .tree import Tree, validate_entries
+from .tree import Tree, changes, validate_entries
 
 __all__ = ["ProgressFactory", "Store"]
 
@@ -72,31 +72,35 @@ class Store:
         settings: StoreSettings | None = None,
         progress: ProgressFactory | None = None,
     ) -> None:
-        given = {
-            "store": os.fspath(url) if url is not None else None,
-            "cache_dir": cache_dir,
-            "endpoint_url": endpoint_url,
-            "access_key_id": access_key_id,
-            "secret_access_key": secret_access_key,
-            "session_token": session_token,
-            "region": region,
-            "profile": profile,
-            "jobs": jobs,
-        }
-        overrides: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
-        try:
-            if settings is None:
-                settings = StoreSettings(**overrides)
-            elif overrides:
-                settings = StoreSettings.model_validate({**settings.model_dump(exclude_none=True), **overrides})
-        except ValidationError as exc:
-            raise InputError(f"invalid store settings: {first_error(exc)}") from None
-        self.settings = settings
+        settings = StoreSettings.merged(
+            settings,
+            store=os.fspath(url) if url is not None else None,
+            cache_dir=cache_dir,
+            endpoint_url=endpoint_url,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            region=region,
+            profile=profile,
+            jobs=jobs,
+        )
         self.backend: Backend = open_backend(settings)
         self.url = self.backend.url
         self.cache_dir = settings.prepared_cache_dir()  # ConfigError, naming the setting, if unusable
         self.objects = Objects(self.backend, self.cache_dir, settings.jobs, progress)
         self.catalog = Catalog(self.backend, self.objects.read_many)
+        self.settings = settings
+
+    @property
+    def settings(self) -> StoreSettings:
+        """The settings this store runs with. Assigning new ones changes the timing and attempt settings
+        (waits, leases, clock skew, attempts, jobs) from then on; the URL, credentials and cache stay."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: StoreSettings) -> None:
+        self._settings = settings
+        self.objects.jobs = settings.jobs or TRANSFER_JOBS
         self.coordinator = Coordinator.of(self.backend, settings)
 
     def __repr__(self) -> str:
@@ -165,24 +169,19 @@ class Store:
     def diff(self, old: str | Ref, new: str | Ref) -> Diff:
         """Paths added, removed and modified from version ``old`` to version ``new``, with sizes."""
         a, b = self.show(old), self.show(new)
-        fa = {e.path: e.md5 for e in self.files(a)}
-        fb = {e.path: e.md5 for e in self.files(b)}
-        changed = {p for p in fa.keys() | fb.keys() if fa.get(p) != fb.get(p)}
-        sizes = self.sizes([fa[p] for p in changed if p in fa] + [fb[p] for p in changed if p in fb])
-        entries = []
-        for path in changed:
-            om, nm = fa.get(path), fb.get(path)
-            status = "added" if om is None else "removed" if nm is None else "modified"
-            entries.append(
-                DiffEntry(
-                    path=path,
-                    status=status,
-                    old_md5=om,
-                    new_md5=nm,
-                    old_size=sizes.get(om or ""),
-                    new_size=sizes.get(nm or ""),
-                )
+        changed = changes(self.files(a), self.files(b))
+        sizes = self.sizes(md5 for _, om, nm in changed for md5 in (om, nm) if md5 is not None)
+        entries = [
+            DiffEntry(
+                path=path,
+                status="added" if om is None else "removed" if nm is None else "modified",
+                old_md5=om,
+                new_md5=nm,
+                old_size=sizes.get(om or ""),
+                new_size=sizes.get(nm or ""),
             )
+            for path, om, nm in changed
+        ]
         return Diff(old=a.ref, new=b.ref, entries=entries)
 
     # ------------------------------------------------------------------ pull, open and export
@@ -267,7 +266,7 @@ class Store:
                 pull = f"pull it with paths=[{wanted!r}]" if wanted else "pull the version"
                 raise InputError(
                     f"{wanted or '/'} is a folder of {version.ref}: open one of its files ({shown}), or {pull}",
-                    options=(("open one of", "cat one of"), (f"paths=[{wanted!r}]", f"--path {wanted}")),
+                    options=(("open one of", "cat one of"), (f"paths=[{wanted!r}]", f"--path {shlex.quote(wanted)}")),
                 )
             raise NotFoundError(f"{version.ref} has no file {wanted!r}; list its files with `gitfree ls {version.ref}`")
         return open(self.objects.verified(version.ref, entry.md5), "rb")
@@ -279,25 +278,7 @@ class Store:
         or a directory (the file is named after the version's data). Then, in that project:
         ``dvc remote add -d store <store URL>`` and ``dvc pull``.
         """
-        version = self.show(ref)
-        target = Path(path).expanduser()
-        if target.is_dir():
-            target = target / f"{version.pointer.out.path}.dvc"
-        if target.suffix != ".dvc" or target.name == ".dvc":
-            raise InputError(f"export to a file named NAME.dvc (got {target.name!r}); DVC tracks NAME next to it")
-        out = version.pointer.out
-        lines = [
-            f"# gitfree: {version.ref} from {self.url} (version id {version.id})",
-            "outs:",
-            f"- md5: {out.md5}",
-            f"  size: {out.size}",
-        ]
-        if out.nfiles is not None:
-            lines.append(f"  nfiles: {out.nfiles}")
-        lines += ["  hash: md5", f"  path: {json.dumps(target.name[: -len('.dvc')])}", ""]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("\n".join(lines), encoding="utf-8")
-        return target
+        return write_dvc_file(self.show(ref), self.url, Path(path).expanduser())
 
     # ------------------------------------------------------------------ writing
 
@@ -347,7 +328,7 @@ class Store:
         validate_dataset_name(dataset)
         source = Path(path).expanduser().absolute()
         check_source(source)  # missing, special or oddly named: before anything else
-        self._refuse_own_files(source)
+        guard_source(source, store_root=self._store_root(), cache_dir=self.cache_dir)
         fields: dict[str, Any] = {
             "dataset": dataset,
             "id": commit_id or uuid.uuid4(),
@@ -375,20 +356,6 @@ class Store:
 
     def _store_root(self) -> Path | None:
         return self.backend.root if isinstance(self.backend, FileBackend) else None
-
-    def _refuse_own_files(self, source: Path) -> None:
-        """A commit of the store, the worker cache, or a folder holding or inside either would snapshot
-        what gitfree is writing into at that moment: refused, as a pull onto them is (the same
-        comparison: resolved paths, and device and inode)."""
-        places = [("the worker cache", self.cache_dir)]
-        if (root := self._store_root()) is not None:
-            places.append(("the store", root))
-        for what, place in places:
-            if path_relation(source, place, inside_too=True) is not None:
-                raise InputError(
-                    f"cannot commit {source}: it is, holds or lies inside {what} ({place.resolve()}); gitfree writes "
-                    "there while it commits. Commit your data from a folder of its own"
-                )
 
     def tag(self, ref: str | Ref | Version, tag: str, *, move: bool = False, expect: int | None = None) -> Tag:
         """Point ``tag`` at a version. Tags are create-only; ``move=True`` moves an existing one.
@@ -426,19 +393,14 @@ class Store:
     ) -> GcReport:
         """Drop the versions the retention policy does not keep, then delete gitfree's objects nothing kept references.
 
-        In every dataset the newest version and every tagged version are kept, and also the
-        last ``keep_last`` and those younger than ``keep_within``; with neither, every version
-        is kept and only objects no version references (a crashed commit's uploads) go. A dropped
-        version's record is replaced by a tombstone: its number is never reused, and a ref to it
-        says when it was dropped. Objects younger than ``grace`` (default: lease TTL + clock skew)
-        are never removed. Only objects gitfree wrote are deleted (named by a version, a tombstone or
-        a commit's upload journal); others in DVC's layout, such as a DVC project's pushed to the
-        same remote, are counted in ``report.foreign_objects`` and deleted only with
-        ``delete_foreign=True``. A dataset with a record that cannot be read drops nothing, and
-        every object named in that record's bytes is kept (``report.unreadable_records``). Safe
-        while commits run: their leases keep what they will reference, and commits that start
-        during GC wait for it. A GC that dies part way is simply run again (docs/design.md,
-        "Garbage collection").
+        Every dataset keeps its newest and its tagged versions, the last ``keep_last`` and those younger
+        than ``keep_within``; with neither, every version is kept and only unreferenced objects (a
+        crashed commit's uploads) go. A dropped version leaves a tombstone (its number is never reused).
+        Objects younger than ``grace`` (default: lease TTL + clock skew) stay. Only objects gitfree wrote
+        are deleted; others in DVC's layout (a DVC project's pushes) are counted in
+        ``report.foreign_objects`` and deleted only with ``delete_foreign=True``. A dataset with an
+        unreadable record drops nothing. Safe while commits run; a GC that dies part way is run again
+        (docs/design.md, "Garbage collection").
 
         Raises:
             ConflictError: another GC runs, or commits in flight did not finish uploading in time.

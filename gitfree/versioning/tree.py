@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .errors import InputError, NotFoundError, UnsafePathError
 from .models import FileEntry
 
-__all__ = ["Tree", "select", "validate_entries", "validate_path"]
+__all__ = ["Tree", "changes", "select", "validate_entries", "validate_path"]
 
 
 def validate_path(path: object) -> str:
@@ -117,6 +117,15 @@ class Tree:
         for p in wanted:
             chosen.update((e.path, e) for e in self.under(p))
         return [e for path, e in self.files.items() if path in chosen]
+
+
+def changes(old: Iterable[FileEntry], new: Iterable[FileEntry]) -> list[tuple[str, str | None, str | None]]:
+    """``(path, old md5, new md5)`` of every path added (old ``None``), removed (new ``None``) or modified."""
+    before = {e.path: e.md5 for e in old}
+    after = {e.path: e.md5 for e in new}
+    return [
+        (p, before.get(p), after.get(p)) for p in sorted(before.keys() | after.keys()) if before.get(p) != after.get(p)
+    ]
 
 
 def select(entries: Sequence[FileEntry], paths: Iterable[str]) -> list[FileEntry]:
