@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -22,13 +23,12 @@ from helpers import read_tree, write_tree
 
 from gitfree import ConflictError, InputError, IntegrityError, Store
 from gitfree.cli import cli
-from gitfree.testing import SeaweedFS
-from gitfree.versioning import gc as gc_module
-from gitfree.versioning import layout, leases, protocol
-from gitfree.versioning.leases import Coordinator
+from gitfree.testing import Clock, Faults, SeaweedFS
+from gitfree.versioning import layout, leases
 from gitfree.versioning.models import Latest, Lease, Uploads, utcnow
 
 NOW = timedelta(0)
+VERSIONS = re.compile(r"^datasets/[^/]+/versions/")
 
 
 def _kind(store: Store) -> str:
@@ -150,30 +150,22 @@ def test_bad_policies_are_refused(store: Store) -> None:
         store.gc(grace=timedelta(seconds=-1))
 
 
-def test_a_commit_paused_between_upload_and_record_survives_gc(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figures: Figures
-) -> None:
+def test_a_commit_paused_between_upload_and_record_survives_gc(store: Store, tmp_path: Path, figures: Figures) -> None:
     """The dangerous case: the new version re-uses objects that only a version GC drops references."""
     old = {"a": b"object only the dropped version references", "b": b"another one"}
     store.commit("ds", write_tree(tmp_path / "v1", old))
     store.commit("ds", write_tree(tmp_path / "v2", {"c": b"the head"}))
     new = {**old, "d": b"new"}
-    uploaded, resume = threading.Event(), threading.Event()
-    original = protocol.create_version
-
-    def paused(*args: Any, **kwargs: Any) -> Any:
-        uploaded.set()
-        assert resume.wait(60)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(protocol, "create_version", paused)
-    result: dict[str, Any] = {}
-    writer = threading.Thread(target=lambda: result.update(v=store.commit("ds", write_tree(tmp_path / "v3", new))))
-    writer.start()
-    assert uploaded.wait(60)
-    report = store.gc(keep_last=1, grace=NOW)
-    resume.set()
-    writer.join(60)
+    with Faults(store) as faults:
+        # Held just before the create of its record: uploaded, lease checked (Commit steps 6 and 7).
+        uploaded = faults.pause("create", VERSIONS)
+        result: dict[str, Any] = {}
+        writer = threading.Thread(target=lambda: result.update(v=store.commit("ds", write_tree(tmp_path / "v3", new))))
+        writer.start()
+        assert uploaded.reached.wait(60)
+        report = store.gc(keep_last=1, grace=NOW)
+        uploaded.resume.set()
+        writer.join(60)
     assert report.versions_deleted == ["ds@1"] and report.leases_live == 1
     version = result["v"]
     assert version.number == 3
@@ -187,32 +179,25 @@ def test_a_commit_paused_between_upload_and_record_survives_gc(
     )
 
 
-def test_a_commit_that_starts_during_gc_waits_for_it(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_commit_that_starts_during_gc_waits_for_it(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "v1", {"a": b"1"}))
-    locked, finish = threading.Event(), threading.Event()
-    original = gc_module._leases
-
-    def slow_leases(*args: Any, **kwargs: Any) -> Any:
-        locked.set()
-        assert finish.wait(60)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(gc_module, "_leases", slow_leases)
-    gc_thread = threading.Thread(target=lambda: store.gc(keep_last=1, grace=NOW))
-    gc_thread.start()
-    assert locked.wait(60)
-    done = threading.Event()
-    writer = threading.Thread(
-        target=lambda: (store.commit("ds", write_tree(tmp_path / "v2", {"a": b"1", "b": b"2"})), done.set())
-    )
-    writer.start()
-    assert not done.wait(1.5), "the commit did not wait for the running GC"
-    assert not list(store.backend.list(layout.LEASES)), "a waiting commit must withdraw its lease"
-    finish.set()
-    gc_thread.join(60)
-    writer.join(60)
+    with Faults(store) as faults:
+        # GC held holding its lock, just before it lists the leases (its phase 2).
+        locked = faults.pause("list", layout.LEASES)
+        gc_thread = threading.Thread(target=lambda: store.gc(keep_last=1, grace=NOW))
+        gc_thread.start()
+        assert locked.reached.wait(60)
+        assert store.backend.exists(layout.GC_LOCK)
+        done = threading.Event()
+        writer = threading.Thread(
+            target=lambda: (store.commit("ds", write_tree(tmp_path / "v2", {"a": b"1", "b": b"2"})), done.set())
+        )
+        writer.start()
+        assert not done.wait(1.5), "the commit did not wait for the running GC"
+        assert not list(store.backend.list(layout.LEASES)), "a waiting commit must withdraw its lease"
+        locked.resume.set()
+        gc_thread.join(60)
+        writer.join(60)
     assert done.is_set()
     assert [v.number for v in store.log("ds")] == [2, 1]
     assert store.fsck(deep=True).ok
@@ -275,6 +260,24 @@ def test_a_dead_gc_lock_is_taken_over(store: Store, tmp_path: Path) -> None:
     store.backend.create(layout.GC_LOCK, stale.model_dump_json().encode())
     store.gc(grace=NOW)
     assert not store.backend.exists(layout.GC_LOCK)
+    assert store.commit("ds", write_tree(tmp_path / "v2", {"a": b"2"})).number == 2
+
+
+def test_a_gc_lock_past_its_expiry_by_the_clock_is_taken_over(store: Store, tmp_path: Path) -> None:
+    """A real lock, written by the code that takes it, of a GC that stopped renewing it: dead once the clock
+    is past its expiry and the skew (no waiting, no forged record). Until then it holds."""
+    store.commit("ds", write_tree(tmp_path / "v", {"a": b"1"}))
+    stalled = store.coordinator.take_gc_lock()  # renewed every third of the TTL: not within this test
+    try:
+        with pytest.raises(ConflictError, match="another garbage collection holds"):
+            store.gc(grace=NOW)
+        with Clock() as clock:
+            clock.advance(store.coordinator.ttl + store.coordinator.skew + timedelta(seconds=1))
+            assert store.gc(grace=NOW).versions_kept == 1
+            assert not store.backend.exists(layout.GC_LOCK)
+            assert not stalled.renew(), "the stalled holder knows its lock lapsed"
+    finally:
+        stalled.release()
     assert store.commit("ds", write_tree(tmp_path / "v2", {"a": b"2"})).number == 2
 
 
@@ -398,33 +401,24 @@ def test_gc_moves_a_stale_latest_hint_past_the_versions_it_drops(store: Store, t
     assert store.fsck().ok
 
 
-def test_a_commit_whose_head_is_dropped_before_its_lease_uploads_everything(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_commit_whose_head_is_dropped_before_its_lease_uploads_everything(store: Store, tmp_path: Path) -> None:
     """The writer read head v1 (whose objects it will not re-upload), then GC dropped v1 before the
     writer's lease existed: the writer must notice and upload them after all."""
     old = {"a": b"only in v1", "b": b"also only in v1"}
     store.commit("ds", write_tree(tmp_path / "v1", old))
-    read_head, go_on = threading.Event(), threading.Event()
-    original = Coordinator.commit_lease
-
-    def late_lease(self: Coordinator, *args: Any, **kwargs: Any) -> Any:
-        read_head.set()
-        assert go_on.wait(60)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Coordinator, "commit_lease", late_lease)
     new = {**old, "d": b"new"}
-    result: dict[str, Any] = {}
-    writer = threading.Thread(target=lambda: result.update(v=store.commit("ds", write_tree(tmp_path / "v3", new))))
-    writer.start()
-    assert read_head.wait(60)
-    monkeypatch.setattr(Coordinator, "commit_lease", original)
-    other = Store(store.url, cache_dir=tmp_path / "other", **_options(store))
-    other.commit("ds", write_tree(tmp_path / "v2", {"c": b"the new head"}))
-    assert other.gc(keep_last=1, grace=NOW).versions_deleted == ["ds@1"]
-    go_on.set()
-    writer.join(60)
+    with Faults(store) as faults:
+        # Held just before the create of its lease (Commit step 5), after it read the head (step 3).
+        read_head = faults.pause("create", layout.LEASES)
+        result: dict[str, Any] = {}
+        writer = threading.Thread(target=lambda: result.update(v=store.commit("ds", write_tree(tmp_path / "v3", new))))
+        writer.start()
+        assert read_head.reached.wait(60)
+        other = Store(store.url, cache_dir=tmp_path / "other", **_options(store))
+        other.commit("ds", write_tree(tmp_path / "v2", {"c": b"the new head"}))
+        assert other.gc(keep_last=1, grace=NOW).versions_deleted == ["ds@1"]
+        read_head.resume.set()
+        writer.join(60)
     assert result["v"].number == 3
     check = store.fsck(deep=True)
     assert check.ok, check.problems

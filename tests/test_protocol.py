@@ -1,14 +1,12 @@
-"""The commit protocol against the real server: concurrent writers, a lost response, a server without
-conditional writes (faults injected in the client, since SeaweedFS itself behaves), and secrets."""
+"""The commit protocol against the real server and the file backend: a lost response, a server without
+conditional writes (faults injected with gitfree.testing.Faults, since SeaweedFS itself behaves), and secrets."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
 from pathlib import Path
-from typing import Any
 
-import botocore.exceptions
 import pytest
 from click.testing import CliRunner
 from figures import Figures
@@ -16,59 +14,56 @@ from helpers import write_tree
 
 from gitfree import ConfigError, Store
 from gitfree.cli import cli
-from gitfree.testing import SeaweedFS
-from gitfree.versioning import catalog as catalog_module
+from gitfree.testing import Faults, SeaweedFS
 from gitfree.versioning import layout
 
+VERSIONS = re.compile(r"^datasets/[^/]+/versions/")
 
-def test_lost_response_on_the_version_record_is_recognised(s3_store: Store, tmp_path: Path, figures: Figures) -> None:
+
+def _kind(store: Store) -> str:
+    return "s3" if store.url.startswith("s3://") else "file"
+
+
+def test_lost_response_on_the_version_record_is_recognised(store: Store, tmp_path: Path, figures: Figures) -> None:
     """The create succeeds on the server, but the client sees a timeout: it re-reads and finds its own id."""
-    lost = []
-
-    def lose_response(http_response: Any, parsed: Any, model: Any, context: Any, **kwargs: Any) -> None:
-        key = kwargs.get("params", {}).get("Key", "") if "params" in kwargs else ""
-        if not lost and "/versions/" in (key or context.get("gitfree_key", "")):
-            lost.append(key)
-            raise botocore.exceptions.ReadTimeoutError(endpoint_url="lost response")
-
-    def remember_key(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
-        context["gitfree_key"] = params.get("Key", "")
-
-    events = s3_store.backend._client.meta.events  # type: ignore[attr-defined]
-    events.register("before-parameter-build.s3.PutObject", remember_key)
-    events.register("after-call.s3.PutObject", lose_response)
-    version = s3_store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
-    assert lost, "the fault was not injected"
+    with Faults(store) as faults:
+        lost = faults.lose("create", VERSIONS)
+        version = store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    assert lost.fired, "the fault was not injected"
     assert version.number == 1
-    assert [v.number for v in s3_store.log("ds")] == [1]
-    assert s3_store.show("ds").id == version.id
+    assert [v.number for v in store.log("ds")] == [1]
+    assert store.show("ds").id == version.id
     figures.add(
         "2. lost response",
-        f"version record written but its response lost ({len(lost)} injected): commit reported success, "
-        f"versions found: {len(s3_store.log('ds'))} (expected 1)",
+        f"version record written but its response lost ({len(lost.fired)} injected, {_kind(store)}): commit "
+        f"reported success, versions found: {len(store.log('ds'))} (expected 1)",
     )
 
 
+@pytest.mark.parametrize("proven", [False, True], ids=["new-store", "proven-store"])
 @pytest.mark.parametrize("header", ["If-None-Match", "If-Match"])
 def test_server_ignoring_conditional_writes_is_refused(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str, figures: Figures
+    store: Store, tmp_path: Path, header: str, proven: bool, figures: Figures
 ) -> None:
-    """As if a proxy or an old server dropped the header: the store refuses to write, with a clear error."""
-    monkeypatch.setattr(catalog_module, "_probed", set())
-    store = make_store("s3")
-
-    def drop_header(request: Any, **kwargs: Any) -> None:
-        if header in request.headers:
-            del request.headers[header]
-
-    store.backend._client.meta.events.register("before-sign.s3.PutObject", drop_header)  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match=f"ignores '{header}"):
-        store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
-    assert store.datasets() == []
+    """As if a proxy or an old server dropped the header: the store refuses to write, with a clear error.
+    A store this process already proved writable is proven again when it is reached through the proxy."""
+    if proven:
+        store.commit("ds", write_tree(tmp_path / "v1", {"a": b"1"}))
+    with Faults(store) as faults:
+        faults.drop_condition("create" if header == "If-None-Match" else "replace")
+        with pytest.raises(ConfigError, match=f"ignores '{header}"):
+            store.commit("ds", write_tree(tmp_path / "src", {"a": b"2"}))
+    if proven:
+        assert [v.number for v in store.log("ds")] == [1]
+    else:
+        assert store.datasets() == []
+        assert not store.backend.exists(layout.MARKER), "a refused store was marked as a store"
     assert not list(store.backend.list(layout.PROBES))
+    assert not list(store.backend.list(layout.LEASES))
     figures.add(
         "7. no conditional writes",
-        f"server dropping {header}: writing refused with ConfigError, datasets written: {len(store.datasets())}",
+        f"server dropping {header} ({_kind(store)}, {'proven' if proven else 'new'} store): writing refused "
+        f"with ConfigError, versions written through it: 0",
     )
 
 
