@@ -28,7 +28,8 @@ from gitfree.tasks import (
     pull_dataset,
     tag_version,
 )
-from gitfree.testing import SeaweedFS
+from gitfree.testing import Faults, SeaweedFS
+from gitfree.versioning import layout
 
 GITFREE_FLOWS = str(Path(sys.executable).with_name("gitfree-flows"))
 
@@ -98,30 +99,23 @@ def test_pulled_version_becomes_an_input_of_the_next_commit(store: Store, datase
     assert [(i.dataset, i.number, i.store) for i in version.inputs] == [(f"{dataset}-raw", 1, None)]
 
 
-def test_retried_commit_task_yields_one_version(
-    store: Store, dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first attempt dies after writing the version record (before latest.json); Prefect retries."""
-    from gitfree.versioning.catalog import Catalog
-
-    crashes = []
-    real_advance = Catalog.advance_latest
-
-    def crash_once(self: Catalog, version: object) -> None:
-        if not crashes:
-            crashes.append(version)
-            raise RuntimeError("worker lost after the record was written")
-        real_advance(self, version)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Catalog, "advance_latest", crash_once)
+def test_retried_commit_task_yields_one_version(store: Store, dataset: str, tmp_path: Path) -> None:
+    """The first attempt dies after writing the version record (at latest.json, its last step); Prefect retries."""
     src = write_tree(tmp_path / "src", {"a": b"1"})
 
     @flow
     def ingest() -> int:
         return commit_dataset.with_options(retries=2, retry_delay_seconds=0)(dataset, src, store=store).number
 
-    assert ingest() == 1
-    assert crashes
+    with Faults(store) as faults:
+        # latest.json is created (or swapped) only once the record is written (Commit step 10).
+        crashes = faults.fail(
+            ["create", "replace"],
+            layout.latest_key(dataset),
+            error=RuntimeError("worker lost after the record was written"),
+        )
+        assert ingest() == 1
+    assert crashes.fired
     assert [v.number for v in store.log(dataset)] == [1]
     time.sleep(2)
     assert len(wait_for(lambda: committed_events(dataset))) == 1
