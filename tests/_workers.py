@@ -37,17 +37,13 @@ def gc_until_killed(url: str, options: dict[str, Any], cache: str) -> None:
     from datetime import timedelta
 
     from gitfree import Store
+    from gitfree.testing import Faults
+    from gitfree.versioning import layout
 
     store = Store(url, cache_dir=cache, **options)
-    calls = []
-
-    def kill_on_first_batch(**kwargs: Any) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    store.backend._client.meta.events.register("before-call.s3.DeleteObjects", kill_on_first_batch)  # type: ignore[attr-defined]
-    store.gc(keep_last=1, grace=timedelta(0))
+    with Faults(store) as faults:
+        faults.call("delete_many", layout.OBJECTS, lambda _: os.kill(os.getpid(), signal.SIGKILL), times=1)
+        store.gc(keep_last=1, grace=timedelta(0))
 
 
 def commit_and_crash(url: str, options: dict[str, Any], cache: str, dataset: str, src: str, step: str) -> None:
@@ -58,13 +54,16 @@ def commit_and_crash(url: str, options: dict[str, Any], cache: str, dataset: str
     everything but removing the lease.
     """
     import os
+    import re
     import signal
 
     from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
     from gitfree import Store
+    from gitfree.testing import Faults
+    from gitfree.versioning import layout
 
-    def die(**_: Any) -> None:
+    def die(*_: Any) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     class KillAfter(Callback):
@@ -82,26 +81,15 @@ def commit_and_crash(url: str, options: dict[str, Any], cache: str, dataset: str
         return DEFAULT_CALLBACK
 
     store = Store(url, cache_dir=cache, progress=progress, **options)
-    events = store.backend._client.meta.events  # type: ignore[attr-defined]
-
-    def before(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        key = params.get("Key", "")
-        context["gitfree_key"] = key
-        if step == "record" and "/versions/" in key:
-            die()
-
-    def after(context: dict[str, Any], **_: Any) -> None:
-        if step == "latest" and "/versions/" in context.get("gitfree_key", ""):
-            die()
-
-    def before_delete(params: dict[str, Any], **_: Any) -> None:
-        if step == "lease" and "/leases/" in "/" + params.get("Key", ""):
-            die()
-
-    events.register("before-parameter-build.s3.PutObject", before)
-    events.register("after-call.s3.PutObject", after)
-    events.register("before-parameter-build.s3.DeleteObject", before_delete)
-    store.commit(dataset, src)
+    versions = re.compile(r"^datasets/[^/]+/versions/")
+    with Faults(store) as faults:
+        if step == "record":  # just before the version record is sent
+            faults.call("create", versions, die)
+        elif step == "latest":  # just after it was written, before latest.json
+            faults.call("create", versions, die, when="after")
+        elif step == "lease":  # everything done but removing the lease
+            faults.call("delete", layout.LEASES, die)
+        store.commit(dataset, src)
 
 
 def tag_after_barrier(

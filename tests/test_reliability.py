@@ -19,7 +19,8 @@ from figures import FULL, Figures
 from helpers import random_tree, read_tree, write_tree
 
 from gitfree import ConflictError, Store
-from gitfree.testing import SeaweedFS
+from gitfree.testing import Call, Faults, SeaweedFS
+from gitfree.versioning import layout
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -183,19 +184,20 @@ def test_moving_a_tag_with_a_stale_view_fails(
     assert s3_store.show("ds@prod").number == 2
 
     # The same race inside one call: someone moves the tag between our read and our swap.
-    def move_first(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Key", "").endswith("/tags/prod.json") and "IfMatch" in params and not moved:
+    def move_first(_: Call) -> None:
+        if not moved:
             moved.append(other.tag("ds@1", "prod", move=True))
 
     moved: list[Any] = []
-    s3_store.backend._client.meta.events.register("before-parameter-build.s3.PutObject", move_first)  # type: ignore[attr-defined]
-    with pytest.raises(ConflictError, match="moved by someone else"):
-        s3_store.tag("ds@3", "prod", expect=2)  # compare-and-swap: the race is the caller's to see
-    assert moved and s3_store.show("ds@prod").number == 1
-    # An unconditional move raced the same way swaps again: the last mover wins, nobody is refused.
-    moved.clear()
-    assert s3_store.tag("ds@3", "prod", move=True).number == 3
-    assert moved and s3_store.show("ds@prod").number == 3
+    with Faults(s3_store) as faults:
+        faults.call("replace", layout.tag_key("ds", "prod"), move_first)
+        with pytest.raises(ConflictError, match="moved by someone else"):
+            s3_store.tag("ds@3", "prod", expect=2)  # compare-and-swap: the race is the caller's to see
+        assert moved and s3_store.show("ds@prod").number == 1
+        # An unconditional move raced the same way swaps again: the last mover wins, nobody is refused.
+        moved.clear()
+        assert s3_store.tag("ds@3", "prod", move=True).number == 3
+        assert moved and s3_store.show("ds@prod").number == 3
     figures.add(
         "4. concurrent tags",
         "stale moves (expect= twice, once raced inside the call): 2 ConflictErrors, tag kept the winner's value; "

@@ -3,6 +3,7 @@ order, with the store checked against a model after every step."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from gitfree import GitfreeError, Store
-from gitfree.testing import SeaweedFS
+from gitfree.testing import Faults, SeaweedFS
 
 DATASETS = st.sampled_from(["a", "b"])
 FILES = st.dictionaries(
@@ -26,6 +27,9 @@ FILES = st.dictionaries(
     min_size=1,
     max_size=4,
 )
+
+
+VERSIONS = re.compile(r"^datasets/[^/]+/versions/")
 
 
 class Crash(Exception):
@@ -75,23 +79,15 @@ def run_machine(seaweedfs: SeaweedFS, tmp_path: Path, figures: Figures) -> None:
                 return DieUploading() if step == "upload" and description.startswith("Uploading") else DEFAULT_CALLBACK
 
             store = self._store(progress)
-            events = store.backend._client.meta.events  # type: ignore[attr-defined]
-
-            def before(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-                context["key"] = params.get("Key", "")
-                if step == "record" and "/versions/" in context["key"]:
-                    raise Crash(step)
-
-            def after(context: dict[str, Any], **_: Any) -> None:
-                if step == "latest" and "/versions/" in context.get("key", ""):
-                    raise Crash(step)
-
-            events.register("before-parameter-build.s3.PutObject", before)
-            events.register("after-call.s3.PutObject", after)
             head = self.head[dataset]
             unchanged = bool(head) and self.model[dataset].get(head) == files
             try:
-                store.commit(dataset, self._src(files))
+                with Faults(store) as faults:
+                    if step == "record":  # before the version record is sent
+                        faults.fail("create", VERSIONS, error=Crash(step), times=None)
+                    elif step == "latest":  # once it is written, before latest.json
+                        faults.fail("create", VERSIONS, error=Crash(step), times=None, when="after")
+                    store.commit(dataset, self._src(files))
             except (Crash, GitfreeError) as exc:  # DVC reports a failure inside its transfer as its own
                 if not isinstance(exc, Crash) and step != "upload":
                     raise
