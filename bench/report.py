@@ -22,6 +22,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _of(medians: dict[str, dict[str, float]], op: str, contender: str) -> float | None:
+    """The median of ``contender`` for ``op``, if measured."""
+    return medians.get(op, {}).get(contender)
+
+
 def _verdict(value: float | None, limit: float, lower_is_better: bool = True) -> str:
     if value is None:
         return "-"
@@ -65,14 +70,17 @@ def render(raw: dict[str, Any]) -> str:
         lines += [
             "| target | measured |",
             "| --- | --- |",
-            f"| cold commit ≤ 1.5 x floor | {_verdict(_ratio(cold, med.get('commit_cold', {}).get('floor')), 1.5)} |",
-            f"| cold commit ≤ 0.5 x DVC+git | {_verdict(_ratio(cold, med.get('commit_cold', {}).get('dvc+git')), 0.5)} |",
+            f"| cold commit ≤ 1.5 x floor | {_verdict(_ratio(cold, _of(med, 'commit_cold', 'floor')), 1.5)} |",
+            f"| cold commit ≤ 0.5 x DVC+git | {_verdict(_ratio(cold, _of(med, 'commit_cold', 'dvc+git')), 0.5)} |",
             f"| incremental ≤ 0.10 x cold | {_verdict(_ratio(g.get('commit_incremental'), cold), 0.10)}; "
             f"uploaded {inc_up if inc_up is not None else '-'} B on the wire |",
-            f"| no-op ≤ 0.10 x cold | {_verdict(_ratio(g.get('commit_noop'), cold), 0.10)}; {noop_req} requests (≤ 3) |",
-            f"| cold pull ≤ 1.5 x floor | {_verdict(_ratio(g.get('pull_cold'), med.get('pull_cold', {}).get('floor')), 1.5)} |",
-            f"| cold pull ≤ 0.35 x DVC pull | {_verdict(_ratio(g.get('pull_cold'), med.get('pull_cold', {}).get('dvc+git')), 0.35)} |",
-            f"| warm pull ≤ 2 x cp -r | {_verdict(_ratio(g.get('pull_warm'), med.get('pull_warm', {}).get('floor')), 2)}; "
+            f"| no-op ≤ 0.10 x cold | {_verdict(_ratio(g.get('commit_noop'), cold), 0.10)}; "
+            f"{noop_req} requests (≤ 3) |",
+            f"| cold pull ≤ 1.5 x floor | "
+            f"{_verdict(_ratio(g.get('pull_cold'), _of(med, 'pull_cold', 'floor')), 1.5)} |",
+            f"| cold pull ≤ 0.35 x DVC pull | "
+            f"{_verdict(_ratio(g.get('pull_cold'), _of(med, 'pull_cold', 'dvc+git')), 0.35)} |",
+            f"| warm pull ≤ 2 x cp -r | {_verdict(_ratio(g.get('pull_warm'), _of(med, 'pull_warm', 'floor')), 2)}; "
             f"{warm_down if warm_down is not None else '-'} B downloaded |",
             f"| pull onto the same version < 1 s | {_fmt(g.get('pull_same'))} |",
             f"| peak RSS ≤ 300 MB | {_fmt(peak, 'MB')} |",

@@ -43,6 +43,24 @@ class _RequestParser:
         self.body_left = 0
         self.chunked = False
 
+    def _chunk(self) -> bool:
+        """Consume one chunk of a chunked body (the last one ends the body); false until it has all come."""
+        line_end = self.buffer.find(b"\r\n")
+        if line_end < 0:
+            return False
+        size = int(self.buffer[:line_end].split(b";")[0] or b"0", 16)
+        if size == 0:  # last chunk and (empty) trailer
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return False
+            self.buffer = self.buffer[end + 4 :]
+            self.chunked = False
+            return True
+        if len(self.buffer) < line_end + 2 + size + 2:
+            return False
+        self.buffer = self.buffer[line_end + 2 + size + 2 :]
+        return True
+
     def feed(self, data: bytes) -> None:
         self.buffer += data
         while True:
@@ -53,20 +71,8 @@ class _RequestParser:
                 if self.body_left:
                     return
             if self.chunked:
-                line_end = self.buffer.find(b"\r\n")
-                if line_end < 0:
+                if not self._chunk():
                     return
-                size = int(self.buffer[:line_end].split(b";")[0] or b"0", 16)
-                if size == 0:  # last chunk and (empty) trailer
-                    end = self.buffer.find(b"\r\n\r\n")
-                    if end < 0:
-                        return
-                    self.buffer = self.buffer[end + 4 :]
-                    self.chunked = False
-                    continue
-                if len(self.buffer) < line_end + 2 + size + 2:
-                    return
-                self.buffer = self.buffer[line_end + 2 + size + 2 :]
                 continue
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:

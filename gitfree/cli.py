@@ -641,7 +641,8 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
     if rows:
         _print_table(_listing(columns, rows, out.width))
     _output().print(
-        f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, {len(result.modified)} modified"
+        f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, "
+        f"{len(result.modified)} modified"
     )
 
 
@@ -770,7 +771,7 @@ class _Duration(_TimedeltaParam):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw]?)", str(value).strip().lower())
+        match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([smhdw]?)", str(value).strip().lower())
         if match is None:
             self.fail(f"{value!r} is not a duration: write e.g. 30d, 12h, 90m, 45s or 0", param, ctx)
         amount, unit = float(match[1]), match[2] or "s"

@@ -254,8 +254,10 @@ def test_no_temporary_files_are_left_also_on_failure(
     s3_store.pull("ds", tmp_path / "dest")
     assert list((tmp_path / "tmp").iterdir()) == []
 
-    broken = Store(s3_store.url, cache_dir=tmp_path / "c2", endpoint_url=s3_store.backend.endpoint if hasattr(s3_store.backend, "endpoint") else None,
-                   access_key_id="wrong", secret_access_key="wrong")  # fmt: skip
+    endpoint = s3_store.backend.endpoint if hasattr(s3_store.backend, "endpoint") else None
+    broken = Store(
+        s3_store.url, cache_dir=tmp_path / "c2", endpoint_url=endpoint, access_key_id="wrong", secret_access_key="wrong"
+    )
     from gitfree import ConfigError
 
     with pytest.raises(ConfigError):

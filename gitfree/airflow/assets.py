@@ -88,7 +88,8 @@ def dataset_of(asset: Asset | AssetAlias | str) -> str:
 
 
 def version_extra(version: Version, store_url: str) -> dict[str, JsonValue]:
-    """What an asset event (and a gitfree operator's XCom) says about a version: :func:`gitfree.versioning.version_event`."""
+    """What an asset event (and a gitfree operator's XCom) says about a version:
+    :func:`gitfree.versioning.version_event`."""
     return version_event(version, store_url)
 
 

@@ -458,20 +458,8 @@ class Catalog:
         """Every record, tombstone and tag (of ``datasets``, default all) and the upload journals, read in
         parallel. Nothing that cannot be read is skipped silently: it is in the entry's ``unreadable``
         or ``bad_tags``."""
-        wanted = set(datasets)
         entries: dict[str, Entry] = defaultdict(Entry)
-        records: dict[str, tuple[str, int]] = {}
-        tag_keys: dict[str, tuple[str, str]] = {}
-        for info in self.backend.scan(layout.DATASETS):
-            if parsed := layout.parse_version_key(info.key):
-                if not wanted or parsed[0] in wanted:
-                    records[info.key] = parsed
-                    entries[parsed[0]].written[parsed[1]] = info.modified
-            elif named := layout.parse_tag_key(info.key):
-                if not wanted or named[0] in wanted:
-                    tag_keys[info.key] = named
-            elif (name := layout.parse_latest_key(info.key)) is not None and (not wanted or name in wanted):
-                entries[name].latest = info.key
+        records, tag_keys = self._scan(set(datasets), entries)
         uploads = {}
         if journals:
             uploads = {k: lease for k in self.backend.list(layout.UPLOADS) if (lease := layout.parse_upload_key(k))}
@@ -487,6 +475,25 @@ class Catalog:
             if (data := raw.get(key)) is not None:
                 found.journals[key] = (lease, self._journal(key, data))
         return found
+
+    def _scan(
+        self, wanted: set[str], entries: dict[str, Entry]
+    ) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[str, str]]]:
+        """One listing of ``datasets/``: the record keys and tag keys (of ``wanted``, default all), with
+        each record's server time and each dataset's ``latest.json`` noted in ``entries``."""
+        records: dict[str, tuple[str, int]] = {}
+        tag_keys: dict[str, tuple[str, str]] = {}
+        for info in self.backend.scan(layout.DATASETS):
+            if parsed := layout.parse_version_key(info.key):
+                if not wanted or parsed[0] in wanted:
+                    records[info.key] = parsed
+                    entries[parsed[0]].written[parsed[1]] = info.modified
+            elif named := layout.parse_tag_key(info.key):
+                if not wanted or named[0] in wanted:
+                    tag_keys[info.key] = named
+            elif (name := layout.parse_latest_key(info.key)) is not None and (not wanted or name in wanted):
+                entries[name].latest = info.key
+        return records, tag_keys
 
     def _add_record(self, entry: Entry, key: str, data: bytes, name: str, number: int) -> None:
         try:

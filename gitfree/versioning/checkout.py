@@ -193,38 +193,10 @@ def guard_destination(dest: Path, *, store_root: Path | None, cache_dir: Path, h
     Raises:
         InputError: naming the path, why, and what to do instead.
     """
-    for parent in dest.parents:
-        if os.path.lexists(parent):
-            if not os.path.isdir(parent):
-                what = "a symbolic link to nothing" if os.path.islink(parent) else "a file, not a folder"
-                raise InputError(
-                    f"cannot pull to {dest}: {parent} is {what}, so nothing can be written below it; "
-                    "choose a destination in a folder"
-                )
-            break
-    try:
-        mode = os.lstat(dest).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise InputError(f"cannot pull to {dest}: {exc.strerror or exc}") from None
-    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-        raise InputError(
-            f"cannot pull to {dest}: it is a device, FIFO or socket, not a file or a folder; choose another path"
-        )
-    places: list[tuple[str, Path, bool]] = [("the root directory", Path("/"), False)]
-    if store_root is not None:
-        places.append(("the store", store_root, True))
-    places.append(("the worker cache", cache_dir, True))
-    with contextlib.suppress(RuntimeError, KeyError):
-        home = Path.home()
-        if home.is_absolute():
-            places.append(("your home directory", home, False))
-    with contextlib.suppress(OSError):
-        places.append(("the current directory", Path.cwd(), False))
+    mode = _writable_kind(dest)
     real = os.path.realpath(dest)
     shown = dest if str(dest) == real else f"{dest} (that is, {real})"
-    for what, place, inside_too in places:
+    for what, place, inside_too in _protected(store_root, cache_dir):
         relation = path_relation(dest, place, inside_too)
         if relation is None:
             continue
@@ -242,6 +214,46 @@ def guard_destination(dest: Path, *, store_root: Path | None, cache_dir: Path, h
             f"cannot pull to {dest}: it is a mount point, and a pull builds the version beside its destination "
             f"and renames it into place; pull into a folder inside it, e.g. {dest / hint}"
         )
+
+
+def _writable_kind(dest: Path) -> int | None:
+    """The file mode of ``dest`` (``None`` if it does not exist), refusing a destination below a file or
+    one that is a device, FIFO or socket."""
+    for parent in dest.parents:
+        if os.path.lexists(parent):
+            if not os.path.isdir(parent):
+                what = "a symbolic link to nothing" if os.path.islink(parent) else "a file, not a folder"
+                raise InputError(
+                    f"cannot pull to {dest}: {parent} is {what}, so nothing can be written below it; "
+                    "choose a destination in a folder"
+                )
+            break
+    try:
+        mode = os.lstat(dest).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"cannot pull to {dest}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise InputError(
+            f"cannot pull to {dest}: it is a device, FIFO or socket, not a file or a folder; choose another path"
+        )
+    return mode
+
+
+def _protected(store_root: Path | None, cache_dir: Path) -> list[tuple[str, Path, bool]]:
+    """What a pull must never replace: ``(what, where, also a path inside it)``."""
+    places: list[tuple[str, Path, bool]] = [("the root directory", Path("/"), False)]
+    if store_root is not None:
+        places.append(("the store", store_root, True))
+    places.append(("the worker cache", cache_dir, True))
+    with contextlib.suppress(RuntimeError, KeyError):
+        home = Path.home()
+        if home.is_absolute():
+            places.append(("your home directory", home, False))
+    with contextlib.suppress(OSError):
+        places.append(("the current directory", Path.cwd(), False))
+    return places
 
 
 # ---------------------------------------------------------------------------- staging names and leftovers
@@ -313,7 +325,8 @@ class _Slot:
                 if not isinstance(exc, PermissionError) and exc.errno != errno.EROFS:
                     raise
                 raise InputError(
-                    f"cannot pull to {dest}: {parent} is not writable ({exc.strerror}); choose a destination you can write to"
+                    f"cannot pull to {dest}: {parent} is not writable ({exc.strerror}); choose a destination you "
+                    "can write to"
                 ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -657,7 +670,8 @@ def _copy_verified(src: Path, dst: Path, md5: str) -> None:
         with contextlib.suppress(OSError):
             src.unlink()
         raise IntegrityError(
-            f"the cached object {md5} does not match its hash (disk corruption?); it was removed from the worker cache, pull again"
+            f"the cached object {md5} does not match its hash (disk corruption?); it was removed from the worker "
+            "cache, pull again"
         )
 
 

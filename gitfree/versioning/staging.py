@@ -229,12 +229,8 @@ def scan(source: Path) -> Source:
     top = str(source)
     root = _workspace(source)
     ignore = _ignore_filter(source, root)
-    if ignore is not None and root != top and ignore.is_ignored(ignore.fs, top):
-        rules = ", ".join(str(info) for info in ignore.check_ignore(top).pattern_infos) or ".dvcignore"
-        raise InputError(
-            f"cannot commit {source}: the DVC repository {root} ignores it ({rules}), so dvc add would refuse "
-            "it too; change that .dvcignore or commit another path"
-        )
+    if ignore is not None and root != top:
+        _refuse_ignored(source, root, ignore)
     if ignore is None or not os.path.isdir(source):
         return Source(path=source, folders=(), nfiles=1, left_out=0)
 
@@ -270,6 +266,14 @@ def scan(source: Path) -> Source:
         if kept_files:
             folders.append((folder, tuple(kept_files)))
             nfiles += len(kept_files)
+    _conclude(source, problems, folders, cut, nfiles, left_out)
+    return Source(path=source, folders=tuple(folders), nfiles=nfiles, left_out=left_out)
+
+
+def _conclude(
+    source: Path, problems: list[str], folders: list[tuple[str, tuple[str, ...]]], cut: int, nfiles: int, left_out: int
+) -> None:
+    """The end of a scan: the first problem found, or a directory with no files, is refused by name."""
     if problems:
         more = f" ({len(problems)} paths cannot be committed; this is the first)" if len(problems) > 1 else ""
         raise InputError(f"cannot commit {source}: {problems[0]}{more}; nothing was hashed or uploaded")
@@ -279,7 +283,17 @@ def scan(source: Path) -> Source:
     _check_listing(source, folders, cut)
     if left_out:
         logger.info("%s: %d files or folders left out, as dvc add leaves them out", source, left_out)
-    return Source(path=source, folders=tuple(folders), nfiles=nfiles, left_out=left_out)
+
+
+def _refuse_ignored(source: Path, root: str, ignore: Any) -> None:
+    """``dvc add`` refuses a source its repository's ``.dvcignore`` ignores: so does gitfree."""
+    top = str(source)
+    if ignore.is_ignored(ignore.fs, top):
+        rules = ", ".join(str(info) for info in ignore.check_ignore(top).pattern_infos) or ".dvcignore"
+        raise InputError(
+            f"cannot commit {source}: the DVC repository {root} ignores it ({rules}), so dvc add would refuse "
+            "it too; change that .dvcignore or commit another path"
+        )
 
 
 def _folder_problem(path: str, relpath: str) -> str | None:

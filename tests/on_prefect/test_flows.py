@@ -1,4 +1,5 @@
-"""The ready-made flows: ingestion from a path, an S3 prefix and an HTTP URL; a deployment triggered by a new version."""
+"""The ready-made flows: ingestion from a path, an S3 prefix and an HTTP URL; a deployment triggered by a new
+version."""
 
 from __future__ import annotations
 

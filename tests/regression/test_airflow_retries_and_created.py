@@ -34,7 +34,8 @@ airflow_env = _fixtures.airflow_env
 def _tries(env: AirflowEnv, dag_id: str, task_id: str) -> tuple[int, str]:
     """The try number and state of the task in the DAG's newest run."""
     [(tries, state)] = env.query(
-        "SELECT ti.try_number, ti.state FROM task_instance ti JOIN dag_run r ON r.run_id = ti.run_id AND r.dag_id = ti.dag_id "
+        "SELECT ti.try_number, ti.state FROM task_instance ti "
+        "JOIN dag_run r ON r.run_id = ti.run_id AND r.dag_id = ti.dag_id "
         "WHERE ti.dag_id = ? AND ti.task_id = ? ORDER BY r.id DESC LIMIT 1",
         dag_id,
         task_id,
@@ -105,7 +106,8 @@ def test_the_commit_operator_says_created_then_unchanged(airflow_env: AirflowEnv
         json.loads(value)
         for (value,) in airflow_env.query(
             "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id "
-            "WHERE x.dag_id = 'gitfree_commit_created' AND x.task_id = 'commit' AND x.key = 'return_value' ORDER BY r.id"
+            "WHERE x.dag_id = 'gitfree_commit_created' AND x.task_id = 'commit' AND x.key = 'return_value' "
+            "ORDER BY r.id"
         )
     ]
     assert [(x["ref"], x["created"], x["new"]) for x in xcoms] == [

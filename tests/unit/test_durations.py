@@ -71,11 +71,6 @@ def test_any_text_is_a_non_negative_duration_or_a_usage_error(text: str) -> None
     assert value >= timedelta(0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the duration pattern's \\d takes any Unicode digit (٣d is 3 days), unlike refs, where only ASCII "
-    "digits are numbers since 8daf22c; remove this mark when cli.py's pattern is [0-9]",
-)
 def test_only_ascii_digits_are_amounts() -> None:
     with pytest.raises(click.BadParameter):
         parse("\u0663d")
