@@ -15,6 +15,7 @@ import pytest
 from helpers import read_tree, write_tree
 
 from gitfree import ConflictError, Store, Version
+from gitfree.testing import Call, Faults
 from gitfree.versioning import layout
 from gitfree.versioning.config import StoreSettings
 
@@ -26,7 +27,7 @@ through on try ``RIVAL_WINS + 1`` (and the test notices) instead of looping for 
 
 @pytest.mark.parametrize("kind", ["s3", "file"])
 def test_a_commit_that_loses_every_attempt_gives_up_without_writing(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
 ) -> None:
     """Timing forced in the client: just before each create of a version record by the writer, a rival
     worker commits that very number (a real commit, on the real store). A real race rarely lets one
@@ -35,18 +36,15 @@ def test_a_commit_that_loses_every_attempt_gives_up_without_writing(
     rival = make_store(kind)
     rival.commit("ds", write_tree(tmp_path / "r0", {"f": b"rival 0"}))
     wins: list[Version] = []
-    create = writer.backend.create
 
-    def rival_first(key: str, data: bytes) -> str:
-        if layout.parse_version_key(key) and len(wins) < RIVAL_WINS:
-            n = len(wins) + 1
-            wins.append(rival.commit("ds", write_tree(tmp_path / f"r{n}", {"f": f"rival {n}".encode()})))
-        return create(key, data)
+    def rival_first(_: Call) -> None:
+        n = len(wins) + 1
+        wins.append(rival.commit("ds", write_tree(tmp_path / f"r{n}", {"f": f"rival {n}".encode()})))
 
     commit_id = uuid.uuid4()
     mine = {"f": b"the writer's data"}
-    with monkeypatch.context() as patch:
-        patch.setattr(writer.backend, "create", rival_first)
+    with Faults(writer) as faults:
+        faults.call("create", lambda key: layout.parse_version_key(key) is not None, rival_first, times=RIVAL_WINS)
         with pytest.raises(ConflictError):
             writer.commit("ds", write_tree(tmp_path / "mine", mine), commit_id=commit_id)
 

@@ -9,7 +9,6 @@ commits a version under a lease GC had already removed.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,38 +18,36 @@ import pytest
 from helpers import read_tree, write_tree
 
 from gitfree import ConflictError, Store
+from gitfree.testing import Call, Clock, Faults
 from gitfree.versioning import layout
 from gitfree.versioning.config import StoreSettings
 from gitfree.versioning.models import GcReport
 
-TTL = 1.0
+TTL = 60.0
 
 
 @pytest.mark.parametrize("kind", ["s3", "file"])
 def test_a_commit_whose_lease_lapsed_and_was_removed_by_gc_writes_no_record(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
 ) -> None:
     """Fault injected in the client: the writer's process stalls right after its lease is written (as a
     suspended VM or a long stop-the-world pause would); no server can make a client stall. While it stalls
-    its lease expires and a garbage collection on another worker judges it dead and removes it."""
+    its lease expires and a garbage collection on another worker judges it dead and removes it. The stall
+    is the clock moving past the lease's expiry (``Clock``), so nothing waits for it."""
     writer = make_store(kind, settings=StoreSettings(lease_ttl=TTL, clock_skew=0, gc_wait=5))
     other = make_store(kind, settings=StoreSettings(clock_skew=0, gc_wait=5))
     first = other.commit("ds", write_tree(tmp_path / "v1", {"a": b"version one"}))
     mine = {"a": b"version one", "b": b"the stalled writer's new file"}
 
     gcs: list[GcReport] = []
-    create = writer.backend.create
 
-    def stall_after_the_lease(key: str, data: bytes) -> str:
-        etag = create(key, data)
-        if key.startswith(layout.LEASES) and not gcs:
-            time.sleep(TTL * 1.5)  # past expiry; clock_skew is 0, so the lease is now dead to anyone
-            gcs.append(other.gc(grace=timedelta(0)))
-        return etag
+    def stall(_: Call) -> None:
+        clock.advance(TTL * 1.5)  # past expiry; clock_skew is 0, so the lease is now dead to anyone
+        gcs.append(other.gc(grace=timedelta(0)))
 
     commit_id = uuid.uuid4()
-    with monkeypatch.context() as patch:
-        patch.setattr(writer.backend, "create", stall_after_the_lease)
+    with Clock() as clock, Faults(writer) as faults:
+        faults.call("create", layout.LEASES, stall, when="after", times=1)
         with pytest.raises(ConflictError, match="lease"):
             writer.commit("ds", write_tree(tmp_path / "mine", mine), commit_id=commit_id)
 
