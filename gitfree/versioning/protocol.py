@@ -205,11 +205,12 @@ def move_tag(
 ) -> Tag:
     """Point ``tag`` at ``version``; see :meth:`.Store.tag` (docs/design.md, "Tag moves").
 
-    1. Create the tag (``If-None-Match``), or with ``move`` swap it (``If-Match``; with ``expect``, only
-       from that number). 2. A tag is a GC root written outside a lease, so, as a lease is: written
-       first, then the GC lock looked for (waiting while a GC runs), then the version read again. A GC
-       that took its lock after our write reads our tag and keeps the version; one that took it before
-       has finished by then, and the record says whether it dropped the version.
+    Steps 2 and 3 (:func:`_write_tag`): create the tag (``If-None-Match``), or with ``move`` swap it
+    (``If-Match``; with ``expect``, only from that number). Step 4: a tag is a GC root written outside a
+    lease, so, as a lease is, it is written first, then the GC lock is looked for (waiting while a GC
+    runs), then the version is read again. A GC that took its lock after our write reads our tag and
+    keeps the version; one that took it before has finished by then, and the record says whether it
+    dropped the version.
     """
     catalog.ensure_writable()
     record = Tag(dataset=version.dataset, tag=tag, number=version.number, created_at=utcnow(), author=Author.current())
@@ -231,8 +232,8 @@ def move_tag(
 def _write_tag(
     catalog: Catalog, record: Tag, *, move: bool, expect: int | None, attempts: int
 ) -> tuple[Tag | None, str]:
-    """Step 1 of a tag move: ``(None, etag)`` when our record was written, ``(tag, "")`` when the tag
-    already pointed at the version (nothing written)."""
+    """Steps 2 and 3 of a tag move: ``(None, etag)`` when our record was written, ``(tag, "")`` when the
+    tag already pointed at the version (nothing written)."""
     key = layout.tag_key(record.dataset, record.tag)
     if expect is None:
         with contextlib.suppress(KeyExists, OutcomeUnknown):
