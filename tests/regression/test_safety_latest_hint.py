@@ -19,6 +19,7 @@ import pytest
 from helpers import read_tree, write_tree
 
 from gitfree import ConflictError, Store
+from gitfree.testing import Faults
 from gitfree.versioning import layout
 from gitfree.versioning.backends import PreconditionFailed
 
@@ -27,28 +28,16 @@ REFUSALS = 60
 writer without a bound gets through on try ``REFUSALS + 1`` (and the test notices) instead of spinning."""
 
 
-def _refuse_latest_swaps(store: Store, patch: pytest.MonkeyPatch, dataset: str) -> list[str]:
-    """Make ``store``'s next ``REFUSALS`` conditional replaces of ``dataset``'s latest.json fail with 412,
-    as if other writers kept moving it. Returns the list of refusals."""
-    refused: list[str] = []
-    replace = store.backend.replace
-    key = layout.latest_key(dataset)
-
-    def contended(k: str, data: bytes, etag: str) -> str:
-        if k == key and len(refused) < REFUSALS:
-            refused.append(k)
-            raise PreconditionFailed(k)
-        return replace(k, data, etag)
-
-    patch.setattr(store.backend, "replace", contended)
-    return refused
+def _refuse_latest_swaps(faults: Faults, dataset: str) -> list[str]:
+    """Make the next ``REFUSALS`` conditional replaces of ``dataset``'s latest.json fail with 412, as if
+    other writers kept moving it. Returns the list of refusals."""
+    return faults.fail("replace", layout.latest_key(dataset), error=PreconditionFailed, times=REFUSALS).fired
 
 
 @pytest.mark.parametrize("kind", ["s3", "file"])
 def test_a_commit_that_cannot_move_latest_gives_up_and_readers_still_find_it(
     make_store: Callable[..., Store],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     kind: str,
 ) -> None:
@@ -57,8 +46,8 @@ def test_a_commit_that_cannot_move_latest_gives_up_and_readers_still_find_it(
     writer = make_store(kind)
     writer.commit("ds", write_tree(tmp_path / "v1", {"f": b"one"}))
     two = {"f": b"two", "g": b"new in two"}
-    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="gitfree"):
-        refused = _refuse_latest_swaps(writer, patch, "ds")
+    with Faults(writer) as faults, caplog.at_level(logging.WARNING, logger="gitfree"):
+        refused = _refuse_latest_swaps(faults, "ds")
         version = writer.commit("ds", write_tree(tmp_path / "v2", two))
 
     assert version.number == 2 and version.created
@@ -81,22 +70,22 @@ def test_a_commit_that_cannot_move_latest_gives_up_and_readers_still_find_it(
 
 @pytest.mark.parametrize("kind", ["s3", "file"])
 def test_gc_that_cannot_move_a_stale_latest_past_what_it_drops_leaves_readers_right(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
 ) -> None:
     """Fault injected in the client, as above: first the writer's swaps of latest.json fail (so the hint
     stays at version 1 while versions 2 and 3 are committed), then the swaps the GC tries fail."""
     writer = make_store(kind)
     writer.commit("ds", write_tree(tmp_path / "v1", {"f": b"one"}))
-    with monkeypatch.context() as patch:
-        _refuse_latest_swaps(writer, patch, "ds")
+    with Faults(writer) as faults:
+        _refuse_latest_swaps(faults, "ds")
         for i in (2, 3):
             writer.commit("ds", write_tree(tmp_path / f"v{i}", {"f": f"version {i}".encode()}))
     head = writer.show("ds")
     assert head.number == 3
 
     collector = make_store(kind)
-    with monkeypatch.context() as patch:
-        refused = _refuse_latest_swaps(collector, patch, "ds")
+    with Faults(collector) as faults:
+        refused = _refuse_latest_swaps(faults, "ds")
         with contextlib.suppress(ConflictError):  # giving up is fine: what matters is what readers see after
             collector.gc(keep_last=1, grace=timedelta(0))
     assert refused, "GC never tried to move the stale latest.json"

@@ -23,8 +23,9 @@ import pytest
 from helpers import read_tree, write_tree
 
 from gitfree import ConflictError, Store
+from gitfree.testing import Call, Faults
 from gitfree.versioning import layout, leases
-from gitfree.versioning.backends import KeyMissing
+from gitfree.versioning.backends import KeyMissing, PreconditionFailed
 from gitfree.versioning.config import StoreSettings
 
 OBJECTS = "files/md5/"
@@ -72,38 +73,34 @@ def test_a_holder_whose_record_was_taken_over_or_removed_is_lost(store: Store, h
 
 @pytest.mark.parametrize("kind", ["s3", "file"])
 def test_a_commit_whose_lease_was_removed_while_it_ran_writes_no_record(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
 ) -> None:
     """Injected: right after the writer's lease is written (and its heartbeat started), the lease record is
     deleted, as a garbage collection whose clock runs ahead would remove a lease it judged dead; the
     writer then stalls until its next heartbeat has failed, well within its own TTL, so only the failed
-    renewal can tell it that it lost the lease. ``Holder.renew`` is wrapped only to see when that
-    heartbeat has happened."""
+    renewal can tell it that it lost the lease. The heartbeat's swap is watched where the store refuses
+    it: ``Holder.renew`` marks the holder lost a few statements later, while the writer goes on with
+    requests before it checks its lease (were it not marked by then, this test would fail, not pass)."""
     ttl = 3.0
     writer = make_store(kind, settings=StoreSettings(lease_ttl=ttl, gc_wait=5))
     writer.commit("ds", write_tree(tmp_path / "v1", {"a": b"one"}))
     refused = threading.Event()
-    get = writer.backend.get
     removed: list[str] = []
-    renew = leases.Holder.renew
 
-    def watched_renew(holder: leases.Holder) -> bool:
-        renewed = renew(holder)
-        if not renewed and holder.key in removed:
-            refused.set()  # only once renew() has returned: the holder has judged itself by then
-        return renewed
+    def watch(call: Call) -> None:
+        if call.key in removed and isinstance(call.error, PreconditionFailed):
+            refused.set()
 
-    def remove_lease_then_stall(key: str) -> tuple[bytes, str]:
-        if key == layout.GC_LOCK and not removed:  # the writer looks for GC right after writing its lease
-            (lease_key,) = list(writer.backend.list(layout.LEASES))
-            writer.backend.delete(lease_key)
-            removed.append(lease_key)
-            assert refused.wait(ttl), "the heartbeat did not try to renew the removed lease"
-        return get(key)
+    def remove_lease_then_stall(_: Call) -> None:
+        (lease_key,) = list(writer.backend.list(layout.LEASES))
+        writer.backend.delete(lease_key)
+        removed.append(lease_key)
+        assert refused.wait(ttl), "the heartbeat did not try to renew the removed lease"
 
-    with monkeypatch.context() as patch:
-        patch.setattr(leases.Holder, "renew", watched_renew)
-        patch.setattr(writer.backend, "get", remove_lease_then_stall)
+    with Faults(writer) as faults:
+        faults.call("replace", layout.LEASES, watch, when="after")  # the heartbeat
+        # The writer looks for GC right after writing its lease.
+        faults.call("get", layout.GC_LOCK, remove_lease_then_stall, times=1)
         with pytest.raises(ConflictError):
             writer.commit("ds", write_tree(tmp_path / "v2", {"a": b"two"}))
     assert removed and refused.is_set()
@@ -115,59 +112,50 @@ def test_a_commit_whose_lease_was_removed_while_it_ran_writes_no_record(
 
 @pytest.mark.parametrize("kind", ["s3", "file"])
 def test_a_gc_whose_lock_was_taken_over_deletes_nothing_more(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
 ) -> None:
     """Injected: while GC is held after choosing what to drop (and before deleting anything), the lock is
     taken over with its current ETag, as a second GC whose clock runs ahead would take over a lock it
-    judged dead. GC is let go once its heartbeat has been refused, well within its TTL (``Holder.renew``
-    is wrapped only to see when that has happened)."""
+    judged dead. GC is let go once its heartbeat has been refused, well within its TTL (the refusal is
+    watched where the store answers it, as above)."""
     ttl = 3.0
     collector = make_store(kind, settings=StoreSettings(lease_ttl=ttl, gc_wait=5))
     for i in range(1, 4):
         collector.commit("ds", write_tree(tmp_path / f"v{i}", {"f": f"version {i}".encode()}))
     objects_before = set(collector.backend.list(OBJECTS))
+    refused = threading.Event()
 
-    reached, go, refused = threading.Event(), threading.Event(), threading.Event()
-    scan, renew = collector.backend.scan, leases.Holder.renew
+    def watch(call: Call) -> None:
+        if isinstance(call.error, PreconditionFailed):
+            refused.set()
 
-    def paused_scan(prefix: str) -> Any:
-        if prefix.startswith(OBJECTS) and not reached.is_set():
-            reached.set()
-            assert go.wait(60)
-        return scan(prefix)
+    with Faults(collector) as faults:
+        held = faults.pause("scan", OBJECTS)
+        faults.call("replace", layout.GC_LOCK, watch, when="after")  # the GC's heartbeat
+        gc, out = _in_thread(collector.gc, keep_last=1, grace=timedelta(0))
+        assert held.reached.wait(60), out
 
-    def watched_renew(holder: leases.Holder) -> bool:
-        renewed = renew(holder)
-        if not renewed and holder.key == layout.GC_LOCK and holder.backend is collector.backend:
-            refused.set()  # only once renew() has returned: the holder has judged itself by then
-        return renewed
-
-    monkeypatch.setattr(collector.backend, "scan", paused_scan)
-    monkeypatch.setattr(leases.Holder, "renew", watched_renew)
-    gc, out = _in_thread(collector.gc, keep_last=1, grace=timedelta(0))
-    assert reached.wait(60), out
-
-    other = make_store(kind)
-    try:
-        _, etag = other.backend.get(layout.GC_LOCK)
-    except KeyMissing:
-        pytest.fail("the held GC has no lock")
-    thief = leases.Holder.new(other.backend, timedelta(minutes=10), key=layout.GC_LOCK, kind="gc")
-    thief.take_over(etag)
-    try:
-        assert refused.wait(ttl), "the GC's heartbeat did not run into the takeover"
-        go.set()
-        gc.join(60)
-        assert not gc.is_alive()
-        assert isinstance(out.get("error"), ConflictError), f"a GC that lost its lock went on: {out}"
-        reader = make_store(kind)
-        assert [v.number for v in reader.log("ds")] == [3, 2, 1], "the GC dropped versions after losing its lock"
-        assert set(reader.backend.list(OBJECTS)) == objects_before, "the GC deleted objects after losing its lock"
-        found = leases.read(reader.backend, layout.GC_LOCK)
-        assert found is not None and found[0].id == thief.lease.id, "the GC removed the lock it had lost"
-    finally:
-        go.set()
-        thief.release()
+        other = make_store(kind)
+        try:
+            _, etag = other.backend.get(layout.GC_LOCK)
+        except KeyMissing:
+            pytest.fail("the held GC has no lock")
+        thief = leases.Holder.new(other.backend, timedelta(minutes=10), key=layout.GC_LOCK, kind="gc")
+        thief.take_over(etag)
+        try:
+            assert refused.wait(ttl), "the GC's heartbeat did not run into the takeover"
+            held.resume.set()
+            gc.join(60)
+            assert not gc.is_alive()
+            assert isinstance(out.get("error"), ConflictError), f"a GC that lost its lock went on: {out}"
+            reader = make_store(kind)
+            assert [v.number for v in reader.log("ds")] == [3, 2, 1], "the GC dropped versions after losing its lock"
+            assert set(reader.backend.list(OBJECTS)) == objects_before, "the GC deleted objects after losing its lock"
+            found = leases.read(reader.backend, layout.GC_LOCK)
+            assert found is not None and found[0].id == thief.lease.id, "the GC removed the lock it had lost"
+        finally:
+            held.resume.set()
+            thief.release()
     check = make_store(kind).fsck(deep=True)
     assert check.ok, check.problems
     assert make_store(kind).gc(keep_last=1, grace=timedelta(0)).versions_deleted == ["ds@1", "ds@2"]

@@ -18,6 +18,7 @@ import pytest
 from helpers import write_tree
 
 from gitfree import NotFoundError, Store
+from gitfree.testing import Faults, Pause
 from gitfree.versioning import layout
 from gitfree.versioning.config import StoreSettings
 
@@ -39,22 +40,10 @@ def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[threa
     return thread, out
 
 
-def _pause_gc_after_reading_tags(
-    collector: Store, patch: pytest.MonkeyPatch
-) -> tuple[threading.Event, threading.Event]:
-    """Hold ``collector``'s next GC when it starts scanning objects: it holds its lock, has read every
-    tag and has chosen the versions it drops, and has not changed anything yet."""
-    reached, go = threading.Event(), threading.Event()
-    scan = collector.backend.scan
-
-    def paused(prefix: str) -> Any:
-        if prefix.startswith(OBJECTS) and not reached.is_set():
-            reached.set()
-            assert go.wait(60)
-        return scan(prefix)
-
-    patch.setattr(collector.backend, "scan", paused)
-    return reached, go
+def _pause_gc_after_reading_tags(faults: Faults) -> Pause:
+    """Hold the next GC of the store ``faults`` wraps when it starts scanning objects: it holds its lock, has
+    read every tag and has chosen the versions it drops, and has not changed anything yet."""
+    return faults.pause("scan", OBJECTS)
 
 
 def _three_versions(store: Store, tmp_path: Path) -> None:
@@ -67,7 +56,6 @@ def _three_versions(store: Store, tmp_path: Path) -> None:
 def test_a_tag_written_while_gc_runs_is_kept_only_if_its_version_survives(
     make_store: Callable[..., Store],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     kind: str,
     ref: str,
     dropped: bool,
@@ -77,25 +65,18 @@ def test_a_tag_written_while_gc_runs_is_kept_only_if_its_version_survives(
     tagger = make_store(kind, settings=StoreSettings(gc_wait=10))
     collector = make_store(kind)
     _three_versions(tagger, tmp_path)
-    reached, go = _pause_gc_after_reading_tags(collector, monkeypatch)
-    gc, gc_out = _in_thread(collector.gc, keep_last=1, grace=timedelta(0))
-    assert reached.wait(60), gc_out
+    with Faults(collector) as gc_faults, Faults(tagger) as tag_faults:
+        held = _pause_gc_after_reading_tags(gc_faults)
+        gc, gc_out = _in_thread(collector.gc, keep_last=1, grace=timedelta(0))
+        assert held.reached.wait(60), gc_out
 
-    saw_lock = threading.Event()
-    get = tagger.backend.get
-
-    def watching(key: str) -> tuple[bytes, str]:
-        found = get(key)
-        if key == layout.GC_LOCK:
-            saw_lock.set()
-        return found
-
-    monkeypatch.setattr(tagger.backend, "get", watching)
-    tag, tag_out = _in_thread(tagger.tag, ref, "keep")
-    assert saw_lock.wait(30), f"the tag did not see the running GC's lock: {tag_out}"
-    go.set()
-    gc.join(60)
-    tag.join(60)
+        saw_lock = threading.Event()
+        tag_faults.call("get", layout.GC_LOCK, lambda _: saw_lock.set(), when="after")
+        tag, tag_out = _in_thread(tagger.tag, ref, "keep")
+        assert saw_lock.wait(30), f"the tag did not see the running GC's lock: {tag_out}"
+        held.resume.set()
+        gc.join(60)
+        tag.join(60)
     assert not gc.is_alive() and not tag.is_alive()
     assert "error" not in gc_out, gc_out
     assert gc_out["value"].versions_deleted == ["ds@1", "ds@2"]
@@ -115,7 +96,7 @@ def test_a_tag_written_while_gc_runs_is_kept_only_if_its_version_survives(
 
 @pytest.mark.parametrize("kind", ["s3", "file"])
 def test_a_tag_stalled_while_a_whole_gc_dropped_its_version_is_not_kept(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
 ) -> None:
     """The narrow case: the GC read the tags before the tag was written and finished (lock released)
     before the tagger looked for the lock, so the tagger never sees a GC running and must re-read the
@@ -124,29 +105,20 @@ def test_a_tag_stalled_while_a_whole_gc_dropped_its_version_is_not_kept(
     tagger = make_store(kind, settings=StoreSettings(gc_wait=10))
     collector = make_store(kind)
     _three_versions(tagger, tmp_path)
-    reached, go = _pause_gc_after_reading_tags(collector, monkeypatch)
-    gc, gc_out = _in_thread(collector.gc, keep_last=1, grace=timedelta(0))
-    assert reached.wait(60), gc_out
+    with Faults(collector) as gc_faults, Faults(tagger) as tag_faults:
+        held = _pause_gc_after_reading_tags(gc_faults)
+        gc, gc_out = _in_thread(collector.gc, keep_last=1, grace=timedelta(0))
+        assert held.reached.wait(60), gc_out
 
-    written, resume = threading.Event(), threading.Event()
-    create = tagger.backend.create
-
-    def stall_after_the_tag(key: str, data: bytes) -> str:
-        etag = create(key, data)
-        if key == layout.tag_key("ds", "keep"):
-            written.set()
-            assert resume.wait(60)
-        return etag
-
-    monkeypatch.setattr(tagger.backend, "create", stall_after_the_tag)
-    tag, tag_out = _in_thread(tagger.tag, "ds@1", "keep")
-    assert written.wait(30), tag_out
-    go.set()
-    gc.join(60)  # the whole GC ends while the tagger is stalled
-    assert "error" not in gc_out, gc_out
-    assert gc_out["value"].versions_deleted == ["ds@1", "ds@2"]
-    resume.set()
-    tag.join(60)
+        written = tag_faults.pause("create", layout.tag_key("ds", "keep"), when="after")
+        tag, tag_out = _in_thread(tagger.tag, "ds@1", "keep")
+        assert written.reached.wait(30), tag_out
+        held.resume.set()
+        gc.join(60)  # the whole GC ends while the tagger is stalled
+        assert "error" not in gc_out, gc_out
+        assert gc_out["value"].versions_deleted == ["ds@1", "ds@2"]
+        written.resume.set()
+        tag.join(60)
     assert not tag.is_alive()
 
     reader = make_store(kind)
