@@ -6,31 +6,56 @@ created the same number again with ``If-None-Match: *``, and ``shared@5`` came t
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import read_tree, write_tree
 
 from gitfree import NotFoundError, Store
+from gitfree.testing import Faults
+from gitfree.versioning import layout
 
 
 def test_a_writer_with_a_stale_head_never_reuses_a_dropped_number(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, make_store: Callable[..., Store], tmp_path: Path
 ) -> None:
-    for i in range(1, 4):
-        store.commit("shared", write_tree(tmp_path / f"v{i}", {"f": f"data {i}".encode()}))
-    stale = store.show("shared@1")  # what a writer saw before versions 2 and 3 were committed
-    store.gc(keep_last=1, grace=timedelta(0))  # drops 1 and 2
-
-    monkeypatch.setattr(store.catalog, "head", lambda dataset: stale)
-    mine = store.commit("shared", write_tree(tmp_path / "mine", {"f": b"mine"}))
-    monkeypatch.undo()
+    """The writer reads its head (version 1), then stalls before its lease while another worker commits
+    versions 2 and 3 and a GC drops 1 and 2: the numbers the writer would take next hold tombstones."""
+    store.commit("shared", write_tree(tmp_path / "v1", {"f": b"data 1"}))
+    other = make_store("s3" if store.url.startswith("s3://") else "file")
+    with Faults(store) as faults:
+        read_head = faults.pause("create", layout.LEASES)  # Commit step 5, after the head was read
+        writer, out = _in_thread(lambda: store.commit("shared", write_tree(tmp_path / "mine", {"f": b"mine"})))
+        assert read_head.reached.wait(60), out
+        for i in (2, 3):
+            other.commit("shared", write_tree(tmp_path / f"v{i}", {"f": f"data {i}".encode()}))
+        assert other.gc(keep_last=1, grace=timedelta(0)).versions_deleted == ["shared@1", "shared@2"]
+        read_head.resume.set()
+        writer.join(60)
+    mine = out["value"]
 
     assert mine.number == 4
     assert read_tree(store.pull(f"shared@{mine.number}", tmp_path / "out")) == {"f": b"mine"}
     with pytest.raises(NotFoundError, match=r"shared@2 was dropped by garbage collection on \d{4}-\d\d-\d\d"):
         store.show("shared@2")
+
+
+def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # handed to the test thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
 
 
 def test_latest_back_counts_the_versions_that_exist(store: Store, tmp_path: Path) -> None:
