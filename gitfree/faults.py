@@ -28,16 +28,19 @@ A rule matches a call when the operation is one of its ``op`` (a name, several, 
 (the prefix of ``scan`` and ``list``, any of the keys of ``delete_many``, ``""`` for ``object_store``)
 matches ``key``: ``None`` for any, a string for a prefix, a compiled regular expression (``search``), or
 a predicate. ``skip`` lets that many matching calls through first, then the rule acts on ``times`` of
-them (``None``: every one). Every rule matching a call acts, in the order the rules were added. Give a
-key where you can: a store not yet proven writable sends its first write probe (``probes/...``) through
-the same rules.
+them (``None``: every one; ``fail``, ``lose`` and ``pause`` act once unless told, the others every
+time). Every rule matching a call acts, in the order the rules were added; :attr:`Rule.fired` and
+:attr:`Faults.fired` say what they acted on. Give a key where you can: a store not yet proven writable
+sends its first write probe (``probes/...``) through the same rules.
 
 :class:`Clock` moves gitfree's wall clock (:func:`gitfree.versioning.models.utcnow`: record times, lease
 expiries and the judgment of dead leases), so a lease or lock can look expired without waiting or
 forging a record. Waits and timeouts use the monotonic clock and do not move with it.
 
-Object transfers go through obstore, beside the backend: the ``object_store`` operation can fail, delay,
-pause or call at the start of each transfer, but single objects within a transfer cannot be singled out.
+Object transfers go through obstore, beside the backend, and so do the batched reads of many records
+(``log``, an inventory for GC or fsck): the ``object_store`` operation can fail, delay, pause or call at
+the start of each of them, but single objects within one cannot be singled out. Single reads of a
+record (the head, ``name@N``, a tag, a lease) are ``get``.
 """
 
 from __future__ import annotations
