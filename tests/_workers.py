@@ -66,7 +66,7 @@ def commit_and_crash(url: str, options: dict[str, Any], cache: str, dataset: str
     def die(*_: Any) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    class KillAfter(Callback):
+    class KillAfter(Callback):  # type: ignore[misc]  # fsspec is untyped
         def __init__(self, n: int) -> None:
             super().__init__()
             self.n = n

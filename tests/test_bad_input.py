@@ -135,10 +135,10 @@ def test_a_file_changed_while_committing_is_refused(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer still appending to the data after it was hashed: no object under a wrong hash, no version."""
-    from gitfree.versioning import staging
+    from gitfree.versioning import localfs, staging
 
     src = write_tree(tmp_path / "src", {"a.csv": b"1,2\n", "b.csv": b"3,4\n"})
-    copy = staging.copy_file
+    copy = localfs.copy_file
 
     def racing_copy(source: str, target: str) -> None:
         if source.endswith("b.csv"):

@@ -49,7 +49,7 @@ def test_the_wrapper_is_installed_everywhere_and_removed_on_exit(store: Store) -
         assert isinstance(store.backend, type(real)), "code asking what kind of store it is gets the same answer"
         assert store.backend.url == real.url
         if isinstance(real, FileBackend):
-            assert store.backend.root == real.root  # type: ignore[attr-defined]
+            assert store.backend.root == real.root
     assert store.backend is store.catalog.backend is store.objects.backend is store.coordinator.backend is real
 
 

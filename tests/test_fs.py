@@ -261,7 +261,7 @@ class TestFsspecGetConformance(AbstractFixtures, AbstractGetTests):  # type: ign
     def fs_10_files_with_hashed_names(self, commit_scenario: Callable[[str], str]) -> str:
         return commit_scenario("10_files_with_hashed_names")
 
-    def test_get_directory_recursive(  # type: ignore[override]
+    def test_get_directory_recursive(
         self, fs: GitfreeFileSystem, conformance_store: Store, local_fs: LocalFileSystem, tmp_path: Path
     ) -> None:
         """fsspec's version makes ``src/file`` with mkdir and touch; here it is committed."""

@@ -189,9 +189,12 @@ def test_a_commit_that_starts_during_gc_waits_for_it(store: Store, tmp_path: Pat
         assert locked.reached.wait(60)
         assert store.backend.exists(layout.GC_LOCK)
         done = threading.Event()
-        writer = threading.Thread(
-            target=lambda: (store.commit("ds", write_tree(tmp_path / "v2", {"a": b"1", "b": b"2"})), done.set())
-        )
+
+        def commit_then_say_so() -> None:
+            store.commit("ds", write_tree(tmp_path / "v2", {"a": b"1", "b": b"2"}))
+            done.set()
+
+        writer = threading.Thread(target=commit_then_say_so)
         writer.start()
         assert not done.wait(1.5), "the commit did not wait for the running GC"
         assert not list(store.backend.list(layout.LEASES)), "a waiting commit must withdraw its lease"
@@ -295,7 +298,7 @@ def test_gc_stops_before_deleting_when_a_listing_is_unreadable(store: Store, tmp
 def test_gc_killed_mid_sweep_can_be_run_again(
     seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path, figures: Figures
 ) -> None:
-    store = Store(s3_url, cache_dir=tmp_path / "c", **seaweedfs.store_options())  # type: ignore[arg-type]
+    store = Store(s3_url, cache_dir=tmp_path / "c", **seaweedfs.store_options())
     contents = [{"f": f"version {i}".encode(), "g": os.urandom(64)} for i in range(4)]
     for i, files in enumerate(contents):
         store.commit("ds", write_tree(tmp_path / f"v{i}", files))

@@ -73,7 +73,7 @@ def _modules() -> dict[str, ast.Module]:
 def _imports(name: str, tree: ast.Module) -> list[tuple[str, list[str], int]]:
     """``(module, names, line)`` of every import in ``tree`` (also inside functions), made absolute."""
     package = name if _is_package(name) else name.rpartition(".")[0]
-    out = []
+    out: list[tuple[str, list[str], int]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out += [(alias.name, [], node.lineno) for alias in node.names]

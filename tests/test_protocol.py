@@ -77,7 +77,7 @@ def test_secrets_never_appear(
 ) -> None:
     canary = seaweedfs.secret_key
     caplog.set_level(logging.DEBUG)
-    store = Store(s3_url, cache_dir=tmp_path / "c", **seaweedfs.store_options())  # type: ignore[arg-type]
+    store = Store(s3_url, cache_dir=tmp_path / "c", **seaweedfs.store_options())
     texts = [repr(store), str(store.settings), repr(store.settings), repr(store.backend)]
     store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
     store.pull("ds", tmp_path / "out")

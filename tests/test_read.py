@@ -57,7 +57,7 @@ def test_open_refuses_folders_and_missing_files_and_bad_bytes(store: Store, tmp_
 
 
 def test_ls_and_cat_on_the_command_line(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) -> None:
-    store = Store(s3_url, cache_dir=tmp_path / "c", **seaweedfs.store_options())  # type: ignore[arg-type]
+    store = Store(s3_url, cache_dir=tmp_path / "c", **seaweedfs.store_options())
     store.commit("ds", write_tree(tmp_path / "src", {"a/b.txt": b"bee", "a/c/d.txt": b"dee", "top.txt": b"\x00\xff"}))
     runner = CliRunner()
     env = {**seaweedfs.env(), "GITFREE_STORE": s3_url, "GITFREE_CACHE_DIR": str(tmp_path / "cli")}

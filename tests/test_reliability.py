@@ -26,7 +26,7 @@ SPAWN = multiprocessing.get_context("spawn")
 
 
 def _reader(seaweedfs: SeaweedFS, url: str, cache: Path) -> Store:
-    return Store(url, cache_dir=cache, **seaweedfs.store_options())  # type: ignore[arg-type]
+    return Store(url, cache_dir=cache, **seaweedfs.store_options())
 
 
 # ---------------------------------------------------------------------------- 1. many writers

@@ -70,7 +70,7 @@ def run_machine(seaweedfs: SeaweedFS, tmp_path: Path, figures: Figures) -> None:
 
         @rule(dataset=DATASETS, files=FILES, step=st.sampled_from(["upload", "record", "latest"]))
         def crash(self, dataset: str, files: dict[str, bytes], step: str) -> None:
-            class DieUploading(Callback):
+            class DieUploading(Callback):  # type: ignore[misc]  # fsspec is untyped
                 def call(self, *args: Any, **kwargs: Any) -> None:
                     if self.value >= 1:
                         raise Crash(step)
@@ -115,7 +115,7 @@ def run_machine(seaweedfs: SeaweedFS, tmp_path: Path, figures: Figures) -> None:
         def pull(self, data: st.DataObject) -> None:
             dataset = data.draw(st.sampled_from([d for d, vs in self.model.items() if vs]))
             number = data.draw(st.sampled_from(sorted(self.model[dataset])))
-            reader = Store(self.url, cache_dir=self.root / f"reader-{number % 2}", **seaweedfs.store_options())  # type: ignore[arg-type]
+            reader = Store(self.url, cache_dir=self.root / f"reader-{number % 2}", **seaweedfs.store_options())
             out = reader.pull(f"{dataset}@{number}", self.root / "out" / uuid.uuid4().hex[:8])
             assert read_tree(out) == self.model[dataset][number]
             totals["pulls"] += 1

@@ -31,7 +31,7 @@ def compose() -> dict:  # type: ignore[type-arg]
         [binary, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     return yaml.safe_load(result.stdout)  # type: ignore[no-any-return]
 
@@ -76,7 +76,7 @@ def test_one_line_ingest_of_the_example_data(seaweedfs: SeaweedFS, s3_url: str, 
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert expected in result.stdout
-    store = Store(s3_url, cache_dir=tmp_path / "reader", **seaweedfs.store_options())  # type: ignore[arg-type]
+    store = Store(s3_url, cache_dir=tmp_path / "reader", **seaweedfs.store_options())
     assert read_tree(store.pull("demo/sensors", tmp_path / "out")) == read_tree(source)
     assert json.loads(store.show("demo/sensors").model_dump_json())["author"]["orchestrator"] == "prefect"
 

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from helpers import read_tree, write_tree
@@ -18,6 +19,7 @@ from on_prefect.prefect_helpers import committed_events, wait_for
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.deployments.runner import RunnerDeployment
 from prefect.settings import PREFECT_API_URL
 
 from gitfree import Store
@@ -98,7 +100,7 @@ def test_new_version_triggers_the_training_deployment(
     deployment = train_example.to_deployment(
         name=f"train-on-{dataset}", triggers=[train_trigger(dataset)], parameters={"model_dataset": model_dataset}
     )
-    deployment_id = deployment.apply()
+    deployment_id = cast(RunnerDeployment, deployment).apply()
 
     def runs() -> list[object]:
         with get_client(sync_client=True) as client:
@@ -122,8 +124,8 @@ def test_new_version_triggers_the_training_deployment(
 
     triggered = wait_for(commit_and_look, timeout=120, interval=3)
     run = triggered[0]
-    assert run.parameters["ref"] in committed  # type: ignore[attr-defined]
-    assert run.parameters["store"] == store.url  # type: ignore[attr-defined]
+    assert run.parameters["ref"] in committed
+    assert run.parameters["store"] == store.url
 
     env = {
         **os.environ,
@@ -133,9 +135,9 @@ def test_new_version_triggers_the_training_deployment(
     }
     result = subprocess.run(
         [PREFECT, "flow-run", "execute", str(run.id)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
-    )  # type: ignore[attr-defined]
+    )
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     model = store.show(model_dataset)
-    assert [str(i) for i in model.inputs] == [run.parameters["ref"]]  # type: ignore[attr-defined]
+    assert [str(i) for i in model.inputs] == [run.parameters["ref"]]
     assert model.author.pipeline == "gitfree-train-example"
     assert model.metrics["values"] >= 1

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from helpers import read_tree, write_tree
@@ -149,7 +150,8 @@ def test_block_round_trips_without_leaking_its_secret(
         secret_access_key=seaweedfs.secret_key,
         cache_dir=str(tmp_path / "c"),
     ).save(name)
-    block = GitfreeStore.load(name)
+    block = cast(GitfreeStore, GitfreeStore.load(name))
+    assert block.secret_access_key is not None
     assert block.secret_access_key.get_secret_value() == seaweedfs.secret_key
     assert seaweedfs.secret_key not in repr(block)
     with get_client(sync_client=True) as client:
@@ -256,6 +258,6 @@ def test_block_takes_credentials_from_a_prefect_aws_block(
     GitfreeStore(
         url=s3_url, cache_dir=str(tmp_path / "c"), aws_credentials=prefect_aws.AwsCredentials.load(f"aws-{dataset}")
     ).save(f"via-aws-{dataset}")
-    store = GitfreeStore.load(f"via-aws-{dataset}").get_store()
+    store = cast(GitfreeStore, GitfreeStore.load(f"via-aws-{dataset}")).get_store()
     assert store.commit(dataset, write_tree(tmp_path / "src", {"a": b"1"})).number == 1
     assert seaweedfs.secret_key not in repr(GitfreeStore.load(f"via-aws-{dataset}"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers import write_tree
@@ -59,7 +60,8 @@ def test_a_tag_conflict_a_retry_cannot_fix_is_not_retried(store: Store, tmp_path
     for i in range(2):
         store.commit("ds", write_tree(tmp_path / f"v{i}", {"f": bytes([i])}))
     store.tag("ds@1", "prod")
-    for call in (lambda: store.tag("ds@2", "prod", expect=2), lambda: store.tag("ds@2", "prod")):
+    calls: list[Callable[[], object]] = [lambda: store.tag("ds@2", "prod", expect=2), lambda: store.tag("ds@2", "prod")]
+    for call in calls:
         with pytest.raises(ConflictError) as caught:
             call()
         assert not is_transient(caught.value)

@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -140,6 +141,6 @@ def test_the_secrets_of_nested_credentials_are_not_served(s3_url: str) -> None:
             text = json.dumps(served.data, default=str)
             assert not [secret for secret in secrets if secret in text], text
     for doc_name, key_id in ((f"ref-{name}", "AKIAREF"), (f"inline-{name}", "AKIAINL")):
-        loaded = GitfreeStore.load(doc_name)
+        loaded = cast(GitfreeStore, GitfreeStore.load(doc_name))
         assert loaded.store_settings().access_key_id == key_id
         assert "s3cret" not in repr(loaded)

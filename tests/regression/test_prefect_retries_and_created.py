@@ -162,7 +162,7 @@ def test_a_network_failure_is_retried_and_the_retry_passes(
         )
 
         def then_the_server_is_back(task: Any, task_run: Any, state: Any) -> bool:
-            verdict = condition(task, task_run, state)
+            verdict = bool(condition(task, task_run, state))
             verdicts.append((type(state.data).__name__, verdict))
             proxy.upstream = ("127.0.0.1", seaweedfs.s3_port)
             return verdict

@@ -77,7 +77,7 @@ def test_a_single_file_version_is_updated_in_one_rename(make_store: Callable[...
     assert dest.read_bytes() == b"edited"
 
 
-EDITS: dict[str, Callable[[Path], None]] = {
+EDITS: dict[str, Callable[[Path], object]] = {
     "modified": lambda d: (d / "same.txt").write_bytes(b"mine now"),
     "modified, same size": lambda d: (d / "changed.txt").write_bytes(b"OLD"),
     "added": lambda d: (d / "dir" / "notes.txt").write_bytes(b"my notes"),

@@ -56,7 +56,7 @@ def test_an_unknown_setting_is_refused() -> None:
 
 @pytest.mark.parametrize("field", ["store", "endpoint_url", "access_key_id", "region", "profile"])
 def test_empty_text_is_unset(field: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert getattr(StoreSettings(**{field: ""}), field) is None
+    assert getattr(StoreSettings.model_validate({field: ""}), field) is None
     monkeypatch.setenv(f"GITFREE_{field.upper()}", "")
     assert getattr(StoreSettings(), field) is None
 

@@ -15,7 +15,7 @@ from gitfree.versioning.tree import validate_entries, validate_path
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 segment = st.text(
-    st.characters(exclude_characters="/\\\x00", exclude_categories=("Cs",)), min_size=1, max_size=8
+    st.characters(exclude_characters="/\\\x00", exclude_categories=["Cs"]), min_size=1, max_size=8
 ).filter(lambda s: s not in (".", ".."))
 safe_paths = st.lists(segment, min_size=1, max_size=5).map("/".join).filter(lambda p: p[1:2] != ":")
 
