@@ -48,6 +48,7 @@ from .versioning import (
     NotFoundError,
     Store,
     Tag,
+    Tree,
     Version,
     format_size,
 )
@@ -677,21 +678,15 @@ def ls(ctx: click.Context, ref: str, path: str, with_sizes: bool, as_json: bool)
     """List the files and folders of REF under PATH (folders end with /)."""
     store = _store(ctx)
     version = store.show(ref)
+    tree = Tree.build(store.files(version, sizes=with_sizes))
     prefix = path.strip("/")
-    entries = [
-        e
-        for e in store.files(version, sizes=with_sizes)
-        if not prefix or e.path == prefix or e.path.startswith(prefix + "/")
-    ]
-    if not entries:
+    children: dict[str, list[FileEntry]]
+    if prefix in tree.files:  # PATH names a file
+        children = {prefix.rsplit("/", 1)[-1]: [tree.files[prefix]]}
+    elif prefix in tree.dirs:
+        children = {name: tree.under(f"{prefix}/{name}".strip("/")) for name in tree.children(prefix)}
+    else:
         raise NotFoundError(f"{version.ref} has nothing at {prefix!r}; `gitfree ls {version.ref}` lists its top level")
-    children: dict[str, list[FileEntry]] = {}
-    for e in entries:
-        rel = e.path[len(prefix) + 1 :] if prefix and e.path != prefix else e.path
-        if prefix and e.path == prefix:  # PATH names a file
-            rel = e.path.rsplit("/", 1)[-1]
-        name = rel.split("/")[0] + ("/" if "/" in rel else "")
-        children.setdefault(name, []).append(e)
     rows: list[dict[str, Any]] = []
     for name, items in sorted(children.items()):
         sizes = [i.size for i in items]

@@ -16,6 +16,7 @@ from .layout import MARKER as STORE_MARKER
 from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Tag, Version
 from .refs import Ref, parse_ref, validate_dataset_name
 from .store import Store
+from .tree import Tree
 
 __all__ = [
     "AWS_NAMES",
@@ -35,6 +36,7 @@ __all__ = [
     "Store",
     "StoreSettings",
     "Tag",
+    "Tree",
     "UnsafePathError",
     "Version",
     "format_size",
