@@ -14,6 +14,7 @@ current ETag, exactly as a process whose clock runs ahead by more than the allow
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +31,12 @@ from gitfree.versioning.config import StoreSettings
 
 OBJECTS = "files/md5/"
 """DVC's object layout: GC scans it after it has decided what to drop, before it changes anything."""
+
+
+HEARTBEAT_SETTLES = 0.3
+"""The Faults rule sees the store refuse a heartbeat's swap just before the heartbeat thread, a few lines
+later, marks its holder lost; the held work is let go this long after, well within the TTL (once it ran
+on at once and the GC, not yet told, dropped versions: the test failed, never the other way round)."""
 
 
 def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
@@ -96,6 +103,7 @@ def test_a_commit_whose_lease_was_removed_while_it_ran_writes_no_record(
         writer.backend.delete(lease_key)
         removed.append(lease_key)
         assert refused.wait(ttl), "the heartbeat did not try to renew the removed lease"
+        time.sleep(HEARTBEAT_SETTLES)
 
     with Faults(writer) as faults:
         faults.call("replace", layout.LEASES, watch, when="after")  # the heartbeat
@@ -144,6 +152,7 @@ def test_a_gc_whose_lock_was_taken_over_deletes_nothing_more(
         thief.take_over(etag)
         try:
             assert refused.wait(ttl), "the GC's heartbeat did not run into the takeover"
+            time.sleep(HEARTBEAT_SETTLES)
             held.resume.set()
             gc.join(60)
             assert not gc.is_alive()
