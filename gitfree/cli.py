@@ -23,7 +23,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
@@ -37,6 +37,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -73,6 +74,14 @@ def _stdout_closed() -> NoReturn:
     sys.exit(STDOUT_CLOSED)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters other than newline and tab (C0, DEL, C1)."""
+
+
+def _visible(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
 class _Console(Console):
     """Rich output that never reads data as markup or emoji codes, and ends quietly on a closed pipe."""
 
@@ -83,6 +92,15 @@ class _Console(Console):
         self.quiet = True
         if not self.stderr:
             _stdout_closed()  # else nothing more can be said; the exit code still tells
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        # Data never drives the terminal: control characters in messages, metadata or file names (ESC
+        # sequences that retitle, clear or recolour it) are shown as visible escapes, as `ls -b` does.
+        # Rich's own control segments (cursor moves of the progress bars) pass as they are.
+        return super()._render_buffer(
+            segment if segment.control else Segment(_CONTROL.sub(_visible, segment.text), segment.style)
+            for segment in buffer
+        )
 
 
 # Data (names, paths, messages) goes through these as plain text: markup is never parsed

@@ -110,7 +110,7 @@ class StoreSettings(BaseSettings):
     retries: int = Field(default=2, ge=0, le=20)
     """How many times a failed S3 request (refused connection, timeout, 5xx, throttling) is retried."""
 
-    @field_validator("store", "endpoint_url", "access_key_id", "region", "profile", mode="before")
+    @field_validator("store", "cache_dir", "endpoint_url", "access_key_id", "region", "profile", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -65,14 +65,19 @@ class GitfreeError(Exception):
     error, a dropped connection, a failed delete): yes. An instance may say otherwise; read it with
     :func:`is_transient`."""
 
-    def __init__(self, *args: object, options: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(self, *args: object, options: Iterable[tuple[str, str]] = (), cli: str | None = None) -> None:
         super().__init__(*args)
         self.options: tuple[tuple[str, str], ...] = tuple(options)
         """(Python term, command-line term) of each option the message names, in the order they are replaced."""
+        self.cli = cli
+        """The whole message in command-line terms, for one whose terms sit beside user data (a folder
+        named like a Python term must not be rewritten): then :attr:`options` is not used."""
 
     def in_cli_terms(self) -> str:
-        """The message as the ``gitfree`` command says it: each Python term of :attr:`options` replaced by
-        its command-line term (``pass move=True`` becomes ``pass --move``)."""
+        """The message as the ``gitfree`` command says it: :attr:`cli` if given, else each Python term of
+        :attr:`options` replaced by its command-line term (``pass move=True`` becomes ``pass --move``)."""
+        if self.cli is not None:
+            return self.cli
         text = str(self)
         for python, cli in self.options:
             text = text.replace(python, cli)

@@ -196,6 +196,10 @@ def _latest(catalog: Catalog, inventory: Inventory, found: _Found) -> dict[str, 
             continue
         try:
             latest = catalog.read(entry.latest, Latest)
+            if latest.number in entry.unreadable and latest.version.dataset == dataset:
+                # The record is broken (reported as bad_record); the hint may hold the only intact copy of
+                # it, so it is neither judged nor repaired.
+                continue
             ok = latest.number <= heads.get(dataset, 0) and latest.version.dataset == dataset
             ok = ok and catalog.version(dataset, latest.number).id == latest.version.id
         except (IntegrityError, KeyMissing):
@@ -212,6 +216,17 @@ def _latest(catalog: Catalog, inventory: Inventory, found: _Found) -> dict[str, 
     return heads
 
 
+def _repair_hint(catalog: Catalog, problem: Problem, heads: dict[str, int]) -> bool:
+    """Point a bad ``latest.json`` at the head fsck saw, unless that version is gone meanwhile (a GC
+    dropped it: the next fsck judges the hint again)."""
+    dataset = problem.dataset or ""
+    try:
+        head = catalog.version(dataset, heads[dataset])
+    except (KeyMissing, IntegrityError):
+        return False
+    return catalog.repair_latest(problem.key, head)
+
+
 def _repair(catalog: Catalog, objects: Objects, problems: list[Problem], heads: dict[str, int]) -> list[Problem]:
     """Re-upload what the worker cache holds intact (files first, then listings); fix latest.json."""
     catalog.ensure_writable()
@@ -226,11 +241,7 @@ def _repair(catalog: Catalog, objects: Objects, problems: list[Problem], heads: 
             uploaded.add(oid)
             logger.info("fsck: re-uploaded %s from the worker cache", layout.object_key(oid))
     fixed_latest = {
-        p.key
-        for p in problems
-        if p.kind == "bad_latest"
-        and p.dataset in heads
-        and catalog.repair_latest(p.key, catalog.version(p.dataset, heads[p.dataset]))
+        p.key for p in problems if p.kind == "bad_latest" and p.dataset in heads and _repair_hint(catalog, p, heads)
     }
     return [
         p.model_copy(update={"repaired": True})

@@ -272,7 +272,12 @@ class Coordinator:
         while True:
             holder = Holder.new(self.backend, self.ttl, dataset=dataset, pointer=pointer)
             holder.create()
-            if self.gc_lock() is None:
+            try:
+                free = self.gc_lock() is None
+            except BaseException:  # a lease nobody will use must not hold off every GC for the process's life
+                holder.release()
+                raise
+            if free:
                 break
             holder.release()
             self.await_gc(deadline, f"a commit to {dataset!r}")

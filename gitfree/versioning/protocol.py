@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +79,13 @@ def commit(
     with coordinator.commit_lease(dataset, staged.out.md5) as lease:
         # 6. Push: every object durable in the store, files before the listing.
         journal = push(catalog, objects, staged.out, staged.oids, head, lease)
-        # 7. A lease that lapsed may have been judged dead: nothing it protected can be relied on.
-        if not lease.valid(margin=lease.ttl / 3):
-            raise ConflictError(
-                f"the lease of this commit to {dataset!r} lapsed while it uploaded (its heartbeats failed), so a "
-                "garbage collection may have judged it dead; nothing was committed. Retry: large objects "
-                "already uploaded are not sent again"
-            )
+        # 7. A lease that lapsed may have been judged dead: nothing it protected can be relied on
+        # (checked again before every attempt of step 8).
+        _still_leased(lease, dataset)
         # 8. The record, create-only, at the next free number.
-        version = create_version(catalog, head.number + 1 if head else 1, fields, force, attempts)
+        version = create_version(
+            catalog, head.number + 1 if head else 1, fields, force, attempts, lambda: _still_leased(lease, dataset)
+        )
         # 9. The record names the objects now: the journal is done with (a failure leaves it to gc).
         if journal is not None:
             with contextlib.suppress(GitfreeError):
@@ -147,7 +145,23 @@ def _kept_by(catalog: Catalog, objects: Objects, head: Version | None) -> set[st
     return known
 
 
-def create_version(catalog: Catalog, number: int, fields: dict[str, Any], force: bool, attempts: int) -> Version:
+def _still_leased(lease: Holder, dataset: str) -> None:
+    if not lease.valid(margin=lease.ttl / 3):
+        raise ConflictError(
+            f"the lease of this commit to {dataset!r} lapsed before its record was written (its heartbeats failed "
+            "or its writes took too long), so a garbage collection may have judged it dead; nothing was committed. "
+            "Retry: large objects already uploaded are not sent again"
+        )
+
+
+def create_version(
+    catalog: Catalog,
+    number: int,
+    fields: dict[str, Any],
+    force: bool,
+    attempts: int,
+    leased: Callable[[], None] = lambda: None,
+) -> Version:
     """Step 8: create-only write of the next number; on a conflict or a lost answer, read what is there.
 
     Our own id: it landed (only the answer was lost). A tombstone or an unreadable record: the number
@@ -159,6 +173,7 @@ def create_version(catalog: Catalog, number: int, fields: dict[str, Any], force:
     except ValidationError as exc:
         raise InputError(f"cannot commit to {dataset!r}: {first_error(exc)}") from None
     for attempt in range(attempts):
+        leased()  # each attempt under a lease still valid: its objects may not outlive it
         record = template.model_copy(update={"number": number, "parent": number - 1 or None, "created_at": utcnow()})
         try:
             catalog.create(layout.version_key(dataset, number), record)

@@ -263,10 +263,12 @@ class Store:
             inside = tree.children(wanted) if wanted in tree.dirs else []
             if inside:
                 shown = ", ".join(inside[:5]) + (" ..." if len(inside) > 5 else "")
+                where = f"{wanted or '/'} is a folder of {version.ref}"
                 pull = f"pull it with paths=[{wanted!r}]" if wanted else "pull the version"
+                cli_pull = f"pull it with --path {shlex.quote(wanted)}" if wanted else "pull the version"
                 raise InputError(
-                    f"{wanted or '/'} is a folder of {version.ref}: open one of its files ({shown}), or {pull}",
-                    options=(("open one of", "cat one of"), (f"paths=[{wanted!r}]", f"--path {shlex.quote(wanted)}")),
+                    f"{where}: open one of its files ({shown}), or {pull}",
+                    cli=f"{where}: cat one of its files ({shown}), or {cli_pull}",
                 )
             raise NotFoundError(f"{version.ref} has no file {wanted!r}; list its files with `gitfree ls {version.ref}`")
         return open(self.objects.verified(version.ref, entry.md5), "rb")
