@@ -540,8 +540,8 @@ class FaultyBackend(Backend):
     def md5(self, key: str) -> tuple[str, int]:
         return self._run("md5", (key,), lambda: self.inner.md5(key))
 
-    def object_store(self) -> ObjectStore:
-        return self._run("object_store", ("",), self.inner.object_store)
+    def object_store(self, *, timeout: float | None = None) -> ObjectStore:
+        return self._run("object_store", ("",), lambda: self.inner.object_store(timeout=timeout))
 
     def probe_conditional_writes(self) -> None:
         """The real backend's own checks, then the conditional-write probe through this wrapper: a store

@@ -128,8 +128,9 @@ class Backend(ABC):
         """Stream ``key`` and return the md5 of its content and its size; raise :class:`KeyMissing`."""
 
     @abstractmethod
-    def object_store(self) -> ObjectStore:
-        """An obstore store rooted at the store's root, for bulk object transfer."""
+    def object_store(self, *, timeout: float | None = None) -> ObjectStore:
+        """An obstore store rooted at the store's root, for bulk object transfer (and batched record reads:
+        those pass ``timeout``, the read timeout, instead of the transfer timeout)."""
 
     def probe_conditional_writes(self) -> None:
         """Prove that a second create of a key fails and a stale swap fails; else :class:`ConfigError`."""
@@ -275,7 +276,7 @@ class FileBackend(Backend):
             raise KeyMissing(key) from None
         return digest.hexdigest(), size
 
-    def object_store(self) -> ObjectStore:
+    def object_store(self, *, timeout: float | None = None) -> ObjectStore:
         from obstore.store import LocalStore
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -518,7 +519,7 @@ class S3Backend(Backend):
                 size += len(chunk)
         return digest.hexdigest(), size
 
-    def object_store(self) -> ObjectStore:
+    def object_store(self, *, timeout: float | None = None) -> ObjectStore:
         from obstore.auth.boto3 import Boto3CredentialProvider
         from obstore.store import S3Store
 
@@ -550,7 +551,7 @@ class S3Backend(Backend):
             client_options={
                 "allow_http": True,
                 "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
-                "timeout": timedelta(seconds=self._settings.transfer_timeout),
+                "timeout": timedelta(seconds=self._settings.transfer_timeout if timeout is None else timeout),
             },
             retry_config={
                 "max_retries": self._settings.retries,

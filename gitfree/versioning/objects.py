@@ -89,13 +89,20 @@ class Objects:
     """
 
     def __init__(
-        self, backend: Backend, cache_dir: Path, jobs: int | None = None, progress: ProgressFactory | None = None
+        self,
+        backend: Backend,
+        cache_dir: Path,
+        jobs: int | None = None,
+        progress: ProgressFactory | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         self.backend = backend
         self.url = backend.url
         self.cache_dir = cache_dir
         self.jobs = jobs or TRANSFER_JOBS
         self._progress = progress
+        self.read_timeout = read_timeout
+        """How long a batched record read waits for the server (the transfer timeout if ``None``)."""
 
     def callback(self, description: str, unit: str = "file") -> Callback:
         return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
@@ -110,7 +117,10 @@ class Objects:
 
     def read_many(self, keys: Collection[str]) -> dict[str, bytes | None]:
         """Many small keys read at once (``None`` for one that does not exist)."""
-        return self.transfer().read_many(keys) if keys else {}
+        if not keys:
+            return {}
+        store = self.backend.object_store(timeout=self.read_timeout)
+        return Transfer(store, self.cache_dir, self.jobs, self.url, answer_within=self.read_timeout).read_many(keys)
 
     # ------------------------------------------------------------------ listings
 

@@ -87,7 +87,7 @@ class Store:
         self.backend: Backend = open_backend(settings)
         self.url = self.backend.url
         self.cache_dir = settings.prepared_cache_dir()  # ConfigError, naming the setting, if unusable
-        self.objects = Objects(self.backend, self.cache_dir, settings.jobs, progress)
+        self.objects = Objects(self.backend, self.cache_dir, settings.jobs, progress, settings.read_timeout)
         self.catalog = Catalog(self.backend, self.objects.read_many)
         self.settings = settings
 
@@ -101,6 +101,7 @@ class Store:
     def settings(self, settings: StoreSettings) -> None:
         self._settings = settings
         self.objects.jobs = settings.jobs or TRANSFER_JOBS
+        self.objects.read_timeout = settings.read_timeout
         self.coordinator = Coordinator.of(self.backend, settings)
 
     def __repr__(self) -> str:

@@ -167,6 +167,10 @@ async def _streamed(result: Any, size: int, tmp: str, digest: Any, progress: _By
             progress.moved(len(view))
 
 
+_NO_ANSWER = ("timed out", "timeout", "error sending request", "connection refused")
+"""How obstore says a request got no answer (its errors carry no type for it)."""
+
+
 class Transfer:
     """Moves objects between ``cache_dir/files/md5`` and the store's ``files/md5``.
 
@@ -177,11 +181,16 @@ class Transfer:
         where: the store URL, for error messages.
     """
 
-    def __init__(self, store: ObjectStore, cache_dir: Path, jobs: int, where: str) -> None:
+    def __init__(
+        self, store: ObjectStore, cache_dir: Path, jobs: int, where: str, answer_within: float | None = None
+    ) -> None:
         self.store = store
         self.cache_dir = cache_dir
         self.jobs = max(1, jobs)
         self.where = where
+        self.answer_within = answer_within
+        """The read timeout ``store`` was made with, if it is one (batched record reads): a server that does
+        not answer within it is then a configuration problem, as for a single record read."""
 
     def cached(self, oid: str) -> Path:
         return self.cache_dir / object_key(oid)
@@ -198,6 +207,15 @@ class Transfer:
             ) from None
         except ox.BaseError as exc:
             text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            if self.answer_within is not None and any(m in str(exc).lower() for m in _NO_ANSWER):
+                # As a single record read says it (backends): one line, exit 6, and worth a retry.
+                unanswered = ConfigError(
+                    f"the store {self.where} did not answer within {self.answer_within:g} s, or could not be "
+                    f"reached, while {what}: is the endpoint up, and an S3 server? (GITFREE_ENDPOINT_URL; "
+                    "GITFREE_READ_TIMEOUT raises the limit)"
+                )
+                unanswered.transient = True
+                raise unanswered from None
             if "bucket" in text.lower() and "not" in text.lower() and "exist" in text.lower():
                 raise ConfigError(
                     f"the bucket of {self.where} does not exist: create it, or fix the store URL"
