@@ -14,6 +14,7 @@ to assert that an operation moves only what it should.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -77,6 +78,14 @@ class SeaweedFS:
     process: subprocess.Popen[bytes] | None = None
     _own_dir: bool = False
     _log: IO[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        # S3's rule; weed refuses other names only when the readiness probe writes, a minute later.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bucket):
+            raise ValueError(
+                f"bucket {self.bucket!r} is not a valid S3 bucket name: 3 to 63 lowercase letters, digits, dots "
+                "and hyphens, beginning and ending with a letter or digit"
+            )
 
     @property
     def endpoint(self) -> str:

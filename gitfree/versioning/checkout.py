@@ -119,7 +119,8 @@ def destination(dest: str | os.PathLike[str], single_name: str | None = None) ->
             target = Path(os.path.realpath(target))
         else:
             target = Path(os.path.realpath(target.parent)) / target.name
-    if single_name is not None and target.is_dir() and not target.is_symlink():
+    folder = os.fspath(dest).endswith(("/", os.sep))  # `out/`: a folder, even one that does not exist yet
+    if single_name is not None and (folder or (target.is_dir() and not target.is_symlink())):
         target = target / single_name
     return target
 

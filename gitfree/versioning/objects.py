@@ -135,7 +135,7 @@ class Objects:
         path = self.cached(oid)
         raw = None
         if not from_store:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 raw = path.read_bytes()
         if raw is not None:
             try:
@@ -154,7 +154,8 @@ class Objects:
             ) from None
         entries = parse_listing(oid, raw)
         if not from_store:
-            atomic_write(path, raw)
+            with contextlib.suppress(IsADirectoryError, NotADirectoryError):  # something else there: leave it
+                atomic_write(path, raw)
         return entries
 
     def files(self, out: Output) -> list[FileEntry]:

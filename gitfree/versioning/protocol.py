@@ -172,6 +172,7 @@ def create_version(
         template = Version.model_validate({**fields, "number": 1, "created_at": utcnow()})
     except ValidationError as exc:
         raise InputError(f"cannot commit to {dataset!r}: {first_error(exc)}") from None
+    unanswered = 0
     for attempt in range(attempts):
         leased()  # each attempt under a lease still valid: its objects may not outlive it
         record = template.model_copy(update={"number": number, "parent": number - 1 or None, "created_at": utcnow()})
@@ -183,6 +184,7 @@ def create_version(
         try:
             existing = catalog.record(dataset, number)
         except KeyMissing:  # the outcome was unknown and nothing is there: try this number again
+            unanswered += 1
             time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))  # noqa: S311 - jitter, not crypto
             continue
         except IntegrityError as exc:  # someone's unreadable record holds the number: take the next
@@ -201,10 +203,14 @@ def create_version(
                 return existing
         number += 1
         time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311
+    why = (
+        f"the store's answer to {unanswered} of them was lost (and what they wrote is not there)"
+        if unanswered
+        else "other writers kept taking the next version number"
+    )
     raise ConflictError(
-        f"could not commit to {dataset!r} after {attempts} attempts: other writers kept "
-        "taking the next version number; retry (the uploaded objects stay in the store, and large ones are "
-        "not sent again)"
+        f"could not commit to {dataset!r} after {attempts} attempts: {why}; retry (the uploaded objects stay "
+        "in the store, and large ones are not sent again)"
     )
 
 

@@ -1,0 +1,62 @@
+"""``export`` writes wherever it is pointed, and fails on a path below a file with an internal error.
+
+- ``gitfree export ds@1 afile/x.dvc`` (``afile`` a regular file): ``error: unexpected FileExistsError: [Errno 17]
+  File exists: 'afile' (run with -vv for details)``, exit 1. ``pull`` says the same case clearly (exit 2:
+  "is a file, not a folder, so nothing can be written below it").
+- ``gitfree export ds@1 <store>/x.dvc`` writes a file into the local store's root (and into the worker cache),
+  which ``pull`` refuses "with or without --overwrite": the store then holds a key outside its layout.
+- ``export`` over an existing file replaces it without asking (pull asks for --overwrite), and it writes
+  through a symbolic link at the target.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import write_tree
+
+from gitfree import Store
+
+# Known bugs, found on 2026-12-01 by a hostile pass over the refactored core and not fixed in that round:
+# strict, so the fix turns these into failures until this mark is removed.
+pytestmark = pytest.mark.xfail(
+    strict=True,
+    reason="export does not guard its destination yet (below a file: exit 1; the store root; through a symlink)",
+)
+
+GITFREE = str(Path(sys.executable).with_name("gitfree"))
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GITFREE_STORE": str(tmp_path / "store"), "GITFREE_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run([GITFREE, *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+
+
+def _committed(tmp_path: Path) -> None:
+    Store(tmp_path / "store", cache_dir=tmp_path / "cache").commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+
+
+def test_export_below_a_file_is_bad_input_not_an_unexpected_error(tmp_path: Path) -> None:
+    _committed(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    result = _run(tmp_path, "export", "ds@1", str(tmp_path / "afile" / "x.dvc"))
+    assert result.returncode == 2 and "unexpected" not in result.stderr, (result.returncode, result.stderr)
+
+
+def test_export_never_writes_into_the_store(tmp_path: Path) -> None:
+    _committed(tmp_path)
+    result = _run(tmp_path, "export", "ds@1", str(tmp_path / "store" / "x.dvc"))
+    assert not (tmp_path / "store" / "x.dvc").exists(), result.stdout
+    assert result.returncode == 2, result.stderr
+
+
+def test_export_does_not_write_through_a_link(tmp_path: Path) -> None:
+    _committed(tmp_path)
+    (tmp_path / "precious.txt").write_text("mine")
+    os.symlink(tmp_path / "precious.txt", tmp_path / "x.dvc")
+    _run(tmp_path, "export", "ds@1", str(tmp_path / "x.dvc"))
+    assert (tmp_path / "precious.txt").read_text() == "mine"
