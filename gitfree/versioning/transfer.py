@@ -21,9 +21,11 @@ This module is the one place that sees obstore's exceptions.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -69,12 +71,35 @@ async def each(items: Iterable[str], jobs: int, work: Callable[[str], Awaitable[
 
 def run(make: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine to completion from synchronous code, also inside a running event loop."""
+    _settle_at_exit()
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(_wrap(make))
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, _wrap(make)).result()
+
+
+_SETTLE = 0.05
+"""Seconds the interpreter gives obstore's threads at exit (see :func:`_settle_at_exit`)."""
+_settling = False
+
+
+def _settle_at_exit() -> None:
+    """Let obstore's runtime threads leave Python before the interpreter finalises.
+
+    obstore completes an awaited request from one of its tokio threads, through the event loop's
+    ``call_soon_threadsafe``, whose write to the loop's self-pipe releases the GIL. The coroutine can see
+    its answer and the program can end while that thread is still inside the write; when it then takes
+    the GIL back from a finalising interpreter, Python 3.11 calls ``pthread_exit`` in a Rust thread, which
+    aborts: a command that printed its answer exited with SIGABRT (134) in 3-30 % of runs. An ``atexit``
+    handler runs before finalisation starts; sleeping in it releases the GIL, so those threads finish
+    their few microseconds of Python and go back to Rust (regression test:
+    tests/regression/test_process_aborts_at_exit.py)."""
+    global _settling
+    if not _settling:
+        _settling = True
+        atexit.register(time.sleep, _SETTLE)
 
 
 async def _wrap(make: Callable[[], Awaitable[T]]) -> T:
