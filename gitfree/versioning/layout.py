@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 MARKER = "gitfree.json"
@@ -12,8 +13,16 @@ GC = "gc/"
 GC_LOCK = f"{GC}lock.json"
 PROBES = "probes/"
 OBJECTS = "files/md5/"
+RUNS = "runs/"
+USED_BY = "used-by"
+"""The segment under a dataset holding its reverse lineage edges (what was made from its versions)."""
+TAG_HISTORY = "tag-history"
+"""The segment under a dataset holding the history of its tags (one create-only entry per move)."""
 
-OURS = (MARKER, DATASETS, OBJECTS, LEASES, UPLOADS, GC, PROBES)
+RESERVED_SEGMENTS = frozenset({"versions", "tags", USED_BY, TAG_HISTORY})
+"""Segments a dataset name may not have: they would collide with these keys under ``datasets/<name>/``."""
+
+OURS = (MARKER, DATASETS, OBJECTS, LEASES, UPLOADS, GC, PROBES, RUNS)
 """What gitfree (and DVC, ``files/md5/``) writes in a store: anything else means the place holds other data."""
 
 _VERSION_KEY = re.compile(r"^datasets/(?P<name>.+)/versions/(?P<number>\d{12})\.json$")
@@ -22,6 +31,11 @@ _LATEST_KEY = re.compile(r"^datasets/(?P<name>.+)/latest\.json$")
 _OBJECT_KEY = re.compile(r"^files/md5/(?P<a>[0-9a-f]{2})/(?P<b>[0-9a-f]{30})(?P<dir>\.dir)?$")
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _MD5_IN_TEXT = re.compile(rb"[0-9a-f]{32}(?:\.dir)?")
+_USED_BY_KEY = re.compile(
+    rf"^datasets/(?P<name>.+)/{USED_BY}/(?P<number>\d{{12}})/(?P<consumer>.+)@(?P<cnumber>\d{{12}})\.json$"
+)
+_TAG_EVENT_KEY = re.compile(rf"^datasets/(?P<name>.+)/{TAG_HISTORY}/(?P<tag>[^/]+)/(?P<seq>\d{{12}})\.json$")
+_RUN_USE_KEY = re.compile(r"^runs/(?P<run>[^/]+)/(?P<name>.+)@(?P<number>\d{12})\.json$")
 _UPLOAD_KEY = re.compile(r"^uploads/(?P<lease>[0-9a-f-]{36})\.json$")
 
 
@@ -52,6 +66,63 @@ def tag_key(name: str, tag: str) -> str:
 
 def latest_key(name: str) -> str:
     return f"{DATASETS}{name}/latest.json"
+
+
+def used_by_prefix(name: str, number: int | None = None) -> str:
+    """Where the reverse edges of ``name@number`` are (of every version of ``name`` without ``number``)."""
+    base = f"{DATASETS}{name}/{USED_BY}/"
+    return base if number is None else f"{base}{number:012d}/"
+
+
+def used_by_key(name: str, number: int, consumer: str, consumer_number: int) -> str:
+    """The reverse edge "``consumer@consumer_number`` was made from ``name@number``" (create-only, written
+    after the consumer's record): downstream lineage is one LIST of :func:`used_by_prefix`."""
+    return f"{used_by_prefix(name, number)}{consumer}@{consumer_number:012d}.json"
+
+
+def parse_used_by_key(key: str) -> tuple[str, int, str, int] | None:
+    """``(input, number, consumer, consumer_number)`` for a reverse edge key, else ``None``."""
+    match = _USED_BY_KEY.match(key)
+    if not match:
+        return None
+    return match["name"], int(match["number"]), match["consumer"], int(match["cnumber"])
+
+
+def tag_history_prefix(name: str, tag: str | None = None) -> str:
+    """Where the history of ``tag`` of ``name`` is (of every tag without ``tag``)."""
+    base = f"{DATASETS}{name}/{TAG_HISTORY}/"
+    return base if tag is None else f"{base}{tag}/"
+
+
+def tag_event_key(name: str, tag: str, seq: int) -> str:
+    """The ``seq``-th move of ``tag`` (1 for its creation), create-only."""
+    return f"{tag_history_prefix(name, tag)}{seq:012d}.json"
+
+
+def parse_tag_event_key(key: str) -> tuple[str, str, int] | None:
+    """``(dataset, tag, seq)`` for a tag history key, else ``None``."""
+    match = _TAG_EVENT_KEY.match(key)
+    return (match["name"], match["tag"], int(match["seq"])) if match else None
+
+
+def run_prefix(run: str) -> str:
+    """Where the versions used in an orchestrator run are noted. ``run`` is any string (for example
+    ``prefect:<flow run id>``, ``airflow:<dag id>:<run id>``); its key segment is the string with
+    characters other than ``A-Za-z0-9._-`` made ``_`` (at most 80), then 16 hex digits of its sha256,
+    so distinct runs never share a prefix and no key needs percent-encoding."""
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", run)[:80]
+    return f"{RUNS}{slug}-{hashlib.sha256(run.encode()).hexdigest()[:16]}/"
+
+
+def run_use_key(run: str, name: str, number: int) -> str:
+    """The note "``name@number`` was used (pulled) in ``run``"."""
+    return f"{run_prefix(run)}{name}@{number:012d}.json"
+
+
+def parse_run_use_key(key: str) -> tuple[str, str, int] | None:
+    """``(run segment, dataset, number)`` for a run note key, else ``None``."""
+    match = _RUN_USE_KEY.match(key)
+    return (match["run"], match["name"], int(match["number"])) if match else None
 
 
 def lease_key(lease_id: str) -> str:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import InputError
+from .layout import RESERVED_SEGMENTS
 
 __all__ = ["Ref", "parse_ref", "validate_dataset_name", "validate_tag_name"]
 
@@ -13,8 +14,6 @@ _SEGMENT = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _TAG = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _LATEST = re.compile(r"latest(?:~([0-9]+))?")  # ASCII digits only: \d takes any Unicode digit
 _NUMBER = re.compile(r"[0-9]+")
-# Segments that would collide with the store layout under datasets/<name>/.
-_RESERVED_SEGMENTS = frozenset({"versions", "tags"})
 _MAX_NAME = 200
 _MAX_TAG = 100
 
@@ -31,7 +30,7 @@ def validate_dataset_name(name: str) -> str:
                 f"invalid dataset name {name!r}: use lowercase segments of a-z, 0-9, '.', '_' "
                 "and '-' that start with a letter or digit, joined by '/' (e.g. 'raw/sales')"
             )
-        if segment in _RESERVED_SEGMENTS or segment.endswith(".json"):
+        if segment in RESERVED_SEGMENTS or segment.endswith(".json"):
             raise InputError(f"invalid dataset name {name!r}: the segment {segment!r} is reserved by the store layout")
     return name
 

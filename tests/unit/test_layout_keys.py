@@ -22,6 +22,9 @@ PARSERS = {
     "latest": layout.parse_latest_key,
     "object": layout.parse_object_key,
     "upload": layout.parse_upload_key,
+    "used_by": layout.parse_used_by_key,
+    "tag_event": layout.parse_tag_event_key,
+    "run_use": layout.parse_run_use_key,
 }
 
 
@@ -74,6 +77,36 @@ def test_upload_keys(lease: str) -> None:
     assert key.startswith(layout.UPLOADS)
 
 
+@given(names, numbers, names, numbers)
+def test_reverse_edge_keys(name: str, number: int, consumer: str, consumer_number: int) -> None:
+    key = layout.used_by_key(name, number, consumer, consumer_number)
+    assert only("used_by", key) == (name, number, consumer, consumer_number)
+    assert key.startswith(layout.used_by_prefix(name, number))
+    assert key.startswith(layout.used_by_prefix(name))
+    assert key.startswith(layout.dataset_prefix(name))
+    assert layout.is_store_key(key)
+
+
+@given(names, tags, numbers)
+def test_tag_history_keys(name: str, tag: str, seq: int) -> None:
+    key = layout.tag_event_key(name, tag, seq)
+    assert only("tag_event", key) == (name, tag, seq)
+    assert key.startswith(layout.tag_history_prefix(name, tag))
+    assert key.startswith(layout.tag_history_prefix(name))
+
+
+@given(st.text(min_size=1, max_size=300), st.text(min_size=1, max_size=300), names, numbers)
+def test_run_note_keys(run: str, other: str, name: str, number: int) -> None:
+    """Any run id (Airflow's have ':' and '+') is one plain key segment, and two runs never share one."""
+    key = layout.run_use_key(run, name, number)
+    segment, parsed_name, parsed_number = only("run_use", key)  # type: ignore[misc]
+    assert (parsed_name, parsed_number) == (name, number)
+    assert key.startswith(layout.run_prefix(run)) and layout.run_prefix(run) == f"{layout.RUNS}{segment}/"
+    assert set(segment) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+    assert (layout.run_prefix(run) == layout.run_prefix(other)) == (run == other)
+    assert layout.is_store_key(key)
+
+
 @given(leases)
 def test_lease_keys_are_under_leases(lease: str) -> None:
     key = layout.lease_key(lease)
@@ -86,9 +119,17 @@ def test_one_datasets_prefix_holds_none_of_anothers_keys(a: str, b: str) -> None
     """``raw`` and ``raw/sales`` may both be datasets; ``raw``'s records are never under ``raw/sales/``."""
     if a == b:
         return
-    for key in (layout.version_key(a, 1), layout.tag_key(a, "prod"), layout.latest_key(a)):
+    for key in (
+        layout.version_key(a, 1),
+        layout.tag_key(a, "prod"),
+        layout.latest_key(a),
+        layout.used_by_key(a, 1, b, 2),
+        layout.tag_event_key(a, "prod", 1),
+    ):
         assert not key.startswith(layout.versions_prefix(b))
         assert not key.startswith(layout.tags_prefix(b))
+        assert not key.startswith(layout.used_by_prefix(b))
+        assert not key.startswith(layout.tag_history_prefix(b))
 
 
 def test_keys_that_are_not_records() -> None:

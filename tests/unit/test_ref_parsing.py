@@ -110,3 +110,11 @@ def test_tags_up_to_100_characters() -> None:
 def test_tags_that_would_read_as_another_ref_are_refused(tag: str) -> None:
     with pytest.raises(InputError, match=r"version number|reserved"):
         validate_tag_name(tag)
+
+
+@pytest.mark.parametrize("name", ["raw/used-by", "used-by/x", "a/tag-history/b", "a/versions", "tags"])
+def test_names_with_a_segment_of_the_store_layout_are_refused(name: str) -> None:
+    """``raw/used-by`` would put its records among ``raw``'s reverse lineage edges (and ``a/tag-history`` among
+    ``a``'s tag history): the layout's segments are reserved."""
+    with pytest.raises(InputError, match="reserved by the store layout"):
+        validate_dataset_name(name)
