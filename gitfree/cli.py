@@ -46,6 +46,8 @@ from .versioning import (
     GitfreeError,
     InputError,
     IntegrityError,
+    Lineage,
+    LineageNode,
     NotFoundError,
     Store,
     Tag,
@@ -56,6 +58,8 @@ from .versioning import (
 
 STDOUT_CLOSED = 141
 """Exit code when the reader of standard output went away: 128 + SIGPIPE, as a shell reports git or cat."""
+STALE = 8
+"""Exit code of ``gitfree stale`` when a newest version was made from inputs that have newer versions."""
 
 
 def _stdout_closed() -> NoReturn:
@@ -767,6 +771,135 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
         console = _output()
         for name in names:
             console.print(name, highlight=False)
+
+
+# ---------------------------------------------------------------------------- lineage
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--down", "direction", flag_value="down", help="What was made from REF (default: what it was made from).")
+@click.option("--both", "direction", flag_value="both", help="Both: what REF was made from and what was made from it.")
+@click.option("--depth", type=click.IntRange(min=0), metavar="N", help="Follow at most N hops from REF.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree", help="Output for people or docs."
+)
+@json_option
+@click.pass_context
+def lineage(ctx: click.Context, ref: str, direction: str | None, depth: int | None, fmt: str, as_json: bool) -> None:
+    """What REF was made from, transitively (with --down: what was made from it), as a tree, dot or mermaid."""
+    graph = _store(ctx).lineage(ref, direction or "up", depth)
+    if as_json:
+        _print_json(graph)
+    elif fmt == "dot":
+        _bars.stop()
+        click.echo(graph.to_dot(), nl=False)
+    elif fmt == "mermaid":
+        _bars.stop()
+        click.echo(graph.to_mermaid(), nl=False)
+    else:
+        _print_lineage(graph)
+
+
+def _node_text(graph: Lineage, node: LineageNode) -> Text:
+    text = Text(node.ref, style="bold" if node.id == graph.root else "")
+    if node.store != graph.store:
+        text.append(f"  {node.store}", style="cyan")
+    if node.dropped:
+        text.append(f"  {node.note}", style="yellow")
+    elif node.external:
+        text.append(f"  not readable: {node.note}", style="red")
+    else:
+        when = _when(node.created_at, seconds=False) if node.created_at else ""
+        author = node.author
+        who = f"{author.user or '?'}@{author.host or '?'}" if author else ""
+        if author and author.pipeline:
+            who += f" ({author.orchestrator or 'run'}: {author.pipeline})"
+        text.append(f"  {when}  {who}", style="dim")
+        if node.message:
+            text.append(f"  {node.message}")
+    return text
+
+
+def _print_lineage(graph: Lineage) -> None:
+    from rich.tree import Tree as RichTree
+
+    root = graph.node(graph.root)
+    sides = {"up": [("made from", graph.inputs_of)], "down": [("used by", graph.consumers_of)]}
+    sides["both"] = [*sides["up"], *sides["down"]]
+    top = RichTree(_node_text(graph, root))
+    for title, follow in sides[graph.direction]:
+        branch = top.add(Text(title, style="italic")) if graph.direction == "both" else top
+        _grow(graph, branch, root.id, follow, {root.id})
+        if not follow(root.id):
+            branch.add(Text("nothing" if title == "made from" else "nothing recorded", style="dim"))
+    console = _output()
+    console.print(top, highlight=False)
+
+
+def _grow(
+    graph: Lineage,
+    branch: Any,
+    node_id: str,
+    follow: Callable[[str], list[str]],
+    path: set[str],
+    shown: set[str] | None = None,
+) -> None:
+    """Add what ``follow`` gives for ``node_id`` under ``branch``; a node already shown is named, not repeated."""
+    shown = set() if shown is None else shown
+    for child in follow(node_id):
+        text = _node_text(graph, graph.node(child))
+        if child in shown or child in path:
+            branch.add(text.append("  (see above)", style="dim"))
+            continue
+        shown.add(child)
+        _grow(graph, branch.add(text), child, follow, path | {child}, shown)
+
+
+@cli.command()
+@click.argument("datasets", nargs=-1)
+@json_option
+@click.pass_context
+def stale(ctx: click.Context, datasets: tuple[str, ...], as_json: bool) -> None:
+    """Newest versions made from inputs that have newer versions since (exit 8 if any, 0 if none): what to rebuild."""
+    store = _store(ctx)
+    found = store.stale(datasets)
+    if as_json:
+        _print_json(found)
+    else:
+        console = _output()
+        for item in found:
+            console.print(str(item), highlight=False)
+        if not found:
+            what = f"{len(datasets)} dataset(s)" if datasets else "every dataset"
+            console.print(f"nothing is stale ({what} checked)", highlight=False)
+    if found:
+        ctx.exit(STALE)
+
+
+@cli.command()
+@click.argument("datasets", nargs=-1)
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be written and removed.")
+@json_option
+@click.pass_context
+def reindex(ctx: click.Context, datasets: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Record every version among the consumers of its inputs (versions made before gitfree recorded it), and
+    remove records of that kind that do not hold. Idempotent; `fsck --repair` does it too."""
+    report = _store(ctx).reindex(datasets, dry_run=dry_run)
+    if as_json:
+        _print_json(report)
+        return
+    console = _output()
+    verb = ("would write", "would remove") if dry_run else ("wrote", "removed")
+    for key in report.written:
+        console.print(f"  {verb[0]} {key}", highlight=False)
+    for key in report.removed:
+        console.print(f"  {verb[1]} {key}", highlight=False)
+    console.print(
+        f"{verb[0]} {len(report.written)} and {verb[1]} {len(report.removed)} lineage edge(s); {report.edges} edge(s) "
+        f"for {report.versions} version(s)",
+        highlight=False,
+    )
 
 
 if TYPE_CHECKING:  # generic only in recent click versions

@@ -13,7 +13,20 @@ from .errors import (
 )
 from .kit import format_size, stable_commit_id, version_event
 from .layout import MARKER as STORE_MARKER
-from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Tag, Version
+from .models import (
+    Author,
+    Diff,
+    DiffEntry,
+    FileEntry,
+    InputRef,
+    Lineage,
+    LineageEdge,
+    LineageNode,
+    ReindexReport,
+    StaleVersion,
+    Tag,
+    Version,
+)
 from .refs import Ref, parse_ref, validate_dataset_name
 from .store import Store
 from .tree import Tree
@@ -31,8 +44,13 @@ __all__ = [
     "InputError",
     "InputRef",
     "IntegrityError",
+    "Lineage",
+    "LineageEdge",
+    "LineageNode",
     "NotFoundError",
     "Ref",
+    "ReindexReport",
+    "StaleVersion",
     "Store",
     "StoreSettings",
     "Tag",

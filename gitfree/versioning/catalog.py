@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .errors import ConfigError, IntegrityError, NotFoundError, first_error
-from .models import Dropped, Latest, StoreMarker, Tag, Uploads, Version, utcnow
+from .models import Dropped, Latest, StoreMarker, Tag, Uploads, UsedBy, Version, utcnow
 from .refs import Ref, parse_ref, validate_dataset_name
 
 __all__ = ["Catalog", "Gone", "Inventory", "span"]
@@ -82,6 +82,8 @@ class Inventory:
     datasets: dict[str, Entry]
     journals: dict[str, tuple[str, set[str]]] = field(default_factory=dict)
     """Upload journal key -> the lease id and the objects it names (none if it cannot be read)."""
+    edges: dict[str, tuple[str, int, str, int]] = field(default_factory=dict)
+    """Reverse lineage edge key -> ``(input, number, consumer, consumer number)``, from the key alone."""
 
     @property
     def unreadable(self) -> list[str]:
@@ -369,9 +371,9 @@ class Catalog:
     def bury(self, tombstone: Dropped) -> None:
         """Replace a dropped version's record by its tombstone. Only garbage collection, under its lock,
         rewrites a record: the key exists, so no writer can create it again."""
-        self.backend.put(
-            layout.version_key(tombstone.dataset, tombstone.number), tombstone.model_dump_json(indent=2).encode()
-        )
+        # No ``inputs`` key when it has none, so that gitfree before lineage still reads the tombstone.
+        data = tombstone.model_dump_json(indent=2, exclude=None if tombstone.inputs else {"inputs"})
+        self.backend.put(layout.version_key(tombstone.dataset, tombstone.number), data.encode())
 
     def advance_latest(self, version: Version) -> bool:
         """Move ``latest.json`` forward to ``version`` (never back) with ``If-Match``. It is only a hint:
@@ -412,6 +414,80 @@ class Catalog:
         except (PreconditionFailed, OutcomeUnknown):
             return False  # a writer moved it meanwhile; the next fsck judges the new one
         return True
+
+    # ------------------------------------------------------------------ lineage edges
+
+    def consumers(self, dataset: str, number: int) -> list[tuple[str, int]]:
+        """``(dataset, number)`` of every version whose reverse edge says it was made from ``dataset@number``:
+        one LIST of one prefix, sorted. Edges are hints: :meth:`made_from` says whether one holds."""
+        found = []
+        for key in self.backend.list(layout.used_by_prefix(dataset, number)):
+            parsed = layout.parse_used_by_key(key)
+            if parsed and parsed[:2] == (dataset, number):
+                found.append(parsed[2:])
+        return sorted(found)
+
+    def records_at(self, refs: Collection[tuple[str, int]]) -> dict[tuple[str, int], Version | Dropped | None]:
+        """The records of many versions of any datasets, read in parallel: ``None`` for one that does not
+        exist or cannot be read (a warning)."""
+        keys = {layout.version_key(name, number): (name, number) for name, number in refs}
+        found: dict[tuple[str, int], Version | Dropped | None] = {}
+        raw = self._read_many(list(keys)) if keys else {}
+        for key, (name, number) in keys.items():
+            data = raw.get(key)
+            found[(name, number)] = None
+            if data is not None:
+                try:
+                    found[(name, number)] = self.version_record(key, data, name, number)
+                except IntegrityError as exc:
+                    logger.warning("skipped %s@%d: %s", name, number, exc)
+        return found
+
+    def same_store(self, store: str | None) -> bool:
+        """Whether an input's ``store`` names this store (``None``: the store of the version naming it)."""
+        return store is None or store.rstrip("/") == self.url.rstrip("/")
+
+    def made_from(self, record: Version | Dropped, dataset: str, number: int) -> bool:
+        """Whether ``record`` names ``dataset@number`` of this store among its inputs."""
+        return any(i.dataset == dataset and i.number == number and self.same_store(i.store) for i in record.inputs)
+
+    def edge_keys(self, version: Version | Dropped) -> list[str]:
+        """The keys of the reverse edges of ``version``: one per input in this store."""
+        return sorted(
+            {
+                layout.used_by_key(i.dataset, i.number, version.dataset, version.number)
+                for i in version.inputs
+                if self.same_store(i.store)
+            }
+        )
+
+    def write_edges(self, version: Version) -> int:
+        """Create the reverse edge of each input of ``version`` that is in this store (create-only: one
+        that is there already is left as it is); how many were written. ``GitfreeError`` if one could not be."""
+        written = 0
+        for key in self.edge_keys(version):
+            parsed = layout.parse_used_by_key(key)
+            assert parsed is not None  # noqa: S101 - built by layout.used_by_key just above
+            edge = UsedBy(
+                input=parsed[0],
+                input_number=parsed[1],
+                dataset=version.dataset,
+                number=version.number,
+                id=version.id,
+                created_at=version.created_at,
+            )
+            for attempt in range(3):
+                try:
+                    self.create(key, edge)
+                    written += 1
+                except KeyExists:  # there already (a retry, or reindex)
+                    pass
+                except OutcomeUnknown:
+                    if attempt < 2:
+                        continue
+                    raise
+                break
+        return written
 
     # ------------------------------------------------------------------ the marker
 
@@ -459,7 +535,8 @@ class Catalog:
         parallel. Nothing that cannot be read is skipped silently: it is in the entry's ``unreadable``
         or ``bad_tags``."""
         entries: dict[str, Entry] = defaultdict(Entry)
-        records, tag_keys = self._scan(set(datasets), entries)
+        edges: dict[str, tuple[str, int, str, int]] = {}
+        records, tag_keys = self._scan(set(datasets), entries, edges)
         uploads = {}
         if journals:
             uploads = {k: lease for k in self.backend.list(layout.UPLOADS) if (lease := layout.parse_upload_key(k))}
@@ -470,17 +547,18 @@ class Catalog:
         for key, (name, tag) in tag_keys.items():
             if (data := raw.get(key)) is not None:
                 self._add_tag(entries[name], key, data, tag)
-        found = Inventory(dict(entries))
+        found = Inventory(dict(entries), edges=edges)
         for key, lease in uploads.items():
             if (data := raw.get(key)) is not None:
                 found.journals[key] = (lease, self._journal(key, data))
         return found
 
     def _scan(
-        self, wanted: set[str], entries: dict[str, Entry]
+        self, wanted: set[str], entries: dict[str, Entry], edges: dict[str, tuple[str, int, str, int]]
     ) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[str, str]]]:
         """One listing of ``datasets/``: the record keys and tag keys (of ``wanted``, default all), with
-        each record's server time and each dataset's ``latest.json`` noted in ``entries``."""
+        each record's server time and each dataset's ``latest.json`` noted in ``entries``, and the reverse
+        lineage edges from or to ``wanted`` in ``edges``."""
         records: dict[str, tuple[str, int]] = {}
         tag_keys: dict[str, tuple[str, str]] = {}
         for info in self.backend.scan(layout.DATASETS):
@@ -493,6 +571,8 @@ class Catalog:
                     tag_keys[info.key] = named
             elif (name := layout.parse_latest_key(info.key)) is not None and (not wanted or name in wanted):
                 entries[name].latest = info.key
+            elif (edge := layout.parse_used_by_key(info.key)) and (not wanted or {edge[0], edge[2]} & wanted):
+                edges[info.key] = edge
         return records, tag_keys
 
     def _add_record(self, entry: Entry, key: str, data: bytes, name: str, number: int) -> None:

@@ -5,9 +5,10 @@ Over the catalog and the objects (never the :class:`.Store`), in named phases (d
 ``files/md5/`` answers existence for all versions at once; content is checked by the ETag where the
 server gives the md5 of the content, as S3 does for single-part uploads, and by downloading and hashing
 with ``deep=True``, also for the file backend and multipart uploads), **tags** (each names an existing
-version), **latest** (each hint is a version's record) and **leases** (stale ones counted).
-``repair=True`` re-uploads missing or damaged objects that the worker cache holds with the right hash
-(files before listings, as a commit does), and points a broken ``latest.json`` at the head.
+version), **latest** (each hint is a version's record), **edges** (every version's reverse lineage edges
+are there, and every edge holds) and **leases** (stale ones counted). ``repair=True`` re-uploads missing or
+damaged objects that the worker cache holds with the right hash (files before listings, as a commit does),
+points a broken ``latest.json`` at the head, and writes missing edges and removes those that do not hold.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import layout
+from . import layout, lineage
 from .backends import KeyMissing, ObjectInfo
 from .catalog import Catalog, Inventory
-from .errors import IntegrityError, UnsafePathError
+from .errors import GitfreeError, IntegrityError, UnsafePathError
 from .leases import Coordinator
 from .models import FsckReport, Latest, Problem, Version
 from .objects import ListingError, Objects
@@ -62,6 +63,7 @@ def check(
     _objects(objects, found, deep)
     _tags(inventory, found)
     heads = _latest(catalog, inventory, found)
+    _edges(catalog, inventory, found)
     stale = len(coordinator.scan()[1])  # phase **leases**
     problems = found.problems
     if repair and problems:
@@ -216,6 +218,42 @@ def _latest(catalog: Catalog, inventory: Inventory, found: _Found) -> dict[str, 
     return heads
 
 
+def _edges(catalog: Catalog, inventory: Inventory, found: _Found) -> None:
+    """Phase **edges**: each version's reverse lineage edges are there; each edge names a version made from
+    its input (problems are the consumer's)."""
+    missing, orphans, _ = lineage.edge_problems(catalog, inventory)
+    for key, version in sorted(missing.items()):
+        detail = f"{version.ref} is not recorded among the consumers of its input (`gitfree reindex` records it)"
+        found.problems.append(_problem("missing_edge", key, detail, version))
+    for key in orphans:
+        parsed = layout.parse_used_by_key(key)
+        assert parsed is not None  # noqa: S101 - edge keys come from the listing's parse
+        name, number, consumer, consumer_number = parsed
+        detail = (
+            f"the edge says {consumer}@{consumer_number} was made from {name}@{number}, and it was not (dropped, "
+            "missing, or made from other inputs)"
+        )
+        found.problems.append(
+            Problem(kind="orphan_edge", key=key, detail=detail, dataset=consumer, number=consumer_number)
+        )
+
+
+def _repair_edges(catalog: Catalog, problems: list[Problem]) -> set[str]:
+    """Write the missing edges and remove the orphans fsck found; the keys fixed."""
+    fixed: set[str] = set()
+    for problem in problems:
+        if problem.kind == "missing_edge" and problem.dataset and problem.number:
+            try:
+                catalog.write_edges(catalog.version(problem.dataset, problem.number))
+                catalog.backend.get(problem.key)
+                fixed.add(problem.key)
+            except (KeyMissing, GitfreeError) as exc:  # dropped or broken meanwhile: judged next time
+                logger.warning("fsck: could not write %s: %s", problem.key, exc)
+    orphans = [p.key for p in problems if p.kind == "orphan_edge"]
+    catalog.backend.delete_many(orphans)
+    return fixed | set(orphans)
+
+
 def _repair_hint(catalog: Catalog, problem: Problem, heads: dict[str, int]) -> bool:
     """Point a bad ``latest.json`` at the head fsck saw, unless that version is gone meanwhile (a GC
     dropped it: the next fsck judges the hint again)."""
@@ -243,9 +281,12 @@ def _repair(catalog: Catalog, objects: Objects, problems: list[Problem], heads: 
     fixed_latest = {
         p.key for p in problems if p.kind == "bad_latest" and p.dataset in heads and _repair_hint(catalog, p, heads)
     }
+    fixed_edges = _repair_edges(catalog, problems)
     return [
         p.model_copy(update={"repaired": True})
-        if (p.kind in fixable and layout.parse_object_key(p.key) in uploaded) or p.key in fixed_latest
+        if (p.kind in fixable and layout.parse_object_key(p.key) in uploaded)
+        or p.key in fixed_latest
+        or p.key in fixed_edges
         else p
         for p in problems
     ]

@@ -204,6 +204,8 @@ class _Plan:
     young: set[str]
     foreign: list[ObjectInfo]
     journals_done: list[str]
+    edges: list[str]
+    """Reverse lineage edges whose consumer is dropped (now or by an earlier GC)."""
 
 
 def _owned(objects: Objects, inventory: Inventory, dropping: Iterable[Version], present: set[str]) -> set[str]:
@@ -236,7 +238,7 @@ def _plan(
     owned = _owned(objects, inventory, dropping, set(stored))
     # Objects a live commit is uploading are its own until its record names them.
     roots = roots.union(*(named for lease, named in inventory.journals.values() if lease in live_leases))
-    plan = _Plan([], 0, set(), [], [])
+    plan = _Plan([], 0, set(), [], [], _dead_edges(inventory, dropping))
     for oid, info in stored.items():
         if oid in roots:
             plan.marked += 1
@@ -255,6 +257,25 @@ def _plan(
     # File objects before listings: a GC that dies part way still finds the files through the listings.
     plan.doomed.sort(key=lambda info: (info.key.endswith(".dir"), info.key))
     return plan
+
+
+def _dead_edges(inventory: Inventory, dropping: Iterable[Version]) -> list[str]:
+    """The reverse edges of dropped versions (now or before) through which no version that exists is reached:
+    lineage goes on through a dropped version as long as something made from it is kept."""
+    gone = {(v.dataset, v.number) for v in dropping}
+    gone |= {(name, n) for name, entry in inventory.datasets.items() for n in entry.dropped}
+    inputs_of: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for name, number, consumer, consumer_number in inventory.edges.values():
+        inputs_of.setdefault((consumer, consumer_number), []).append((name, number))
+    # Walk the edges backwards from every consumer that is kept: what is reached leads to one.
+    leads = {node for node in inputs_of if node not in gone}
+    pending = list(leads)
+    while pending:
+        for parent in inputs_of.get(pending.pop(), ()):
+            if parent not in leads:
+                leads.add(parent)
+                pending.append(parent)
+    return sorted(key for key, edge in inventory.edges.items() if edge[2:] in gone and edge[2:] not in leads)
 
 
 # ---------------------------------------------------------------------------- 6. sweep
@@ -281,6 +302,7 @@ def _sweep(
                 "collection deleted nothing. Run it again"
             )
     _tombstones(catalog, holder, dropping, utcnow())
+    _delete(catalog, holder, plan.edges)  # after the tombstones: a GC that dies between leaves them to the next
     backend = catalog.backend
     if not skipped:
         _delete(catalog, holder, [info.key for info in plan.doomed])
@@ -304,6 +326,7 @@ def _tombstones(catalog: Catalog, holder: Holder, dropping: list[Version], now: 
                     md5=version.md5,
                     dropped_at=now,
                     dropped_by=by,
+                    inputs=version.inputs,
                 )
             )
 
@@ -394,6 +417,7 @@ def _report(
         foreign_deleted=delete_foreign and not skipped,
         unreadable_records=inventory.unreadable,
         sweep_skipped=skipped,
+        edges_removed=len(plan.edges),
     )
     logger.info(
         "gc%s: %d version(s) and %d object(s) (%d bytes) %s; %d foreign object(s) %s",

@@ -31,6 +31,9 @@ from .models import Lease, utcnow
 
 __all__ = ["Coordinator", "Holder", "is_dead", "node_id", "read"]
 
+_jitter = random.Random()  # noqa: S311 - jitter, not crypto
+"""gitfree's own generator: the module's global one is the user's (a seeded training run must not see ours)."""
+
 logger = logging.getLogger("gitfree")
 
 
@@ -257,7 +260,7 @@ class Coordinator:
                 logger.info("garbage collection is running on %s (on %s); %s waits for it", self.url, lock.host, what)
             waited = True
             # Look often (a GET of a small key): a commit must not miss the gap between two GC runs.
-            time.sleep(random.uniform(0.5, 1.5) * min(0.25, max(0.05, self.wait / 20)))  # noqa: S311
+            time.sleep(_jitter.uniform(0.5, 1.5) * min(0.25, max(0.05, self.wait / 20)))
         return waited
 
     @contextlib.contextmanager

@@ -28,12 +28,18 @@ __all__ = [
     "GcReport",
     "InputRef",
     "Lease",
+    "Lineage",
+    "LineageEdge",
+    "LineageNode",
     "Output",
     "Pointer",
     "Problem",
+    "ReindexReport",
+    "StaleVersion",
     "StoreMarker",
     "Tag",
     "Uploads",
+    "UsedBy",
     "Version",
 ]
 
@@ -109,6 +115,149 @@ class InputRef(_Record):
 
     def __str__(self) -> str:
         return f"{self.dataset}@{self.number}"
+
+
+class UsedBy(_Record):
+    """``datasets/<input>/used-by/<n>/<dataset>@<m>.json``: the reverse lineage edge "``dataset@number`` was
+    made from ``input@input_number``", written create-only after the record of ``dataset@number``.
+
+    The key says it all (downstream lineage is one LIST); the body lets ``fsck`` and readers tell an edge
+    from a forged or stale one (``id`` is the consumer's version id)."""
+
+    format: Literal[1] = FORMAT
+    input: str
+    input_number: int = Field(ge=1)
+    dataset: str
+    number: int = Field(ge=1)
+    id: uuid.UUID
+    created_at: AwareDatetime
+
+
+class LineageNode(BaseModel):
+    """One version in a :class:`Lineage`."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str
+    """How edges name this node: its ref (``features@7``) in the store the lineage was asked of, else
+    ``<store URL>#<ref>``."""
+    ref: str
+    dataset: str
+    number: int
+    store: str
+    """URL of the store holding the version."""
+    created_at: AwareDatetime | None = None
+    author: Author | None = None
+    message: str = ""
+    dropped: bool = False
+    """Garbage collection dropped this version (its record is a tombstone; ``created_at`` is still known)."""
+    external: bool = False
+    """The version is in a store that could not be read (unreachable, unknown, or no such version there)."""
+    note: str = ""
+    """Why an external node could not be read."""
+
+
+class LineageEdge(BaseModel):
+    """``source`` (an input) was used to make ``target``: node ids."""
+
+    model_config = ConfigDict(frozen=True)
+    source: str
+    target: str
+
+
+class Lineage(BaseModel):
+    """What a version was made from (``up``), what was made from it (``down``), or both, as a graph."""
+
+    model_config = ConfigDict(frozen=True)
+    root: str
+    """The node id of the version asked about."""
+    store: str
+    direction: Literal["up", "down", "both"]
+    depth: int | None = None
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+    def node(self, node_id: str) -> LineageNode:
+        """The node with that id (``KeyError`` if there is none)."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def inputs_of(self, node_id: str) -> list[str]:
+        """The ids of the nodes ``node_id`` was made from, sorted."""
+        return sorted(e.source for e in self.edges if e.target == node_id)
+
+    def consumers_of(self, node_id: str) -> list[str]:
+        """The ids of the nodes made from ``node_id``, sorted."""
+        return sorted(e.target for e in self.edges if e.source == node_id)
+
+    def _label(self, node: LineageNode) -> str:
+        state = " (dropped)" if node.dropped else " (unreadable)" if node.external else ""
+        where = "" if node.store == self.store else f"\n{node.store}"
+        return f"{node.ref}{state}{where}"
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz's dot language (inputs point at what was made from them)."""
+        quote = _dot_string
+        lines = ["digraph lineage {", "  rankdir=LR;", "  node [shape=box, fontname=Helvetica];"]
+        for node in self.nodes:
+            style = ", style=dashed, color=gray50" if node.dropped else ", style=dotted" if node.external else ""
+            bold = ", penwidth=2" if node.id == self.root else ""
+            lines.append(f"  {quote(node.id)} [label={quote(self._label(node))}{style}{bold}];")
+        lines += [f"  {quote(e.source)} -> {quote(e.target)};" for e in self.edges]
+        return "\n".join([*lines, "}"]) + "\n"
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart (for Markdown that renders Mermaid)."""
+        ids = {node.id: f"n{i}" for i, node in enumerate(self.nodes)}
+        lines = ["flowchart LR"]
+        for node in self.nodes:
+            label = self._label(node).replace("\n", "<br>").replace('"', "#quot;")
+            lines.append(f'  {ids[node.id]}["{label}"]')
+        lines += [f"  {ids[e.source]} --> {ids[e.target]}" for e in self.edges]
+        dropped = [ids[n.id] for n in self.nodes if n.dropped or n.external]
+        if dropped:
+            lines += ["  classDef gone stroke-dasharray: 5 5,color:#777", f"  class {','.join(dropped)} gone"]
+        lines.append(f"  style {ids[self.root]} stroke-width:3px")
+        return "\n".join(lines) + "\n"
+
+
+def _dot_string(text: str) -> str:
+    """``text`` as a quoted string of the dot language."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class StaleVersion(BaseModel):
+    """A dataset's newest version made from an input that has newer versions since."""
+
+    model_config = ConfigDict(frozen=True)
+    ref: str
+    """The stale version, e.g. ``model@4``."""
+    input: str
+    """The input it was made from, e.g. ``features@7``."""
+    input_store: str | None = None
+    """The input's store, when it is not this store."""
+    newest: str
+    """The input's newest version now, e.g. ``features@9``."""
+
+    def __str__(self) -> str:
+        where = f" (in {self.input_store})" if self.input_store else ""
+        dataset = self.newest.rpartition("@")[0]
+        return f"{self.ref} was made from {self.input}{where}; {dataset} is now at @{self.newest.rpartition('@')[2]}"
+
+
+class ReindexReport(BaseModel):
+    """What ``reindex`` (or ``fsck --repair``) did to the reverse lineage edges."""
+
+    model_config = ConfigDict(frozen=True)
+    versions: int
+    """Versions whose inputs were read."""
+    edges: int
+    """Edges that exist now (written or already there)."""
+    written: list[str] = Field(default_factory=list)
+    """Keys of the edges that were missing and are written now."""
+    removed: list[str] = Field(default_factory=list)
+    """Keys of edges whose consumer was dropped, or does not exist or name that input: removed."""
 
 
 class Output(_Record):
@@ -231,6 +380,8 @@ class Dropped(_Record):
     md5: str = Field(pattern=r"^[0-9a-f]{32}(\.dir)?$")
     dropped_at: AwareDatetime
     dropped_by: Author = Field(default_factory=Author)
+    inputs: list[InputRef] = Field(default_factory=list)
+    """The inputs of the version that was dropped: lineage goes on through it."""
 
     @property
     def ref(self) -> str:
@@ -392,6 +543,8 @@ class GcReport(BaseModel):
     name are kept (see :meth:`Store.gc`)."""
     sweep_skipped: str | None = None
     """Why no object was deleted this time, when a record gave no clue of what it references."""
+    edges_removed: int = 0
+    """Reverse lineage edges of dropped versions removed (or, in a dry run, to remove)."""
 
 
 class Problem(BaseModel):
@@ -399,7 +552,15 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     kind: Literal[
-        "bad_record", "missing_listing", "bad_listing", "missing_object", "hash_mismatch", "dangling_tag", "bad_latest"
+        "bad_record",
+        "missing_listing",
+        "bad_listing",
+        "missing_object",
+        "hash_mismatch",
+        "dangling_tag",
+        "bad_latest",
+        "missing_edge",
+        "orphan_edge",
     ]
     key: str
     """The store key that is wrong."""

@@ -8,7 +8,9 @@ of writers and a garbage collection at once, over nothing but conditional writes
 - a record is written only after every object it names is durable in the store, under a lease that
   a garbage collection either sees (and keeps what it names) or that sees its lock (and waits);
 - a commit whose data and inputs equal the head's writes nothing; a retry that lost its answer finds
-  its own record by its commit id.
+  its own record by its commit id;
+- a reverse lineage edge is written only after the record it points at, so an edge names a version that
+  was committed (and, once GC dropped it, a tombstone).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from .staging import HashState, stage
 __all__ = ["check_fields", "commit", "move_tag", "same_version"]
 
 logger = logging.getLogger("gitfree")
+
+_jitter = random.Random()  # noqa: S311 - jitter, not crypto
+"""gitfree's own generator: the module's global one is the user's (a seeded training run must not see ours)."""
 
 _HEAD_FIRST = 1024 * 1024
 """New objects at least this large are checked for (HEAD) before they are uploaded."""
@@ -93,8 +98,25 @@ def commit(
     # 10. The hint, moved forward only.
     catalog.advance_latest(version)
     version = version.model_copy(update={"created": version.id == commit_id})
+    # 11. The reverse lineage edges, create-only, one per input in this store (downstream is one LIST).
+    if version.created and version.inputs:
+        _write_edges(catalog, version)
     logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
     return version
+
+
+def _write_edges(catalog: Catalog, version: Version) -> None:
+    """Step 11: the version is committed whatever happens here; an edge that cannot be written is a
+    warning (``gitfree fsck`` reports it, ``gitfree reindex`` writes it)."""
+    try:
+        catalog.write_edges(version)
+    except (GitfreeError, KeyMissing) as exc:
+        logger.warning(
+            "committed %s, but could not record it among the consumers of its inputs (%s); `gitfree reindex` "
+            "records it",
+            version.ref,
+            exc,
+        )
 
 
 def push(
@@ -185,7 +207,7 @@ def create_version(
             existing = catalog.record(dataset, number)
         except KeyMissing:  # the outcome was unknown and nothing is there: try this number again
             unanswered += 1
-            time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))  # noqa: S311 - jitter, not crypto
+            time.sleep(_jitter.uniform(0, min(0.05 * 2**attempt, 2.0)))
             continue
         except IntegrityError as exc:  # someone's unreadable record holds the number: take the next
             logger.warning("skipped %s@%d: %s", dataset, number, exc)
@@ -202,7 +224,7 @@ def create_version(
             if not force and same_version(existing, record.md5, record.inputs):  # another writer made it
                 return existing
         number += 1
-        time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311
+        time.sleep(_jitter.uniform(0, min(0.005 * 2**attempt, 0.2)))
     why = (
         f"the store's answer to {unanswered} of them was lost (and what they wrote is not there)"
         if unanswered
@@ -277,7 +299,7 @@ def _write_tag(
             return None, catalog.swap(key, record, current_etag)
         except (PreconditionFailed, OutcomeUnknown):
             if expect is None:  # an unconditional move: someone else moved it; swap again
-                time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.2)))  # noqa: S311 - jitter
+                time.sleep(_jitter.uniform(0, min(0.005 * 2**attempt, 0.2)))
                 continue
             current = catalog.read(key, Tag)
             if current.number == record.number:

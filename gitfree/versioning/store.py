@@ -20,6 +20,7 @@ from pydantic import JsonValue, SecretStr
 
 from . import fsck as fsck_module
 from . import gc as gc_module
+from . import lineage as lineage_module
 from . import protocol
 from .backends import Backend, FileBackend, open_backend
 from .catalog import Catalog
@@ -27,7 +28,20 @@ from .checkout import destination, guard_destination, guard_source, pull_into, w
 from .config import StoreSettings
 from .errors import InputError, NotFoundError
 from .leases import Coordinator
-from .models import Author, Diff, DiffEntry, FileEntry, FsckReport, GcReport, InputRef, Tag, Version
+from .models import (
+    Author,
+    Diff,
+    DiffEntry,
+    FileEntry,
+    FsckReport,
+    GcReport,
+    InputRef,
+    Lineage,
+    ReindexReport,
+    StaleVersion,
+    Tag,
+    Version,
+)
 from .objects import TRANSFER_JOBS, Objects, ProgressFactory
 from .refs import Ref, validate_dataset_name, validate_tag_name
 from .staging import HashState, check_source
@@ -184,6 +198,52 @@ class Store:
             for path, om, nm in changed
         ]
         return Diff(old=a.ref, new=b.ref, entries=entries)
+
+    # ------------------------------------------------------------------ lineage
+
+    def lineage(self, ref: str | Ref | Version, direction: str = "up", depth: int | None = None) -> Lineage:
+        """What a version was made from (``"up"``), what was made from it (``"down"``), or ``"both"``.
+
+        Upstream follows the records' ``inputs``, into other stores when an input names one (opened with
+        this store's settings; one that cannot be read, or lacks the version, is an ``external`` node).
+        Downstream reads the reverse edges commits write in this store: one LIST per version, then the
+        records it names in parallel. Versions garbage collection dropped are nodes with ``dropped``
+        (lineage goes on through them). ``depth`` bounds the hops from ``ref`` (``None``: all).
+
+        Raises:
+            NotFoundError: ``ref`` names no version.
+            InputError: ``direction`` is not up, down or both, or ``depth`` is negative.
+        """
+        if direction not in ("up", "down", "both"):
+            raise InputError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
+        if depth is not None and (not isinstance(depth, int) or depth < 0):
+            raise InputError(f"depth must be a whole number of 0 or more, not {depth!r}")
+        version = self.show(ref)
+        return lineage_module.graph(self.catalog, version, direction, depth, self._open_catalog)  # type: ignore[arg-type]
+
+    def stale(self, datasets: Iterable[str] = ()) -> list[StaleVersion]:
+        """The newest versions (of ``datasets``, default every dataset) made from an input that has a newer
+        version with other data since, e.g. ``model@4 was made from features@7; features is now at @9``:
+        what to rebuild, as ``dvc status`` says of a pipeline. A newer input version with the same data
+        (same md5) does not count."""
+        names = list(datasets)
+        for name in names:
+            validate_dataset_name(name)
+        known = set(self.datasets()) if names else set()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise self.catalog.not_found_dataset(unknown[0])
+        return lineage_module.stale(self.catalog, names, self._open_catalog)
+
+    def reindex(self, datasets: Iterable[str] = (), *, dry_run: bool = False) -> ReindexReport:
+        """Write the reverse lineage edges of versions that lack them (committed before edges existed, or
+        whose edge write failed) and remove edges that do not hold; idempotent. ``fsck --repair`` does
+        the same."""
+        return lineage_module.reindex(self.catalog, datasets, dry_run=dry_run)
+
+    def _open_catalog(self, url: str) -> Catalog:
+        """The catalog of another store named by an input, opened with this store's settings."""
+        return Store(url, settings=self.settings).catalog
 
     # ------------------------------------------------------------------ pull, open and export
 
