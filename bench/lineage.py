@@ -71,13 +71,14 @@ def main() -> None:
             stale, t_stale, r_stale = _timed(proxy, reader.stale)
             up, t_up, r_up = _timed(proxy, lambda: reader.lineage(previous.ref))
             report, t_re, r_re = _timed(proxy, reader.reindex)
+            names = len(reader.datasets())
         print(f"setup: {args.consumers} commits made from raw@1 in {committed:.1f} s (8 threads)")
         print(
             f"downstream of raw@1, {len(down.consumers_of('raw@1'))} consumers: {t_down:.2f} s, "
             f"requests {sum(r_down.values())} {r_down}"
         )
         print(
-            f"stale over {len(reader.datasets())} datasets ({len(stale)} stale): {t_stale:.2f} s, "
+            f"stale over {names} datasets ({len(stale)} stale): {t_stale:.2f} s, "
             f"requests {sum(r_stale.values())} {r_stale}"
         )
         print(f"upstream of a chain of {len(up.nodes)} versions: {t_up:.2f} s, requests {sum(r_up.values())} {r_up}")
