@@ -13,7 +13,7 @@ from .errors import (
 )
 from .kit import format_size, stable_commit_id, version_event
 from .layout import MARKER as STORE_MARKER
-from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Tag, Version
+from .models import Author, Diff, DiffEntry, FileEntry, InputRef, MetricDelta, MetricsDiff, MetricsPoint, Tag, Version
 from .refs import Ref, parse_ref, validate_dataset_name
 from .store import Store
 from .tree import Tree
@@ -31,6 +31,9 @@ __all__ = [
     "InputError",
     "InputRef",
     "IntegrityError",
+    "MetricDelta",
+    "MetricsDiff",
+    "MetricsPoint",
     "NotFoundError",
     "Ref",
     "Store",
