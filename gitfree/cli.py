@@ -364,8 +364,9 @@ def _version_table(versions: Sequence[Version], tags: dict[int, list[str]], metr
         ]
         for v in versions
     ]
-    for k, name in enumerate(metrics):  # `log --metric NAME`: a column each, after size
-        columns.insert(4 + k, _Column(name, "right"))
+    for k, name in enumerate(metrics):  # `log --metric NAME`: a column each, after size; values fold, never cut
+        header = name if cell_len(name) <= 12 else name[:11] + "…"
+        columns.insert(4 + k, _Column(header, "right", flex=True, overflow="fold"))
         for row, v in zip(rows, versions, strict=True):
             row.insert(4 + k, _metric(v.metrics[name]) if name in v.metrics else "-")
     return _listing(columns, rows, out.width)

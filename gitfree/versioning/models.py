@@ -521,10 +521,8 @@ class MetricDelta(BaseModel):
         if self.status == "unchanged":
             return "="
         arrow = "▲" if (self.new or 0) > (self.old or 0) else "▼"
-        if self.delta is None:
-            return arrow
         percent = f" ({_percent(self.relative)})" if self.relative is not None else ""
-        return f"{arrow} {format_metric(self.delta, sign=True)}{percent}"
+        return f"{arrow}{'' if self.delta is None else ' ' + format_metric(self.delta, sign=True)}{percent}"
 
     def __str__(self) -> str:
         """For people: ``acc 0.89 → 0.91 (+0.02, +2.2%)``, ``rows 100 (unchanged)``, ``f1 0.5 (added)``,
@@ -537,10 +535,10 @@ class MetricDelta(BaseModel):
             return f"{self.name} {self.status}"
         if self.status == "unchanged":
             return f"{self.name} {format_metric(self.new)} (unchanged)"
-        delta = "" if self.delta is None else f" ({format_metric(self.delta, sign=True)}"
-        if delta and self.relative is not None:
-            delta += f", {_percent(self.relative)}"
-        return f"{self.name} {format_metric(self.old)} → {format_metric(self.new)}{delta}{')' if delta else ''}"
+        parts = [] if self.delta is None else [format_metric(self.delta, sign=True)]
+        parts += [] if self.relative is None else [_percent(self.relative)]
+        change = f" ({', '.join(parts)})" if parts else ""
+        return f"{self.name} {format_metric(self.old)} → {format_metric(self.new)}{change}"
 
 
 class MetricsDiff(BaseModel):
