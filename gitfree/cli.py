@@ -33,7 +33,7 @@ from urllib.request import url2pathname
 import click
 from fsspec.callbacks import Callback
 from pydantic import BaseModel
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
@@ -365,7 +365,7 @@ def _version_table(versions: Sequence[Version], tags: dict[int, list[str]], metr
         for v in versions
     ]
     for k, name in enumerate(metrics):  # `log --metric NAME`: a column each, after size; values fold, never cut
-        header = name if cell_len(name) <= 12 else name[:11] + "…"
+        header = name if cell_len(name) <= 12 else set_cell_size(name, 11).rstrip() + "…"
         columns.insert(4 + k, _Column(header, "right", flex=True, overflow="fold"))
         for row, v in zip(rows, versions, strict=True):
             row.insert(4 + k, _metric(v.metrics[name]) if name in v.metrics else "-")
@@ -710,7 +710,24 @@ def metrics() -> None:
     """
 
 
-@metrics.command(name="log")
+class _OneDataset(click.Command):
+    """``gitfree metrics DATASET``: more words than a dataset is most likely a mistyped ``diff`` (``gitfree
+    metrics dif A B`` reads ``dif`` as a dataset), and the error says how to compare two versions."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if "unexpected extra argument" not in exc.format_message():
+                raise
+            raise click.UsageError(
+                f"{exc.format_message().rstrip('.')}: gitfree metrics lists the metrics of one dataset; "
+                "to compare two versions, run gitfree metrics diff OLD NEW",
+                ctx,
+            ) from None
+
+
+@metrics.command(name="log", cls=_OneDataset)
 @click.argument("dataset")
 @click.option("--metric", "names", multiple=True, metavar="NAME", help="Only this metric; repeatable.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many versions.")

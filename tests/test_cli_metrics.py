@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import write_tree
+from rich.cells import cell_len
 
 from gitfree import Store
 from gitfree.cli import cli
 from gitfree.testing import SeaweedFS
 
 GITFREE = str(Path(sys.executable).with_name("gitfree"))
+WIDE = "検証データでの精度と再現率の平均"
+"""A metric name of 16 characters and 32 terminal cells."""
 Run = Callable[..., str]
 
 
@@ -173,6 +176,7 @@ BAD_INPUT = [
     (["metrics", "diff", "model@1", "model@9"], 3, "has no version 9; it has 2 versions (1 and 2)"),
     (["metrics", "diff", "model@1", "model@prod"], 3, "no tag 'prod'"),
     (["diff", "model@1", "model@@2"], 2, "malformed ref"),
+    (["metrics", "dif", "model@1", "model@2"], 2, "to compare two versions, run gitfree metrics diff OLD NEW"),
 ]
 
 
@@ -217,17 +221,18 @@ def test_tables_fit_80_columns(env: dict[str, str], tmp_path: Path) -> None:
     long = "validation/accuracy-on-the-held-out-camera-feeds-of-site-three-with-new-labels"
     for i, value in enumerate([-1.2345678901234567e-300, 1.2345678901234567e300]):
         write_tree(src, {"f": str(i).encode()})
-        store.commit("model", src, metrics={long: value, "rows": 9_223_372_036_854_775_807 - i})
+        store.commit("model", src, metrics={long: value, "rows": 9_223_372_036_854_775_807 - i, WIDE: i})
     for args in (
         ["metrics", "model"],
         ["metrics", "diff", "model@1", "model@2"],
         ["diff", "model@1", "model@2"],
         ["log", "model", "--metric", "rows"],
         ["log", "model", "--metric", long],  # one column of a long name and long values (more may not fit)
+        ["log", "model", "--metric", WIDE, "--metric", "rows"],
     ):
         result = _gitfree(env, tmp_path, *args)
         assert result.returncode == 0, result.stderr
-        too_wide = [line for line in result.stdout.splitlines() if len(line) > 80]
+        too_wide = [line for line in result.stdout.splitlines() if cell_len(line) > 80]
         assert not too_wide, "\n".join(too_wide)
         assert "…" not in "".join(result.stdout.splitlines()[1:]), result.stdout  # values fold, never cut
         assert not (args[0] == "metrics" and "1.2345678901234" not in result.stdout), result.stdout
