@@ -10,7 +10,10 @@ terms (:meth:`GitfreeError.in_cli_terms`: ``--move``, where the API says ``move=
 ``--json`` prints one shape per concept. A version is always the same object: ``ref``, every field
 of its record, ``tags`` (``log``: a list of them; ``show``: one, with ``files`` under ``--files``;
 ``commit``: one, with ``created``; ``pull``: one, with ``dest``). A tag is ``ref`` and its record
-(``tag``: one; ``tags``: a list).
+(``tag``: one; ``tags``: a list). A version's metrics in a history are ``ref``, ``number``,
+``created_at`` and ``metrics`` (``metrics``: a list of them); two versions' metrics compared are
+``old``, ``new``, ``metrics`` (one object per metric) and ``added``/``removed`` (``metrics diff``;
+``diff`` adds it to its own object as ``metrics``).
 """
 
 from __future__ import annotations
