@@ -225,11 +225,9 @@ def test_tables_fit_80_columns(env: dict[str, str], tmp_path: Path) -> None:
     for args in (
         ["metrics", "model"],
         ["metrics", "diff", "model@1", "model@2"],
-        ["diff", "model@1", "model@2"],
-        ["log", "model", "--metric", "rows"],
         ["log", "model", "--metric", long],  # one column of a long name and long values (more may not fit)
         ["log", "model", "--metric", WIDE, "--metric", "rows"],
-    ):
+    ):  # (`diff` prints the table of `metrics diff`)
         result = _gitfree(env, tmp_path, *args)
         assert result.returncode == 0, result.stderr
         too_wide = [line for line in result.stdout.splitlines() if cell_len(line) > 80]
