@@ -10,7 +10,10 @@ terms (:meth:`GitfreeError.in_cli_terms`: ``--move``, where the API says ``move=
 ``--json`` prints one shape per concept. A version is always the same object: ``ref``, every field
 of its record, ``tags`` (``log``: a list of them; ``show``: one, with ``files`` under ``--files``;
 ``commit``: one, with ``created``; ``pull``: one, with ``dest``). A tag is ``ref`` and its record
-(``tag``: one; ``tags``: a list).
+(``tag``: one; ``tags``: a list). A version's metrics in a history are ``ref``, ``number``,
+``created_at`` and ``metrics`` (``metrics``: a list of them); two versions' metrics compared are
+``old``, ``new``, ``metrics`` (one object per metric) and ``added``/``removed`` (``metrics diff``;
+``diff`` adds it to its own object as ``metrics``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from urllib.request import url2pathname
 import click
 from fsspec.callbacks import Callback
 from pydantic import BaseModel
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
@@ -48,6 +51,8 @@ from .versioning import (
     IntegrityError,
     Lineage,
     LineageNode,
+    MetricsDiff,
+    MetricsPoint,
     NotFoundError,
     Store,
     Tag,
@@ -344,7 +349,7 @@ def _print_table(table: Table) -> None:
     _output().print(table, soft_wrap=False)
 
 
-def _version_table(versions: Sequence[Version], tags: dict[int, list[str]]) -> Table:
+def _version_table(versions: Sequence[Version], tags: dict[int, list[str]], metrics: Sequence[str] = ()) -> Table:
     columns = [
         _Column("version", "right"),
         _Column("created"),
@@ -366,6 +371,11 @@ def _version_table(versions: Sequence[Version], tags: dict[int, list[str]]) -> T
         ]
         for v in versions
     ]
+    for k, name in enumerate(metrics):  # `log --metric NAME`: a column each, after size; values fold, never cut
+        header = name if cell_len(name) <= 12 else set_cell_size(name, 11).rstrip() + "…"
+        columns.insert(4 + k, _Column(header, "right", flex=True, overflow="fold"))
+        for row, v in zip(rows, versions, strict=True):
+            row.insert(4 + k, _metric(v.metrics[name]) if name in v.metrics else "-")
     return _listing(columns, rows, out.width)
 
 
@@ -585,17 +595,24 @@ def pull(ctx: click.Context, ref: str, dest: str, overwrite: bool, paths: tuple[
 @cli.command()
 @click.argument("dataset")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many versions.")
+@click.option(
+    "--metric", "metric_names", multiple=True, metavar="NAME", help="Add a column of this metric; repeatable."
+)
 @json_option
 @click.pass_context
-def log(ctx: click.Context, dataset: str, limit: int | None, as_json: bool) -> None:
+def log(ctx: click.Context, dataset: str, limit: int | None, metric_names: tuple[str, ...], as_json: bool) -> None:
     """The versions of DATASET, newest first."""
     store = _store(ctx)
     versions = store.log(dataset, limit=limit)
+    names = list(dict.fromkeys(metric_names))
+    unseen = [n for n in names if not any(n in v.metrics for v in versions)]
+    if unseen:  # recorded only by older versions, or by none (NotFoundError naming those that exist)
+        store.metrics(dataset, unseen, limit=1)
     tags = _tags_by_number(store, dataset)
     if as_json:
         _print_json([_version_json(v, tags.get(v.number, [])) for v in versions])
         return
-    _print_table(_version_table(versions, tags))
+    _print_table(_version_table(versions, tags, names))
 
 
 @cli.command()
@@ -645,10 +662,12 @@ def show(ctx: click.Context, ref: str, with_files: bool, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
-    """Files added, removed and modified from OLD to NEW."""
-    result = _store(ctx).diff(old, new)
+    """Files added, removed and modified from OLD to NEW, then how their metrics changed."""
+    store = _store(ctx)
+    result = store.diff(old, new)
+    metrics = store.compare(result.old, result.new)  # the exact refs: what was compared, even if a tag moves
     if as_json:
-        _print_json(result)
+        _print_json({**result.model_dump(mode="json"), "metrics": metrics.model_dump(mode="json")})
         return
     columns = [
         _Column(""),
@@ -666,6 +685,151 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
     _output().print(
         f"{result.old} → {result.new}: {len(result.added)} added, {len(result.removed)} removed, "
         f"{len(result.modified)} modified"
+    )
+    if metrics.metrics:
+        _print_metrics_diff(metrics)
+
+
+# ---------------------------------------------------------------------------- metrics across versions
+
+
+class _MetricsGroup(click.Group):
+    """``gitfree metrics DATASET`` is ``gitfree metrics log DATASET``: a first word that names no subcommand
+    (``log``, ``diff``) is a dataset. So ``diff`` is always the subcommand, and a dataset named ``diff`` or
+    ``log`` is listed with ``gitfree metrics log diff``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["log", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_MetricsGroup)
+def metrics() -> None:
+    """Metrics across versions: `gitfree metrics DATASET` lists them, `gitfree metrics diff A B` compares two.
+
+    \b
+    gitfree metrics images [--metric acc] [--limit 10] [--json]
+    gitfree metrics diff images@6 images@7 [--json]
+
+    The first word is a subcommand if it is `log` or `diff`, else a dataset: a dataset named
+    `diff` or `log` is listed with `gitfree metrics log diff`.
+    """
+
+
+class _OneDataset(click.Command):
+    """``gitfree metrics DATASET``: more words than a dataset is most likely a mistyped ``diff`` (``gitfree
+    metrics dif A B`` reads ``dif`` as a dataset), and the error says how to compare two versions."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if "unexpected extra argument" not in exc.format_message():
+                raise
+            raise click.UsageError(
+                f"{exc.format_message().rstrip('.')}: gitfree metrics lists the metrics of one dataset; "
+                "to compare two versions, run gitfree metrics diff OLD NEW",
+                ctx,
+            ) from None
+
+
+@metrics.command(name="log", cls=_OneDataset)
+@click.argument("dataset")
+@click.option("--metric", "names", multiple=True, metavar="NAME", help="Only this metric; repeatable.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many versions.")
+@json_option
+@click.pass_context
+def metrics_log(ctx: click.Context, dataset: str, names: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+    """The metrics of DATASET's versions, newest first, each against the previous version recording it.
+
+    A version that records none of the metrics is left out; so are versions garbage collection dropped.
+    """
+    if "@" in dataset:
+        name = dataset.partition("@")[0]
+        raise InputError(
+            f"metrics lists the history of a dataset: give its name ({name!r}), or compare two versions with "
+            f"`gitfree metrics diff {dataset} {name}`"
+        )
+    store = _store(ctx)
+    points = store.metrics(dataset, list(names) or None, limit=None if limit is None else limit + 1)
+    complete = limit is None or len(points) <= limit  # else the oldest shown may have an older value unread
+    shown = points if limit is None else points[:limit]
+    if as_json:
+        _print_json(shown)
+    elif not points:
+        _output().print(
+            f"{dataset} has no metrics: none of its versions records one "
+            f"(`gitfree commit {dataset} PATH --metric NAME=NUMBER` records some)",
+            highlight=False,
+        )
+    else:
+        _print_table(_metrics_history_table(points, len(shown), complete))
+
+
+def _metrics_history_table(points: Sequence[MetricsPoint], shown: int, complete: bool) -> Table:
+    """One row per version and metric (the newest ``shown`` of ``points``); ``change`` is against the next
+    older point recording that metric (``first`` when there is none and ``complete`` says all was read)."""
+    rows: list[list[str]] = []
+    for k, point in enumerate(points[:shown]):
+        for j, (name, value) in enumerate(sorted(point.metrics.items())):
+            older = next((p for p in points[k + 1 :] if name in p.metrics), None)
+            if older is not None:
+                change = MetricsDiff.between(older.ref, older.metrics, point.ref, point.metrics).get(name)
+                trend = change.change if change is not None else ""
+            else:
+                trend = "first" if complete else ""
+            when = _when(point.created_at, seconds=False) if j == 0 else ""
+            rows.append([str(point.number), when, name, _metric(value), trend])
+    columns = [
+        _Column("version", "right"),
+        _Column("created"),
+        _Column("metric", flex=True, overflow="fold"),
+        _Column("value", "right", flex=True, overflow="fold"),
+        _Column("change", flex=True, overflow="fold"),
+    ]
+    return _listing(columns, rows, out.width)
+
+
+@metrics.command(name="diff")
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@json_option
+@click.pass_context
+def metrics_diff(ctx: click.Context, old: str | None, new: str | None, as_json: bool) -> None:
+    """How the metrics changed from version OLD to version NEW (delta, and relative change)."""
+    if old is None or new is None:
+        raise click.UsageError(
+            "metrics diff compares two versions: gitfree metrics diff OLD NEW (e.g. images@6 images@7); "
+            "to list the metrics of a dataset named 'diff', run gitfree metrics log diff",
+            ctx,
+        )
+    result = _store(ctx).compare(old, new)
+    if as_json:
+        _print_json(result)
+    elif not result.metrics:
+        _output().print(f"neither {result.old} nor {result.new} records a metric", highlight=False)
+    else:
+        _print_metrics_diff(result)
+
+
+def _print_metrics_diff(result: MetricsDiff) -> None:
+    columns = [
+        _Column("metric", flex=True, overflow="fold"),
+        _Column("old", "right", flex=True, overflow="fold"),
+        _Column("new", "right", flex=True, overflow="fold"),
+        _Column("change", flex=True, overflow="fold"),
+    ]
+    rows = [
+        [m.name, "-" if m.old is None else _metric(m.old), "-" if m.new is None else _metric(m.new), m.change]
+        for m in result.metrics
+    ]
+    _print_table(_listing(columns, rows, out.width))
+    same = sum(m.status == "unchanged" for m in result.metrics)
+    _output().print(
+        f"{result.old} → {result.new}: {len(result.changed)} metric(s) changed, {same} unchanged, "
+        f"{len(result.added)} added, {len(result.removed)} removed",
+        highlight=False,
     )
 
 

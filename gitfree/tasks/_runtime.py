@@ -9,7 +9,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitfree.versioning import Author, InputRef, Store, Version, format_size, stable_commit_id, version_event
+from gitfree.versioning import (
+    Author,
+    InputRef,
+    IntegrityError,
+    NotFoundError,
+    Store,
+    Version,
+    format_size,
+    stable_commit_id,
+    version_event,
+)
 
 COMMITTED_EVENT = "gitfree.dataset.committed"
 
@@ -119,13 +129,14 @@ def publish(store: Store, version: Version) -> None:
     from prefect.artifacts import create_table_artifact
     from prefect.events import emit_event
 
-    if version.parent:
-        diff = store.diff(f"{version.dataset}@{version.parent}", version.ref)
+    parent, why = _parent(store, version)
+    if parent is not None:
+        diff = store.diff(parent.ref, version.ref)
         changes = (
             f"+{len(diff.added)} added, -{len(diff.removed)} removed, ~{len(diff.modified)} modified vs {diff.old}"
         )
     else:
-        changes = "first version"
+        changes = f"not compared: {why}" if why else "first version"
     create_table_artifact(
         key=artifact_key(version.dataset),
         table=[
@@ -134,6 +145,7 @@ def publish(store: Store, version: Version) -> None:
                 "files": version.nfiles,
                 "size": format_size(version.size),
                 "changes": changes,
+                "metrics": metrics_summary(store, version, parent, why),
                 "message": version.message,
                 "inputs": ", ".join(str(i) for i in version.inputs) or "-",
                 "store": f"{store.url} (gitfree pull {version.ref} DEST)",
@@ -152,3 +164,28 @@ def publish(store: Store, version: Version) -> None:
         payload=version_event(version, store.url),
         id=version.id,  # one event per version, also when a retried task publishes again
     )
+
+
+def _parent(store: Store, version: Version) -> tuple[Version | None, str | None]:
+    """The parent of a new version to compare it with, or why there is none: ``(None, None)`` for a first
+    version; ``(None, reason)`` when garbage collection dropped it (a GC may run between a commit and its
+    artifact) or its record cannot be read."""
+    if not version.parent:
+        return None, None
+    try:
+        return store.show(f"{version.dataset}@{version.parent}"), None
+    except (NotFoundError, IntegrityError) as exc:
+        return None, str(exc).split("; ")[0]  # "ds@6 was dropped by garbage collection on ...", or the bad record
+
+
+def metrics_summary(store: Store, version: Version, parent: Version | None, why: str | None = None) -> str:
+    """The artifact's ``metrics`` cell: each metric of ``version`` with its change against ``parent``
+    (``acc 0.89 → 0.91 (+0.02, +2.2%); rows 100 (unchanged) vs ds@6``), ``-`` for none; without a parent,
+    the values and why there are no deltas (``why``, else a first version)."""
+    if parent is None:
+        values = "; ".join(f"{name} {value}" for name, value in sorted(version.metrics.items()))
+        return f"{values} ({f'no deltas: {why}' if why else 'first version'})" if values else "-"
+    compared = store.compare(parent, version)
+    if not compared.metrics:
+        return "-"
+    return "; ".join(str(m) for m in compared.metrics) + f" vs {parent.ref}"

@@ -12,11 +12,12 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal, localcontext
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, computed_field, field_validator
 
 __all__ = [
     "Author",
@@ -31,6 +32,9 @@ __all__ = [
     "Lineage",
     "LineageEdge",
     "LineageNode",
+    "MetricDelta",
+    "MetricsDiff",
+    "MetricsPoint",
     "Output",
     "Pointer",
     "Problem",
@@ -599,3 +603,160 @@ class FsckReport(BaseModel):
     @property
     def broken_versions(self) -> list[str]:
         return sorted({p.ref for p in self.problems if p.number and not p.repaired and p.ref})
+
+
+# ---------------------------------------------------------------------------- metrics across versions
+
+
+def _decimal(value: Metric) -> Decimal:
+    """A metric as the decimal number it reads as (``repr`` of a float: its shortest round-trip digits)."""
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+def _finite_or_none(value: Decimal) -> float | None:
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def metric_change(old: Metric, new: Metric) -> tuple[Metric | None, float | None]:
+    """``(new - old, (new - old) / |old|)`` of two metric values; ``None`` where undefined.
+
+    An integer minus an integer is an integer. Otherwise the difference is taken on the values as they
+    read (0.91 - 0.89 is 0.02, not binary floating point's 0.020000000000000018), then made a float. The
+    relative change is ``None`` when ``old`` is 0, and either is ``None`` when it overflows a float (a
+    difference of two values near the largest float): a delta is always a finite number, or nothing.
+    """
+    with localcontext() as context:
+        context.prec = 34
+        delta = _decimal(new) - _decimal(old)
+        relative = delta / abs(_decimal(old)) if old != 0 else None
+    exact: Metric | None = new - old if isinstance(old, int) and isinstance(new, int) else _finite_or_none(delta)
+    return exact, _finite_or_none(relative) if relative is not None else None
+
+
+def format_metric(value: Metric, *, sign: bool = False) -> str:
+    """A metric as recorded: an integer as an integer, a float with every digit it has (``+`` on request)."""
+    text = str(value) if isinstance(value, int) else repr(value)
+    return f"+{text}" if sign and value >= 0 and not text.startswith("-") else text
+
+
+def _percent(relative: float) -> str:
+    shown = relative * 100
+    return f"{shown:+,.1f}%" if abs(shown) >= 0.1 or shown == 0 else f"{shown:+.2g}%"
+
+
+class MetricsPoint(BaseModel):
+    """The metrics of one version, as :meth:`Store.metrics` lists them (newest first)."""
+
+    model_config = ConfigDict(frozen=True)
+    ref: str
+    """The exact ref of the version, e.g. ``images@7``."""
+    number: int
+    created_at: AwareDatetime
+    metrics: dict[str, Metric]
+    """Name → value: every metric of the version, or those asked for."""
+
+
+class MetricDelta(BaseModel):
+    """One metric from version ``old`` to version ``new``.
+
+    ``status`` is ``changed``, ``unchanged`` (equal values: ``3`` and ``3.0`` too), ``added`` (only
+    ``new`` has it) or ``removed`` (only ``old`` has it). ``delta`` is ``new - old`` (an integer when both
+    are integers) and ``relative`` is ``delta / |old|``; both are ``None`` where undefined: a side
+    missing, ``old`` of 0 (``relative``), or a result too large for a float.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    status: Literal["added", "removed", "changed", "unchanged"]
+    old: Metric | None = None
+    new: Metric | None = None
+    delta: Metric | None = None
+    relative: float | None = None
+
+    @property
+    def change(self) -> str:
+        """The change for people: ``▲ +0.02 (+2.2%)``, ``▼ -3``, ``=``, ``added`` or ``removed``."""
+        if self.status in ("added", "removed"):
+            return self.status
+        if self.status == "unchanged":
+            return "="
+        arrow = "▲" if (self.new or 0) > (self.old or 0) else "▼"
+        percent = f" ({_percent(self.relative)})" if self.relative is not None else ""
+        return f"{arrow}{'' if self.delta is None else ' ' + format_metric(self.delta, sign=True)}{percent}"
+
+    def __str__(self) -> str:
+        """For people: ``acc 0.89 → 0.91 (+0.02, +2.2%)``, ``rows 100 (unchanged)``, ``f1 0.5 (added)``,
+        ``loss removed (was 0.3)``."""
+        if self.status == "added" and self.new is not None:
+            return f"{self.name} {format_metric(self.new)} (added)"
+        if self.status == "removed" and self.old is not None:
+            return f"{self.name} removed (was {format_metric(self.old)})"
+        if self.old is None or self.new is None:  # not made by MetricsDiff.between
+            return f"{self.name} {self.status}"
+        if self.status == "unchanged":
+            return f"{self.name} {format_metric(self.new)} (unchanged)"
+        parts = [] if self.delta is None else [format_metric(self.delta, sign=True)]
+        parts += [] if self.relative is None else [_percent(self.relative)]
+        change = f" ({', '.join(parts)})" if parts else ""
+        return f"{self.name} {format_metric(self.old)} → {format_metric(self.new)}{change}"
+
+
+class MetricsDiff(BaseModel):
+    """The metrics of version ``old`` against version ``new``, metric by metric (sorted by name).
+
+    ``added`` and ``removed`` name the metrics only one side has (they are in ``metrics`` too, with
+    their ``status``). Made by :meth:`Store.compare`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    old: str
+    new: str
+    metrics: list[MetricDelta]
+
+    @field_validator("metrics")
+    @classmethod
+    def _sorted(cls, metrics: list[MetricDelta]) -> list[MetricDelta]:
+        return sorted(metrics, key=lambda m: m.name)
+
+    @classmethod
+    def between(
+        cls, old: str, old_metrics: Mapping[str, Metric], new: str, new_metrics: Mapping[str, Metric]
+    ) -> MetricsDiff:
+        """Compare the metrics ``old_metrics`` (of the version ``old``) with ``new_metrics`` (of ``new``)."""
+        entries = []
+        for name in sorted({*old_metrics, *new_metrics}):
+            a, b = old_metrics.get(name), new_metrics.get(name)
+            if a is None or b is None:
+                status: Literal["added", "removed", "changed", "unchanged"] = "added" if a is None else "removed"
+                entries.append(MetricDelta(name=name, status=status, old=a, new=b))
+                continue
+            delta, relative = metric_change(a, b)
+            status = "unchanged" if a == b else "changed"
+            entries.append(MetricDelta(name=name, status=status, old=a, new=b, delta=delta, relative=relative))
+        return cls(old=old, new=new, metrics=entries)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def added(self) -> list[str]:
+        """The metrics only ``new`` has."""
+        return [m.name for m in self.metrics if m.status == "added"]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def removed(self) -> list[str]:
+        """The metrics only ``old`` has."""
+        return [m.name for m in self.metrics if m.status == "removed"]
+
+    @property
+    def changed(self) -> list[MetricDelta]:
+        """The metrics both have, with different values."""
+        return [m for m in self.metrics if m.status == "changed"]
+
+    def get(self, name: str) -> MetricDelta | None:
+        """The entry of the metric ``name``, if either side has it."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def __bool__(self) -> bool:
+        """Whether any metric differs (changed, added or removed)."""
+        return any(m.status != "unchanged" for m in self.metrics)

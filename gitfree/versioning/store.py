@@ -7,6 +7,7 @@ records, tags and hints; the :class:`.Objects` of the worker cache and the store
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import shlex
@@ -37,6 +38,8 @@ from .models import (
     GcReport,
     InputRef,
     Lineage,
+    MetricsDiff,
+    MetricsPoint,
     ReindexReport,
     StaleVersion,
     Tag,
@@ -244,6 +247,71 @@ class Store:
     def _open_catalog(self, url: str) -> Catalog:
         """The catalog of another store named by an input, opened with this store's settings."""
         return Store(url, settings=self.settings).catalog
+
+    # ------------------------------------------------------------------ metrics across versions
+
+    def metrics(
+        self, dataset: str, names: Sequence[str] | str | None = None, limit: int | None = None
+    ) -> list[MetricsPoint]:
+        """The metrics of a dataset's versions, newest first: one :class:`MetricsPoint` per version that records
+        any of them (``names``: only those metrics; default every one), at most ``limit`` of them.
+
+        The records are read as :meth:`log` reads them (in parallel); versions garbage collection dropped are
+        not listed, and a record that cannot be read is skipped with a warning. A dataset whose versions
+        record no metrics gives an empty list.
+
+        Example:
+            >>> [(p.number, p.metrics["acc"]) for p in store.metrics("model", ["acc"], limit=2)]  # doctest: +SKIP
+            [(7, 0.91), (6, 0.89)]
+
+        Raises:
+            NotFoundError: the dataset does not exist, or no version of it records a metric of ``names``
+                (the message lists the metrics that exist).
+            InputError: a malformed dataset name, ``names`` empty or not names, ``limit`` below 1.
+        """
+        validate_dataset_name(dataset)
+        wanted = _metric_names(names)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InputError(
+                f"limit must be a whole number of at least 1, not {limit!r}", options=(("limit", "--limit"),)
+            )
+        numbers = sorted(self.catalog.numbers(dataset), reverse=True)
+        if not numbers:
+            raise self.catalog.not_found_dataset(dataset)
+        points: list[MetricsPoint] = []
+        seen: set[str] = set()
+        first = len(numbers) if limit is None else limit + 1
+        for _, record in self.catalog.records(dataset, numbers, first=first):
+            if not isinstance(record, Version):
+                continue  # a tombstone, or a record that cannot be read (warned about)
+            seen.update(record.metrics)
+            values = {k: v for k, v in record.metrics.items() if wanted is None or k in wanted}
+            if values and (limit is None or len(points) < limit):
+                points.append(
+                    MetricsPoint(ref=record.ref, number=record.number, created_at=record.created_at, metrics=values)
+                )
+            if limit is not None and len(points) >= limit and (wanted is None or seen.issuperset(wanted)):
+                break  # enough, and every name asked for is known to exist
+        missing = [name for name in wanted or () if name not in seen]
+        if missing:
+            raise _unknown_metrics(dataset, missing, seen)
+        return points
+
+    def compare(self, old: str | Ref | Version, new: str | Ref | Version) -> MetricsDiff:
+        """The metrics of version ``old`` against those of version ``new``: per metric its old and new value,
+        ``delta`` and ``relative`` change, and the metrics only one side has (``added``, ``removed``).
+
+        The versions may be of different datasets (a model's metrics on two data sets).
+
+        Example:
+            >>> store.compare("model@6", "model@7").get("acc").delta  # doctest: +SKIP
+            0.02
+
+        Raises:
+            NotFoundError: either version does not exist, or was dropped by garbage collection.
+        """
+        a, b = self.show(old), self.show(new)
+        return MetricsDiff.between(a.ref, a.metrics, b.ref, b.metrics)
 
     # ------------------------------------------------------------------ pull, open and export
 
@@ -496,3 +564,34 @@ class Store:
             fixed = [p for p in report.problems if p.repaired]
             report = again.model_copy(update={"problems": fixed + [p for p in again.problems if p not in fixed]})
         return report
+
+
+def _metric_names(names: Sequence[str] | str | None) -> list[str] | None:
+    """The metric names :meth:`Store.metrics` was asked for (one name may be given as a string), deduplicated."""
+    if names is None:
+        return None
+    wanted = [names] if isinstance(names, str) else list(names)
+    if not wanted:
+        raise InputError("names is empty: pass the metrics to list, or names=None for every one")
+    bad = next((n for n in wanted if not isinstance(n, str) or not n), None)
+    if bad is not None:
+        raise InputError(f"a metric name is a non-empty string, not {bad!r}")
+    return list(dict.fromkeys(wanted))
+
+
+def _unknown_metrics(dataset: str, missing: Sequence[str], existing: Iterable[str]) -> NotFoundError:
+    """``NotFoundError`` naming the metrics of ``dataset`` that exist (and a close match of a typo)."""
+    names = sorted(existing)
+    what = ", ".join(repr(n) for n in missing)
+    noun = "metric" if len(missing) == 1 else "metrics"
+    if not names:
+        return NotFoundError(
+            f"no version of {dataset!r} records the {noun} {what}: it records no metrics at all "
+            "(commit with metrics={'name': number} to record some)",
+            cli=f"no version of {dataset!r} records the {noun} {what}: it records no metrics at all "
+            "(commit with --metric NAME=NUMBER to record some)",
+        )
+    close = difflib.get_close_matches(missing[0], names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    return NotFoundError(f"no version of {dataset!r} records the {noun} {what}{hint}; its metrics are: {shown}")
