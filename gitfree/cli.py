@@ -64,7 +64,8 @@ from .versioning import (
 STDOUT_CLOSED = 141
 """Exit code when the reader of standard output went away: 128 + SIGPIPE, as a shell reports git or cat."""
 STALE = 8
-"""Exit code of ``gitfree stale`` when a newest version was made from inputs that have newer versions."""
+"""Exit code of ``gitfree stale`` when a newest version was made from inputs that have newer versions, or an
+input could not be checked."""
 
 
 def _stdout_closed() -> NoReturn:
@@ -985,6 +986,10 @@ def _node_text(graph: Lineage, node: LineageNode) -> Text:
     return text
 
 
+_TREE_LEVELS = 40
+"""The deepest a lineage tree is drawn; deeper versions are counted (``--json`` and ``--format`` give them all)."""
+
+
 def _print_lineage(graph: Lineage) -> None:
     from rich.tree import Tree as RichTree
 
@@ -994,30 +999,41 @@ def _print_lineage(graph: Lineage) -> None:
     top = RichTree(_node_text(graph, root))
     for title, follow in sides[graph.direction]:
         branch = top.add(Text(title, style="italic")) if graph.direction == "both" else top
-        _grow(graph, branch, root.id, follow, {root.id})
+        _grow(graph, branch, root.id, follow)
         if not follow(root.id):
-            branch.add(Text("nothing" if title == "made from" else "nothing recorded", style="dim"))
+            empty = "not followed (--depth)" if root.more and title == "made from" else "nothing recorded"
+            branch.add(Text("nothing" if title == "made from" and not root.more else empty, style="dim"))
     console = _output()
     console.print(top, highlight=False)
 
 
-def _grow(
-    graph: Lineage,
-    branch: Any,
-    node_id: str,
-    follow: Callable[[str], list[str]],
-    path: set[str],
-    shown: set[str] | None = None,
-) -> None:
-    """Add what ``follow`` gives for ``node_id`` under ``branch``; a node already shown is named, not repeated."""
-    shown = set() if shown is None else shown
-    for child in follow(node_id):
-        text = _node_text(graph, graph.node(child))
-        if child in shown or child in path:
-            branch.add(text.append("  (see above)", style="dim"))
+def _grow(graph: Lineage, branch: Any, root_id: str, follow: Callable[[str], list[str]]) -> None:
+    """Add what ``follow`` gives, level by level under ``branch`` (iteratively: a chain may be thousands long).
+    A node already shown is named again, not repeated; below ``_TREE_LEVELS`` levels, versions are counted."""
+    shown = {root_id}
+    stack: list[tuple[str, Any, int]] = [(root_id, branch, 0)]
+    hidden: set[str] = set()
+    while stack:
+        node_id, under, level = stack.pop()
+        children = follow(node_id)
+        if level >= _TREE_LEVELS:
+            hidden |= {c for c in children if c not in shown}
             continue
-        shown.add(child)
-        _grow(graph, branch.add(text), child, follow, path | {child}, shown)
+        for child in reversed(children):  # popped in order
+            node = graph.node(child)
+            text = _node_text(graph, node)
+            if child in shown:
+                under.add(text.append("  (see above)", style="dim"))
+                continue
+            shown.add(child)
+            if node.more:
+                text.append("  (its inputs are beyond --depth)", style="dim")
+            stack.append((child, under.add(text), level + 1))
+    if hidden:
+        more = {n.id for n in graph.nodes} - shown
+        branch.add(
+            Text(f"... {len(more)} more version(s) deeper than {_TREE_LEVELS} levels (see --json or --format dot)")
+        )
 
 
 @cli.command()
@@ -1025,7 +1041,10 @@ def _grow(
 @json_option
 @click.pass_context
 def stale(ctx: click.Context, datasets: tuple[str, ...], as_json: bool) -> None:
-    """Newest versions made from inputs that have newer versions since (exit 8 if any, 0 if none): what to rebuild."""
+    """Newest versions made from inputs that have newer versions since: what to rebuild.
+
+    Exit 0 when nothing is, 8 when something is, or when an input could not be checked (its store cannot
+    be read): each line says which."""
     store = _store(ctx)
     found = store.stale(datasets)
     if as_json:

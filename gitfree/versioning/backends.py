@@ -175,7 +175,11 @@ class FileBackend(Backend):
         self.url = root.as_uri()
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
+        parts = key.split("/")
+        if any(part in ("", ".", "..") for part in parts[:-1]) or parts[-1] in (".", ".."):
+            # Keys are built by layout from checked names; one that would leave the store is refused.
+            raise IntegrityError(f"the key {key!r} is not a path inside the store {self.url}")
+        return self.root.joinpath(*parts)
 
     def _write_tmp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

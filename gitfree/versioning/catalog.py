@@ -427,11 +427,14 @@ class Catalog:
                 found.append(parsed[2:])
         return sorted(found)
 
-    def records_at(self, refs: Collection[tuple[str, int]]) -> dict[tuple[str, int], Version | Dropped | None]:
-        """The records of many versions of any datasets, read in parallel: ``None`` for one that does not
-        exist or cannot be read (a warning)."""
+    def records_at(
+        self, refs: Collection[tuple[str, int]]
+    ) -> tuple[dict[tuple[str, int], Version | Dropped | None], set[tuple[str, int]]]:
+        """The records of many versions of any datasets, read in parallel (``None`` for one that does not
+        exist or cannot be read), and those that cannot be read (each a warning)."""
         keys = {layout.version_key(name, number): (name, number) for name, number in refs}
         found: dict[tuple[str, int], Version | Dropped | None] = {}
+        unreadable: set[tuple[str, int]] = set()
         raw = self._read_many(list(keys)) if keys else {}
         for key, (name, number) in keys.items():
             data = raw.get(key)
@@ -441,7 +444,13 @@ class Catalog:
                     found[(name, number)] = self.version_record(key, data, name, number)
                 except IntegrityError as exc:
                     logger.warning("skipped %s@%d: %s", name, number, exc)
-        return found
+                    unreadable.add((name, number))
+        return found, unreadable
+
+    def present(self, keys: Collection[str]) -> set[str]:
+        """Which of ``keys`` exist now (read in parallel)."""
+        raw = self._read_many(list(keys)) if keys else {}
+        return {key for key in keys if raw.get(key) is not None}
 
     def same_store(self, store: str | None) -> bool:
         """Whether an input's ``store`` names this store (``None``: the store of the version naming it)."""
@@ -461,7 +470,7 @@ class Catalog:
             }
         )
 
-    def write_edges(self, version: Version) -> int:
+    def write_edges(self, version: Version | Dropped) -> int:
         """Create the reverse edge of each input of ``version`` that is in this store (create-only: one
         that is there already is left as it is); how many were written. ``GitfreeError`` if one could not be."""
         written = 0

@@ -24,7 +24,7 @@ from .backends import KeyMissing, ObjectInfo
 from .catalog import Catalog, Inventory
 from .errors import GitfreeError, IntegrityError, UnsafePathError
 from .leases import Coordinator
-from .models import FsckReport, Latest, Problem, Version
+from .models import Dropped, FsckReport, Latest, Problem, Version
 from .objects import ListingError, Objects
 from .refs import validate_dataset_name
 from .tree import validate_entries
@@ -131,7 +131,7 @@ def _objects(objects: Objects, found: _Found, deep: bool) -> None:
         found.problems.extend(_problem(verdict, layout.object_key(oid), detail, v) for v in referrers)
 
 
-def _problem(kind: str, key: str, detail: str, version: Version) -> Problem:
+def _problem(kind: str, key: str, detail: str, version: Version | Dropped) -> Problem:
     return Problem.model_validate(
         {"kind": kind, "key": key, "detail": detail, "dataset": version.dataset, "number": version.number}
     )
@@ -244,7 +244,7 @@ def _repair_edges(catalog: Catalog, problems: list[Problem]) -> set[str]:
     for problem in problems:
         if problem.kind == "missing_edge" and problem.dataset and problem.number:
             try:
-                catalog.write_edges(catalog.version(problem.dataset, problem.number))
+                catalog.write_edges(catalog.record(problem.dataset, problem.number))
                 catalog.backend.get(problem.key)
                 fixed.add(problem.key)
             except (KeyMissing, GitfreeError) as exc:  # dropped or broken meanwhile: judged next time

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import layout
+from . import layout, lineage
 from .backends import ObjectInfo
 from .catalog import Catalog, Inventory
 from .errors import ConflictError, InputError, IntegrityError
@@ -238,7 +238,7 @@ def _plan(
     owned = _owned(objects, inventory, dropping, set(stored))
     # Objects a live commit is uploading are its own until its record names them.
     roots = roots.union(*(named for lease, named in inventory.journals.values() if lease in live_leases))
-    plan = _Plan([], 0, set(), [], [], _dead_edges(inventory, dropping))
+    plan = _Plan([], 0, set(), [], [], [])
     for oid, info in stored.items():
         if oid in roots:
             plan.marked += 1
@@ -259,23 +259,15 @@ def _plan(
     return plan
 
 
-def _dead_edges(inventory: Inventory, dropping: Iterable[Version]) -> list[str]:
-    """The reverse edges of dropped versions (now or before) through which no version that exists is reached:
-    lineage goes on through a dropped version as long as something made from it is kept."""
+def _dead_edges(catalog: Catalog, inventory: Inventory, dropping: Iterable[Version]) -> list[str]:
+    """The reverse edges of dropped versions (now or before) through which no version that exists is reached
+    (by the records' inputs or the edges): lineage goes on through a dropped version while something made
+    from it is kept. A commit still in flight, made from a version dropped now, has no record yet: its
+    dropped input's edge may go, and fsck reports it missing once the record lands (reindex writes it)."""
     gone = {(v.dataset, v.number) for v in dropping}
     gone |= {(name, n) for name, entry in inventory.datasets.items() for n in entry.dropped}
-    inputs_of: dict[tuple[str, int], list[tuple[str, int]]] = {}
-    for name, number, consumer, consumer_number in inventory.edges.values():
-        inputs_of.setdefault((consumer, consumer_number), []).append((name, number))
-    # Walk the edges backwards from every consumer that is kept: what is reached leads to one.
-    leads = {node for node in inputs_of if node not in gone}
-    pending = list(leads)
-    while pending:
-        for parent in inputs_of.get(pending.pop(), ()):
-            if parent not in leads:
-                leads.add(parent)
-                pending.append(parent)
-    return sorted(key for key, edge in inventory.edges.items() if edge[2:] in gone and edge[2:] not in leads)
+    through = lineage.reached_through(catalog, inventory, gone)
+    return sorted(key for key, edge in inventory.edges.items() if edge[2:] in gone and edge[2:] not in through)
 
 
 # ---------------------------------------------------------------------------- 6. sweep
@@ -379,6 +371,7 @@ def collect(
         plan = _plan(
             objects, inventory, roots, dropping, in_flight.live, _before(started, policy.grace), delete_foreign
         )
+        plan.edges = _dead_edges(catalog, inventory, dropping)
         if holder is not None:
             _sweep(catalog, holder, inventory, kept, dropping, plan, in_flight, started, skipped)
         if skipped:

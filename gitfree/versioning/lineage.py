@@ -21,7 +21,7 @@ from typing import Literal
 
 from .backends import KeyMissing
 from .catalog import Catalog, Inventory
-from .errors import GitfreeError
+from .errors import ConfigError, GitfreeError
 from .models import Dropped, InputRef, Lineage, LineageEdge, LineageNode, ReindexReport, StaleVersion, Version
 
 __all__ = ["Opener", "graph", "reindex", "stale"]
@@ -68,6 +68,8 @@ class _Graph:
         self.stores = stores
         self.nodes: dict[str, LineageNode] = {}
         self.edges: set[tuple[str, str]] = set()
+        self.more: set[str] = set()
+        """Nodes at the depth limit whose own inputs were not followed."""
 
     def node_id(self, catalog_url: str, dataset: str, number: int) -> str:
         ref = f"{dataset}@{number}"
@@ -124,7 +126,9 @@ def graph(catalog: Catalog, root: Version, direction: Direction, depth: int | No
         store=catalog.url,
         direction=direction,
         depth=depth,
-        nodes=list(found.nodes.values()),  # as found: the root, then hop by hop
+        nodes=[  # as found: the root, then hop by hop
+            n.model_copy(update={"more": True}) if n.id in found.more else n for n in found.nodes.values()
+        ],
         edges=[LineageEdge(source=s, target=t) for s, t in sorted(found.edges)],
     )
 
@@ -132,6 +136,8 @@ def graph(catalog: Catalog, root: Version, direction: Direction, depth: int | No
 def _upstream(found: _Graph, catalog: Catalog, root: Version, depth: int | None) -> None:
     queue: deque[tuple[Catalog, Version | Dropped, int]] = deque([(catalog, root, 0)])
     seen = {found.node_id(catalog.url, root.dataset, root.number)}
+    if depth == 0 and root.inputs:
+        found.more.add(found.node_id(catalog.url, root.dataset, root.number))
     while queue:
         within, record, level = queue.popleft()
         if depth is not None and level >= depth:
@@ -153,9 +159,16 @@ def _upstream(found: _Graph, catalog: Catalog, root: Version, depth: int | None)
             except KeyMissing:
                 found.external(url, ref, f"{ref} does not exist in {url}")
                 continue
-            except GitfreeError as exc:  # unreadable record, or the store stopped answering
+            except ConfigError as exc:  # the store stopped answering: the rest of it is not waited for
+                found.external(url, ref, str(exc))
+                if holder is not catalog:
+                    found.stores.opened[url.rstrip("/")] = f"the store {url} did not answer: {exc}"
+                continue
+            except GitfreeError as exc:  # an unreadable record
                 found.external(url, ref, str(exc))
                 continue
+            if depth is not None and level + 1 >= depth and parent.inputs:
+                found.more.add(source)
             found.add(url, parent)
             queue.append((holder, parent, level + 1))
 
@@ -169,7 +182,7 @@ def _downstream(found: _Graph, catalog: Catalog, root: Version, depth: int | Non
     while level and (depth is None or hops < depth):
         hops += 1
         named = {(ds, n): catalog.consumers(ds, n) for ds, n in level}
-        records = catalog.records_at({c for consumers in named.values() for c in consumers})
+        records, _ = catalog.records_at({c for consumers in named.values() for c in consumers})
         following = []
         for (ds, n), consumers in named.items():
             source = found.node_id(catalog.url, ds, n)
@@ -189,45 +202,63 @@ def stale(catalog: Catalog, datasets: Iterable[str], opener: Opener) -> list[Sta
     stores = _Stores(catalog, opener)
     names = sorted(set(datasets)) or catalog.datasets()
     with ThreadPoolExecutor(max_workers=_STALE_JOBS) as pool:
-        heads = dict(zip(names, pool.map(catalog.head, names), strict=True))
+        heads = [h for h in pool.map(catalog.head, names) if h is not None]
+        used = [(head, holder, ref) for head in heads for holder, ref in _used(stores, catalog, head)]
         wanted = {
-            (ref.store, ref.dataset): ref
-            for head in heads.values()
-            if head is not None
-            for ref in head.inputs
-            if not isinstance(stores.catalog(ref.store, catalog), str)
+            (holder.url if isinstance(holder, Catalog) else holder, ref.dataset): holder for _, holder, ref in used
         }
-        newest = dict(zip(wanted, pool.map(lambda key: _head(stores, catalog, *key), wanted), strict=True))
-        used = [(ref, head) for head in heads.values() if head is not None for ref in head.inputs]
-        judged = list(pool.map(lambda pair: _judge(stores, catalog, newest, *pair), used))
+        newest = dict(zip(wanted, pool.map(lambda key: _head(wanted[key], key[1]), wanted), strict=True))
+        judged = list(pool.map(lambda item: _judge(catalog, newest, *item), used))
     return sorted((s for s in judged if s is not None), key=lambda s: (s.ref, s.input))
 
 
-def _head(stores: _Stores, catalog: Catalog, store: str | None, dataset: str) -> Version | None:
-    holder = stores.catalog(store, catalog)
+def _used(stores: _Stores, catalog: Catalog, head: Version) -> list[tuple[Catalog | str, InputRef]]:
+    """The newest version ``head`` used of each input dataset, with its store's catalog (or why it cannot
+    be opened). Versions of ``head``'s own dataset are left out: an incremental dataset is made from its
+    previous version, which is never newer than itself."""
+    best: dict[tuple[str, str], tuple[Catalog | str, InputRef]] = {}
+    for ref in head.inputs:
+        holder = stores.catalog(ref.store, catalog)
+        url = holder.url if isinstance(holder, Catalog) else (ref.store or "")
+        if holder is catalog and ref.dataset == head.dataset:
+            continue
+        key = (url.rstrip("/"), ref.dataset)
+        if key not in best or best[key][1].number < ref.number:
+            best[key] = (holder, ref)
+    return list(best.values())
+
+
+def _key(holder: Catalog | str, ref: InputRef) -> tuple[str, str]:
+    return (holder.url if isinstance(holder, Catalog) else holder, ref.dataset)
+
+
+def _head(holder: Catalog | str, dataset: str) -> Version | str | None:
+    """The newest version of ``dataset`` in ``holder``, ``None`` if it has none, or why it cannot be read."""
     if isinstance(holder, str):
-        return None
+        return holder
     try:
         return holder.head(dataset)
     except GitfreeError as exc:
-        logger.warning("stale: the newest version of %s cannot be read: %s", dataset, exc)
-        return None
+        return f"the newest version of {dataset} in {holder.url} cannot be read: {exc}"
 
 
 def _judge(
-    stores: _Stores,
     catalog: Catalog,
-    newest: dict[tuple[str | None, str], Version | None],
-    ref: InputRef,
+    newest: dict[tuple[str, str], Version | str | None],
     head: Version,
+    holder: Catalog | str,
+    ref: InputRef,
 ) -> StaleVersion | None:
     """Whether ``head`` was made from an older ``ref`` than its dataset's newest, with other content (a
-    newer version with the same data, as ``dvc status`` would say, is not a change)."""
-    now = newest.get((ref.store, ref.dataset))
+    newer version with the same data, as ``dvc status`` would say, is not a change); or that it cannot
+    be told."""
+    where = None if holder is catalog else (holder.url if isinstance(holder, Catalog) else ref.store)
+    now = newest.get(_key(holder, ref))
+    if isinstance(now, str) or isinstance(holder, str):
+        reason = now if isinstance(now, str) else str(holder)
+        return StaleVersion(ref=head.ref, input=str(ref), input_store=where, newest=None, note=reason)
     if now is None or now.number <= ref.number:
         return None
-    holder = stores.catalog(ref.store, catalog)
-    assert isinstance(holder, Catalog)  # noqa: S101 - else newest holds None for it
     used: Version | Dropped | None
     try:
         used = holder.record(ref.dataset, ref.number)
@@ -235,17 +266,16 @@ def _judge(
         used = None
     if used is not None and used.md5 == now.md5:
         return None
-    return StaleVersion(
-        ref=head.ref,
-        input=str(ref),
-        input_store=None if catalog.same_store(ref.store) else ref.store,
-        newest=now.ref,
-    )
+    return StaleVersion(ref=head.ref, input=str(ref), input_store=where, newest=now.ref)
 
 
 def reindex(catalog: Catalog, datasets: Iterable[str] = (), *, dry_run: bool = False) -> ReindexReport:
     """See :meth:`.Store.reindex`."""
-    inventory = catalog.inventory(datasets, journals=False)
+    wanted = set(datasets)
+    inventory = catalog.inventory(wanted, journals=False)
+    unknown = sorted(wanted - {n for n, e in inventory.datasets.items() if e.versions or e.dropped or e.unreadable})
+    if unknown:
+        raise catalog.not_found_dataset(unknown[0])
     missing, orphans, expected = edge_problems(catalog, inventory)
     if not dry_run:
         catalog.ensure_writable()
@@ -260,33 +290,63 @@ def reindex(catalog: Catalog, datasets: Iterable[str] = (), *, dry_run: bool = F
     return ReindexReport(versions=versions, edges=expected, written=sorted(missing), removed=sorted(orphans))
 
 
-def edge_problems(catalog: Catalog, inventory: Inventory) -> tuple[dict[str, Version], list[str], int]:
-    """The reverse edges that should be there and are not (key -> the version whose edge it is), those
-    there that do not hold (their consumer does not exist or does not name that input), and how many
-    should be there. The edge of a dropped version holds (its tombstone names its inputs): garbage
-    collection removes it once nothing kept is reached through it. An edge that looks orphaned is judged on
-    its record read again, so a commit that landed after the inventory's listing is not mistaken for a
-    forgery."""
-    missing: dict[str, Version] = {}
+Node = tuple[str, int]
+
+
+def reached_through(catalog: Catalog, inventory: Inventory, gone: set[Node]) -> set[Node]:
+    """Of the dropped versions ``gone``, those through which a version that exists is reached, by the
+    records' inputs (versions and tombstones) and by the edges listed. A consumer known only from an edge
+    (its dataset not in the inventory) or whose record cannot be read counts as existing: what is unknown
+    is kept."""
+    inputs_of: dict[Node, set[Node]] = {}
+    for name, entry in inventory.datasets.items():
+        records: list[tuple[int, Version | Dropped]] = [*entry.versions.items(), *entry.dropped.items()]
+        for number, record in records:
+            inputs_of[(name, number)] = {(i.dataset, i.number) for i in record.inputs if catalog.same_store(i.store)}
+    for name, number, consumer, consumer_number in inventory.edges.values():
+        inputs_of.setdefault((consumer, consumer_number), set()).add((name, number))
+    reached = {node for node in inputs_of if node not in gone}
+    pending = list(reached)
+    while pending:
+        for parent in inputs_of.get(pending.pop(), ()):
+            if parent not in reached:
+                reached.add(parent)
+                pending.append(parent)
+    return reached & gone
+
+
+def edge_problems(catalog: Catalog, inventory: Inventory) -> tuple[dict[str, Version | Dropped], list[str], int]:
+    """The reverse edges that should be there and are not (key -> the record whose edge it is), those there
+    that do not hold (their consumer does not exist or does not name that input), and how many should be
+    there.
+
+    Every version's edges should be there, and those of a dropped version through which a version that
+    exists is reached (lineage goes on through it; garbage collection removes the others). A missing edge
+    is looked for again before it is reported, and an edge that looks orphaned is judged on its record read
+    again: a commit that lands while the store is listed (its record and its edge are two writes) is not
+    taken for a broken one."""
+    missing: dict[str, Version | Dropped] = {}
     expected: set[str] = set()
-    for entry in inventory.datasets.values():
-        for version in entry.versions.values():
-            for key in catalog.edge_keys(version):
+    tombstones = {(name, n) for name, entry in inventory.datasets.items() for n in entry.dropped}
+    through = reached_through(catalog, inventory, tombstones)
+    for name, entry in inventory.datasets.items():
+        records: list[Version | Dropped] = [*entry.versions.values()]
+        records += [d for n, d in entry.dropped.items() if (name, n) in through]
+        for record in records:
+            for key in catalog.edge_keys(record):
                 expected.add(key)
                 if key not in inventory.edges:
-                    missing[key] = version
+                    missing[key] = record
+    if missing:
+        there = catalog.present(missing)
+        missing = {key: record for key, record in missing.items() if key not in there}
     suspects = {key: edge for key, edge in inventory.edges.items() if key not in expected}
-    records = catalog.records_at({edge[2:] for edge in suspects.values()})
+    records_now, unreadable = catalog.records_at({edge[2:] for edge in suspects.values()})
     orphans = []
     for key, (name, number, consumer, consumer_number) in suspects.items():
-        record = records.get((consumer, consumer_number))
-        if record is None or not catalog.made_from(record, name, number):
-            if record is None and _unreadable(inventory, consumer, consumer_number):
-                continue  # an unreadable record may name it: fsck reports the record, not the edge
+        if (consumer, consumer_number) in unreadable:
+            continue  # an unreadable record may name it: fsck reports the record, not the edge
+        now = records_now.get((consumer, consumer_number))
+        if now is None or not catalog.made_from(now, name, number):
             orphans.append(key)
     return missing, sorted(orphans), len(expected)
-
-
-def _unreadable(inventory: Inventory, dataset: str, number: int) -> bool:
-    entry = inventory.datasets.get(dataset)
-    return entry is not None and number in entry.unreadable

@@ -19,6 +19,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, computed_field, field_validator
 
+from .errors import InputError
+from .refs import validate_dataset_name
+
 __all__ = [
     "Author",
     "Diff",
@@ -117,6 +120,14 @@ class InputRef(_Record):
     store: str | None = None
     """URL of the store holding the input, when it is not the same store."""
 
+    @field_validator("dataset")
+    @classmethod
+    def _a_dataset_name(cls, dataset: str) -> str:
+        try:
+            return validate_dataset_name(dataset)
+        except InputError as exc:  # pydantic reports a ValueError with the field's place
+            raise ValueError(str(exc)) from None
+
     def __str__(self) -> str:
         return f"{self.dataset}@{self.number}"
 
@@ -158,6 +169,8 @@ class LineageNode(BaseModel):
     """The version is in a store that could not be read (unreachable, unknown, or no such version there)."""
     note: str = ""
     """Why an external node could not be read."""
+    more: bool = False
+    """At the depth limit: it was made from inputs that were not followed."""
 
 
 class LineageEdge(BaseModel):
@@ -232,7 +245,8 @@ def _dot_string(text: str) -> str:
 
 
 class StaleVersion(BaseModel):
-    """A dataset's newest version made from an input that has newer versions since."""
+    """A dataset's newest version made from an input that has a newer version with other data since; or, with
+    ``newest`` ``None``, one whose input could not be checked (``note`` says why)."""
 
     model_config = ConfigDict(frozen=True)
     ref: str
@@ -241,13 +255,16 @@ class StaleVersion(BaseModel):
     """The input it was made from, e.g. ``features@7``."""
     input_store: str | None = None
     """The input's store, when it is not this store."""
-    newest: str
-    """The input's newest version now, e.g. ``features@9``."""
+    newest: str | None
+    """The input's newest version now, e.g. ``features@9``; ``None`` when it could not be read."""
+    note: str = ""
 
     def __str__(self) -> str:
         where = f" (in {self.input_store})" if self.input_store else ""
-        dataset = self.newest.rpartition("@")[0]
-        return f"{self.ref} was made from {self.input}{where}; {dataset} is now at @{self.newest.rpartition('@')[2]}"
+        if self.newest is None:
+            return f"{self.ref}: cannot tell whether its input {self.input}{where} is out of date: {self.note}"
+        dataset, _, number = self.newest.rpartition("@")
+        return f"{self.ref} was made from {self.input}{where}; {dataset} is now at @{number}"
 
 
 class ReindexReport(BaseModel):
@@ -602,7 +619,10 @@ class FsckReport(BaseModel):
 
     @property
     def broken_versions(self) -> list[str]:
-        return sorted({p.ref for p in self.problems if p.number and not p.repaired and p.ref})
+        """Versions whose data or record is broken (a missing or orphan lineage edge breaks no version)."""
+        return sorted(
+            {p.ref for p in self.problems if p.number and not p.repaired and p.ref and not p.kind.endswith("_edge")}
+        )
 
 
 # ---------------------------------------------------------------------------- metrics across versions

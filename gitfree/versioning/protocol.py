@@ -70,7 +70,10 @@ def commit(
     head = catalog.head(dataset)
     if head is not None and not force and same_version(head, staged.out.md5, fields["inputs"]):
         logger.info("%s is unchanged since %s; no new version", source, head.ref)
-        # A retry with the id of an attempt that did create it (its answer lost) made it too.
+        # A retry with the id of an attempt that did create it (its answer lost) made it too, and
+        # finishes it: that attempt may have died before step 11.
+        if head.id == commit_id and head.inputs:
+            _write_edges(catalog, head)
         return head.model_copy(update={"created": head.id == commit_id})
     # 4. Once per process: the store takes conditional writes and is a store (or empty).
     catalog.ensure_writable()

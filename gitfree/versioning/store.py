@@ -228,7 +228,9 @@ class Store:
         """The newest versions (of ``datasets``, default every dataset) made from an input that has a newer
         version with other data since, e.g. ``model@4 was made from features@7; features is now at @9``:
         what to rebuild, as ``dvc status`` says of a pipeline. A newer input version with the same data
-        (same md5) does not count."""
+        (same md5) does not count, nor a version of the dataset itself (an incremental dataset), and of
+        several versions of one input the newest used is judged. An input whose store cannot be read is
+        listed with ``newest`` ``None`` and a ``note`` saying why: it could not be checked."""
         names = list(datasets)
         for name in names:
             validate_dataset_name(name)
@@ -241,8 +243,11 @@ class Store:
     def reindex(self, datasets: Iterable[str] = (), *, dry_run: bool = False) -> ReindexReport:
         """Write the reverse lineage edges of versions that lack them (committed before edges existed, or
         whose edge write failed) and remove edges that do not hold; idempotent. ``fsck --repair`` does
-        the same."""
-        return lineage_module.reindex(self.catalog, datasets, dry_run=dry_run)
+        the same. A name in ``datasets`` that is no dataset is a ``NotFoundError``."""
+        names = list(datasets)
+        for name in names:
+            validate_dataset_name(name)
+        return lineage_module.reindex(self.catalog, names, dry_run=dry_run)
 
     def _open_catalog(self, url: str) -> Catalog:
         """The catalog of another store named by an input, opened with this store's settings."""
@@ -481,7 +486,9 @@ class Store:
 
     def _input_ref(self, item: str | Ref | Version | InputRef) -> InputRef:
         if isinstance(item, InputRef):
-            return item
+            if not self.catalog.same_store(item.store):
+                return item  # another store's: lineage reads it there (an unreadable one is an external node)
+            item = f"{item.dataset}@{item.number}"  # this store's: it must exist, as a ref must
         version = self.show(item)
         return InputRef(dataset=version.dataset, number=version.number)
 
