@@ -1000,9 +1000,10 @@ def _print_lineage(graph: Lineage) -> None:
     for title, follow in sides[graph.direction]:
         branch = top.add(Text(title, style="italic")) if graph.direction == "both" else top
         _grow(graph, branch, root.id, follow)
-        if not follow(root.id):
-            empty = "not followed (--depth)" if root.more and title == "made from" else "nothing recorded"
-            branch.add(Text("nothing" if title == "made from" and not root.more else empty, style="dim"))
+        if graph.depth == 0:
+            branch.add(Text("not followed (--depth 0)", style="dim"))
+        elif not follow(root.id):
+            branch.add(Text("nothing" if title == "made from" else "nothing recorded", style="dim"))
     console = _output()
     console.print(top, highlight=False)
 

@@ -63,8 +63,9 @@ def check(
     _objects(objects, found, deep)
     _tags(inventory, found)
     heads = _latest(catalog, inventory, found)
-    _edges(catalog, inventory, found)
-    stale = len(coordinator.scan()[1])  # phase **leases**
+    live, dead = coordinator.scan()  # phase **leases**, before the edges: a live one is a commit in flight
+    _edges(catalog, inventory, found, {(lease.dataset, lease.pointer) for lease in live})
+    stale = len(dead)
     problems = found.problems
     if repair and problems:
         problems = _repair(catalog, objects, problems, heads)
@@ -218,10 +219,18 @@ def _latest(catalog: Catalog, inventory: Inventory, found: _Found) -> dict[str, 
     return heads
 
 
-def _edges(catalog: Catalog, inventory: Inventory, found: _Found) -> None:
+def _edges(
+    catalog: Catalog, inventory: Inventory, found: _Found, in_flight: set[tuple[str | None, str | None]]
+) -> None:
     """Phase **edges**: each version's reverse lineage edges are there; each edge names a version made from
-    its input (problems are the consumer's)."""
+    its input (problems are the consumer's). The edges of a version whose commit still holds its lease
+    (``in_flight``: dataset and output md5) are being written: not a problem."""
     missing, orphans, _ = lineage.edge_problems(catalog, inventory)
+    missing = {
+        key: record
+        for key, record in missing.items()
+        if isinstance(record, Dropped) or (record.dataset, record.md5) not in in_flight
+    }
     for key, version in sorted(missing.items()):
         detail = f"{version.ref} is not recorded among the consumers of its input (`gitfree reindex` records it)"
         found.problems.append(_problem("missing_edge", key, detail, version))

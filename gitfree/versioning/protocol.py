@@ -71,7 +71,7 @@ def commit(
     if head is not None and not force and same_version(head, staged.out.md5, fields["inputs"]):
         logger.info("%s is unchanged since %s; no new version", source, head.ref)
         # A retry with the id of an attempt that did create it (its answer lost) made it too, and
-        # finishes it: that attempt may have died before step 11.
+        # finishes it: that attempt may have died before its edges (step 9).
         if head.id == commit_id and head.inputs:
             _write_edges(catalog, head)
         return head.model_copy(update={"created": head.id == commit_id})
@@ -94,22 +94,23 @@ def commit(
         version = create_version(
             catalog, head.number + 1 if head else 1, fields, force, attempts, lambda: _still_leased(lease, dataset)
         )
-        # 9. The record names the objects now: the journal is done with (a failure leaves it to gc).
+        # 9. The reverse lineage edges, create-only, one per input in this store (downstream is one LIST),
+        # still under the lease: fsck takes a version without its edges whose commit holds a live lease for
+        # one in flight. Then the record names the objects: the journal is done with (a failure leaves it to gc).
+        if version.id == commit_id and version.inputs:
+            _write_edges(catalog, version)
         if journal is not None:
             with contextlib.suppress(GitfreeError):
                 catalog.backend.delete(journal)
     # 10. The hint, moved forward only.
     catalog.advance_latest(version)
     version = version.model_copy(update={"created": version.id == commit_id})
-    # 11. The reverse lineage edges, create-only, one per input in this store (downstream is one LIST).
-    if version.created and version.inputs:
-        _write_edges(catalog, version)
     logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
     return version
 
 
 def _write_edges(catalog: Catalog, version: Version) -> None:
-    """Step 11: the version is committed whatever happens here; an edge that cannot be written is a
+    """Step 9: the version is committed whatever happens here; an edge that cannot be written is a
     warning (``gitfree fsck`` reports it, ``gitfree reindex`` writes it)."""
     try:
         catalog.write_edges(version)
