@@ -53,6 +53,7 @@ RANKS = {
     "protocol": 5,
     "gc": 5,
     "fsck": 5,
+    "promotion": 5,
     "store": 6,
     "fs": 7,
     "__init__": 8,

@@ -4,6 +4,7 @@ from .config import AWS_NAMES, StoreSettings
 from .errors import (
     ConfigError,
     ConflictError,
+    GateError,
     GitfreeError,
     InputError,
     IntegrityError,
@@ -13,7 +14,7 @@ from .errors import (
 )
 from .kit import format_size, stable_commit_id, version_event
 from .layout import MARKER as STORE_MARKER
-from .models import Author, Diff, DiffEntry, FileEntry, InputRef, Tag, Version
+from .models import AuditEvent, Author, Diff, DiffEntry, FileEntry, InputRef, Tag, TagEvent, Version
 from .refs import Ref, parse_ref, validate_dataset_name
 from .store import Store
 from .tree import Tree
@@ -21,12 +22,14 @@ from .tree import Tree
 __all__ = [
     "AWS_NAMES",
     "STORE_MARKER",
+    "AuditEvent",
     "Author",
     "ConfigError",
     "ConflictError",
     "Diff",
     "DiffEntry",
     "FileEntry",
+    "GateError",
     "GitfreeError",
     "InputError",
     "InputRef",
@@ -36,6 +39,7 @@ __all__ = [
     "Store",
     "StoreSettings",
     "Tag",
+    "TagEvent",
     "Tree",
     "UnsafePathError",
     "Version",
