@@ -194,11 +194,11 @@ def promote(
     :meth:`.Store.promote`."""
     validate_tag_name(stage)
     requirements = parse_requirements(require)
-    held = _order(catalog, candidate, stage)
     current, seq = _holder(catalog, candidate.dataset, stage)
     if current is not None and current.number == candidate.number:
         logger.info("%s already holds %s: nothing to promote", candidate.ref, stage)
         return current.model_copy(update={"written": False})
+    held = _order(catalog, candidate, stage)
     holder = _version_of(catalog, current)
     passed, failed = judge(requirements, candidate, holder, stage)
     if failed:
