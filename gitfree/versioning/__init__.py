@@ -12,10 +12,10 @@ from .errors import (
     UnsafePathError,
     is_transient,
 )
-from .kit import format_size, stable_commit_id, version_event
+from .kit import format_size, stable_commit_id, tag_event, version_event
 from .layout import MARKER as STORE_MARKER
 from .models import AuditEvent, Author, Diff, DiffEntry, FileEntry, InputRef, Tag, TagEvent, Version
-from .refs import Ref, parse_ref, validate_dataset_name
+from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
 from .store import Store
 from .tree import Tree
 
@@ -47,6 +47,8 @@ __all__ = [
     "is_transient",
     "parse_ref",
     "stable_commit_id",
+    "tag_event",
     "validate_dataset_name",
+    "validate_tag_name",
     "version_event",
 ]
