@@ -291,6 +291,23 @@ def test_the_commands(run: Callable[..., str], tmp_path: Path) -> None:
     text = run("audit", MODEL)
     assert text.splitlines()[0].split() == ["when", "event", "tag", "version", "by", "message"]
     assert "committed" in text and "2 → 3" in text
+    assert "dataset 'models/chrun' does not exist" in run("stages", "models/chrun", code=3)
+    assert "dataset 'models/chrun' does not exist" in run("untag", "models/chrun", "production", code=3)
     run("stages", MODEL, "--clear")
     assert run("stages", MODEL) == f"{MODEL} has no stage order\n"
     run("stages", MODEL, "a", "--clear", code=2)
+
+
+def test_what_people_wrote_is_shown_as_text_and_tables_fit(run: Callable[..., str], tmp_path: Path) -> None:
+    """A message is data: control sequences in it never reach the terminal (they are shown escaped), markup
+    is not read, and a long message folds inside an 80-column table."""
+    run("commit", MODEL, str(write_tree(tmp_path / "m", {"m": b"1"})), "--metric", "accuracy=0.9")
+    hostile = "\x1b]0;pwned\x07\x1b[2J[red]rolled back[/red]"
+    long = "after the incident review of the nightly pipeline run that retrained the churn model on bad data"
+    run("tag", f"{MODEL}@1", "production", "-m", long)
+    run("untag", MODEL, "production", "-m", hostile)
+    for output in (run("tag-history", MODEL, "production"), run("audit", MODEL)):
+        assert "\x1b" not in output and "\x07" not in output
+        assert "[red]" in output  # printed as it is, not read as markup
+        assert all(len(line) <= 80 for line in output.splitlines() if "pwned" not in line), output
+    assert json.loads(run("tag-history", MODEL, "production", "--json"))[1]["message"] == hostile

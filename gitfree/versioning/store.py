@@ -440,6 +440,8 @@ class Store:
         """
         validate_dataset_name(dataset)
         validate_tag_name(tag)
+        if not self.catalog.numbers(dataset):  # a misspelt dataset is not "no such tag"
+            raise self.catalog.not_found_dataset(dataset)
         return protocol.delete_tag(
             self.catalog,
             dataset,
@@ -535,6 +537,8 @@ class Store:
         """The stage order of ``dataset`` (empty when none is set)."""
         validate_dataset_name(dataset)
         record, _ = self.catalog.stages(dataset)
+        if record is None and not self.catalog.numbers(dataset):  # a misspelt name is not "no stage order"
+            raise self.catalog.not_found_dataset(dataset)
         return list(record.stages) if record is not None else []
 
     def audit(self, dataset: str, limit: int | None = None) -> list[AuditEvent]:
