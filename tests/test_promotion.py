@@ -188,6 +188,8 @@ def test_promoting_the_holder_again_writes_nothing(models: Store) -> None:
     models.promote(f"{MODEL}@2", "production")
     again = models.promote(f"{MODEL}@2", "production", require={"accuracy": ">"})
     assert (again.written, again.seq) == (False, 1)
+    with pytest.raises(InputError, match="no version has the metric 'acuracy'"):  # a typo is still one
+        models.promote(f"{MODEL}@2", "production", require={"acuracy": ">"})
     assert len(models.tag_history(MODEL, "production")) == 1
 
 

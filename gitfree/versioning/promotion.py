@@ -196,6 +196,7 @@ def promote(
     requirements = parse_requirements(require)
     current, seq = _holder(catalog, candidate.dataset, stage)
     if current is not None and current.number == candidate.number:
+        _check_known(requirements, candidate, None)  # a misspelt metric is an error even when nothing is to do
         logger.info("%s already holds %s: nothing to promote", candidate.ref, stage)
         return current.model_copy(update={"written": False})
     held = _order(catalog, candidate, stage)
