@@ -45,6 +45,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .versioning import (
+    AuditEvent,
+    Author,
     FileEntry,
     GitfreeError,
     InputError,
@@ -56,6 +58,7 @@ from .versioning import (
     NotFoundError,
     Store,
     Tag,
+    TagEvent,
     Tree,
     Version,
     format_size,
@@ -247,6 +250,37 @@ def _version_json(version: Version, tags: Sequence[str]) -> dict[str, Any]:
 def _tag_json(tag: Tag) -> dict[str, Any]:
     """A tag for scripts: ``ref`` (``images@prod``) and every field of its record (``number``: the version)."""
     return {"ref": tag.ref, **tag.model_dump(mode="json")}
+
+
+def _event_json(event: TagEvent) -> dict[str, Any]:
+    """A tag history event for scripts: ``ref`` (``images@prod``) and every field of its entry."""
+    return {"ref": event.ref, **event.model_dump(mode="json")}
+
+
+def _by(author: Author) -> str:
+    """Who, with the orchestrator run: ``ana@ws1 (prefect: release, run 5d1e…)``."""
+    who = f"{author.user or '?'}@{author.host or '?'}"
+    if author.pipeline or author.run_id:
+        run = f", run {author.run_id}" if author.run_id else ""
+        who += f" ({author.orchestrator or 'run'}: {author.pipeline or '?'}{run})"
+    return who
+
+
+def _said(message: str, gate: str) -> str:
+    return f"{message} [{gate}]" if message and gate else message or gate
+
+
+def _or_dash(number: int | None) -> str:
+    return "-" if number is None else str(number)
+
+
+def _change(event: AuditEvent) -> str:
+    """The version of a commit or a drop; ``2 → 4`` for a tag move, ``→ 1`` for a creation, ``3 →`` for a deletion."""
+    if event.kind != "tag":
+        return _or_dash(event.number)
+    before = "" if event.previous is None else str(event.previous)
+    after = "" if event.number is None else str(event.number)
+    return f"{before} → {after}".strip()
 
 
 def _tags_by_number(store: Store, dataset: str) -> dict[int, list[str]]:
@@ -844,15 +878,149 @@ def _print_metrics_diff(result: MetricsDiff) -> None:
     metavar="N",
     help="Move only if the tag is at version N now (compare-and-swap); implies --move.",
 )
+@click.option("-m", "--message", default="", help="Why; kept in the tag's history.")
 @json_option
 @click.pass_context
-def tag(ctx: click.Context, ref: str, name: str, move: bool, expect: int | None, as_json: bool) -> None:
+def tag(ctx: click.Context, ref: str, name: str, move: bool, expect: int | None, message: str, as_json: bool) -> None:
     """Point the tag NAME at the version REF."""
-    record = _store(ctx).tag(ref, name, move=move, expect=expect)
+    record = _store(ctx).tag(ref, name, move=move, expect=expect, message=message)
     if as_json:
         _print_json(_tag_json(record))
     else:
         _output().print(f"{record.ref} → {record.dataset}@{record.number}")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.argument("name")
+@click.option("--expect", type=click.IntRange(min=1), metavar="N", help="Delete only if the tag is at version N now.")
+@click.option("-m", "--message", default="", help="Why; kept in the tag's history.")
+@json_option
+@click.pass_context
+def untag(ctx: click.Context, dataset: str, name: str, expect: int | None, message: str, as_json: bool) -> None:
+    """Delete the tag NAME of DATASET (the deletion is kept in its history)."""
+    record = _store(ctx).untag(dataset, name, expect=expect, message=message)
+    if as_json:
+        _print_json(_tag_json(record))
+    else:
+        _output().print(f"deleted {record.ref} (it pointed at {record.version_ref})")
+
+
+@cli.command(name="tag-history")
+@click.argument("dataset")
+@click.argument("name")
+@json_option
+@click.pass_context
+def tag_history(ctx: click.Context, dataset: str, name: str, as_json: bool) -> None:
+    """Every creation, move and deletion of the tag NAME of DATASET, oldest first."""
+    events = _store(ctx).tag_history(dataset, name)
+    if as_json:
+        _print_json([_event_json(e) for e in events])
+        return
+    columns = [
+        _Column("seq", "right"),
+        _Column("when"),
+        _Column("action"),
+        _Column("from", "right"),
+        _Column("to", "right"),
+        _Column("by", flex=True),
+        _Column("message", flex=True, overflow="fold"),
+    ]
+    rows = [
+        [
+            str(e.seq),
+            _when(e.created_at),
+            e.action,
+            _or_dash(e.previous),
+            _or_dash(e.number),
+            _one_line(_by(e.author)),
+            _one_line(_said(e.message, e.gate)),
+        ]
+        for e in events
+    ]
+    _print_table(_listing(columns, rows, out.width))
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("stage")
+@click.option(
+    "--require",
+    multiple=True,
+    metavar="METRIC OP [N]",
+    help="A metric gate; repeatable. 'accuracy>=': at least the current holder's; 'f1>=0.9': at least 0.9 "
+    "(operators >=, >, <=, <, ==).",
+)
+@click.option("-m", "--message", default="", help="Why; kept in the stage's history.")
+@json_option
+@click.pass_context
+def promote(ctx: click.Context, ref: str, stage: str, require: tuple[str, ...], message: str, as_json: bool) -> None:
+    """Move the stage tag STAGE to REF if REF passes every --require (and holds the stage before STAGE,
+    when the dataset has a stage order). Exit 4 if refused."""
+    record = _store(ctx).promote(ref, stage, require=list(require), message=message)
+    if as_json:
+        _print_json({**_tag_json(record), "written": bool(record.written)})
+        return
+    if not record.written:
+        _output().print(f"{record.version_ref} already holds {record.tag}: nothing changed")
+        return
+    was = f"was {record.dataset}@{record.previous}" if record.previous is not None else "it had no holder"
+    _output().print(
+        f"promoted {record.version_ref} to {record.tag} ({was})" + (f": {record.gate}" if record.gate else "")
+    )
+
+
+@cli.command()
+@click.argument("dataset")
+@click.argument("order", nargs=-1)
+@click.option("--clear", is_flag=True, help="Remove the stage order.")
+@json_option
+@click.pass_context
+def stages(ctx: click.Context, dataset: str, order: tuple[str, ...], clear: bool, as_json: bool) -> None:
+    """Show, or with ORDER set, the stage order of DATASET (e.g. dev staging production) that promote follows."""
+    store = _store(ctx)
+    if clear and order:
+        raise InputError("give the stages in order, or --clear to remove them, not both")
+    names = store.set_stages(dataset, list(order)) if order or clear else store.stages(dataset)
+    if as_json:
+        click.echo(json.dumps(names))
+    elif names:
+        _output().print(f"{dataset}: {' → '.join(names)}")
+    else:
+        _output().print(f"{dataset} has no stage order")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many events.")
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, dataset: str, limit: int | None, as_json: bool) -> None:
+    """What happened to DATASET, newest first: commits, versions GC dropped, tag creations, moves and deletions."""
+    events = _store(ctx).audit(dataset, limit=limit)
+    if as_json:
+        _print_json([{"ref": e.ref, **e.model_dump(mode="json")} for e in events])
+        return
+    columns = [
+        _Column("when"),
+        _Column("event"),
+        _Column("tag"),
+        _Column("version", "right"),
+        _Column("by", flex=True),
+        _Column("message", flex=True, overflow="fold"),
+    ]
+    rows = [
+        [
+            _when(e.at),
+            e.action,
+            e.tag or "",
+            _change(e),
+            _one_line(_by(e.author)),
+            _one_line(_said(e.message, e.gate)),
+        ]
+        for e in events
+    ]
+    _print_table(_listing(columns, rows, out.width))
 
 
 @cli.command(name="ls")

@@ -283,3 +283,50 @@ def read_loop(
             )
         finally:
             shutil.rmtree(dest, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- tag history (tests/test_tag_history.py)
+
+
+def tag_moves_after_barrier(
+    barrier: Barrier, results: Queue[Any], url: str, options: dict[str, Any], dataset: str, tag: str, mover: int, n: int
+) -> None:
+    """Once every mover is ready, move ``tag`` ``n`` times, each with the message ``m<mover>-<i>``: even moves
+    unconditional (``move=True``), odd ones from the number last seen (``expect=``, compare-and-swap, so some
+    lose). Reports one ``("ok", message, seq, number, previous, written)`` or ``("conflict", message, text)`` per
+    call, then ``("done", mover)``."""
+    from gitfree import ConflictError, Store
+
+    store = Store(url, **options)
+    numbers = [v.number for v in store.log(dataset)]
+    barrier.wait(timeout=120)
+    for i in range(n):
+        message = f"m{mover}-{i}"
+        target = f"{dataset}@{numbers[(mover + i) % len(numbers)]}"
+        try:
+            if i % 2:
+                seen = store.show(f"{dataset}@{tag}").number
+                made = store.tag(target, tag, expect=seen, message=message)
+            else:
+                made = store.tag(target, tag, move=True, message=message)
+            results.put(("ok", message, made.seq, made.number, made.previous, made.written))
+        except ConflictError as exc:
+            results.put(("conflict", message, str(exc)))
+    results.put(("done", mover))
+
+
+def tag_move_killed_before_its_entry(url: str, options: dict[str, Any], ref: str, tag: str, seq: int) -> None:
+    """Move ``tag`` to ``ref`` and SIGKILL this process right after the tag's record was swapped to ``seq``,
+    before that write's history entry is written (the entry's create-only write is where it dies)."""
+    import os
+    import signal
+
+    from gitfree import Store, parse_ref
+    from gitfree.testing import Faults
+    from gitfree.versioning import layout
+
+    store = Store(url, **options)
+    entry = layout.tag_event_key(parse_ref(ref).dataset, tag, seq)
+    with Faults(store) as faults:
+        faults.call("create", entry, lambda _: os.kill(os.getpid(), signal.SIGKILL))
+        store.tag(ref, tag, move=True, message="killed before its entry")

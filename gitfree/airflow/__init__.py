@@ -4,10 +4,12 @@
 
     GitfreeCommitOperator   commit a path as the next version; a new version is an event of gitfree://<dataset>
     GitfreePullOperator     materialise a version (named by a ref, or by the asset event that triggered the run)
-    GitfreeTagOperator      point a tag at a version
+    GitfreeTagOperator      point a tag at a version, or promote one through a metric gate (require=)
     commit_dataset, pull_dataset, tag_version, version_from_asset    the same from inside any task
     dataset_asset("images")     the asset gitfree://images: schedule consumers on it
     dataset_outlet("images")    what a committing @task declares in outlets=
+    tag_asset("models/churn", "production")     the asset gitfree-tag://models/churn/production: runs on each move
+    tag_outlet()                what a @task that moves tags declares in outlets=
     GitfreeHook             a Store from an Airflow connection (conn type "gitfree", or "aws")
 
 Imports neither prefect nor :mod:`gitfree.tasks`: Airflow and Prefect do not share an environment.
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .provider import get_provider_info
 
 if TYPE_CHECKING:
-    from .assets import dataset_asset, dataset_of, dataset_outlet, version_extra
+    from .assets import dataset_asset, dataset_of, dataset_outlet, tag_asset, tag_outlet, version_extra
     from .functions import commit_dataset, pull_dataset, tag_version, version_from_asset
     from .hooks import GitfreeHook
     from .operators import GitfreeCommitOperator, GitfreePullOperator, GitfreeTagOperator
@@ -39,6 +41,8 @@ __all__ = [
     "dataset_outlet",
     "get_provider_info",
     "pull_dataset",
+    "tag_asset",
+    "tag_outlet",
     "tag_version",
     "version_extra",
     "version_from_asset",
@@ -56,6 +60,8 @@ _MODULES = {
     "dataset_asset": "assets",
     "dataset_of": "assets",
     "dataset_outlet": "assets",
+    "tag_asset": "assets",
+    "tag_outlet": "assets",
     "version_extra": "assets",
 }
 

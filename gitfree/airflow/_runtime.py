@@ -16,13 +16,15 @@ from gitfree.versioning import (
     InputError,
     NotFoundError,
     Store,
+    Tag,
     Version,
     is_transient,
     stable_commit_id,
+    tag_event,
     version_event,
 )
 
-from .assets import dataset_asset, dataset_of, dataset_outlet, ref_from_extra
+from .assets import dataset_asset, dataset_of, dataset_outlet, ref_from_extra, tag_asset, tag_outlet
 from .hooks import GitfreeHook
 
 
@@ -143,3 +145,25 @@ def check_same_store(event_store: str | None, store: Store, ref: str) -> None:
             f"the asset event of {ref} names the store {event_store}, but this task's connection reaches {store.url}; "
             "use a connection to that store"
         )
+
+
+def emit_tag(context: Mapping[str, Any] | None, tag: Tag, store: Store, log: Any) -> bool:
+    """Attach the write of ``tag`` to the asset event of the task's ``tag_outlet`` alias; false if it has none."""
+    if context is None:
+        return False
+    alias = tag_outlet()
+    if alias not in (context["ti"].task.outlets or []):
+        log.warning(
+            "%s moved, but this task has no outlet for tags, so no asset event is emitted: add "
+            "outlets=[gitfree.airflow.tag_outlet()] to the task",
+            tag.ref,
+        )
+        return False
+    extra = tag_event(tag, store.url)
+    tries = try_number(context)
+    if tries is not None:
+        extra["try_number"] = tries
+    asset = tag_asset(tag.dataset, tag.tag)
+    context["outlet_events"][alias].add(asset, extra=extra)
+    log.info("asset event of %s: %s -> %s (%s)", asset.uri, extra["from"], extra["to"], store.url)
+    return True

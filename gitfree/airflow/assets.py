@@ -10,6 +10,13 @@ event, so a DAG with ``schedule=[dataset_asset("images")]`` runs once per new ve
 Each event's ``extra`` is :func:`version_extra` (:func:`gitfree.versioning.version_event`, the payload
 of the Prefect event too): ``ref``, ``dataset``, ``number``, ``store``, ``size``, ``nfiles``, ``md5``,
 ``version_id``, ``created_at`` and ``message``.
+
+A tag is an asset too: ``prod`` of ``models/churn`` is ``gitfree-tag://models/churn/prod`` (:func:`tag_asset`;
+the last segment is the tag, since a tag has no ``/``). A task that moves a tag declares the alias
+``gitfree:tags`` (:func:`tag_outlet`; :class:`~gitfree.airflow.GitfreeTagOperator` does so itself) and attaches an
+event to the tag's asset each time it writes the tag, so a DAG with ``schedule=[tag_asset("models/churn",
+"production")]`` runs once per change of production. That event's ``extra`` is
+:func:`gitfree.versioning.tag_event`: ``ref`` (the version now tagged), ``from``, ``to``, ``seq``, ``gate``...
 """
 
 from __future__ import annotations
@@ -21,12 +28,23 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias
 from pydantic import JsonValue
 
-from gitfree.versioning import InputError, Version, parse_ref, validate_dataset_name, version_event
+from gitfree.versioning import InputError, Version, parse_ref, validate_dataset_name, validate_tag_name, version_event
 
-__all__ = ["SCHEME", "dataset_asset", "dataset_of", "dataset_outlet", "version_extra"]
+__all__ = [
+    "SCHEME",
+    "TAG_SCHEME",
+    "dataset_asset",
+    "dataset_of",
+    "dataset_outlet",
+    "tag_asset",
+    "tag_outlet",
+    "version_extra",
+]
 
 SCHEME = "gitfree"
+TAG_SCHEME = "gitfree-tag"
 _ALIAS_PREFIX = "gitfree:"
+_TAG_ALIAS = "gitfree:tags"
 
 
 def dataset_asset(dataset: str) -> Asset:
@@ -105,3 +123,25 @@ def ref_from_extra(extra: Mapping[str, Any], asset_uri: str) -> str:
     if parsed.number is None or parsed.dataset != dataset_of(asset_uri):
         raise InputError(f"an event of {asset_uri} names {ref!r}, which is not a version of that dataset")
     return ref
+
+
+def tag_asset(dataset: str, tag: str) -> Asset:
+    """The asset of a tag, ``gitfree-tag://<dataset>/<tag>``: schedule a DAG on it to run when the tag changes.
+
+    Example:
+        ```python
+        from airflow.sdk import dag
+        from gitfree.airflow import tag_asset
+
+        @dag(schedule=[tag_asset("models/churn", "production")])   # runs after each promotion to production
+        def deploy(): ...
+        ```
+    """
+    uri = f"{TAG_SCHEME}://{validate_dataset_name(dataset)}/{validate_tag_name(tag)}"
+    return Asset(uri=uri, name=uri)
+
+
+def tag_outlet() -> AssetAlias:
+    """What a task that moves tags declares in ``outlets=``: the alias ``gitfree:tags``, to which each write of
+    a tag attaches an event of that tag's :func:`tag_asset` (the tag need not be known when the DAG is parsed)."""
+    return AssetAlias(name=_TAG_ALIAS)

@@ -230,18 +230,65 @@ def tag_version(
     *,
     move: bool = False,
     expect: int | None = None,
+    require: Mapping[str, str] | Sequence[str] | None = None,
+    message: str = "",
     gitfree_conn_id: str | None = DEFAULT_CONN_ID,
     store: str | Store | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Tag:
     """Point ``tag`` (``prod``) at a version; ``move=True`` moves an existing tag, ``expect=N`` only from N.
+
+    With ``require`` (``{"accuracy": ">="}``, ``{"f1": ">= 0.9"}``; ``{}`` for no metric gate) it is a
+    promotion (:meth:`gitfree.Store.promote`): the tag moves only if the version passes the gate and the
+    dataset's stage order; a refusal fails the task without retrying, its message showing both values.
+    The task is the author of the move in the tag's history, with ``message``. A write of the tag emits an
+    event of :func:`~gitfree.airflow.tag_asset` if the task declares ``outlets=[tag_outlet()]``.
 
     Example:
         ```python
         from gitfree.airflow import tag_version
         tag_version("images@12", "prod", move=True)
+        tag_version("models/churn@7", "production", require={"accuracy": ">="})
         ```
     """
-    with _runtime.translated():
-        made = _runtime.store_from(gitfree_conn_id, store).tag(ref, tag, move=move, expect=expect)
-    log.info("tagged %s@%d as %s", made.dataset, made.number, made.ref)
+    made, _ = tag_with_store(
+        ref,
+        tag,
+        move=move,
+        expect=expect,
+        require=require,
+        message=message,
+        gitfree_conn_id=gitfree_conn_id,
+        store=store,
+        context=context,
+    )
     return made
+
+
+def tag_with_store(
+    ref: str,
+    tag: str,
+    *,
+    move: bool,
+    expect: int | None,
+    require: Mapping[str, str] | Sequence[str] | None,
+    message: str,
+    gitfree_conn_id: str | None,
+    store: str | Store | None,
+    context: Mapping[str, Any] | None,
+) -> tuple[Tag, Store]:
+    """:func:`tag_version`, and the store it wrote to."""
+    context = _runtime.context_or_current(context)
+    author = _runtime.author(context)
+    with _runtime.translated():
+        target = _runtime.store_from(gitfree_conn_id, store)
+        if require is not None:
+            made = target.promote(ref, tag, require=require, message=message, author=author)
+        else:
+            made = target.tag(ref, tag, move=move, expect=expect, message=message, author=author)
+    if made.written:
+        log.info("tagged %s as %s (was %s) %s", made.version_ref, made.ref, made.previous, made.gate)
+        _runtime.emit_tag(context, made, target, log)
+    else:
+        log.info("%s already points at %s: nothing written, no asset event", made.ref, made.version_ref)
+    return made, target

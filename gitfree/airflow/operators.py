@@ -18,8 +18,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import JsonValue
 
 from . import _runtime
-from .assets import dataset_asset, dataset_of, dataset_outlet, version_extra
-from .functions import DEFAULT_CONN_ID, commit_with_store, pull_with_store, tag_version
+from .assets import dataset_asset, dataset_of, dataset_outlet, tag_outlet, version_extra
+from .functions import DEFAULT_CONN_ID, commit_with_store, pull_with_store, tag_with_store
 
 __all__ = ["GitfreeCommitOperator", "GitfreePullOperator", "GitfreeTagOperator"]
 
@@ -173,13 +173,23 @@ class GitfreePullOperator(BaseOperator):
 
 
 class GitfreeTagOperator(BaseOperator):
-    """Point a tag (``prod``) at a version.
+    """Point a tag (``prod``) at a version, or promote a version to a stage through a metric gate.
+
+    Each write of the tag emits an event of :func:`~gitfree.airflow.tag_asset` (``gitfree-tag://<dataset>/<tag>``)
+    through the outlet :func:`~gitfree.airflow.tag_outlet`, which the operator declares itself: a DAG with
+    ``schedule=[tag_asset("models/churn", "production")]`` runs once per change of production, and reads the
+    version from the event's ``extra["ref"]`` (also ``from``, ``to``, ``gate``). A tag already pointing there
+    writes and emits nothing.
 
     Args:
         ref: the version, e.g. ``images@12`` or ``{{ ti.xcom_pull('commit')['ref'] }}`` (templated).
-        tag: the tag (templated).
+        tag: the tag or stage (templated).
         move: move the tag if it exists (else an existing tag fails the task).
         expect: with ``move``, only move it from this version number (compare-and-swap).
+        require: a promotion's metric gate, e.g. ``{"accuracy": ">="}`` (at least the current holder's) or
+            ``{"f1": ">= 0.9"}``; ``{}`` promotes with no metric gate. A promotion also follows the dataset's
+            stage order, and is refused (the task fails without retrying) if the version does not pass.
+        message: why, kept in the tag's history (templated).
         gitfree_conn_id: the store's connection (``None``: the ``GITFREE_*`` variables).
         store: a store URL overriding the connection's.
 
@@ -187,11 +197,12 @@ class GitfreeTagOperator(BaseOperator):
         ```python
         from gitfree.airflow import GitfreeTagOperator
 
-        GitfreeTagOperator(task_id="promote", ref="{{ ti.xcom_pull('commit')['ref'] }}", tag="prod", move=True)
+        GitfreeTagOperator(task_id="promote", ref="{{ ti.xcom_pull('commit')['ref'] }}", tag="production",
+                           require={"accuracy": ">="}, message="nightly {{ ds }}")
         ```
     """
 
-    template_fields: Sequence[str] = ("ref", "tag", "store")
+    template_fields: Sequence[str] = ("ref", "tag", "message", "store")
     ui_color = "#f0e6d2"
 
     def __init__(
@@ -201,25 +212,44 @@ class GitfreeTagOperator(BaseOperator):
         tag: str,
         move: bool = False,
         expect: int | None = None,
+        require: dict[str, str] | list[str] | None = None,
+        message: str = "",
         gitfree_conn_id: str | None = DEFAULT_CONN_ID,
         store: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        outlets = list(kwargs.pop("outlets", None) or [])
+        super().__init__(outlets=[*outlets, tag_outlet()], **kwargs)
         self.ref = ref
         self.tag = tag
         self.move = move
         self.expect = expect
+        self.require = require
+        self.message = message
         self.gitfree_conn_id = gitfree_conn_id
         self.store = store
 
     def execute(self, context: Any) -> dict[str, JsonValue]:
-        made = tag_version(
+        made, target = tag_with_store(
             self.ref,
             self.tag,
             move=self.move,
             expect=self.expect,
+            require=self.require,
+            message=self.message,
             gitfree_conn_id=self.gitfree_conn_id,
             store=self.store,
+            context=context,
         )
-        return {"ref": made.ref, "dataset": made.dataset, "tag": made.tag, "number": made.number}
+        return {
+            "ref": made.ref,
+            "dataset": made.dataset,
+            "tag": made.tag,
+            "number": made.number,
+            "previous": made.previous,
+            "seq": made.seq,
+            "written": bool(made.written),
+            "gate": made.gate,
+            "version": made.version_ref,
+            "store": target.url,
+        }

@@ -10,9 +10,9 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from gitfree.versioning import InputError, validate_dataset_name
+from gitfree.versioning import InputError, validate_dataset_name, validate_tag_name
 
-__all__ = ["get_provider_info", "normalize_uri"]
+__all__ = ["get_provider_info", "normalize_tag_uri", "normalize_uri"]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -41,7 +41,10 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "gitfree",
             }
         ],
-        "asset-uris": [{"schemes": ["gitfree"], "handler": "gitfree.airflow.provider.normalize_uri"}],
+        "asset-uris": [
+            {"schemes": ["gitfree"], "handler": "gitfree.airflow.provider.normalize_uri"},
+            {"schemes": ["gitfree-tag"], "handler": "gitfree.airflow.provider.normalize_tag_uri"},
+        ],
     }
 
 
@@ -63,3 +66,22 @@ def normalize_uri(parts: urllib.parse.SplitResult) -> urllib.parse.SplitResult:
     except InputError as exc:
         raise ValueError(f"{urllib.parse.urlunsplit(parts)!r} is not a gitfree asset URI: {exc}") from None
     return parts
+
+
+def normalize_tag_uri(parts: urllib.parse.SplitResult) -> urllib.parse.SplitResult:
+    """Airflow's URI handler for the ``gitfree-tag`` scheme: ``gitfree-tag://<dataset>/<tag>`` (the last segment
+    is the tag), so that a malformed tag asset fails when its DAG is parsed."""
+    name = (parts.netloc + parts.path).rstrip("/")
+    dataset, _, tag = name.rpartition("/")
+    where = urllib.parse.urlunsplit(parts)
+    if parts.query or not dataset:
+        raise ValueError(
+            f"{where!r} is not a gitfree tag asset URI: it is gitfree-tag://<dataset>/<tag> (e.g. "
+            "gitfree-tag://models/churn/production), with no query"
+        )
+    try:
+        validate_dataset_name(dataset)
+        validate_tag_name(tag)
+    except InputError as exc:
+        raise ValueError(f"{where!r} is not a gitfree tag asset URI: {exc}") from None
+    return parts._replace(path=parts.path.rstrip("/"))

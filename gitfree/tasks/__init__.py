@@ -1,11 +1,13 @@
 """Prefect tasks and the ``GitfreeStore`` block (needs the ``prefect`` extra)."""
 
 from ._runtime import COMMITTED_EVENT, artifact_key
+from ._tags import TAG_MOVED_EVENT
 from .blocks import GitfreeStore
 from .tasks import (
     commit_dataset,
     diff_versions,
     list_versions,
+    promote_version,
     pull_dataset,
     resolve_store,
     retry_if_transient,
@@ -14,11 +16,13 @@ from .tasks import (
 
 __all__ = [
     "COMMITTED_EVENT",
+    "TAG_MOVED_EVENT",
     "GitfreeStore",
     "artifact_key",
     "commit_dataset",
     "diff_versions",
     "list_versions",
+    "promote_version",
     "pull_dataset",
     "resolve_store",
     "retry_if_transient",

@@ -14,10 +14,18 @@ from pydantic import JsonValue
 
 from gitfree.versioning import Diff, InputRef, Store, Tag, Version, is_transient
 
-from . import _runtime
+from . import _runtime, _tags
 from .blocks import GitfreeStore
 
-__all__ = ["commit_dataset", "diff_versions", "list_versions", "pull_dataset", "resolve_store", "tag_version"]
+__all__ = [
+    "commit_dataset",
+    "diff_versions",
+    "list_versions",
+    "promote_version",
+    "pull_dataset",
+    "resolve_store",
+    "tag_version",
+]
 
 StoreLike = str | os.PathLike[str] | Store | GitfreeStore | None
 
@@ -167,8 +175,12 @@ def pull_dataset(
 @task(
     name="gitfree-tag", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, task_run_name="tag {ref} as {tag}"
 )
-def tag_version(ref: str, tag: str, store: StoreLike = None, move: bool = False) -> Tag:
+def tag_version(ref: str, tag: str, store: StoreLike = None, move: bool = False, message: str = "") -> Tag:
     """Point a tag (``prod``) at a version; ``move=True`` moves an existing tag.
+
+    The tag's history records the flow run as the author of the move, with ``message``. A write of the tag
+    emits the event ``gitfree.tag.moved`` (payload: :func:`gitfree.versioning.tag_event`, with ``from``
+    and ``to``); a tag already pointing there writes and emits nothing.
 
     Example:
         ```python
@@ -176,7 +188,54 @@ def tag_version(ref: str, tag: str, store: StoreLike = None, move: bool = False)
         tag_version("images@12", "prod", store="s3://ml-data/versions", move=True)
         ```
     """
-    return resolve_store(store).tag(ref, tag, move=move)
+    target = resolve_store(store)
+    made = target.tag(ref, tag, move=move, message=message, author=_runtime.author())
+    if made.written:
+        _tags.publish_tag(target, made)
+    return made
+
+
+@task(
+    name="gitfree-promote",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_if_transient,
+    task_run_name="promote {ref} to {stage}",
+)
+def promote_version(
+    ref: str,
+    stage: str,
+    store: StoreLike = None,
+    require: Mapping[str, str] | Sequence[str] | None = None,
+    message: str = "",
+) -> Tag:
+    """Move the stage tag ``stage`` to ``ref`` if its metrics pass ``require`` (see :meth:`gitfree.Store.promote`).
+
+    ``require`` is ``{"accuracy": ">="}`` (at least the current holder's) or ``{"f1": ">= 0.9"}`` (at least
+    0.9). A refusal raises ``GateError`` with both values in its message, and is not retried; a promotion
+    raced by another move of the stage is retried (and judged again against the new holder). A promotion
+    emits the event ``gitfree.tag.moved`` about the resource ``gitfree.tag.<dataset>@<stage>``, with ``from``
+    and ``to`` in its payload; the flow run is the author in the stage's history.
+
+    Example:
+        ```python
+        from prefect import flow
+        from gitfree.tasks import promote_version
+
+        @flow
+        def release(candidate: str = "models/churn@7"):
+            promote_version(candidate, "production", store="s3://ml-data/versions", require={"accuracy": ">="})
+        ```
+    """
+    target = resolve_store(store)
+    made = target.promote(ref, stage, require=require, message=message, author=_runtime.author())
+    if made.written:
+        _tags.publish_tag(target, made)
+        _run_logger().info("promoted %s to %s (was %s): %s", made.version_ref, stage, made.previous, made.gate or "-")
+    else:
+        _run_logger().info("%s already holds %s: nothing promoted, no event", made.version_ref, stage)
+    return made
 
 
 @task(name="gitfree-log", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, task_run_name="log {dataset}")

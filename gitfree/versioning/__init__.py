@@ -4,6 +4,7 @@ from .config import AWS_NAMES, StoreSettings
 from .errors import (
     ConfigError,
     ConflictError,
+    GateError,
     GitfreeError,
     InputError,
     IntegrityError,
@@ -11,9 +12,10 @@ from .errors import (
     UnsafePathError,
     is_transient,
 )
-from .kit import format_size, stable_commit_id, version_event
+from .kit import format_size, stable_commit_id, tag_event, version_event
 from .layout import MARKER as STORE_MARKER
 from .models import (
+    AuditEvent,
     Author,
     Diff,
     DiffEntry,
@@ -28,21 +30,24 @@ from .models import (
     ReindexReport,
     StaleVersion,
     Tag,
+    TagEvent,
     Version,
 )
-from .refs import Ref, parse_ref, validate_dataset_name
+from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
 from .store import Store
 from .tree import Tree
 
 __all__ = [
     "AWS_NAMES",
     "STORE_MARKER",
+    "AuditEvent",
     "Author",
     "ConfigError",
     "ConflictError",
     "Diff",
     "DiffEntry",
     "FileEntry",
+    "GateError",
     "GitfreeError",
     "InputError",
     "InputRef",
@@ -60,6 +65,7 @@ __all__ = [
     "Store",
     "StoreSettings",
     "Tag",
+    "TagEvent",
     "Tree",
     "UnsafePathError",
     "Version",
@@ -67,6 +73,8 @@ __all__ = [
     "is_transient",
     "parse_ref",
     "stable_commit_id",
+    "tag_event",
     "validate_dataset_name",
+    "validate_tag_name",
     "version_event",
 ]

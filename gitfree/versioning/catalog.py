@@ -27,10 +27,10 @@ from pydantic import BaseModel, ValidationError
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .errors import ConfigError, IntegrityError, NotFoundError, first_error
-from .models import Dropped, Latest, StoreMarker, Tag, Uploads, UsedBy, Version, utcnow
+from .models import Author, Dropped, Latest, Stages, StoreMarker, Tag, TagEvent, Uploads, UsedBy, Version, utcnow
 from .refs import Ref, parse_ref, validate_dataset_name
 
-__all__ = ["Catalog", "Gone", "Inventory", "span"]
+__all__ = ["Catalog", "Gone", "Inventory", "span", "who"]
 
 logger = logging.getLogger("gitfree")
 
@@ -275,7 +275,10 @@ class Catalog:
 
     def _tagged(self, dataset: str, tag: str) -> Tag:
         try:
-            return self.read(layout.tag_key(dataset, tag), Tag)
+            found = self.read(layout.tag_key(dataset, tag), Tag)
+            if found.deleted:  # a deleted tag's record stays as a marker: it names no version
+                raise self._deleted_tag(found)
+            return found
         except KeyMissing:
             tags = sorted(t.tag for t in self.tags(dataset)) if self.numbers(dataset) else None
             if tags is None:
@@ -338,13 +341,85 @@ class Catalog:
                 return None
 
         with ThreadPoolExecutor(max_workers=_READ_JOBS) as pool:
-            tags = [t for t in pool.map(read, keys) if t is not None]
+            tags = [t for t in pool.map(read, keys) if t is not None and not t.deleted]
         return sorted(tags, key=lambda t: t.tag)
+
+    def _deleted_tag(self, record: Tag) -> NotFoundError:
+        """What a reader of a deleted tag is told: when, by whom, why, and which tags there are."""
+        names = [t.tag for t in self.tags(record.dataset)]
+        have = f"its tags are: {', '.join(names)}" if names else "it has no tags now"
+        why = f", saying {record.message!r}" if record.message else ""
+        return NotFoundError(
+            f"the tag {record.tag!r} of {record.dataset!r} was deleted on {record.created_at:%Y-%m-%d %H:%M} UTC by "
+            f"{who(record.author)}{why}; it pointed at version {record.number}, and {have} "
+            f"(`gitfree tag-history {record.dataset} {record.tag}` shows its moves)"
+        )
 
     def read_tag(self, key: str) -> tuple[Tag, str]:
         """The tag at ``key`` and its etag; ``KeyMissing`` when there is none."""
         raw, etag = self.backend.get(key)
         return self.parse(key, raw, Tag), etag
+
+    # ------------------------------------------------------------------ tag history and stages
+
+    def tag_histories(self, dataset: str, tag: str | None = None) -> dict[str, list[TagEvent]]:
+        """The history of ``tag`` (of every tag without it), oldest first: the entries, read in parallel,
+        and the event of each current tag record whose entry is not written yet (its writer stopped between
+        its write and its entry). An entry that cannot be read is skipped with a warning."""
+        history = layout.tag_history_prefix(dataset, tag)
+        entries = {k: p for k in self.backend.list(history) if (p := layout.parse_tag_event_key(k)) and p[0] == dataset}
+        records = (
+            [layout.tag_key(dataset, tag)] if tag is not None else list(self.backend.list(layout.tags_prefix(dataset)))
+        )
+        raw = self._read_many([*entries, *records])
+        found: dict[str, dict[int, TagEvent]] = defaultdict(dict)
+        for key, (_, name, seq) in entries.items():
+            if (data := raw.get(key)) is not None and (event := self._event(key, data, dataset, name, seq)):
+                found[name][seq] = event
+        for key in records:
+            if (data := raw.get(key)) is None or not (named := layout.parse_tag_key(key)) or named[0] != dataset:
+                continue
+            try:
+                current = self.parse(key, data, Tag)
+            except IntegrityError as exc:
+                logger.warning("skipped %s", exc)
+                continue
+            if current.dataset == dataset and current.tag == named[1]:
+                found[current.tag].setdefault(current.seq, TagEvent.of(current))
+        return {name: [events[seq] for seq in sorted(events)] for name, events in sorted(found.items())}
+
+    def _event(self, key: str, data: bytes, dataset: str, tag: str, seq: int) -> TagEvent | None:
+        try:
+            event = self.parse(key, data, TagEvent)
+        except IntegrityError as exc:
+            logger.warning("skipped %s", exc)
+            return None
+        if (event.dataset, event.tag, event.seq) != (dataset, tag, seq):
+            logger.warning("skipped %s in %s: it is the entry of %s, seq %d", key, self.url, event.ref, event.seq)
+            return None
+        return event
+
+    def last_seq(self, dataset: str, tag: str) -> int:
+        """The highest ``seq`` in the history of ``tag`` (0 if it has none): where a tag whose record is
+        missing (never created, or removed by hand) starts counting again, so no entry is ever written twice."""
+        seqs = [
+            p[2]
+            for k in self.backend.list(layout.tag_history_prefix(dataset, tag))
+            if (p := layout.parse_tag_event_key(k))
+        ]
+        return max(seqs, default=0)
+
+    def stages(self, dataset: str) -> tuple[Stages | None, str]:
+        """The stage order of ``dataset`` and its etag; ``(None, "")`` when none was set."""
+        key = layout.stages_key(dataset)
+        try:
+            raw, etag = self.backend.get(key)
+        except KeyMissing:
+            return None, ""
+        record = self.parse(key, raw, Stages)
+        if record.dataset != dataset:
+            raise IntegrityError(f"the record {key} in {self.url} names the dataset {record.dataset!r}")
+        return record, etag
 
     # ------------------------------------------------------------------ conditional writes
 
@@ -604,6 +679,8 @@ class Catalog:
         if layout.tag_key(tag.dataset, tag.tag) != key or tag.tag != name:
             entry.bad_tags[key] = f"the record names the tag {tag.ref}"
             return
+        if tag.deleted:  # the marker of a deleted tag: no root, no version to check
+            return
         entry.tags.append(tag)
 
     def _journal(self, key: str, data: bytes) -> set[str]:
@@ -619,6 +696,15 @@ def _version() -> str:
         return metadata.version("gitfree")
     except metadata.PackageNotFoundError:
         return "0.0.0+unknown"
+
+
+def who(author: Author) -> str:
+    """``user@host``, with the orchestrator run when there is one: ``ana@ws1 (prefect: train, run 5d1e…)``."""
+    text = f"{author.user or '?'}@{author.host or '?'}"
+    if author.pipeline or author.run_id:
+        run = f", run {author.run_id}" if author.run_id else ""
+        text += f" ({author.orchestrator or 'run'}: {author.pipeline or '?'}{run})"
+    return text
 
 
 def span(numbers: Sequence[int]) -> str:

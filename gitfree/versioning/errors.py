@@ -8,6 +8,7 @@
      │                          a destination that holds other files
      ├── NotFoundError          dataset, version or tag that does not exist (says what does)
      ├── ConflictError          a tag or ref moved under us; retries exhausted; GC holds the store
+     │    └── GateError         a promotion its metric gate or stage order refused
      ├── IntegrityError         an object whose hash does not match, a missing object, a broken record
      └── UnsafePathError        a manifest entry that would write outside its destination
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "ConflictError",
+    "GateError",
     "GitfreeError",
     "InputError",
     "IntegrityError",
@@ -110,6 +112,14 @@ class ConflictError(GitfreeError):
 
     exit_code = 4
     transient = True
+
+
+class GateError(ConflictError):
+    """A promotion was refused: the candidate fails the metric gate (the message shows both values), lacks
+    a metric the gate needs, or does not hold the stage before the one it is promoted to. Asking again
+    gives the same answer until the stage's holder changes, so it is not transient."""
+
+    transient = False
 
 
 class IntegrityError(GitfreeError):

@@ -3,6 +3,7 @@
 * :func:`stable_commit_id`: the commit id a retried task passes again, so ``Store.commit`` recognises
   the version its earlier attempt made (``Version.created`` then says so);
 * :func:`version_event`: what a Prefect event and an Airflow asset event (and XCom) say about a version;
+* :func:`tag_event`: the same about a write of a tag (a promotion);
 * :func:`format_size`: a size in bytes for people.
 
 How a store is reached from AWS-style credential names is :meth:`StoreSettings.from_aws
@@ -19,9 +20,9 @@ import uuid
 
 from pydantic import JsonValue
 
-from .models import Version
+from .models import Tag, TagEvent, Version
 
-__all__ = ["COMMIT_NAMESPACES", "format_size", "stable_commit_id", "version_event"]
+__all__ = ["COMMIT_NAMESPACES", "format_size", "stable_commit_id", "tag_event", "version_event"]
 
 COMMIT_NAMESPACES: dict[str, uuid.UUID] = {
     "prefect": uuid.UUID("6b0f7e43-5d0c-4c55-9b1e-6c8e3f0a9d21"),
@@ -69,6 +70,34 @@ def version_event(version: Version, store_url: str) -> dict[str, JsonValue]:
         "version_id": str(version.id),
         "created_at": version.created_at.isoformat(),
         "message": version.message,
+    }
+
+
+def tag_event(tag: Tag, store_url: str) -> dict[str, JsonValue]:
+    """What an event about a write of ``tag`` (a creation, move or deletion) carries (JSON values only).
+
+    The payload of the Prefect event ``gitfree.tag.moved`` and the ``extra`` of an Airflow asset event of
+    the tag: ``ref`` (the exact version now tagged, ``images@7``; ``None`` once deleted), ``tag_ref``
+    (``images@prod``), ``dataset``, ``tag``, ``seq`` (its place in the tag's history), ``action``
+    (``created``, ``moved``, ``deleted``), ``from`` and ``to`` (version numbers, ``None`` for none),
+    ``from_ref``, ``store``, ``created_at`` (ISO 8601), ``by`` (``user@host``), ``message`` and ``gate``.
+    """
+    event = TagEvent.of(tag)
+    return {
+        "ref": f"{tag.dataset}@{event.number}" if event.number is not None else None,
+        "tag_ref": tag.ref,
+        "dataset": tag.dataset,
+        "tag": tag.tag,
+        "seq": tag.seq,
+        "action": event.action,
+        "from": event.previous,
+        "to": event.number,
+        "from_ref": f"{tag.dataset}@{event.previous}" if event.previous is not None else None,
+        "store": store_url,
+        "created_at": tag.created_at.isoformat(),
+        "by": f"{tag.author.user or '?'}@{tag.author.host or '?'}",
+        "message": tag.message,
+        "gate": tag.gate,
     }
 
 

@@ -37,6 +37,14 @@ _USED_BY_KEY = re.compile(
 _TAG_EVENT_KEY = re.compile(rf"^datasets/(?P<name>.+)/{TAG_HISTORY}/(?P<tag>[^/]+)/(?P<seq>\d{{12}})\.json$")
 _RUN_USE_KEY = re.compile(r"^runs/(?P<run>[^/]+)/(?P<name>.+)@(?P<number>\d{12})\.json$")
 _UPLOAD_KEY = re.compile(r"^uploads/(?P<lease>[0-9a-f-]{36})\.json$")
+_STAGES_KEY = re.compile(r"^datasets/(?P<name>.+)/stages\.json$")
+
+
+def _own_name(name: str) -> bool:
+    """Whether ``name``, read from a key, can be a dataset's: no reserved segment. A tag's history under
+    ``datasets/<name>/tag-history/<tag>/`` must never read as the records of a dataset ``<name>/tag-history``
+    (a tag named ``versions`` or ``tags`` would otherwise make its entries look like version records or tags)."""
+    return not any(segment in RESERVED_SEGMENTS for segment in name.split("/"))
 
 
 def is_store_key(key: str) -> bool:
@@ -88,6 +96,17 @@ def parse_used_by_key(key: str) -> tuple[str, int, str, int] | None:
     return match["name"], int(match["number"]), match["consumer"], int(match["cnumber"])
 
 
+def stages_key(name: str) -> str:
+    """The stage order of ``name`` (for example ``dev``, ``staging``, ``production``), which promotions follow."""
+    return f"{DATASETS}{name}/stages.json"
+
+
+def parse_stages_key(key: str) -> str | None:
+    """The dataset of a ``stages.json`` key, else ``None``."""
+    match = _STAGES_KEY.match(key)
+    return match["name"] if match and _own_name(match["name"]) else None
+
+
 def tag_history_prefix(name: str, tag: str | None = None) -> str:
     """Where the history of ``tag`` of ``name`` is (of every tag without ``tag``)."""
     base = f"{DATASETS}{name}/{TAG_HISTORY}/"
@@ -95,14 +114,15 @@ def tag_history_prefix(name: str, tag: str | None = None) -> str:
 
 
 def tag_event_key(name: str, tag: str, seq: int) -> str:
-    """The ``seq``-th move of ``tag`` (1 for its creation), create-only."""
+    """The entry of the write that made ``tag``'s record number ``seq`` (1: its creation; each move or deletion
+    adds one; 0: the record of a tag written before tag history was kept), create-only."""
     return f"{tag_history_prefix(name, tag)}{seq:012d}.json"
 
 
 def parse_tag_event_key(key: str) -> tuple[str, str, int] | None:
     """``(dataset, tag, seq)`` for a tag history key, else ``None``."""
     match = _TAG_EVENT_KEY.match(key)
-    return (match["name"], match["tag"], int(match["seq"])) if match else None
+    return (match["name"], match["tag"], int(match["seq"])) if match and _own_name(match["name"]) else None
 
 
 def run_prefix(run: str) -> str:
@@ -147,19 +167,19 @@ def is_md5(value: object) -> bool:
 def parse_version_key(key: str) -> tuple[str, int] | None:
     """``(dataset, number)`` for a version record key, else ``None``."""
     match = _VERSION_KEY.match(key)
-    return (match["name"], int(match["number"])) if match else None
+    return (match["name"], int(match["number"])) if match and _own_name(match["name"]) else None
 
 
 def parse_tag_key(key: str) -> tuple[str, str] | None:
     """``(dataset, tag)`` for a tag record key, else ``None``."""
     match = _TAG_KEY.match(key)
-    return (match["name"], match["tag"]) if match else None
+    return (match["name"], match["tag"]) if match and _own_name(match["name"]) else None
 
 
 def parse_latest_key(key: str) -> str | None:
     """The dataset of a ``latest.json`` key, else ``None``."""
     match = _LATEST_KEY.match(key)
-    return match["name"] if match else None
+    return match["name"] if match and _own_name(match["name"]) else None
 
 
 def parse_object_key(key: str) -> str | None:

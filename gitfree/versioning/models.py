@@ -23,6 +23,7 @@ from .errors import InputError
 from .refs import validate_dataset_name
 
 __all__ = [
+    "AuditEvent",
     "Author",
     "Diff",
     "DiffEntry",
@@ -42,9 +43,11 @@ __all__ = [
     "Pointer",
     "Problem",
     "ReindexReport",
+    "Stages",
     "StaleVersion",
     "StoreMarker",
     "Tag",
+    "TagEvent",
     "Uploads",
     "UsedBy",
     "Version",
@@ -426,18 +429,151 @@ class Uploads(_Record):
 
 
 class Tag(_Record):
-    """A name pointing at one version of one dataset."""
+    """A name pointing at one version of one dataset (``datasets/<name>/tags/<tag>.json``).
+
+    The record is also the newest event of the tag's history: every write (creation, move, deletion)
+    replaces it by compare-and-swap with ``seq`` one higher, so the chain of records is the order in which
+    the writes took effect, and each one's history entry (:class:`TagEvent`) is derived from it alone
+    (docs/design.md, "Tag moves"). A deleted tag keeps its record as a marker (``deleted``), so its history
+    goes on and a later creation continues the count; every reader treats it as absent.
+    """
 
     format: Literal[1] = FORMAT
     dataset: str
     tag: str
     number: int = Field(ge=1)
+    """The version the tag points at; for a deleted tag, the one it pointed at when it was deleted."""
     created_at: AwareDatetime
+    """When this record was written (a move rewrites it)."""
     author: Author = Field(default_factory=Author)
+    """Who wrote this record."""
+    seq: int = Field(default=0, ge=0)
+    """1 for the creation, one more for each move or deletion; 0 for a record written before tag history was
+    kept (its history is that one state)."""
+    previous: int | None = Field(default=None, ge=1)
+    """The version the tag pointed at before this write; ``None`` when it did not exist (or was deleted)."""
+    message: str = ""
+    """Why the tag was moved, as its writer said."""
+    gate: str = ""
+    """What a promotion checked before this move (its metric gate and stage order, with the values
+    compared), e.g. ``accuracy 0.95 >= 0.93 of models/churn@6 (production)``; empty for a plain tag move."""
+    deleted: bool = False
+    """The tag was deleted by this write (``untag``): readers treat it as absent."""
+    written: bool | None = Field(default=None, exclude=True)
+    """Not part of the record. On what :meth:`Store.tag`, :meth:`Store.promote` and :meth:`Store.untag`
+    return: true when that call wrote this record, false when the tag already pointed there (nothing was
+    written). ``None`` on a tag read from the store."""
+
+    def __eq__(self, other: object) -> bool:
+        # The record is the tag: ``written`` says what one call did, not what the tag is.
+        if not isinstance(other, Tag):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash((self.dataset, self.tag, self.seq, self.number))
 
     @property
     def ref(self) -> str:
         return f"{self.dataset}@{self.tag}"
+
+    @property
+    def version_ref(self) -> str:
+        """The exact ref of the version the tag points at (pointed at, when deleted), e.g. ``images@3``."""
+        return f"{self.dataset}@{self.number}"
+
+
+_BEFORE_HISTORY = "(written before tag history was kept: earlier moves are not known)"
+
+
+class TagEvent(_Record):
+    """One write of a tag, as its history keeps it (``datasets/<name>/tag-history/<tag>/<seq>.json``).
+
+    Made from the tag record that write left (:meth:`of`), and from nothing else, so every writer of an
+    entry writes the same one. ``previous`` of each entry is ``number`` of the entry before it.
+    """
+
+    format: Literal[1] = FORMAT
+    dataset: str
+    tag: str
+    seq: int = Field(ge=0)
+    action: Literal["created", "moved", "deleted"]
+    number: int | None = Field(default=None, ge=1)
+    """The version the tag points at after this write; ``None`` for a deletion."""
+    previous: int | None = Field(default=None, ge=1)
+    """The version it pointed at before; ``None`` for a creation."""
+    created_at: AwareDatetime
+    author: Author = Field(default_factory=Author)
+    message: str = ""
+    gate: str = ""
+
+    @classmethod
+    def of(cls, tag: Tag) -> TagEvent:
+        """The history entry of the write that left the record ``tag``."""
+        action: Literal["created", "moved", "deleted"]
+        number: int | None
+        previous: int | None
+        if tag.deleted:
+            action, number, previous = "deleted", None, tag.previous if tag.previous is not None else tag.number
+        else:
+            action, number, previous = "created" if tag.previous is None else "moved", tag.number, tag.previous
+        return cls(
+            dataset=tag.dataset,
+            tag=tag.tag,
+            seq=tag.seq,
+            action=action,
+            number=number,
+            previous=previous,
+            created_at=tag.created_at,
+            author=tag.author,
+            message=tag.message or (_BEFORE_HISTORY if tag.seq == 0 else ""),
+            gate=tag.gate,
+        )
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.tag}"
+
+
+class Stages(_Record):
+    """``datasets/<name>/stages.json``: the order of the stages (tags) a dataset's versions are promoted through.
+
+    With ``["dev", "staging", "production"]``, :meth:`Store.promote` puts a version in ``dev`` freely, in
+    ``staging`` only while it holds ``dev``, and in ``production`` only while it holds ``staging``.
+    """
+
+    format: Literal[1] = FORMAT
+    dataset: str
+    stages: list[str]
+    created_at: AwareDatetime
+    author: Author = Field(default_factory=Author)
+
+
+class AuditEvent(BaseModel):
+    """One entry of a dataset's audit trail (:meth:`Store.audit`): a commit, a version garbage collection
+    dropped, or a write of a tag (created, moved, deleted), with who made it, when and in which run."""
+
+    model_config = ConfigDict(frozen=True)
+    at: AwareDatetime
+    """When it happened, by the clock of the worker that did it."""
+    kind: Literal["commit", "dropped", "tag"]
+    action: Literal["committed", "dropped", "created", "moved", "deleted"]
+    dataset: str
+    number: int | None = None
+    """The version committed or dropped, or that the tag points at after the write (``None``: deleted)."""
+    tag: str | None = None
+    previous: int | None = None
+    """For a tag write: the version the tag pointed at before."""
+    seq: int | None = None
+    """For a tag write: its place in the tag's history."""
+    author: Author = Field(default_factory=Author)
+    message: str = ""
+    gate: str = ""
+
+    @property
+    def ref(self) -> str:
+        """``images@3`` for a commit or a drop, ``images@prod`` for a tag write."""
+        return f"{self.dataset}@{self.tag if self.tag is not None else self.number}"
 
 
 class Latest(_Record):

@@ -20,6 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,21 @@ from .backends import KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .catalog import Catalog
 from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError, first_error
 from .leases import Coordinator, Holder
-from .models import Author, Dropped, InputRef, Output, Tag, Uploads, Version, utcnow
+from .models import Author, Dropped, InputRef, Output, Tag, TagEvent, Uploads, Version, utcnow
 from .objects import Objects
 from .staging import HashState, stage
 
-__all__ = ["check_fields", "commit", "move_tag", "same_version"]
+__all__ = [
+    "ABSENT",
+    "TagWrite",
+    "check_fields",
+    "commit",
+    "delete_tag",
+    "move_tag",
+    "same_version",
+    "write_event",
+    "write_tag",
+]
 
 logger = logging.getLogger("gitfree")
 
@@ -240,6 +251,32 @@ def create_version(
     )
 
 
+ABSENT = -1
+"""``expect_seq`` of a caller that found no record of the tag at all (a deleted tag has one: its marker's seq)."""
+
+
+@dataclass(frozen=True)
+class TagWrite:
+    """What a caller wants of a tag: point it at ``number`` (``None``: delete it), said by ``author``.
+
+    ``move``: replace a tag that points elsewhere. ``expect``: only from that version number (``--expect``).
+    ``expect_seq``: only if the tag's record is still the one the caller read (its ``seq``, or
+    :data:`ABSENT`): what a promotion's gate was judged against.
+    """
+
+    number: int | None
+    author: Author
+    message: str = ""
+    gate: str = ""
+    move: bool = False
+    expect: int | None = None
+    expect_seq: int | None = None
+
+    @property
+    def conditional(self) -> bool:
+        return self.expect is not None or self.expect_seq is not None
+
+
 def move_tag(
     catalog: Catalog,
     coordinator: Coordinator,
@@ -249,91 +286,195 @@ def move_tag(
     move: bool,
     expect: int | None,
     attempts: int,
+    author: Author | None = None,
+    message: str = "",
+    gate: str = "",
+    expect_seq: int | None = None,
 ) -> Tag:
     """Point ``tag`` at ``version``; see :meth:`.Store.tag` (docs/design.md, "Tag moves").
 
-    Steps 2 and 3 (:func:`_write_tag`): create the tag (``If-None-Match``), or with ``move`` swap it
-    (``If-Match``; with ``expect``, only from that number). Step 4: a tag is a GC root written outside a
-    lease, so, as a lease is, it is written first, then the GC lock is looked for (waiting while a GC
-    runs), then the version is read again. A GC that took its lock after our write reads our tag and
-    keeps the version; one that took it before has finished by then, and the record says whether it
-    dropped the version.
+    Steps 2 and 3 (:func:`write_tag`): read the tag, write the history entry of the record about to be
+    replaced, then create the tag (``If-None-Match``) or swap it (``If-Match``; with ``expect``, only
+    from that number; with ``expect_seq``, only from the record the caller read). Step 4: the history
+    entry of our own record (if we stop first, the next writer of the tag, or any reader of its history,
+    adds it). Step 5: a tag is a GC root written outside a lease, so, as a lease is, it is written first,
+    then the GC lock is looked for (waiting while a GC runs), then the version is read again. A GC that
+    took its lock after our write reads our tag and keeps the version; one that took it before has
+    finished by then, and the record says whether it dropped the version.
     """
     catalog.ensure_writable()
-    record = Tag(dataset=version.dataset, tag=tag, number=version.number, created_at=utcnow(), author=Author.current())
-    existing, etag = _write_tag(catalog, record, move=move, expect=expect, attempts=attempts)
-    if existing is not None:  # it already pointed there
-        return existing
+    want = TagWrite(
+        version.number,
+        author or Author.current(),
+        message,
+        gate,
+        move=move or expect is not None or expect_seq is not None,
+        expect=expect,
+        expect_seq=expect_seq,
+    )
+    record, etag = write_tag(catalog, version.dataset, tag, want, attempts)
+    if etag is None:  # it already pointed there: nothing written
+        return record.model_copy(update={"written": False})
+    write_event(catalog, record, strict=False)
     coordinator.await_gc(time.monotonic() + coordinator.wait, f"tagging {record.ref}")
     try:
         catalog.version(version.dataset, version.number)
     except KeyMissing:
-        catalog.delete_if(layout.tag_key(record.dataset, record.tag), etag)
         raise NotFoundError(
             f"{version.ref} was dropped by a garbage collection that ran while it was being tagged; "
-            f"the tag {record.ref} was not kept"
+            f"the tag {record.ref} was not kept{_withdraw(catalog, record, version, attempts)}"
         ) from None
-    return record
+    return record.model_copy(update={"written": True})
 
 
-def _write_tag(
-    catalog: Catalog, record: Tag, *, move: bool, expect: int | None, attempts: int
-) -> tuple[Tag | None, str]:
-    """Steps 2 and 3 of a tag move: ``(None, etag)`` when our record was written, ``(tag, "")`` when the
-    tag already pointed at the version (nothing written)."""
-    key = layout.tag_key(record.dataset, record.tag)
-    if expect is None:
-        with contextlib.suppress(KeyExists, OutcomeUnknown):
-            return None, catalog.create(key, record)
+def _withdraw(catalog: Catalog, record: Tag, version: Version, attempts: int) -> str:
+    """Step 5's withdrawal: delete the tag we wrote (if it is still our record) as any deletion is, recorded
+    in its history; what went wrong, to add to the caller's error, if it could not be withdrawn."""
+    why = f"withdrawn: {version.ref} was dropped by a garbage collection while it was being tagged"
+    withdrawal = TagWrite(None, record.author, why, move=True, expect_seq=record.seq)
+    try:
+        deleted, _ = write_tag(catalog, record.dataset, record.tag, withdrawal, attempts)
+    except (ConflictError, NotFoundError):  # moved or deleted since: not ours to undo
+        return ""
+    except GitfreeError as exc:
+        return f" (but it could not be withdrawn: {exc}; delete it with untag)"
+    write_event(catalog, deleted, strict=False)
+    return ""
+
+
+def delete_tag(
+    catalog: Catalog, dataset: str, tag: str, *, expect: int | None, attempts: int, author: Author, message: str
+) -> Tag:
+    """Delete ``tag``: swap its record for a deleted marker (``seq`` + 1), then write that write's history
+    entry; see :meth:`.Store.untag`. A deleted tag roots nothing, so no GC check is needed."""
+    catalog.ensure_writable()
+    want = TagWrite(None, author, message, move=True, expect=expect)
+    record, _ = write_tag(catalog, dataset, tag, want, attempts)
+    write_event(catalog, record, strict=False)
+    return record.model_copy(update={"written": True})
+
+
+def write_tag(catalog: Catalog, dataset: str, tag: str, want: TagWrite, attempts: int) -> tuple[Tag, str | None]:
+    """Steps 2 and 3 of a tag write: ``(record, etag)`` of the record written, or ``(current, None)`` when the
+    tag already pointed at the version (nothing written).
+
+    A record is replaced only after its history entry is written, and only by a swap on the ETag it was
+    read with, so every record that was ever the tag's gets its entry, in the order of the swaps."""
+    key = layout.tag_key(dataset, tag)
+    mine: list[Tag] = []  # every record this call sent: one whose answer was lost may be there
+    raced = False
     for attempt in range(1, attempts + 1):
         try:
-            existing, current_etag = catalog.read_tag(key)
+            current, etag = catalog.read_tag(key)
         except KeyMissing:
-            if expect is not None:
-                raise _permanent(
-                    ConflictError(f"tag {record.ref} does not exist, so it is not at version {expect}")
-                ) from None
-            with contextlib.suppress(KeyExists, OutcomeUnknown):  # removed meanwhile: create it again
-                return None, catalog.create(key, record)
-            continue
-        if existing.number == record.number:
-            return existing, ""
-        _check_move(existing, record, move=move, expect=expect)
+            current, etag = None, ""
+        if current is not None and current in mine:  # our write landed; only its answer was lost
+            return current, etag
+        if current is not None and not current.deleted and current.number == want.number:
+            return current, None
+        _check_tag_write(current, want, dataset, tag, raced)
+        if current is not None:  # 2. never replace a record whose history entry is not written
+            write_event(catalog, current, strict=True)
+        record = _next_record(catalog, current, want, dataset, tag)
+        mine.append(record)
         try:
-            return None, catalog.swap(key, record, current_etag)
-        except (PreconditionFailed, OutcomeUnknown):
-            if expect is None:  # an unconditional move: someone else moved it; swap again
+            return record, catalog.create(key, record) if current is None else catalog.swap(key, record, etag)
+        except (KeyExists, PreconditionFailed, OutcomeUnknown):
+            raced = True  # read again: ours after a lost answer, else someone else's
+            if not want.conditional:  # an unconditional move: someone else moved it; swap again
                 time.sleep(_jitter.uniform(0, min(0.005 * 2**attempt, 0.2)))
-                continue
-            current = catalog.read(key, Tag)
-            if current.number == record.number:
-                return current, ""
-            raise _permanent(
-                ConflictError(
-                    f"tag {existing.ref} was moved by someone else (now at version {current.number}), not at "
-                    f"{expect} any more; look again and retry"
-                )
-            ) from None
     raise ConflictError(
-        f"could not move tag {record.ref} after {attempts} attempts: others kept moving it at the same time; retry"
+        f"could not move tag {dataset}@{tag} after {attempts} attempts: others kept moving it at the same time; retry"
     )
 
 
-def _check_move(existing: Tag, record: Tag, *, move: bool, expect: int | None) -> None:
-    if not move and expect is None:
+def _check_tag_write(current: Tag | None, want: TagWrite, dataset: str, tag: str, raced: bool) -> None:
+    """Refuse a write the tag as it is now does not allow (each refusal is a ``ConflictError``, or a
+    ``NotFoundError`` for deleting a tag that is not there)."""
+    ref = f"{dataset}@{tag}"
+    if want.expect_seq is not None and (ABSENT if current is None else current.seq) != want.expect_seq:
+        now = "no longer exists" if current is None or current.deleted else f"is now at version {current.number}"
+        raise ConflictError(f"tag {ref} was moved by someone else since it was read (it {now}); look again and retry")
+    if current is None or current.deleted:
+        if want.number is None:
+            when = f" (on {current.created_at:%Y-%m-%d %H:%M} UTC)" if current is not None else ""
+            raise NotFoundError(
+                f"{dataset!r} has no tag {tag!r} to delete: it does not exist or was deleted already{when}"
+            )
+        if want.expect is not None:
+            raise _permanent(ConflictError(f"tag {ref} does not exist, so it is not at version {want.expect}"))
+        return
+    if want.expect is not None and current.number != want.expect:
+        if raced:
+            raise _permanent(
+                ConflictError(
+                    f"tag {ref} was moved by someone else (now at version {current.number}), not at {want.expect} "
+                    "any more; look again and retry"
+                )
+            )
         raise _permanent(
             ConflictError(
-                f"tag {existing.ref} already points at version {existing.number}; pass move=True to move it to "
-                f"{record.number}",
+                f"tag {ref} is at version {current.number}, not {want.expect} as expected; look again and retry"
+            )
+        )
+    if not want.move:
+        raise _permanent(
+            ConflictError(
+                f"tag {ref} already points at version {current.number}; pass move=True to move it to {want.number}",
                 options=(("move=True", "--move"),),
             )
         )
-    if expect is not None and existing.number != expect:
-        raise _permanent(
-            ConflictError(
-                f"tag {existing.ref} is at version {existing.number}, not {expect} as expected; look again and retry"
+
+
+def _next_record(catalog: Catalog, current: Tag | None, want: TagWrite, dataset: str, tag: str) -> Tag:
+    """The record that follows ``current``: ``seq`` one higher (a tag with no record at all goes on from its
+    history, so no entry is ever written twice), ``previous`` the version it pointed at."""
+    seq = catalog.last_seq(dataset, tag) + 1 if current is None else current.seq + 1
+    before = None if current is None or current.deleted else current.number
+    if want.number is not None:
+        number, previous = want.number, before
+    elif before is not None:  # a deletion keeps the number it pointed at
+        number, previous = before, before
+    else:  # refused by the check before (nothing to delete)
+        raise NotFoundError(f"{dataset!r} has no tag {tag!r} to delete")
+    return Tag(
+        dataset=dataset,
+        tag=tag,
+        number=number,
+        created_at=utcnow(),
+        author=want.author,
+        seq=seq,
+        previous=previous,
+        message=want.message,
+        gate=want.gate,
+        deleted=want.number is None,
+    )
+
+
+def write_event(catalog: Catalog, record: Tag, *, strict: bool) -> None:
+    """Create the history entry of the write that left ``record`` (create-only: whoever writes it writes the
+    same entry, made from the record alone). ``strict``: raise if it cannot be written (the caller then
+    does not replace the record); else log a warning (the next writer of the tag or a reader adds it)."""
+    key = layout.tag_event_key(record.dataset, record.tag, record.seq)
+    event = TagEvent.of(record)
+    for _ in range(3):
+        try:
+            catalog.create(key, event)
+            return
+        except KeyExists:
+            return
+        except OutcomeUnknown:
+            continue  # written or not: creating it again tells
+        except GitfreeError as exc:
+            if strict:
+                raise
+            logger.warning(
+                "the history entry %s was not written (%s); the next move of %s adds it", key, exc, record.ref
             )
-        )
+            return
+    if strict:
+        raise GitfreeError(f"the store's answers to writing {key} were lost three times; the tag was not moved: retry")
+    logger.warning("the history entry %s may not be written; the next move of %s adds it", key, record.ref)
 
 
 def _permanent(error: ConflictError) -> ConflictError:

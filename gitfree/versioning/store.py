@@ -22,7 +22,7 @@ from pydantic import JsonValue, SecretStr
 from . import fsck as fsck_module
 from . import gc as gc_module
 from . import lineage as lineage_module
-from . import protocol
+from . import promotion, protocol
 from .backends import Backend, FileBackend, open_backend
 from .catalog import Catalog
 from .checkout import destination, guard_destination, guard_source, pull_into, write_dvc_file
@@ -30,6 +30,7 @@ from .config import StoreSettings
 from .errors import InputError, NotFoundError
 from .leases import Coordinator
 from .models import (
+    AuditEvent,
     Author,
     Diff,
     DiffEntry,
@@ -43,6 +44,7 @@ from .models import (
     ReindexReport,
     StaleVersion,
     Tag,
+    TagEvent,
     Version,
 )
 from .objects import TRANSFER_JOBS, Objects, ProgressFactory
@@ -495,12 +497,29 @@ class Store:
     def _store_root(self) -> Path | None:
         return self.backend.root if isinstance(self.backend, FileBackend) else None
 
-    def tag(self, ref: str | Ref | Version, tag: str, *, move: bool = False, expect: int | None = None) -> Tag:
+    def tag(
+        self,
+        ref: str | Ref | Version,
+        tag: str,
+        *,
+        move: bool = False,
+        expect: int | None = None,
+        message: str = "",
+        author: Author | None = None,
+    ) -> Tag:
         """Point ``tag`` at a version. Tags are create-only; ``move=True`` moves an existing one.
+
+        Every creation and move is kept in the tag's history (:meth:`tag_history`), with ``message`` and
+        ``author`` (default: this user and host). A deleted tag (:meth:`untag`) is created again without
+        ``move``.
 
         Args:
             expect: with ``move``, the version number the caller believes the tag is at; the move
                 fails if it is elsewhere (compare-and-swap, as ``git update-ref NEW OLD``).
+
+        Returns:
+            The tag's record: ``written`` is false when the tag already pointed at the version (nothing
+            was written); ``seq`` is this write's place in the tag's history.
 
         Raises:
             ConflictError: the tag exists (and ``move`` is false), it is not at ``expect``, or it
@@ -516,7 +535,146 @@ class Store:
             move=move,
             expect=expect,
             attempts=self.settings.commit_attempts,
+            author=author,
+            message=message,
         )
+
+    # ------------------------------------------------------------------ tag history, promotion and audit
+
+    def untag(
+        self, dataset: str, tag: str, *, expect: int | None = None, message: str = "", author: Author | None = None
+    ) -> Tag:
+        """Delete ``tag`` of ``dataset``; the deletion is kept in the tag's history.
+
+        The tag's record is swapped for a deleted marker, so its history goes on (and a later
+        :meth:`tag` continues it). From then on the tag names nothing: ``dataset@tag`` is a
+        ``NotFoundError`` saying when it was deleted and by whom, and the version it pointed at is no
+        longer kept by garbage collection for it.
+
+        Args:
+            expect: only delete the tag if it is at this version number now (compare-and-swap).
+            message: why, kept in the history.
+            author: who; default: this user and host.
+
+        Returns:
+            The deleted marker (``deleted`` true; ``number`` is the version the tag pointed at).
+
+        Raises:
+            NotFoundError: the tag does not exist or was deleted already.
+            ConflictError: the tag is not at ``expect``.
+        """
+        validate_dataset_name(dataset)
+        validate_tag_name(tag)
+        if not self.catalog.numbers(dataset):  # a misspelt dataset is not "no such tag"
+            raise self.catalog.not_found_dataset(dataset)
+        return protocol.delete_tag(
+            self.catalog,
+            dataset,
+            tag,
+            expect=expect,
+            attempts=self.settings.commit_attempts,
+            author=author or Author.current(),
+            message=message,
+        )
+
+    def tag_history(self, dataset: str, tag: str) -> list[TagEvent]:
+        """Every creation, move and deletion of ``tag``, oldest first, in the order they took effect.
+
+        Each event has ``seq`` (1 for the creation, then one per write, with no gaps), ``action``,
+        ``previous`` and ``number`` (the version before and after; each event's ``previous`` is the
+        ``number`` of the one before it), ``created_at``, ``author`` (user, host and orchestrator run),
+        ``message`` and, for a promotion, ``gate``. A tag written before history was kept starts with an
+        event of ``seq`` 0 made from its record.
+
+        Raises:
+            NotFoundError: the dataset has no such tag and never had.
+        """
+        validate_dataset_name(dataset)
+        validate_tag_name(tag)
+        history = self.catalog.tag_histories(dataset, tag).get(tag)
+        if not history:
+            names = [t.tag for t in self.catalog.tags(dataset)]  # NotFoundError for a missing dataset
+            have = f"its tags are: {', '.join(names)}" if names else "it has no tags"
+            raise NotFoundError(f"{dataset!r} has no tag {tag!r} and never had; {have}")
+        return history
+
+    def promote(
+        self,
+        ref: str | Ref | Version,
+        stage: str,
+        *,
+        require: Mapping[str, str] | Iterable[str] | None = None,
+        message: str = "",
+        author: Author | None = None,
+    ) -> Tag:
+        """Move the stage tag ``stage`` (``production``) to the version ``ref``, if its metrics pass ``require``.
+
+        The stage's record is read, the candidate judged against the version it names, and the tag moved
+        only from that same record (compare-and-swap): if it moved meanwhile, nothing is written and a
+        ``ConflictError`` says so (promote again to be judged against the new holder).
+
+        ``require`` maps a metric to a comparison: ``{"accuracy": ">="}`` (at least the current holder's
+        accuracy) or ``{"f1": ">= 0.9"}`` (at least 0.9); operators ``>=``, ``>``, ``<=``, ``<``, ``==``.
+        The strings ``["accuracy>=", "f1>=0.9"]`` say the same. A comparison with the holder is not
+        applied when the stage has no holder yet (the returned tag's ``gate`` says so). What was compared
+        is kept in the tag's ``gate`` and history.
+
+        With a stage order (:meth:`set_stages`, e.g. dev → staging → production), a version enters a stage
+        only while it holds the stage before it (checked when the promotion is judged); the first stage
+        takes any version.
+
+        Returns:
+            The stage's tag (``written`` false if the version already held the stage: nothing was written).
+
+        Raises:
+            GateError: a requirement failed (the message shows both values), the candidate lacks a metric
+                a requirement needs, or it does not hold the previous stage.
+            InputError: a malformed requirement, a metric no version involved has (the message lists
+                theirs), or a stage not in the stage order.
+            ConflictError: the stage moved while the promotion was judged.
+        """
+        return promotion.promote(
+            self.catalog,
+            self.coordinator,
+            self.show(ref),
+            stage,
+            require=require,
+            message=message,
+            author=author or Author.current(),
+            attempts=self.settings.commit_attempts,
+        )
+
+    def set_stages(self, dataset: str, stages: Sequence[str], *, author: Author | None = None) -> list[str]:
+        """Set the stage order of ``dataset`` (``["dev", "staging", "production"]``), which :meth:`promote`
+        follows; ``[]`` removes it. Returns the order now in force.
+
+        Raises:
+            NotFoundError: the dataset does not exist.
+            InputError: a stage is not a valid tag name, or is named twice.
+        """
+        validate_dataset_name(dataset)
+        record = promotion.set_stages(
+            self.catalog, dataset, stages, author=author or Author.current(), attempts=self.settings.commit_attempts
+        )
+        return list(record.stages)
+
+    def stages(self, dataset: str) -> list[str]:
+        """The stage order of ``dataset`` (empty when none is set)."""
+        validate_dataset_name(dataset)
+        record, _ = self.catalog.stages(dataset)
+        if record is None and not self.catalog.numbers(dataset):  # a misspelt name is not "no stage order"
+            raise self.catalog.not_found_dataset(dataset)
+        return list(record.stages) if record is not None else []
+
+    def audit(self, dataset: str, limit: int | None = None) -> list[AuditEvent]:
+        """The audit trail of ``dataset``, newest first (at most ``limit`` events): its commits (from the version
+        records: time, author with its orchestrator run, message), the versions garbage collection dropped,
+        and every creation, move and deletion of its tags (from their histories), with who and why.
+
+        Times are each writer's clock; the events of one tag are in the order of its history.
+        """
+        validate_dataset_name(dataset)
+        return promotion.audit(self.catalog, dataset, limit)
 
     # ------------------------------------------------------------------ maintenance
 

@@ -87,6 +87,9 @@ def test_a_tag_written_while_gc_runs_is_kept_only_if_its_version_survives(
         assert [t.tag for t in reader.tags("ds")] == []
         with pytest.raises(NotFoundError):
             reader.show("ds@keep")
+        withdrawn = reader.tag_history("ds", "keep")  # the withdrawal is kept in the tag's history
+        assert [(e.action, e.number) for e in withdrawn] == [("created", 1), ("deleted", None)]
+        assert "withdrawn: ds@1 was dropped by a garbage collection" in withdrawn[-1].message
     else:
         assert "error" not in tag_out, tag_out
         assert reader.show("ds@keep").number == 3

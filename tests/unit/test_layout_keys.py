@@ -25,6 +25,7 @@ PARSERS = {
     "used_by": layout.parse_used_by_key,
     "tag_event": layout.parse_tag_event_key,
     "run_use": layout.parse_run_use_key,
+    "stages": layout.parse_stages_key,
 }
 
 
@@ -95,6 +96,23 @@ def test_tag_history_keys(name: str, tag: str, seq: int) -> None:
     assert key.startswith(layout.tag_history_prefix(name))
 
 
+@given(names)
+def test_stages_keys(name: str) -> None:
+    key = layout.stages_key(name)
+    assert only("stages", key) == name
+    assert key.startswith(layout.dataset_prefix(name))
+    assert layout.is_store_key(key)
+
+
+@given(names, st.sampled_from(sorted(layout.RESERVED_SEGMENTS)), st.integers(min_value=0, max_value=10**12 - 1))
+def test_a_tag_named_like_a_reserved_segment_has_history_nothing_else_reads(name: str, tag: str, seq: int) -> None:
+    """A tag named ``versions`` or ``tags`` is valid; its history entry ``datasets/<name>/tag-history/versions/
+    <seq>.json`` must not read as version ``seq`` (or a tag) of a dataset ``<name>/tag-history``: GC and fsck
+    would take it for a broken record, and ``datasets()`` would list a dataset that is not one."""
+    key = layout.tag_event_key(name, tag, seq)
+    assert only("tag_event", key) == (name, tag, seq)
+
+
 @given(st.text(min_size=1, max_size=300), st.text(min_size=1, max_size=300), names, numbers)
 def test_run_note_keys(run: str, other: str, name: str, number: int) -> None:
     """Any run id (Airflow's have ':' and '+') is one plain key segment, and two runs never share one."""
@@ -127,6 +145,7 @@ def test_one_datasets_prefix_holds_none_of_anothers_keys(a: str, b: str) -> None
         layout.latest_key(a),
         layout.used_by_key(a, 1, b, 2),
         layout.tag_event_key(a, "prod", 1),
+        layout.stages_key(a),
     ):
         assert not key.startswith(layout.versions_prefix(b))
         assert not key.startswith(layout.tags_prefix(b))
