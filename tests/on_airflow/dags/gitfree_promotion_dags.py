@@ -1,4 +1,4 @@
-"""DAGs of the promotion tests (tests/on_airflow/test_promotion.py): a promotion through a metric gate, and a
+"""DAGs of the promotion tests (tests/on_airflow/test_airflow_promotion.py): a promotion through a metric gate, and a
 consumer that runs when the stage changes. Refs and messages come from the run's conf."""
 
 from __future__ import annotations
