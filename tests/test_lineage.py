@@ -289,3 +289,21 @@ def _s3_env(store: Store) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": settings.access_key_id or "",
         "AWS_SECRET_ACCESS_KEY": settings.secret_access_key.get_secret_value() if settings.secret_access_key else "",
     }
+
+
+def test_heads_read_together_are_the_heads_read_one_by_one(store: Store, tmp_path: Path) -> None:
+    """``stale`` reads every head at once (hints, their records, the number after each): a missing, stale or
+    forged hint must give what ``head`` gives."""
+    for name in ("plain", "nohint", "behind", "forged"):
+        store.commit(name, data(tmp_path, f"{name} 1"))
+    store.backend.delete(layout.latest_key("nohint"))
+    hint = store.backend.get(layout.latest_key("behind"))[0]
+    store.commit("behind", data(tmp_path, "behind 2"))
+    store.backend.put(layout.latest_key("behind"), hint)  # the hint of @1, though @2 exists
+    forged = json.loads(store.backend.get(layout.latest_key("forged"))[0])
+    forged["version"]["message"] = "not what the record says"
+    store.backend.put(layout.latest_key("forged"), json.dumps(forged).encode())
+    names = ["plain", "nohint", "behind", "forged", "nothere"]
+    together = store.catalog.heads(names)
+    assert together == {name: store.catalog.head(name) for name in names}
+    assert together["behind"] is not None and together["behind"].number == 2 and together["nothere"] is None

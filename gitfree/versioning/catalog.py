@@ -209,6 +209,32 @@ class Catalog:
                     head = record
             number += 1
 
+    def heads(self, datasets: Collection[str]) -> dict[str, Version | None]:
+        """:meth:`head` of many datasets at once, in three rounds of parallel reads: every ``latest.json``,
+        the records they name, and the number after each. A dataset whose hint is missing, does not match
+        its record, or is not the last is read by :meth:`head` alone."""
+        names = sorted(set(datasets))
+        hints: dict[str, Version] = {}
+        raw = self._read_many([layout.latest_key(n) for n in names]) if names else {}
+        for name in names:
+            data = raw.get(layout.latest_key(name))
+            with contextlib.suppress(IntegrityError):
+                if data is not None:
+                    latest = self.parse(layout.latest_key(name), data, Latest)
+                    if latest.version.dataset == name and latest.version.number == latest.number:
+                        hints[name] = latest.version
+        records, _ = self.records_at({(n, v.number) for n, v in hints.items()})
+        confirmed = {n: v for n, v in hints.items() if records.get((n, v.number)) == v}
+        after = self.present({layout.version_key(n, v.number + 1) for n, v in confirmed.items()})
+        found: dict[str, Version | None] = {}
+        for name in names:
+            version = confirmed.get(name)
+            if version is not None and layout.version_key(name, version.number + 1) not in after:
+                found[name] = version
+            else:
+                found[name] = self.head(name)
+        return found
+
     def _hinted(self, dataset: str) -> Version | None:
         """The version ``latest.json`` names, if the record at its number agrees (a forged or buggy hint
         that disagrees with it is not believed)."""

@@ -201,13 +201,16 @@ def stale(catalog: Catalog, datasets: Iterable[str], opener: Opener) -> list[Sta
     """See :meth:`.Store.stale`."""
     stores = _Stores(catalog, opener)
     names = sorted(set(datasets)) or catalog.datasets()
+    heads = [h for h in catalog.heads(names).values() if h is not None]  # three rounds of parallel reads
+    used = [(head, holder, ref) for head in heads for holder, ref in _used(stores, catalog, head)]
+    wanted = {_key(holder, ref): holder for _, holder, ref in used}
+    here = {key[1] for key, holder in wanted.items() if holder is catalog}
+    newest: dict[tuple[str, str], Version | str | None] = {
+        (catalog.url, name): head for name, head in catalog.heads(here).items()
+    }
     with ThreadPoolExecutor(max_workers=_STALE_JOBS) as pool:
-        heads = [h for h in pool.map(catalog.head, names) if h is not None]
-        used = [(head, holder, ref) for head in heads for holder, ref in _used(stores, catalog, head)]
-        wanted = {
-            (holder.url if isinstance(holder, Catalog) else holder, ref.dataset): holder for _, holder, ref in used
-        }
-        newest = dict(zip(wanted, pool.map(lambda key: _head(wanted[key], key[1]), wanted), strict=True))
+        others = [key for key, holder in wanted.items() if holder is not catalog]
+        newest.update(zip(others, pool.map(lambda key: _head(wanted[key], key[1]), others), strict=True))
         judged = list(pool.map(lambda item: _judge(catalog, newest, *item), used))
     return sorted((s for s in judged if s is not None), key=lambda s: (s.ref, s.input))
 

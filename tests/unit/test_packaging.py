@@ -113,3 +113,13 @@ def test_the_scanner_skips_type_checking_and_optional_imports(tmp_path: Path) ->
         "def f():\n    import s3fs\n    from . import sibling\n"
     )
     assert sorted(imports(source)) == ["boto3", "s3fs"]
+
+
+def test_test_files_have_unique_basenames() -> None:
+    """pytest imports test modules by basename (no packages under tests/): two files of one name, in two
+    folders, stop the whole run at collection (it happened: tests/test_promotion.py and on_prefect's)."""
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(p.name for p in Path(__file__).parents[1].rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
