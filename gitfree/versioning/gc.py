@@ -46,6 +46,10 @@ logger = logging.getLogger("gitfree")
 
 _BATCH = 500
 
+RUN_NOTES_KEPT = timedelta(days=30)
+"""How long a run note (``runs/<run>/<dataset>@<n>.json``) is kept, by the server's time of its write: a
+commit uses the notes of its own run, so past any run's length they only take room. Never a GC root."""
+
 
 @dataclass
 class _Policy:
@@ -322,6 +326,24 @@ def _delete(catalog: Catalog, holder: Holder, keys: list[str]) -> None:
         catalog.backend.delete_many(keys[start : start + _BATCH])
 
 
+def _expired_notes(catalog: Catalog, now: datetime) -> list[str]:
+    """The run notes written (by the server's clock) more than :data:`RUN_NOTES_KEPT` before ``now``. Only keys
+    that are run notes: anything else under ``runs/`` is not known to be gitfree's and stays."""
+    cutoff = _before(now, RUN_NOTES_KEPT)
+    return sorted(
+        info.key
+        for info in catalog.backend.scan(layout.RUNS)
+        if layout.parse_run_use_key(info.key) is not None and info.modified < cutoff
+    )
+
+
+def _forget_runs(catalog: Catalog, holder: Holder, notes: list[str]) -> None:
+    """Delete expired run notes (under the lock, as every deletion of GC), then the folders they leave empty."""
+    if notes:
+        _delete(catalog, holder, notes)
+        catalog.backend.remove_empty_folders(layout.RUNS)
+
+
 # ---------------------------------------------------------------------------- the whole
 
 
@@ -356,11 +378,14 @@ def collect(
         plan = _plan(
             objects, inventory, roots, dropping, in_flight.live, _before(started, policy.grace), delete_foreign
         )
+        notes = _expired_notes(catalog, started)
         if holder is not None:
             _sweep(catalog, holder, inventory, kept, dropping, plan, in_flight, started, skipped)
+            _forget_runs(catalog, holder, notes)
         if skipped:
             logger.warning("gc: %s", skipped)
-        return _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
+        report = _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
+        return report.model_copy(update={"run_notes_removed": len(notes)})
     finally:
         if holder is not None:
             holder.release()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -25,9 +26,9 @@ from .backends import Backend, FileBackend, open_backend
 from .catalog import Catalog
 from .checkout import destination, guard_destination, guard_source, pull_into, write_dvc_file
 from .config import StoreSettings
-from .errors import InputError, NotFoundError
+from .errors import GitfreeError, InputError, NotFoundError
 from .leases import Coordinator
-from .models import Author, Diff, DiffEntry, FileEntry, FsckReport, GcReport, InputRef, Tag, Version
+from .models import Author, Diff, DiffEntry, FileEntry, FsckReport, GcReport, InputRef, RunNote, Tag, Version, utcnow
 from .objects import TRANSFER_JOBS, Objects, ProgressFactory
 from .refs import Ref, validate_dataset_name, validate_tag_name
 from .staging import HashState, check_source
@@ -339,7 +340,8 @@ class Store:
             "author": author or Author.current(),
             "metadata": dict(metadata or {}),
             "metrics": dict(metrics or {}),
-            "inputs": [self._input_ref(item) for item in inputs or ()],
+            # Each input once (the same version given twice, or given and noted in the run, is one input).
+            "inputs": list(dict.fromkeys(self._input_ref(item) for item in inputs or ())),
         }
         return protocol.commit(
             self.catalog,
@@ -382,6 +384,70 @@ class Store:
             expect=expect,
             attempts=self.settings.commit_attempts,
         )
+
+    # ------------------------------------------------------------------ lineage inside orchestrator runs
+
+    def note_use(self, run: str, ref: str | Ref | Version, *, task: str | None = None) -> bool:
+        """Note in this store that one of its versions was used (pulled) in the orchestrator run ``run``.
+
+        A commit in the same run, on any worker and in any process, finds the note with :meth:`used_in` and
+        records the version as an input (docs/design.md, "Lineage inside orchestrator runs"). One
+        create-only PUT of ``runs/<run>/<dataset>@<n>.json``; a version the run noted already writes
+        nothing. Nothing is kept in memory. The Prefect tasks and Airflow operators call it after a pull.
+
+        Best effort: a note that cannot be written (a read-only credential, a lost answer, a full disk)
+        is logged as a warning and ``False`` is returned. A pull never fails because its lineage could not
+        be noted.
+
+        Args:
+            run: the run, any string of up to 1024 characters (``prefect:<flow run id>``,
+                ``airflow:<dag id>:<run id>``).
+            ref: the version used (a :class:`Version` as pulled costs no request).
+            task: the task that used it, recorded in the note.
+
+        Raises:
+            InputError: ``run`` is empty, too long or not text.
+            NotFoundError: ``ref`` names no version of this store.
+        """
+        run = _checked_run(run)
+        version = self.show(ref)
+        note = RunNote(
+            run=run,
+            dataset=version.dataset,
+            number=version.number,
+            version_id=version.id,
+            store=self.url,
+            created_at=utcnow(),
+            task=task,
+            host=socket.gethostname(),
+        )
+        try:
+            self.catalog.note_use(note)
+        except (GitfreeError, OSError) as exc:
+            logger.warning(
+                "%s was pulled, but noting it as used in the run %r in %s failed, so a commit in this run will "
+                "not record it as an input unless it is passed in inputs: %s",
+                version.ref,
+                run,
+                self.url,
+                exc,
+            )
+            return False
+        return True
+
+    def used_in(self, run: str) -> list[InputRef]:
+        """The versions of this store noted as used in the orchestrator run ``run`` (:meth:`note_use`), as
+        inputs, sorted by dataset and number: what a commit in that run was made from.
+
+        One LIST of the run's notes and one parallel read of them and of the records they name. A version
+        is listed only if the record at its number is still the version pulled, or the tombstone garbage
+        collection left of it (its number names it forever); a note that cannot be read is skipped with a
+        warning.
+
+        Raises:
+            InputError: ``run`` is empty, too long or not text.
+        """
+        return [InputRef(dataset=n.dataset, number=n.number) for n in self.catalog.used_in(_checked_run(run))]
 
     # ------------------------------------------------------------------ maintenance
 
@@ -436,3 +502,17 @@ class Store:
             fixed = [p for p in report.problems if p.repaired]
             report = again.model_copy(update={"problems": fixed + [p for p in again.problems if p not in fixed]})
         return report
+
+
+RUN_MAX = 1024
+"""The longest run id :meth:`Store.note_use` takes (it is stored whole in each note)."""
+
+
+def _checked_run(run: object) -> str:
+    if not isinstance(run, str) or not run.strip() or len(run) > RUN_MAX:
+        raise InputError(f"a run id is a non-empty text of at most {RUN_MAX} characters, not {str(run)[:60]!r}")
+    try:
+        run.encode()
+    except UnicodeEncodeError:
+        raise InputError(f"the run id {run[:60]!r} is not valid Unicode text") from None
+    return run

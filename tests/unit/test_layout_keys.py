@@ -99,7 +99,9 @@ def test_tag_history_keys(name: str, tag: str, seq: int) -> None:
 def test_run_note_keys(run: str, other: str, name: str, number: int) -> None:
     """Any run id (Airflow's have ':' and '+') is one plain key segment, and two runs never share one."""
     key = layout.run_use_key(run, name, number)
-    segment, parsed_name, parsed_number = only("run_use", key)  # type: ignore[misc]
+    parsed = only("run_use", key)
+    assert isinstance(parsed, tuple)
+    segment, parsed_name, parsed_number = parsed
     assert (parsed_name, parsed_number) == (name, number)
     assert key.startswith(layout.run_prefix(run)) and layout.run_prefix(run) == f"{layout.RUNS}{segment}/"
     assert set(segment) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
