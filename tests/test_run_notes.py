@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import write_tree
+from seaweedfs_reader import WithReader
 
 from gitfree import InputError, InputRef, Store
 from gitfree.cli import cli
-from gitfree.testing import Clock, Faults, SeaweedFS
+from gitfree.testing import Clock, Faults
 from gitfree.versioning import layout
 from gitfree.versioning.gc import RUN_NOTES_KEPT
 from gitfree.versioning.models import RunNote
@@ -196,51 +197,20 @@ def test_cli_gc_dry_run_counts_expired_notes(store: Store, tmp_path: Path, monke
 
 # ---------------------------------------------------------------------------- a worker that may only read
 
-READER = ("gitfree-reader", "s3cret-reader-" + uuid.uuid4().hex[:8])
-
-
-class _WithReader(SeaweedFS):
-    """SeaweedFS with two identities: the admin (this fixture's credentials) and a reader (Read, List)."""
-
-    config: Path | None = None
-
-    def command(self, data_dir: Path) -> list[str]:
-        config = data_dir / "s3.json"
-        identities = [
-            {
-                "name": "admin",
-                "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            },
-            {
-                "name": "reader",
-                "credentials": [{"accessKey": READER[0], "secretKey": READER[1]}],
-                "actions": ["Read", "List"],
-            },
-        ]
-        config.write_text(json.dumps({"identities": identities}))
-        return [*super().command(data_dir), f"-s3.config={config}"]
-
 
 @pytest.fixture(scope="module")
-def with_reader() -> Iterator[SeaweedFS]:
-    with _WithReader(bucket="gitfree-readonly") as server:
+def with_reader() -> Iterator[WithReader]:
+    with WithReader(bucket="gitfree-readonly") as server:
         yield server
 
 
 def test_a_worker_that_may_not_write_still_pulls(
-    with_reader: SeaweedFS, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    with_reader: WithReader, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"s3://{with_reader.bucket}/t-{uuid.uuid4().hex[:8]}"
     writer = Store(url, cache_dir=tmp_path / "w", **with_reader.store_options())
     version = writer.commit("raw", write_tree(tmp_path / "r", {"r": b"raw"}))
-    reader = Store(
-        url,
-        cache_dir=tmp_path / "reader",
-        endpoint_url=with_reader.endpoint,
-        access_key_id=READER[0],
-        secret_access_key=READER[1],
-    )
+    reader = Store(url, cache_dir=tmp_path / "reader", **with_reader.reader_options())
     assert reader.pull("raw@1", tmp_path / "out") == tmp_path / "out"
     with caplog.at_level(logging.WARNING, logger="gitfree"):
         assert reader.note_use("prefect:r", version) is False
