@@ -200,7 +200,8 @@ def test_cli_gc_dry_run_counts_expired_notes(store: Store, tmp_path: Path, monke
 
 @pytest.fixture(scope="module")
 def with_reader() -> Iterator[WithReader]:
-    with WithReader(bucket="gitfree-readonly") as server:
+    server = WithReader(bucket="gitfree-readonly")  # its __enter__ says SeaweedFS
+    with server:
         yield server
 
 

@@ -51,7 +51,7 @@ def test_a_pull_in_one_process_is_an_input_of_a_commit_in_another(store: Store, 
     store.commit(f"{dataset}-table", write_tree(tmp_path / "table", {"t": b"table"}))
     url = store.url  # the flow travels to the pool with its context: it must not hold a Store
 
-    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))  # type: ignore[arg-type] # Prefect's own annotation
     def spread() -> tuple[list[str], list[str], set[int]]:
         in_pool = pull_dataset.submit(f"{dataset}-raw@1", str(tmp_path / "in-pool"), store=url)
         pull_dataset(f"{dataset}-table", str(tmp_path / "here"), store=url)  # in this process
@@ -144,7 +144,8 @@ def test_a_version_pulled_from_another_store_is_found_by_this_process(
 
 @pytest.fixture(scope="module")
 def with_reader() -> Iterator[WithReader]:
-    with WithReader(bucket="gitfree-readonly") as server:
+    server = WithReader(bucket="gitfree-readonly")  # its __enter__ says SeaweedFS
+    with server:
         yield server
 
 
