@@ -21,7 +21,8 @@ lakeFS's GC do, with the lease protocol of :mod:`.leases`, over the catalog and 
 6. **Sweep**: replace each dropped version's record by a tombstone (the number stays taken, so it is
    never reused, and readers learn when it went); delete file objects, then listings (so a GC that dies
    part way still finds, through the tombstones' listings, what it has left to do), checking before each
-   batch that the lock is still ours; then finished upload journals and dead leases.
+   batch that the lock is still ours; then finished upload journals and dead leases; then the run notes
+   (``runs/``) older than :data:`RUN_NOTES_KEPT`.
 """
 
 from __future__ import annotations

@@ -468,7 +468,8 @@ class Store:
         Objects younger than ``grace`` (default: lease TTL + clock skew) stay. Only objects gitfree wrote
         are deleted; others in DVC's layout (a DVC project's pushes) are counted in
         ``report.foreign_objects`` and deleted only with ``delete_foreign=True``. A dataset with an
-        unreadable record drops nothing. Safe while commits run; a GC that dies part way is run again
+        unreadable record drops nothing. Run notes (:meth:`note_use`) over 30 days old are removed
+        (``report.run_notes_removed``). Safe while commits run; a GC that dies part way is run again
         (docs/design.md, "Garbage collection").
 
         Raises:
