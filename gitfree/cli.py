@@ -1347,6 +1347,12 @@ def gc(
         console.print(
             f"{report.foreign_objects} foreign object(s) ({format_size(report.foreign_bytes)}) {what}", highlight=False
         )
+    if report.run_notes_removed:
+        console.print(
+            f"{report.run_notes_removed} run note(s) over 30 days old (lineage of finished orchestrator runs) "
+            + ("would be removed" if dry_run else "removed"),
+            highlight=False,
+        )
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from gitfree.versioning import (
     Author,
     GitfreeError,
     InputError,
+    InputRef,
     NotFoundError,
     Store,
     Tag,
@@ -83,6 +84,37 @@ def commit_id(context: Mapping[str, Any] | None, dataset: str) -> uuid.UUID:
         return uuid.uuid4()
     ti = context["ti"]
     return stable_commit_id("airflow", str(ti.dag_id), str(ti.run_id), _task_label(ti), dataset)
+
+
+def run_key(context: Mapping[str, Any] | None) -> str | None:
+    """The run a DAG run's notes are under in a store: ``airflow:<dag id>:<run id>`` (``None`` outside a task)."""
+    if context is None:
+        return None
+    ti = context["ti"]
+    return f"airflow:{ti.dag_id}:{ti.run_id}"
+
+
+def note_pull(context: Mapping[str, Any] | None, store: Store, version: Version, log: Any) -> None:
+    """Note in ``store`` that this DAG run pulled ``version`` (one create-only PUT), so that a commit later in
+    the run, in any task and on any worker, records it as an input; a note that cannot be written is a warning."""
+    run = run_key(context)
+    if run is None or context is None:
+        return
+    if not store.note_use(run, version, task=_task_label(context["ti"])):
+        log.warning(
+            "pulled %s, but could not note it as used in this DAG run (see gitfree's warning): a commit in this "
+            "run will not record it as an input unless it is passed in inputs=",
+            version.ref,
+        )
+
+
+def noted_inputs(context: Mapping[str, Any] | None, store: Store, dataset: str) -> list[InputRef]:
+    """The versions of ``store`` pulled earlier in this DAG run (one LIST): the lineage of what it commits to
+    ``dataset``. A version of ``dataset`` itself is its parent, not an input, and is left out."""
+    run = run_key(context)
+    if run is None:
+        return []
+    return [ref for ref in store.used_in(run) if ref.dataset != dataset]
 
 
 def try_number(context: Mapping[str, Any] | None) -> int | None:

@@ -39,6 +39,7 @@ def commit_with_store(
     inputs: Iterable[str | Version | InputRef] | None,
     force: bool,
     context: Mapping[str, Any] | None,
+    auto_inputs: bool = True,
 ) -> tuple[Version, Store]:
     """:func:`commit_dataset`, and the store it committed to (the operators' XCom names its URL).
 
@@ -49,13 +50,14 @@ def commit_with_store(
     with _runtime.translated():
         target = _runtime.store_from(gitfree_conn_id, store)
         attempt = _runtime.commit_id(context, dataset)
+        lineage = [*(inputs or ()), *(_runtime.noted_inputs(context, target, dataset) if auto_inputs else ())]
         version = target.commit(
             dataset,
             path,
             message=message,
             metadata=metadata,
             metrics=metrics,
-            inputs=inputs,
+            inputs=lineage,
             author=_runtime.author(context),
             force=force,
             commit_id=attempt,
@@ -81,10 +83,13 @@ def commit_dataset(
     inputs: Iterable[str | Version | InputRef] | None = None,
     force: bool = False,
     context: Mapping[str, Any] | None = None,
+    auto_inputs: bool = True,
 ) -> Version:
     """Commit a file or directory as the next version of ``dataset``, from inside an Airflow task.
 
-    The version's author records the DAG id, run id and task id. A new version emits an event of
+    The version's author records the DAG id, run id and task id, and the versions of this store pulled
+    earlier in the same DAG run (by :func:`pull_dataset` or ``GitfreePullOperator``, in any task, on any
+    worker) are added to ``inputs``; ``auto_inputs=False`` leaves them out. A new version emits an event of
     the asset ``gitfree://<dataset>`` (its ``extra`` names the version) if the task declares
     ``outlets=[dataset_outlet(dataset)]``; unchanged data returns the newest version and emits
     nothing; ``version.created`` says which. A retried task recognises the version its earlier try made
@@ -97,6 +102,8 @@ def commit_dataset(
         store: a store URL overriding the connection's, or a :class:`gitfree.Store`.
         message, metadata, metrics, inputs, force: as for :meth:`gitfree.Store.commit`.
         context: the task's context (default: the running task's).
+        auto_inputs: add the versions pulled earlier in this DAG run to ``inputs`` (a version pulled from
+            another store is not found: pass it in ``inputs``).
 
     Raises:
         AirflowFailException: an error retrying cannot fix (bad input such as a malformed name or a missing,
@@ -126,6 +133,7 @@ def commit_dataset(
         inputs=inputs,
         force=force,
         context=context,
+        auto_inputs=auto_inputs,
     )
     return version
 
@@ -169,6 +177,9 @@ def pull_dataset(
     context: Mapping[str, Any] | None = None,
 ) -> Version:
     """Materialise a version at ``dest`` and return it.
+
+    Inside a task the version is noted in the store as used in this DAG run, so that a commit later in
+    the run records it as an input; a note that cannot be written (a read-only credential) is a warning.
 
     Args:
         ref: ``images@3``, ``images@prod``, ``images`` (newest) — or the dataset's asset, to pull the
@@ -220,6 +231,7 @@ def pull_with_store(
         _runtime.check_same_store(event_store, target, ref)
         version = target.show(ref)
         where = target.pull(version, Path(dest), overwrite=overwrite, paths=paths)
+        _runtime.note_pull(context, target, version, log)
     log.info("%s of %s is at %s", version.ref, target.url, where)
     return version, target
 

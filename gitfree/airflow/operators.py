@@ -39,6 +39,8 @@ class GitfreeCommitOperator(BaseOperator):
         message, metadata, metrics, inputs: recorded with the version (templated); ``inputs`` are
             refs of the versions it was made from.
         force: make a version even when the data is unchanged.
+        auto_inputs: add the versions of the store pulled earlier in the same DAG run (``GitfreePullOperator``,
+            ``pull_dataset``, in any task) to ``inputs``; false: only ``inputs``.
         skip_if_unchanged: skip the task (and its downstream) when the data is unchanged.
         gitfree_conn_id: the store's connection (``None``: the ``GITFREE_*`` variables).
         store: a store URL overriding the connection's.
@@ -67,6 +69,7 @@ class GitfreeCommitOperator(BaseOperator):
         skip_if_unchanged: bool = False,
         gitfree_conn_id: str | None = DEFAULT_CONN_ID,
         store: str | None = None,
+        auto_inputs: bool = True,
         **kwargs: Any,
     ) -> None:
         with _runtime.translated():
@@ -83,6 +86,7 @@ class GitfreeCommitOperator(BaseOperator):
         self.skip_if_unchanged = skip_if_unchanged
         self.gitfree_conn_id = gitfree_conn_id
         self.store = store
+        self.auto_inputs = auto_inputs
 
     def execute(self, context: Any) -> dict[str, JsonValue]:
         version, target = commit_with_store(
@@ -96,6 +100,7 @@ class GitfreeCommitOperator(BaseOperator):
             inputs=self.inputs,
             force=self.force,
             context=context,
+            auto_inputs=self.auto_inputs,
         )
         new = bool(version.created)
         if not new and self.skip_if_unchanged:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 from gitfree.versioning import (
     Author,
+    GitfreeError,
     InputRef,
     IntegrityError,
     NotFoundError,
@@ -21,25 +22,21 @@ from gitfree.versioning import (
     version_event,
 )
 
+logger = logging.getLogger("gitfree")
+
 COMMITTED_EVENT = "gitfree.dataset.committed"
 
-PULLED_RUNS_KEPT = 256
-"""The most flow runs the lineage registry remembers in one process. A run is forgotten once it has
-ended (a worker serving deployments runs flow runs for weeks, each of which would otherwise stay in it
-for good); beyond this many runs that have not ended, the least recently used is forgotten too."""
+RUN_PREFIX = "prefect:"
+"""The run of a flow run's notes in a store (``Store.note_use``): ``prefect:<flow run id>``."""
 
+OTHER_STORES_KEPT = 8
+"""The most stores a process remembers having pulled from, so that a commit to another store in the same
+flow run also finds the notes there (docs/design.md, "Lineage inside orchestrator runs"): a bound by the
+number of stores, never by the number of flow runs. Nothing of any run is kept in memory."""
 
-@dataclass
-class _Pulls:
-    """What one flow run pulled so far, and its ``FlowRun`` (the engine sets its state: it tells when the run ended)."""
-
-    refs: list[InputRef] = field(default_factory=list)
-    flow_run: Any = None
-
-
-_pulled: OrderedDict[str, _Pulls] = OrderedDict()
-"""The lineage registry: per flow run id, the versions pulled in it, least recently used first."""
-_pulled_lock = threading.Lock()
+_pulled_from: OrderedDict[str, Store] = OrderedDict()
+"""Store URL -> the store this process last pulled from at that URL, least recently used first."""
+_pulled_from_lock = threading.Lock()
 
 
 def _contexts() -> tuple[Any, Any]:
@@ -76,47 +73,47 @@ def commit_id(dataset: str) -> uuid.UUID:
     return stable_commit_id("prefect", str(task_ctx.task_run.id), dataset)
 
 
-def _ended(pulls: _Pulls) -> bool:
-    state = getattr(pulls.flow_run, "state", None)
-    return state is not None and bool(state.is_final())
-
-
-def record_pull(store: Store, version: Version) -> None:
-    """Remember ``version`` as pulled in this flow run, and forget the runs that ended (then, beyond
-    :data:`PULLED_RUNS_KEPT` runs, the least recently used)."""
+def run_key() -> str | None:
+    """The run this flow run's notes are under (``prefect:<flow run id>``), or ``None`` outside a flow run."""
     run = flow_run_id()
+    return f"{RUN_PREFIX}{run}" if run is not None else None
+
+
+def note_pull(store: Store, version: Version) -> bool:
+    """Note in ``store`` that ``version`` was pulled in this flow run, for a commit in the same run on any
+    worker (one create-only PUT); false when it could not be noted (``Store.note_use`` warned)."""
+    run = run_key()
     if run is None:
-        return
-    flow_ctx, _ = _contexts()
-    ref = InputRef(dataset=version.dataset, number=version.number, store=store.url)
-    with _pulled_lock:
-        for other in [key for key, pulls in _pulled.items() if key != run and _ended(pulls)]:
-            del _pulled[other]
-        pulls = _pulled.setdefault(run, _Pulls())
-        _pulled.move_to_end(run)
-        if flow_ctx is not None and flow_ctx.flow_run is not None:
-            pulls.flow_run = flow_ctx.flow_run  # the run now executing under this id (a rerun: a new one)
-        if ref not in pulls.refs:
-            pulls.refs.append(ref)
-        while len(_pulled) > max(PULLED_RUNS_KEPT, 1):
-            _pulled.popitem(last=False)
+        return True
+    _, task_ctx = _contexts()
+    noted = store.note_use(run, version, task=str(task_ctx.task_run.id) if task_ctx is not None else None)
+    with _pulled_from_lock:
+        _pulled_from[store.url] = store
+        _pulled_from.move_to_end(store.url)
+        while len(_pulled_from) > max(OTHER_STORES_KEPT, 1):
+            _pulled_from.popitem(last=False)
+    return noted
 
 
-def pulled_inputs(store: Store, dataset: str) -> list[InputRef]:
-    """Versions pulled earlier in this flow run: the lineage of what it commits."""
-    run = flow_run_id()
+def noted_inputs(store: Store, dataset: str) -> list[InputRef]:
+    """The versions pulled earlier in this flow run, on any worker: the lineage of what it commits to ``dataset``.
+
+    The notes in ``store`` (one LIST), and those in the other stores this process pulled from (one LIST
+    each; their versions carry their store's URL). A version of ``dataset`` itself in ``store`` is left
+    out: it is the new version's parent, not an input.
+    """
+    run = run_key()
     if run is None:
         return []
-    with _pulled_lock:
-        pulls = _pulled.get(run)
-        refs = list(pulls.refs) if pulls is not None else []
-        if pulls is not None:
-            _pulled.move_to_end(run)  # a run that commits is in use: the last to be forgotten
-    return [
-        ref.model_copy(update={"store": None if ref.store == store.url else ref.store})
-        for ref in refs
-        if not (ref.dataset == dataset and ref.store == store.url)
-    ]
+    refs = [ref for ref in store.used_in(run) if ref.dataset != dataset]
+    with _pulled_from_lock:
+        others = [other for url, other in _pulled_from.items() if url != store.url]
+    for other in others:
+        try:
+            refs += [ref.model_copy(update={"store": other.url}) for ref in other.used_in(run)]
+        except GitfreeError as exc:  # another store's lineage is not worth failing this commit
+            logger.warning("could not read the versions this flow run pulled from %s: %s", other.url, exc)
+    return refs
 
 
 def artifact_key(dataset: str) -> str:

@@ -88,11 +88,15 @@ def commit_dataset(
     metrics: Mapping[str, float] | None = None,
     inputs: Iterable[str | Version | InputRef] | None = None,
     force: bool = False,
+    auto_inputs: bool = True,
 ) -> Version:
     """Commit a file or directory as the next version of a dataset.
 
-    Inside a flow run the version's author records the flow, flow run and task run; versions
-    pulled earlier in the same flow run are added to its inputs. A new version publishes a table
+    Inside a flow run the version's author records the flow, flow run and task run, and the versions
+    :func:`pull_dataset` pulled earlier in the same flow run are added to ``inputs``, whichever task runner
+    or worker pulled them (they are noted in the store; ``auto_inputs=False`` leaves them out). A version
+    pulled from another store is found when this process pulled from that store too; else pass it in
+    ``inputs``. A new version publishes a table
     artifact (key ``gitfree-<dataset>``) and the event ``gitfree.dataset.committed``; unchanged
     data returns the newest version (``created`` false) and publishes nothing. Retries reuse the commit
     id, so a retried task never makes a second version of the same data, and publishes the version its
@@ -111,7 +115,7 @@ def commit_dataset(
         ```
     """
     target = resolve_store(store)
-    lineage = [*(inputs or ()), *_runtime.pulled_inputs(target, dataset)]
+    lineage = [*(inputs or ()), *(_runtime.noted_inputs(target, dataset) if auto_inputs else ())]
     commit_id = _runtime.commit_id(dataset)
     version = target.commit(
         dataset,
@@ -151,8 +155,10 @@ def pull_dataset(
 ) -> Version:
     """Materialise a version at ``dest`` in this worker and return the version pulled.
 
-    Only objects missing from the worker cache are downloaded. The version is remembered as an
-    input of anything :func:`commit_dataset` commits later in the same flow run.
+    Only objects missing from the worker cache are downloaded. Inside a flow run the version is noted in
+    the store as used in it (one small record, ``runs/prefect:<flow run id>/…``), so that what
+    :func:`commit_dataset` commits later in the same flow run, in any process or worker, records it as an
+    input. A note that cannot be written (a read-only credential) is a warning: the pull still succeeds.
 
     Example:
         ```python
@@ -168,7 +174,12 @@ def pull_dataset(
     target = resolve_store(store)
     version = target.show(ref)
     target.pull(version, Path(dest), overwrite=overwrite, paths=paths)
-    _runtime.record_pull(target, version)
+    if not _runtime.note_pull(target, version):
+        _run_logger().warning(
+            "pulled %s, but could not note it as used in this flow run (see gitfree's warning): a commit in "
+            "this run will not record it as an input unless it is passed in inputs=",
+            version.ref,
+        )
     return version
 
 

@@ -123,6 +123,9 @@ class Backend(ABC):
         for key in keys:
             self.delete(key)
 
+    def remove_empty_folders(self, prefix: str) -> None:  # noqa: B027 - a no-op where keys make no folders
+        """Remove the folders under ``prefix`` that deletions left empty (S3 has no folders: nothing to do)."""
+
     @abstractmethod
     def md5(self, key: str) -> tuple[str, int]:
         """Stream ``key`` and return the md5 of its content and its size; raise :class:`KeyMissing`."""
@@ -268,6 +271,14 @@ class FileBackend(Backend):
                     continue
                 key = filename if rel == "." else f"{rel}/{filename}"
                 yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), None)
+
+    def remove_empty_folders(self, prefix: str) -> None:
+        # Bottom up; a folder that is not empty (or was just made again by a writer) is left alone.
+        base = self._path(prefix.rstrip("/"))
+        for dirpath, _, _ in os.walk(base, topdown=False):
+            if Path(dirpath) != base:
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
 
     def md5(self, key: str) -> tuple[str, int]:
         digest, size = hashlib.md5(usedforsecurity=False), 0

@@ -27,7 +27,20 @@ from pydantic import BaseModel, ValidationError
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .errors import ConfigError, IntegrityError, NotFoundError, first_error
-from .models import Author, Dropped, Latest, Stages, StoreMarker, Tag, TagEvent, Uploads, UsedBy, Version, utcnow
+from .models import (
+    Author,
+    Dropped,
+    Latest,
+    RunNote,
+    Stages,
+    StoreMarker,
+    Tag,
+    TagEvent,
+    Uploads,
+    UsedBy,
+    Version,
+    utcnow,
+)
 from .refs import Ref, parse_ref, validate_dataset_name
 
 __all__ = ["Catalog", "Gone", "Inventory", "span", "who"]
@@ -715,6 +728,84 @@ class Catalog:
         except ValueError:
             logger.warning("the upload journal %s cannot be read; the objects it names count as foreign", key)
             return set()
+
+    # ------------------------------------------------------------------ run notes
+
+    def note_use(self, note: RunNote) -> bool:
+        """Create ``note`` at its key, create-only: false when the run had noted that version already (a
+        second pull of it, a retried task), which leaves the first note as it is. A lost answer is settled
+        by creating again (the key is there if the first one landed)."""
+        key = layout.run_use_key(note.run, note.dataset, note.number)
+        for _ in range(3):
+            try:
+                self.create(key, note)
+                return True
+            except KeyExists:
+                return False
+            except OutcomeUnknown:
+                continue
+        raise OutcomeUnknown(key)
+
+    def used_in(self, run: str) -> list[RunNote]:
+        """The notes of ``run`` whose version is still the one pulled (or its tombstone), by dataset and number.
+
+        One LIST of the run's prefix, then the notes and the records they name in one parallel read. A note
+        that cannot be read, that names another run or version than its key, or whose version's record is
+        missing, unreadable or another version (a store made anew at the same URL) is skipped with a warning:
+        one bad note never blocks a commit, and no note makes an input of a version it did not see.
+        """
+        prefix = layout.run_prefix(run)
+        named: dict[str, tuple[str, int]] = {}
+        for key in self.backend.list(prefix):
+            parsed = layout.parse_run_use_key(key)
+            if parsed is not None and key.startswith(prefix):
+                named[key] = (parsed[1], parsed[2])
+        records = {key: layout.version_key(name, number) for key, (name, number) in named.items()}
+        raw = self._read_many(sorted({*named, *records.values()}))
+        notes = []
+        for key, (name, number) in sorted(named.items(), key=lambda item: item[1]):
+            data = raw.get(key)
+            if data is None:  # removed since the listing (an expired note, by garbage collection)
+                continue
+            note = self._checked_note(key, data, run, (name, number), raw.get(records[key]))
+            if note is not None:
+                notes.append(note)
+        return notes
+
+    def _checked_note(
+        self, key: str, data: bytes, run: str, named: tuple[str, int], record: bytes | None
+    ) -> RunNote | None:
+        """The note at ``key`` if it is the one its key names and its version is still the one it saw."""
+        try:
+            note = self.parse(key, data, RunNote)
+        except IntegrityError as exc:
+            logger.warning("skipped the run note %s: %s", key, exc)
+            return None
+        if (note.run, note.dataset, note.number) != (run, *named):
+            logger.warning("skipped the run note %s: it names %s in the run %r", key, note.ref, note.run)
+            return None
+        version_key = layout.version_key(*named)
+        try:
+            if record is None:
+                raise IntegrityError(f"the record {version_key} is missing")
+            found = self.version_record(version_key, record, *named)
+        except IntegrityError as exc:
+            logger.warning("skipped the run note %s: %s", key, exc)
+            return None
+        if found.id != note.version_id:
+            logger.warning(
+                "skipped the run note %s: %s is another version (id %s) than the one pulled in the run (id %s)",
+                key,
+                note.ref,
+                found.id,
+                note.version_id,
+            )
+            return None
+        if isinstance(found, Dropped):
+            logger.info(
+                "%s, used in the run %r, was dropped by garbage collection since; still its input", note.ref, run
+            )
+        return note
 
 
 def _version() -> str:

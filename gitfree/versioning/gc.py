@@ -21,7 +21,8 @@ lakeFS's GC do, with the lease protocol of :mod:`.leases`, over the catalog and 
 6. **Sweep**: replace each dropped version's record by a tombstone (the number stays taken, so it is
    never reused, and readers learn when it went); delete file objects, then listings (so a GC that dies
    part way still finds, through the tombstones' listings, what it has left to do), checking before each
-   batch that the lock is still ours; then finished upload journals and dead leases.
+   batch that the lock is still ours; then finished upload journals and dead leases; then the run notes
+   (``runs/``) older than :data:`RUN_NOTES_KEPT`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ __all__ = ["collect"]
 logger = logging.getLogger("gitfree")
 
 _BATCH = 500
+
+RUN_NOTES_KEPT = timedelta(days=30)
+"""How long a run note (``runs/<run>/<dataset>@<n>.json``) is kept, by the server's time of its write: a
+commit uses the notes of its own run, so past any run's length they only take room. Never a GC root."""
 
 
 @dataclass
@@ -337,6 +342,24 @@ def _delete(catalog: Catalog, holder: Holder, keys: list[str]) -> None:
         catalog.backend.delete_many(keys[start : start + _BATCH])
 
 
+def _expired_notes(catalog: Catalog, now: datetime) -> list[str]:
+    """The run notes written (by the server's clock) more than :data:`RUN_NOTES_KEPT` before ``now``. Only keys
+    that are run notes: anything else under ``runs/`` is not known to be gitfree's and stays."""
+    cutoff = _before(now, RUN_NOTES_KEPT)
+    return sorted(
+        info.key
+        for info in catalog.backend.scan(layout.RUNS)
+        if layout.parse_run_use_key(info.key) is not None and info.modified < cutoff
+    )
+
+
+def _forget_runs(catalog: Catalog, holder: Holder, notes: list[str]) -> None:
+    """Delete expired run notes (under the lock, as every deletion of GC), then the folders they leave empty."""
+    if notes:
+        _delete(catalog, holder, notes)
+        catalog.backend.remove_empty_folders(layout.RUNS)
+
+
 # ---------------------------------------------------------------------------- the whole
 
 
@@ -372,11 +395,14 @@ def collect(
             objects, inventory, roots, dropping, in_flight.live, _before(started, policy.grace), delete_foreign
         )
         plan.edges = _dead_edges(catalog, inventory, dropping)
+        notes = _expired_notes(catalog, started)
         if holder is not None:
             _sweep(catalog, holder, inventory, kept, dropping, plan, in_flight, started, skipped)
+            _forget_runs(catalog, holder, notes)
         if skipped:
             logger.warning("gc: %s", skipped)
-        return _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
+        report = _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
+        return report.model_copy(update={"run_notes_removed": len(notes)})
     finally:
         if holder is not None:
             holder.release()

@@ -43,6 +43,7 @@ __all__ = [
     "Pointer",
     "Problem",
     "ReindexReport",
+    "RunNote",
     "Stages",
     "StaleVersion",
     "StoreMarker",
@@ -428,6 +429,36 @@ class Uploads(_Record):
     objects: list[str]
 
 
+class RunNote(_Record):
+    """``runs/<run>/<dataset>@<n>.json``: the version ``dataset@number`` of this store was used (pulled) in
+    the orchestrator run ``run`` (docs/design.md, "Lineage inside orchestrator runs").
+
+    Written create-only by the pull, in the store the version came from; a commit in the same run reads
+    the notes of its store and records those versions as its inputs. A note is never needed for safety:
+    garbage collection removes it once it is older than ``gc.RUN_NOTES_KEPT``.
+    """
+
+    format: Literal[1] = FORMAT
+    run: str = Field(min_length=1)
+    """The run, whole (``prefect:<flow run id>``, ``airflow:<dag id>:<run id>``): its key holds only a slug of it."""
+    dataset: str
+    number: int = Field(ge=1)
+    version_id: uuid.UUID
+    """The id of the version pulled: a commit adds it as an input only if the record at ``number`` is still
+    that version (or its tombstone), never another one made at the same number by a store made anew."""
+    store: str
+    """The URL of the store it was pulled from (the one holding the note)."""
+    created_at: AwareDatetime
+    """When it was first noted (the worker's clock); a second pull of it in the run writes nothing."""
+    task: str | None = None
+    """The task that pulled it (Prefect task run id, Airflow ``task_id`` or ``task_id[map index]``)."""
+    host: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.number}"
+
+
 class Tag(_Record):
     """A name pointing at one version of one dataset (``datasets/<name>/tags/<tag>.json``).
 
@@ -702,6 +733,9 @@ class GcReport(BaseModel):
     """Why no object was deleted this time, when a record gave no clue of what it references."""
     edges_removed: int = 0
     """Reverse lineage edges of dropped versions removed (or, in a dry run, to remove)."""
+    run_notes_removed: int = 0
+    """Run notes (``runs/``: the versions orchestrator runs pulled) older than ``RUN_NOTES_KEPT`` (30 days),
+    removed (a dry run: that would be). They are lineage hints of finished runs, never needed for safety."""
 
 
 class Problem(BaseModel):

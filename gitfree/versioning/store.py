@@ -11,6 +11,7 @@ import difflib
 import logging
 import os
 import shlex
+import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -23,11 +24,11 @@ from . import fsck as fsck_module
 from . import gc as gc_module
 from . import lineage as lineage_module
 from . import promotion, protocol
-from .backends import Backend, FileBackend, open_backend
+from .backends import Backend, FileBackend, KeyMissing, open_backend
 from .catalog import Catalog
 from .checkout import destination, guard_destination, guard_source, pull_into, write_dvc_file
 from .config import StoreSettings
-from .errors import InputError, NotFoundError
+from .errors import GitfreeError, InputError, NotFoundError
 from .leases import Coordinator
 from .models import (
     AuditEvent,
@@ -42,10 +43,12 @@ from .models import (
     MetricsDiff,
     MetricsPoint,
     ReindexReport,
+    RunNote,
     StaleVersion,
     Tag,
     TagEvent,
     Version,
+    utcnow,
 )
 from .objects import TRANSFER_JOBS, Objects, ProgressFactory
 from .refs import Ref, validate_dataset_name, validate_tag_name
@@ -474,7 +477,8 @@ class Store:
             "author": author or Author.current(),
             "metadata": dict(metadata or {}),
             "metrics": dict(metrics or {}),
-            "inputs": [self._input_ref(item) for item in inputs or ()],
+            # Each input once (the same version given twice, or given and noted in the run, is one input).
+            "inputs": list(dict.fromkeys(self._input_ref(item) for item in inputs or ())),
         }
         return protocol.commit(
             self.catalog,
@@ -490,7 +494,14 @@ class Store:
         if isinstance(item, InputRef):
             if not self.catalog.same_store(item.store):
                 return item  # another store's: lineage reads it there (an unreadable one is an external node)
-            item = f"{item.dataset}@{item.number}"  # this store's: it must exist, as a ref must
+            try:  # this store's: it must have a record (a version, or the tombstone of one GC dropped since)
+                self.catalog.record(item.dataset, item.number)
+            except KeyMissing:
+                raise NotFoundError(
+                    f"the input {item} does not exist in {self.url}; name a version that does (`gitfree log "
+                    f"{item.dataset}`)"
+                ) from None
+            return InputRef(dataset=item.dataset, number=item.number)
         version = self.show(item)
         return InputRef(dataset=version.dataset, number=version.number)
 
@@ -676,6 +687,70 @@ class Store:
         validate_dataset_name(dataset)
         return promotion.audit(self.catalog, dataset, limit)
 
+    # ------------------------------------------------------------------ lineage inside orchestrator runs
+
+    def note_use(self, run: str, ref: str | Ref | Version, *, task: str | None = None) -> bool:
+        """Note in this store that one of its versions was used (pulled) in the orchestrator run ``run``.
+
+        A commit in the same run, on any worker and in any process, finds the note with :meth:`used_in` and
+        records the version as an input (docs/design.md, "Lineage inside orchestrator runs"). One
+        create-only PUT of ``runs/<run>/<dataset>@<n>.json``; a version the run noted already writes
+        nothing. Nothing is kept in memory. The Prefect tasks and Airflow operators call it after a pull.
+
+        Best effort: a note that cannot be written (a read-only credential, a lost answer, a full disk)
+        is logged as a warning and ``False`` is returned. A pull never fails because its lineage could not
+        be noted.
+
+        Args:
+            run: the run, any string of up to 1024 characters (``prefect:<flow run id>``,
+                ``airflow:<dag id>:<run id>``).
+            ref: the version used (a :class:`Version` as pulled costs no request).
+            task: the task that used it, recorded in the note.
+
+        Raises:
+            InputError: ``run`` is empty, too long or not text.
+            NotFoundError: ``ref`` names no version of this store.
+        """
+        run = _checked_run(run)
+        version = self.show(ref)
+        note = RunNote(
+            run=run,
+            dataset=version.dataset,
+            number=version.number,
+            version_id=version.id,
+            store=self.url,
+            created_at=utcnow(),
+            task=task,
+            host=socket.gethostname(),
+        )
+        try:
+            self.catalog.note_use(note)
+        except (GitfreeError, OSError) as exc:
+            logger.warning(
+                "%s was pulled, but noting it as used in the run %r in %s failed, so a commit in this run will "
+                "not record it as an input unless it is passed in inputs: %s",
+                version.ref,
+                run,
+                self.url,
+                exc,
+            )
+            return False
+        return True
+
+    def used_in(self, run: str) -> list[InputRef]:
+        """The versions of this store noted as used in the orchestrator run ``run`` (:meth:`note_use`), as
+        inputs, sorted by dataset and number: what a commit in that run was made from.
+
+        One LIST of the run's notes and one parallel read of them and of the records they name. A version
+        is listed only if the record at its number is still the version pulled, or the tombstone garbage
+        collection left of it (its number names it forever); a note that cannot be read is skipped with a
+        warning.
+
+        Raises:
+            InputError: ``run`` is empty, too long or not text.
+        """
+        return [InputRef(dataset=n.dataset, number=n.number) for n in self.catalog.used_in(_checked_run(run))]
+
     # ------------------------------------------------------------------ maintenance
 
     def gc(
@@ -695,7 +770,8 @@ class Store:
         Objects younger than ``grace`` (default: lease TTL + clock skew) stay. Only objects gitfree wrote
         are deleted; others in DVC's layout (a DVC project's pushes) are counted in
         ``report.foreign_objects`` and deleted only with ``delete_foreign=True``. A dataset with an
-        unreadable record drops nothing. Safe while commits run; a GC that dies part way is run again
+        unreadable record drops nothing. Run notes (:meth:`note_use`) over 30 days old are removed
+        (``report.run_notes_removed``). Safe while commits run; a GC that dies part way is run again
         (docs/design.md, "Garbage collection").
 
         Raises:
@@ -760,3 +836,17 @@ def _unknown_metrics(dataset: str, missing: Sequence[str], existing: Iterable[st
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
     return NotFoundError(f"no version of {dataset!r} records the {noun} {what}{hint}; its metrics are: {shown}")
+
+
+RUN_MAX = 1024
+"""The longest run id :meth:`Store.note_use` takes (it is stored whole in each note)."""
+
+
+def _checked_run(run: object) -> str:
+    if not isinstance(run, str) or not run.strip() or len(run) > RUN_MAX:
+        raise InputError(f"a run id is a non-empty text of at most {RUN_MAX} characters, not {str(run)[:60]!r}")
+    try:
+        run.encode()
+    except UnicodeEncodeError:
+        raise InputError(f"the run id {run[:60]!r} is not valid Unicode text") from None
+    return run

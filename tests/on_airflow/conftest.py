@@ -24,11 +24,7 @@ from on_airflow.airflow_helpers import AIRFLOW, AirflowEnv, gitfree_connection
 from gitfree.testing import SeaweedFS
 
 REPO = Path(__file__).resolve().parents[2]
-DAG_FILES = [
-    REPO / "examples" / "airflow" / "gitfree_dags.py",
-    Path(__file__).parent / "dags" / "gitfree_test_dags.py",
-    Path(__file__).parent / "dags" / "gitfree_promotion_dags.py",
-]
+DAG_FILES = [REPO / "examples" / "airflow" / "gitfree_dags.py", *sorted((Path(__file__).parent / "dags").glob("*.py"))]
 
 
 @pytest.fixture(scope="session")

@@ -204,7 +204,7 @@ def test_lineage_registry_is_per_flow_run(store: Store, dataset: str, tmp_path: 
     raw = f"{dataset}-raw"
     store.commit(raw, write_tree(tmp_path / "raw1", {"r": b"raw 1"}))
     store.commit(raw, write_tree(tmp_path / "raw2", {"r": b"raw 2"}))
-    assert _runtime.pulled_inputs(store, "anything") == []  # outside a flow run nothing is recorded
+    assert _runtime.noted_inputs(store, "anything") == []  # outside a flow run there is no run to read
 
     @flow
     def pull_only(ref: str) -> None:
