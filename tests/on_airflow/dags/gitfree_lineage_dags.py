@@ -1,6 +1,7 @@
 """A DAG whose commits record, without being told, the versions pulled earlier in the same DAG run.
 
-Run by tests/on_airflow/test_airflow_run_lineage.py with ``airflow dags test`` (a manual run id: ``manual__<time>+00:00``).
+Run by tests/on_airflow/test_airflow_run_lineage.py with ``airflow dags test`` (a manual run id:
+``manual__<time>+00:00``).
 Paths and refs come from the run's conf, which overrides the params.
 """
 
