@@ -71,6 +71,21 @@ def test_a_three_step_pipeline_across_two_stores_as_a_user_reads_it(
     store.commit("features", data(tmp_path, "f2"))  # a newer features: now the model is stale too
     assert [str(s) for s in store.stale(["model"])] == ["model@1 was made from features@1; features is now at @2"]
 
+    # The retrained model: its metrics against the first, then promoted through a gate, and the audit says so.
+    better = store.commit("model", data(tmp_path, "m2"), inputs=["features@2"], metrics={"accuracy": 0.93})
+    change = store.compare(model, better).get("accuracy")
+    assert change is not None and (change.old, change.new, change.delta) == (0.91, 0.93, 0.02)
+    store.promote(model, "production", message="first release")
+    moved = store.promote(better, "production", require={"accuracy": ">="}, message="weekly release")
+    assert moved.number == 2 and store.stale(["model"]) == []
+    trail = [(e.action, e.ref, e.previous, e.number, e.message) for e in store.audit("model")]
+    assert trail == [
+        ("moved", "model@production", 1, 2, "weekly release"),
+        ("created", "model@production", None, 1, "first release"),
+        ("committed", "model@2", None, 2, ""),
+        ("committed", "model@1", None, 1, ""),
+    ]
+
 
 def test_a_newer_input_version_with_the_same_data_is_not_stale(store: Store, tmp_path: Path) -> None:
     raw = store.commit("raw", data(tmp_path, "same"))
