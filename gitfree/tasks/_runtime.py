@@ -112,7 +112,16 @@ def noted_inputs(store: Store, dataset: str) -> list[InputRef]:
         try:
             refs += [ref.model_copy(update={"store": other.url}) for ref in other.used_in(run)]
         except GitfreeError as exc:  # another store's lineage is not worth failing this commit
-            logger.warning("could not read the versions this flow run pulled from %s: %s", other.url, exc)
+            # Forgotten, so that a store gone or unreachable costs one failed listing, not one per commit.
+            with _pulled_from_lock:
+                if _pulled_from.get(other.url) is other:
+                    del _pulled_from[other.url]
+            logger.warning(
+                "could not read the versions this flow run pulled from %s (no longer looked at until pulled from "
+                "again): %s",
+                other.url,
+                str(exc),  # the text: a record kept by a log handler must not keep this task's frames alive
+            )
     return refs
 
 

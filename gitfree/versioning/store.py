@@ -732,7 +732,7 @@ class Store:
                 version.ref,
                 run,
                 self.url,
-                exc,
+                str(exc),  # the text: a record kept by a log handler must not keep the caller's frames alive
             )
             return False
         return True

@@ -142,6 +142,39 @@ def test_a_version_pulled_from_another_store_is_found_by_this_process(
     assert len(_runtime._pulled_from) <= _runtime.OTHER_STORES_KEPT
 
 
+def test_a_store_gone_since_it_was_pulled_from_is_listed_once(
+    make_store: Callable[..., Store], dataset: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The other store this process pulled from stops answering: the next commit still succeeds (a warning),
+    and forgets it, so later commits do not ask it again."""
+    models = make_store("file")
+    server = SeaweedFS(bucket="gitfree-gone")
+    with server:
+        gone = Store(f"s3://{server.bucket}/p", cache_dir=tmp_path / "gone", **server.store_options())
+        gone.commit("raw", write_tree(tmp_path / "raw", {"r": b"raw"}))
+
+        @flow
+        def pull_only() -> None:
+            pull_dataset("raw", tmp_path / "in", store=gone)
+
+        pull_only()
+    assert gone.url in _runtime._pulled_from
+
+    @flow
+    def commit_twice() -> list[list[InputRef]]:
+        return [
+            commit_dataset(f"{dataset}-{n}", write_tree(tmp_path / f"m{n}", {"m": b"m"}), store=models).inputs
+            for n in range(2)
+        ]
+
+    with caplog.at_level(logging.WARNING, logger="gitfree"):
+        assert commit_twice() == [[], []]
+    warned = [r for r in caplog.records if r.getMessage().startswith("could not read the versions this flow run")]
+    assert len(warned) == 1 and gone.url in warned[0].getMessage()
+    assert all(not isinstance(arg, BaseException) for r in caplog.records for arg in (r.args or ()))
+    assert gone.url not in _runtime._pulled_from
+
+
 @pytest.fixture(scope="module")
 def with_reader() -> Iterator[WithReader]:
     server = WithReader(bucket="gitfree-readonly")  # its __enter__ says SeaweedFS
