@@ -279,10 +279,22 @@ def read_loop(
             )
         except Exception as exc:
             reports.put(
-                ("read-error", kind, ref, dataset, number, type(exc).__name__, str(exc)[:400], before, time.time())
+                ("read-error", kind, ref, dataset, number, _public_error(exc), str(exc)[:400], before, time.time())
             )
         finally:
             shutil.rmtree(dest, ignore_errors=True)
+
+
+def _public_error(exc: BaseException) -> str:
+    """The name of the public gitfree error ``exc`` is (``ListingError`` is an ``IntegrityError``: a reader's
+    pull raced by GC may raise either), else of its own class."""
+    from gitfree.versioning import errors
+
+    public = {"NotFoundError", "IntegrityError", "ConflictError", "InputError", "ConfigError", "UnsafePathError"}
+    for cls in type(exc).__mro__:
+        if cls.__module__ == errors.__name__ and cls.__name__ in public:
+            return cls.__name__
+    return type(exc).__name__
 
 
 # ---------------------------------------------------------------------------- tag history (tests/test_tag_history.py)
