@@ -46,7 +46,6 @@ from rich.text import Text
 
 from .versioning import (
     AuditEvent,
-    Author,
     FileEntry,
     GitfreeError,
     InputError,
@@ -62,6 +61,7 @@ from .versioning import (
     Tree,
     Version,
     format_size,
+    who,
 )
 
 STDOUT_CLOSED = 141
@@ -255,15 +255,6 @@ def _tag_json(tag: Tag) -> dict[str, Any]:
 def _event_json(event: TagEvent) -> dict[str, Any]:
     """A tag history event for scripts: ``ref`` (``images@prod``) and every field of its entry."""
     return {"ref": event.ref, **event.model_dump(mode="json")}
-
-
-def _by(author: Author) -> str:
-    """Who, with the orchestrator run: ``ana@ws1 (prefect: release, run 5d1e…)``."""
-    who = f"{author.user or '?'}@{author.host or '?'}"
-    if author.pipeline or author.run_id:
-        run = f", run {author.run_id}" if author.run_id else ""
-        who += f" ({author.orchestrator or 'run'}: {author.pipeline or '?'}{run})"
-    return who
 
 
 def _said(message: str, gate: str) -> str:
@@ -933,7 +924,7 @@ def tag_history(ctx: click.Context, dataset: str, name: str, as_json: bool) -> N
             e.action,
             _or_dash(e.previous),
             _or_dash(e.number),
-            _one_line(_by(e.author)),
+            _one_line(who(e.author)),
             _one_line(_said(e.message, e.gate)),
         ]
         for e in events
@@ -1015,7 +1006,7 @@ def audit(ctx: click.Context, dataset: str, limit: int | None, as_json: bool) ->
             e.action,
             e.tag or "",
             _change(e),
-            _one_line(_by(e.author)),
+            _one_line(who(e.author)),
             _one_line(_said(e.message, e.gate)),
         ]
         for e in events

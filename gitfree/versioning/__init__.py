@@ -12,7 +12,7 @@ from .errors import (
     UnsafePathError,
     is_transient,
 )
-from .kit import format_size, stable_commit_id, tag_event, version_event
+from .kit import format_size, stable_commit_id, tag_event, version_event, who
 from .layout import MARKER as STORE_MARKER
 from .models import (
     AuditEvent,
@@ -77,4 +77,5 @@ __all__ = [
     "validate_dataset_name",
     "validate_tag_name",
     "version_event",
+    "who",
 ]

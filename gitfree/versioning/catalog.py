@@ -27,8 +27,8 @@ from pydantic import BaseModel, ValidationError
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .errors import ConfigError, IntegrityError, NotFoundError, first_error
+from .kit import who
 from .models import (
-    Author,
     Dropped,
     Latest,
     RunNote,
@@ -813,15 +813,6 @@ def _version() -> str:
         return metadata.version("gitfree")
     except metadata.PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-def who(author: Author) -> str:
-    """``user@host``, with the orchestrator run when there is one: ``ana@ws1 (prefect: train, run 5d1e…)``."""
-    text = f"{author.user or '?'}@{author.host or '?'}"
-    if author.pipeline or author.run_id:
-        run = f", run {author.run_id}" if author.run_id else ""
-        text += f" ({author.orchestrator or 'run'}: {author.pipeline or '?'}{run})"
-    return text
 
 
 def span(numbers: Sequence[int]) -> str:

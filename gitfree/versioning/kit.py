@@ -20,9 +20,9 @@ import uuid
 
 from pydantic import JsonValue
 
-from .models import Tag, TagEvent, Version
+from .models import Author, Tag, TagEvent, Version
 
-__all__ = ["COMMIT_NAMESPACES", "format_size", "stable_commit_id", "tag_event", "version_event"]
+__all__ = ["COMMIT_NAMESPACES", "format_size", "stable_commit_id", "tag_event", "version_event", "who"]
 
 COMMIT_NAMESPACES: dict[str, uuid.UUID] = {
     "prefect": uuid.UUID("6b0f7e43-5d0c-4c55-9b1e-6c8e3f0a9d21"),
@@ -117,3 +117,12 @@ def format_size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def who(author: Author) -> str:
+    """``user@host``, with the orchestrator run when there is one: ``ana@ws1 (prefect: train, run 5d1e…)``."""
+    text = f"{author.user or '?'}@{author.host or '?'}"
+    if author.pipeline or author.run_id:
+        run = f", run {author.run_id}" if author.run_id else ""
+        text += f" ({author.orchestrator or 'run'}: {author.pipeline or '?'}{run})"
+    return text
