@@ -77,28 +77,19 @@ class _Graph:
 
     def add(self, url: str, record: Version | Dropped) -> str:
         node_id = self.node_id(url, record.dataset, record.number)
+        node = LineageNode(
+            id=node_id,
+            ref=record.ref,
+            dataset=record.dataset,
+            number=record.number,
+            store=url,
+            created_at=record.created_at,
+        )
         if isinstance(record, Version):
-            node = LineageNode(
-                id=node_id,
-                ref=record.ref,
-                dataset=record.dataset,
-                number=record.number,
-                store=url,
-                created_at=record.created_at,
-                author=record.author,
-                message=record.message,
-            )
+            node = node.model_copy(update={"author": record.author, "message": record.message})
         else:
-            node = LineageNode(
-                id=node_id,
-                ref=record.ref,
-                dataset=record.dataset,
-                number=record.number,
-                store=url,
-                created_at=record.created_at,
-                dropped=True,
-                note=f"dropped by garbage collection on {record.dropped_at:%Y-%m-%d %H:%M} UTC",
-            )
+            note = f"dropped by garbage collection on {record.dropped_at:%Y-%m-%d %H:%M} UTC"
+            node = node.model_copy(update={"dropped": True, "note": note})
         self.nodes.setdefault(node_id, node)
         return node_id
 
