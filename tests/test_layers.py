@@ -57,6 +57,7 @@ RANKS = {
     "promotion": 5,
     "store": 6,
     "fs": 7,
+    "steps": 7,
     "__init__": 8,
 }
 INTEGRATIONS = ("gitfree.cli", "gitfree.tasks", "gitfree.flows", "gitfree.airflow")

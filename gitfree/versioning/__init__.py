@@ -29,11 +29,13 @@ from .models import (
     MetricsPoint,
     ReindexReport,
     StaleVersion,
+    StepRun,
     Tag,
     TagEvent,
     Version,
 )
 from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
+from .steps import Step, StepOutcome, fingerprint, step
 from .store import Store
 from .tree import Tree
 
@@ -62,6 +64,9 @@ __all__ = [
     "Ref",
     "ReindexReport",
     "StaleVersion",
+    "Step",
+    "StepOutcome",
+    "StepRun",
     "Store",
     "StoreSettings",
     "Tag",
@@ -69,10 +74,12 @@ __all__ = [
     "Tree",
     "UnsafePathError",
     "Version",
+    "fingerprint",
     "format_size",
     "is_transient",
     "parse_ref",
     "stable_commit_id",
+    "step",
     "tag_event",
     "validate_dataset_name",
     "validate_tag_name",

@@ -33,6 +33,7 @@ from .models import (
     Latest,
     RunNote,
     Stages,
+    StepRun,
     StoreMarker,
     Tag,
     TagEvent,
@@ -728,6 +729,56 @@ class Catalog:
         except ValueError:
             logger.warning("the upload journal %s cannot be read; the objects it names count as foreign", key)
             return set()
+
+    # ------------------------------------------------------------------ versioned steps
+
+    def step_made(self, step_key: str, dataset: str) -> tuple[Version | None, bool]:
+        """The newest version of ``dataset`` the step with this key made that is still a version, and whether
+        a worker's claim to run it is there: one LIST of the step's prefix, then one read per result tried
+        (newest first; one GC dropped since, or whose record cannot be read, is passed over)."""
+        numbers, claimed = [], False
+        for key in self.backend.list(layout.step_prefix(step_key)):
+            parsed = layout.parse_step_result_key(key)
+            if parsed is not None and parsed[0] == step_key and parsed[1] == dataset:
+                numbers.append(parsed[2])
+            elif layout.parse_step_claim_key(key) == step_key:
+                claimed = True
+        for number in sorted(numbers, reverse=True):
+            try:
+                return self.version(dataset, number), claimed
+            except KeyMissing:  # dropped by GC since (a tombstone), or removed
+                continue
+            except IntegrityError as exc:
+                logger.warning("passed over %s@%d made by a step: %s", dataset, number, exc)
+        return None, claimed
+
+    def note_step(self, run: StepRun) -> None:
+        """Create the result ``run`` of a step, create-only; one already there (the same step found the same
+        version up to date again, or a retry whose first answer was lost) is left as it is."""
+        key = layout.step_result_key(run.key, run.dataset, run.number)
+        for _ in range(3):
+            try:
+                self.create(key, run)
+                return
+            except KeyExists:
+                return
+            except OutcomeUnknown:
+                continue
+        raise OutcomeUnknown(key)
+
+    def step_runs(self, step_key: str) -> list[StepRun]:
+        """Every readable result of the step with this key, oldest version first (one unreadable is skipped
+        with a warning)."""
+        keys = [k for k in self.backend.list(layout.step_prefix(step_key)) if layout.parse_step_result_key(k)]
+        runs = []
+        for key, data in sorted(self._read_many(keys).items()):
+            if data is None:  # removed since the listing (by garbage collection)
+                continue
+            try:
+                runs.append(self.parse(key, data, StepRun))
+            except IntegrityError as exc:
+                logger.warning("skipped the step result %s: %s", key, exc)
+        return sorted(runs, key=lambda run: run.number)
 
     # ------------------------------------------------------------------ run notes
 

@@ -14,6 +14,8 @@ GC_LOCK = f"{GC}lock.json"
 PROBES = "probes/"
 OBJECTS = "files/md5/"
 RUNS = "runs/"
+STEPS = "steps/"
+"""Where versioned steps note what they made: ``steps/<step key>/`` (docs/design.md, "Versioned steps")."""
 USED_BY = "used-by"
 """The segment under a dataset holding its reverse lineage edges (what was made from its versions)."""
 TAG_HISTORY = "tag-history"
@@ -22,7 +24,7 @@ TAG_HISTORY = "tag-history"
 RESERVED_SEGMENTS = frozenset({"versions", "tags", USED_BY, TAG_HISTORY})
 """Segments a dataset name may not have: they would collide with these keys under ``datasets/<name>/``."""
 
-OURS = (MARKER, DATASETS, OBJECTS, LEASES, UPLOADS, GC, PROBES, RUNS)
+OURS = (MARKER, DATASETS, OBJECTS, LEASES, UPLOADS, GC, PROBES, RUNS, STEPS)
 """What gitfree (and DVC, ``files/md5/``) writes in a store: anything else means the place holds other data."""
 
 _VERSION_KEY = re.compile(r"^datasets/(?P<name>.+)/versions/(?P<number>\d{12})\.json$")
@@ -36,6 +38,9 @@ _USED_BY_KEY = re.compile(
 )
 _TAG_EVENT_KEY = re.compile(rf"^datasets/(?P<name>.+)/{TAG_HISTORY}/(?P<tag>[^/]+)/(?P<seq>\d{{12}})\.json$")
 _RUN_USE_KEY = re.compile(r"^runs/(?P<run>[^/]+)/(?P<name>.+)@(?P<number>\d{12})\.json$")
+_STEP_RESULT_KEY = re.compile(r"^steps/(?P<key>[0-9a-f]{64})/(?P<name>.+)@(?P<number>\d{12})\.json$")
+_STEP_CLAIM_KEY = re.compile(r"^steps/(?P<key>[0-9a-f]{64})/claim\.json$")
+_STEP = re.compile(r"[0-9a-f]{64}")
 _UPLOAD_KEY = re.compile(r"^uploads/(?P<lease>[0-9a-f-]{36})\.json$")
 _STAGES_KEY = re.compile(r"^datasets/(?P<name>.+)/stages\.json$")
 
@@ -143,6 +148,36 @@ def parse_run_use_key(key: str) -> tuple[str, str, int] | None:
     """``(run segment, dataset, number)`` for a run note key, else ``None``."""
     match = _RUN_USE_KEY.match(key)
     return (match["run"], match["name"], int(match["number"])) if match else None
+
+
+def step_prefix(step_key: str) -> str:
+    """Where a step's results and claim are: one LIST tells whether a step with this key ran, and made what."""
+    if not _STEP.fullmatch(step_key):
+        raise ValueError(f"not a step key: {step_key!r}")
+    return f"{STEPS}{step_key}/"
+
+
+def step_result_key(step_key: str, name: str, number: int) -> str:
+    """The note "the step with this key made (or found up to date) ``name@number``", create-only, written
+    after the version's record; the key names the version, so one LIST finds it (and GC needs no read)."""
+    return f"{step_prefix(step_key)}{name}@{number:012d}.json"
+
+
+def step_claim_key(step_key: str) -> str:
+    """The claim of the worker running the step with this key (a lease: renewed while the body runs)."""
+    return f"{step_prefix(step_key)}claim.json"
+
+
+def parse_step_result_key(key: str) -> tuple[str, str, int] | None:
+    """``(step key, dataset, number)`` for a step result key, else ``None``."""
+    match = _STEP_RESULT_KEY.match(key)
+    return (match["key"], match["name"], int(match["number"])) if match and _own_name(match["name"]) else None
+
+
+def parse_step_claim_key(key: str) -> str | None:
+    """The step key of a claim key, else ``None``."""
+    match = _STEP_CLAIM_KEY.match(key)
+    return match["key"] if match else None
 
 
 def lease_key(lease_id: str) -> str:

@@ -459,6 +459,29 @@ class RunNote(_Record):
         return f"{self.dataset}@{self.number}"
 
 
+class StepRun(_Record):
+    """``steps/<key>/<n>.json``: the versioned step whose key is ``key`` made (or found up to date) version
+    ``number`` of ``dataset`` (docs/design.md, "Versioned steps"). Create-only, written after the version's
+    record: a later call of the step with the same key returns that version without running."""
+
+    format: Literal[1] = FORMAT
+    key: str = Field(pattern=r"^[0-9a-f]{64}$")
+    step: str
+    """Where the step is defined: ``module:qualname``."""
+    dataset: str
+    number: int = Field(ge=1)
+    code: str
+    """The fingerprint of the step's code (sha256 of its source)."""
+    code_version: str | None = None
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    inputs: dict[str, InputRef] = Field(default_factory=dict)
+    """Each input by its parameter name: the exact version read."""
+    paths: dict[str, list[str]] = Field(default_factory=dict)
+    """The parts of inputs the step took (``paths=``), by parameter name."""
+    created_at: AwareDatetime
+    host: str | None = None
+
+
 class Tag(_Record):
     """A name pointing at one version of one dataset (``datasets/<name>/tags/<tag>.json``).
 
@@ -626,10 +649,11 @@ class Lease(_Record):
 
     format: Literal[1] = FORMAT
     id: uuid.UUID
-    kind: Literal["commit", "gc"] = "commit"
+    kind: Literal["commit", "gc", "step"] = "commit"
+    """``step``: the claim of a worker running a versioned step (``steps/<key>/claim.json``), not a commit."""
     dataset: str | None = None
     pointer: str | None = None
-    """md5 of the output the commit will reference (``….dir`` for a directory)."""
+    """md5 of the output the commit will reference (``….dir`` for a directory); a step's claim: the step key."""
     host: str
     pid: int
     node: str | None = None
