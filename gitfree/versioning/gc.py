@@ -38,6 +38,7 @@ from .backends import ObjectInfo
 from .catalog import Catalog, Inventory
 from .errors import ConflictError, InputError, IntegrityError
 from .leases import Coordinator, Holder
+from .leases import read as read_lease
 from .models import Author, Dropped, GcReport, Version, utcnow
 from .objects import Objects
 
@@ -342,6 +343,26 @@ def _delete(catalog: Catalog, holder: Holder, keys: list[str]) -> None:
         catalog.backend.delete_many(keys[start : start + _BATCH])
 
 
+def _dead_steps(catalog: Catalog, inventory: Inventory, dropping: Iterable[Version]) -> list[str]:
+    """The notes of versioned steps that name a dropped version (now or before): such a step runs again. A
+    note of a version GC keeps, or one that names no record at all (fsck reports it), stays."""
+    gone = {(v.dataset, v.number) for v in dropping}
+    gone |= {(name, n) for name, entry in inventory.datasets.items() for n in entry.dropped}
+    return sorted(key for key, parsed in catalog.step_notes().items() if parsed[1:] in gone)
+
+
+def _dead_claims(catalog: Catalog, coordinator: Coordinator) -> list[tuple[str, str]]:
+    """The claims of workers that died running a step (key and etag): the next call of the step would take
+    them over anyway; GC removes them so that they do not pile up."""
+    dead = []
+    for key in catalog.backend.list(layout.STEPS):
+        if layout.parse_step_claim_key(key) is not None:
+            found = read_lease(catalog.backend, key)
+            if found is not None and coordinator.dead(found[0]):
+                dead.append((key, found[1]))
+    return dead
+
+
 def _expired_notes(catalog: Catalog, now: datetime) -> list[str]:
     """The run notes written (by the server's clock) more than :data:`RUN_NOTES_KEPT` before ``now``. Only keys
     that are run notes: anything else under ``runs/`` is not known to be gitfree's and stays."""
@@ -358,6 +379,17 @@ def _forget_runs(catalog: Catalog, holder: Holder, notes: list[str]) -> None:
     if notes:
         _delete(catalog, holder, notes)
         catalog.backend.remove_empty_folders(layout.RUNS)
+
+
+def _forget_steps(catalog: Catalog, holder: Holder, notes: list[str], claims: list[tuple[str, str]]) -> None:
+    """Delete the step notes of dropped versions (after their tombstones) and dead claims (each only if it is
+    still the dead one: a worker may have taken it over since), then the folders they leave empty."""
+    _delete(catalog, holder, notes)
+    for key, etag in claims:
+        _still_ours(holder)
+        catalog.delete_if(key, etag)
+    if notes or claims:
+        catalog.backend.remove_empty_folders(layout.STEPS)
 
 
 # ---------------------------------------------------------------------------- the whole
@@ -396,13 +428,22 @@ def collect(
         )
         plan.edges = _dead_edges(catalog, inventory, dropping)
         notes = _expired_notes(catalog, started)
+        steps = _dead_steps(catalog, inventory, dropping)
+        claims = _dead_claims(catalog, coordinator)
         if holder is not None:
             _sweep(catalog, holder, inventory, kept, dropping, plan, in_flight, started, skipped)
             _forget_runs(catalog, holder, notes)
+            _forget_steps(catalog, holder, steps, claims)
         if skipped:
             logger.warning("gc: %s", skipped)
         report = _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
-        return report.model_copy(update={"run_notes_removed": len(notes)})
+        return report.model_copy(
+            update={
+                "run_notes_removed": len(notes),
+                "step_notes_removed": len(steps),
+                "step_claims_removed": len(claims),
+            }
+        )
     finally:
         if holder is not None:
             holder.release()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import importlib
 import inspect
 import json
 import logging
@@ -21,11 +22,13 @@ import math
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import textwrap
 import time
+import types
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +37,14 @@ from pydantic import JsonValue
 
 from . import layout
 from .backends import KeyExists, PreconditionFailed
+from .catalog import made_by
 from .errors import ConflictError, InputError
 from .leases import Holder, read
-from .models import Author, InputRef, StepRun, Version, utcnow
+from .models import Author, InputRef, StaleVersion, StepRun, StepStatus, Version, utcnow
 from .refs import Ref, parse_ref, validate_dataset_name
 from .store import Store
 
-__all__ = ["Step", "StepOutcome", "fingerprint", "step"]
+__all__ = ["Step", "StepOutcome", "find_step", "fingerprint", "step", "step_status"]
 
 logger = logging.getLogger("gitfree")
 
@@ -415,23 +419,111 @@ def step(
     return decorate
 
 
+def step_status(store: Store, datasets: Iterable[str] = ()) -> list[StepStatus]:
+    """Whether the newest version of each dataset (default: of every dataset a step made) is what its step
+    would make now: its inputs have no newer version, and, when the step can be imported (``module:qualname``
+    from its record, with the current directory on the path, as ``python -m`` has it), its code, code_version
+    and parameter defaults are those it was made with."""
+    names = sorted(set(datasets))
+    heads = store.catalog.heads(names or store.catalog.datasets())
+    for name in names:
+        if heads.get(name) is None:
+            raise store.catalog.not_found_dataset(name)
+    made = {n: v for n, v in heads.items() if v is not None and (names or made_by(v) is not None)}
+    stale: dict[str, list[StaleVersion]] = {}
+    for item in store.stale(made) if made else []:
+        stale.setdefault(item.ref, []).append(item)
+    return [_status(version, stale.get(version.ref, [])) for _, version in sorted(made.items())]
+
+
+def _status(version: Version, stale: list[StaleVersion]) -> StepStatus:
+    recorded = version.metadata.get("step")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("name"), str):
+        return StepStatus(ref=version.ref, inputs=stale, note="" if stale else "no versioned step made it")
+    name = str(recorded["name"])
+    found = find_step(name)
+    if isinstance(found, str):
+        return StepStatus(ref=version.ref, step=name, inputs=stale, note=f"cannot compare it with its step: {found}")
+    then = version.metadata.get("params")
+    then = then if isinstance(then, dict) else {}
+    now = {
+        p.name: p.default for p in found.signature.parameters.values() if p.name != OUT and p.name not in found.inputs
+    }
+    changed = {
+        k: (then[k], _json_default(now[k]))
+        for k in sorted(set(then) & set(now))
+        if now[k] is not inspect.Parameter.empty and _json_default(now[k]) != then[k]
+    }
+    made_with = recorded.get("code_version")
+    versions = (made_with if isinstance(made_with, str) else None, found.code_version)
+    return StepStatus(
+        ref=version.ref,
+        step=name,
+        code_changed=recorded.get("code") != found.code,
+        code_version=versions if versions[0] != versions[1] else None,
+        params=changed,
+        params_added=sorted(set(now) - set(then)),
+        params_removed=sorted(set(then) - set(now)),
+        inputs=stale,
+    )
+
+
+def find_step(name: str) -> Step | str:
+    """The step ``module:qualname`` names (imported with the current directory on the path), or why not."""
+    module, _, qualname = name.partition(":")
+    if module == "__main__" or "<locals>" in qualname:
+        return f"{name} was defined in a script or a function, not importable; define the step in a module"
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        obj: object = importlib.import_module(module)
+    except Exception as exc:
+        return f"cannot import {module} ({type(exc).__name__}: {exc})"
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return f"{module} has no {qualname}"
+    for _ in range(4):  # a Step, or what an orchestrator wrapped it in (a task's fn, __wrapped__)
+        if isinstance(obj, Step):
+            return obj
+        obj = getattr(obj, "__gitfree_step__", None) or getattr(obj, "fn", None) or getattr(obj, "__wrapped__", None)
+    return f"{name} is not a versioned step"
+
+
+def _json_default(value: object) -> JsonValue:
+    try:
+        loaded: JsonValue = json.loads(_canonical(value))
+    except (TypeError, ValueError):
+        return repr(value)
+    return loaded
+
+
 def fingerprint(fn: Callable[..., Any]) -> str:
     """The sha256 of a function's code as Python reads it: its source without decorators, docstring or
-    comments, so reformatting or documenting a step does not rerun it (its bytecode when there is no source)."""
+    comments, so reformatting or documenting a step does not rerun it (its bytecode, constants and names
+    when there is no source of its own: a lambda, code made at run time)."""
     fn = inspect.unwrap(fn)
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
-        code = fn.__code__
-        return hashlib.sha256(code.co_code + repr((code.co_consts, code.co_names)).encode()).hexdigest()
-    node = tree.body[0]
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        node.decorator_list = []
-        body = node.body
-        first = body[0].value if body and isinstance(body[0], ast.Expr) else None
-        if isinstance(first, ast.Constant) and isinstance(first.value, str):
-            node.body = body[1:] or [ast.Pass()]
+        tree = None
+    node = tree.body[0] if tree is not None and tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != fn.__name__:
+        return hashlib.sha256(_code_bytes(fn.__code__)).hexdigest()
+    node.decorator_list = []
+    body = node.body
+    first = body[0].value if body and isinstance(body[0], ast.Expr) else None
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.unparse(node).encode()).hexdigest()
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    """A code object's bytecode, names and constants (nested code objects by their own), never an address."""
+    consts = b"".join(
+        _code_bytes(c) if isinstance(c, types.CodeType) else repr(c).encode() + b"\0" for c in code.co_consts
+    )
+    return code.co_code + repr(code.co_names).encode() + consts
 
 
 def _check_signature(
