@@ -270,6 +270,8 @@ def test_a_version_gc_dropped_or_a_note_that_lies_makes_the_step_run_again(store
     report = store.gc(keep_last=1, grace=timedelta(0))
     assert report.versions_deleted == ["features@1", "features@2"]
     assert report.step_notes_removed == 2
+    notes = [layout.parse_step_result_key(k) for k in store.backend.list(layout.STEPS)]
+    assert [n[1:] for n in notes if n] == [("features", 3)]
     again = featurize()
     assert (again.ref, len(runs)) == ("features@4", 4)
     assert again.id != first.id
@@ -385,3 +387,19 @@ def featurize(raw: Path, out: Path, window: int = WINDOW) -> None:
     assert result.exit_code == 0
     assert json.loads(result.output)[0]["note"] == "no versioned step made it"
     assert runner.invoke(cli, ["status", "nope"]).exit_code == 3
+
+
+def test_gc_removes_the_claims_of_dead_workers_and_keeps_live_ones(store: Store) -> None:
+    live_key, dead_key = "1" * 64, "2" * 64
+    live = Holder.new(store.backend, store.coordinator.ttl, key=layout.step_claim_key(live_key), kind="step")
+    live.create()
+    try:
+        dead = Holder.new(store.backend, store.coordinator.ttl, key=layout.step_claim_key(dead_key), kind="step")
+        gone = dead.lease.model_copy(update={"pid": 2**22 + 1, "expires_at": dead.lease.created_at})
+        store.backend.create(dead.key, gone.model_dump_json().encode())
+        assert store.gc(dry_run=True).step_claims_removed == 1
+        assert store.backend.exists(dead.key)
+        assert store.gc().step_claims_removed == 1
+        assert list(store.backend.list(layout.STEPS)) == [layout.step_claim_key(live_key)]
+    finally:
+        live.release()
