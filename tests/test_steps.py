@@ -89,9 +89,12 @@ def test_an_up_to_date_step_costs_a_few_requests_and_downloads_nothing(
         proxy.take()
         assert featurize().ref == "features@1"
         counts = proxy.take()
+        assert featurize(raw="raw/sales@1").ref == "features@1"
+        pinned = proxy.take()
     assert len(runs) == 1
     # @latest of the input (its hint, its record, the probe past it), one LIST of the step's notes, one record.
     assert counts.requests == {"GET": 5}, counts
+    assert pinned.requests == {"GET": 3}, pinned  # the input's record, the LIST, the output's record
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.csv"))
 
 
