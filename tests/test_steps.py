@@ -119,10 +119,14 @@ def test_the_code_fingerprint_ignores_decorators_docstrings_comments_and_layout(
     )
     other = "def f(raw, out):\n    (out / 'x').write_text('2')\n"
     only_doc = "def f(raw, out):\n    '''Doc.'''\n"
+    defaults = "def f(raw, out, window=3, *, k=1):\n    (out / 'x').write_text('1')\n"
+    other_defaults = "def f(raw, out, window=4, *, k=2):\n    (out / 'x').write_text('1')\n"
     same = fingerprint(_defined(tmp_path, plain))
     assert fingerprint(_defined(tmp_path, dressed)) == same
     assert fingerprint(_defined(tmp_path, other)) != same
     assert fingerprint(_defined(tmp_path, only_doc)) != same
+    # Defaults are parameters, in the key as values: changing one is no change of code.
+    assert fingerprint(_defined(tmp_path, defaults)) == fingerprint(_defined(tmp_path, other_defaults))
     assert fingerprint(lambda: 1) != fingerprint(lambda: 2)
 
 
@@ -381,7 +385,7 @@ def featurize(raw: Path, out: Path, window: int = WINDOW) -> None:
     assert result.output.splitlines() == [
         "features@1: the code of its step changed since it was made (made by the step my_steps:featurize)",
         "features@1: the step's code_version is '2'; it was made with None",
-        "features@1: made with window=7; the step's default is now 14",
+        "features@1: made with window=7; a call with the defaults now uses 14",
     ]
     store.commit("raw/sales", data(tmp_path, **{"sales.csv": "b"}))
     (status,) = step_status(store, ["features"])

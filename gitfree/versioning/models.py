@@ -312,7 +312,8 @@ class StepStatus(BaseModel):
             then_version, now_version = self.code_version
             out.append(f"{self.ref}: the step's code_version is {now_version!r}; it was made with {then_version!r}")
         for name, (then, now) in self.params.items():
-            out.append(f"{self.ref}: made with {name}={json.dumps(then)}; the step's default is now {json.dumps(now)}")
+            now_text = json.dumps(now)
+            out.append(f"{self.ref}: made with {name}={json.dumps(then)}; a call with the defaults now uses {now_text}")
         out.extend(f"{self.ref}: the step has a new parameter {name}" for name in self.params_added)
         out.extend(
             f"{self.ref}: made with the parameter {name}, which the step no longer has" for name in self.params_removed

@@ -499,9 +499,9 @@ def _json_default(value: object) -> JsonValue:
 
 
 def fingerprint(fn: Callable[..., Any]) -> str:
-    """The sha256 of a function's code as Python reads it: its source without decorators, docstring or
-    comments, so reformatting or documenting a step does not rerun it (its bytecode, constants and names
-    when there is no source of its own: a lambda, code made at run time)."""
+    """The sha256 of a function's code as Python reads it: its source without decorators, docstring,
+    comments or parameter defaults, so reformatting or documenting a step does not rerun it (its
+    bytecode, constants and names when there is no source of its own: a lambda, code made at run time)."""
     fn = inspect.unwrap(fn)
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
@@ -511,6 +511,10 @@ def fingerprint(fn: Callable[..., Any]) -> str:
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != fn.__name__:
         return hashlib.sha256(_code_bytes(fn.__code__)).hexdigest()
     node.decorator_list = []
+    # Defaults are not code: the parameters they give are in the key as values, so changing a default
+    # reruns only the calls it changes.
+    node.args.defaults = []
+    node.args.kw_defaults = [None] * len(node.args.kw_defaults)
     body = node.body
     first = body[0].value if body and isinstance(body[0], ast.Expr) else None
     if isinstance(first, ast.Constant) and isinstance(first.value, str):
