@@ -1369,10 +1369,16 @@ def gc(
             + ("would be removed" if dry_run else "removed"),
             highlight=False,
         )
-    if report.step_notes_removed or report.step_claims_removed:
+    if report.step_notes_removed:
         console.print(
-            f"{report.step_notes_removed} step note(s) of dropped versions and {report.step_claims_removed} claim(s)"
-            " of workers that died running a step " + ("would be removed" if dry_run else "removed"),
+            f"{report.step_notes_removed} step note(s) of dropped versions "
+            + ("would be removed" if dry_run else "removed"),
+            highlight=False,
+        )
+    if report.step_claims_stale:
+        console.print(
+            f"{report.step_claims_stale} claim(s) of workers that died running a step (the next call of each "
+            "step takes it over)",
             highlight=False,
         )
 

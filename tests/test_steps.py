@@ -302,10 +302,11 @@ def test_a_note_lost_after_its_commit_makes_no_second_version(store: Store, tmp_
     first = featurize()
     for key in list(store.backend.list(layout.STEPS)):
         store.backend.delete(key)  # a worker killed between the commit and the note
-    again = featurize()
-    assert (again.ref, again.id, len(runs)) == (first.ref, first.id, 2)
+    again = featurize()  # the head was made by this key: noted again, the body not run
+    assert (again.ref, again.id, again.created, len(runs)) == (first.ref, first.id, False, 1)
+    assert len(list(store.backend.list(layout.STEPS))) == 1
     assert featurize().ref == first.ref
-    assert len(runs) == 2
+    assert len(runs) == 1
 
 
 def test_force_runs_the_body_and_makes_a_version_only_if_the_data_differs(store: Store, tmp_path: Path) -> None:
@@ -396,7 +397,7 @@ def featurize(raw: Path, out: Path, window: int = WINDOW) -> None:
     assert runner.invoke(cli, ["status", "nope"]).exit_code == 3
 
 
-def test_gc_removes_the_claims_of_dead_workers_and_keeps_live_ones(store: Store) -> None:
+def test_gc_counts_the_claims_of_dead_workers_and_removes_no_claim(store: Store) -> None:
     live_key, dead_key = "1" * 64, "2" * 64
     live = Holder.new(store.backend, store.coordinator.ttl, key=layout.step_claim_key(live_key), kind="step")
     live.create()
@@ -404,9 +405,9 @@ def test_gc_removes_the_claims_of_dead_workers_and_keeps_live_ones(store: Store)
         dead = Holder.new(store.backend, store.coordinator.ttl, key=layout.step_claim_key(dead_key), kind="step")
         gone = dead.lease.model_copy(update={"pid": 2**22 + 1, "expires_at": dead.lease.created_at})
         store.backend.create(dead.key, gone.model_dump_json().encode())
-        assert store.gc(dry_run=True).step_claims_removed == 1
-        assert store.backend.exists(dead.key)
-        assert store.gc().step_claims_removed == 1
-        assert list(store.backend.list(layout.STEPS)) == [layout.step_claim_key(live_key)]
+        assert store.gc(dry_run=True).step_claims_stale == 1
+        # A removal after a read could remove the claim of a worker that took it over in between: none goes.
+        assert store.gc().step_claims_stale == 1
+        assert sorted(store.backend.list(layout.STEPS)) == sorted([dead.key, live.key])
     finally:
         live.release()

@@ -206,8 +206,11 @@ def _latest(catalog: Catalog, inventory: Inventory, found: _Found) -> dict[str, 
                 # The record is broken (reported as bad_record); the hint may hold the only intact copy of
                 # it, so it is neither judged nor repaired.
                 continue
-            ok = latest.number <= heads.get(dataset, 0) and latest.version.dataset == dataset
-            ok = ok and catalog.version(dataset, latest.number).id == latest.version.id
+            # The record at its number is read now: a version committed after the inventory (its hint past the
+            # head fsck saw) is a good hint, not a bad one; a number with no record is a bad one.
+            ok = latest.version.dataset == dataset and catalog.version(dataset, latest.number).id == latest.version.id
+            if ok and latest.number > heads.get(dataset, 0):
+                heads[dataset] = latest.number
         except (IntegrityError, KeyMissing):
             ok = False
         if not ok:

@@ -351,15 +351,16 @@ def _dead_steps(catalog: Catalog, inventory: Inventory, dropping: Iterable[Versi
     return sorted(key for key, parsed in catalog.step_notes().items() if parsed[1:] in gone)
 
 
-def _dead_claims(catalog: Catalog, coordinator: Coordinator) -> list[tuple[str, str]]:
-    """The claims of workers that died running a step (key and etag): the next call of the step would take
-    them over anyway; GC removes them so that they do not pile up."""
-    dead = []
+def _dead_claims(catalog: Catalog, coordinator: Coordinator) -> int:
+    """How many claims of workers that died running a step there are. GC counts them and removes none: the
+    next call of the step takes one over by ``If-Match``, while a removal after a read could remove the claim
+    of a worker that took it over in between (the store has no conditional delete), and a second worker
+    would then run the same step."""
+    dead = 0
     for key in catalog.backend.list(layout.STEPS):
         if layout.parse_step_claim_key(key) is not None:
             found = read_lease(catalog.backend, key)
-            if found is not None and coordinator.dead(found[0]):
-                dead.append((key, found[1]))
+            dead += found is not None and coordinator.dead(found[0])
     return dead
 
 
@@ -381,14 +382,10 @@ def _forget_runs(catalog: Catalog, holder: Holder, notes: list[str]) -> None:
         catalog.backend.remove_empty_folders(layout.RUNS)
 
 
-def _forget_steps(catalog: Catalog, holder: Holder, notes: list[str], claims: list[tuple[str, str]]) -> None:
-    """Delete the step notes of dropped versions (after their tombstones) and dead claims (each only if it is
-    still the dead one: a worker may have taken it over since), then the folders they leave empty."""
-    _delete(catalog, holder, notes)
-    for key, etag in claims:
-        _still_ours(holder)
-        catalog.delete_if(key, etag)
-    if notes or claims:
+def _forget_steps(catalog: Catalog, holder: Holder, notes: list[str]) -> None:
+    """Delete the step notes of dropped versions (after their tombstones), then the folders they leave empty."""
+    if notes:
+        _delete(catalog, holder, notes)
         catalog.backend.remove_empty_folders(layout.STEPS)
 
 
@@ -433,7 +430,7 @@ def collect(
         if holder is not None:
             _sweep(catalog, holder, inventory, kept, dropping, plan, in_flight, started, skipped)
             _forget_runs(catalog, holder, notes)
-            _forget_steps(catalog, holder, steps, claims)
+            _forget_steps(catalog, holder, steps)
         if skipped:
             logger.warning("gc: %s", skipped)
         report = _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
@@ -441,7 +438,7 @@ def collect(
             update={
                 "run_notes_removed": len(notes),
                 "step_notes_removed": len(steps),
-                "step_claims_removed": len(claims),
+                "step_claims_stale": claims,
             }
         )
     finally:

@@ -818,8 +818,9 @@ class GcReport(BaseModel):
     step_notes_removed: int = 0
     """Notes of versioned steps (``steps/<key>/``) naming a dropped version, removed (or to remove): such a
     step runs again when called."""
-    step_claims_removed: int = 0
-    """Claims of workers that died running a step, removed (or to remove)."""
+    step_claims_stale: int = 0
+    """Claims of workers that died running a step: counted, never removed (the next call of the step takes
+    one over by compare-and-swap; a removal could race with a worker taking it over)."""
 
 
 class Problem(BaseModel):
