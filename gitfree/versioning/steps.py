@@ -100,6 +100,9 @@ class Step:
         _check_signature(self.fn.__name__, self.signature, self.inputs, self.paths)
         self.code = fingerprint(self.fn)
         functools.update_wrapper(self, self.fn)
+        # What a call takes (not the function's own parameters): an orchestrator wrapping a step in its own
+        # task (``@task`` over ``@gitfree.step``) binds the call's arguments to this.
+        self.__signature__ = _call_signature(self.signature, self.inputs)
 
     def __call__(self, *args: Any, force: bool = False, **kwargs: Any) -> Version:
         return self.run(*args, force=force, **kwargs).version
@@ -222,10 +225,24 @@ class Step:
                 made, _ = store.catalog.step_made(key, self.output)
                 if made is not None:  # made between our first look and our claim
                     return self._outcome(made, False, key, inputs, call.params)
+            earlier = self._made_by(store, key, commit_id)
+            if earlier is not None:  # a retry: its earlier attempt committed, then died before its note
+                store.catalog.note_step(self._result(key, earlier, inputs, call.params))
+                return self._outcome(earlier, True, key, inputs, call.params)
             version = self._execute(store, call, inputs, key, claim, author, commit_id)
         finally:
             claim.release()
         return self._outcome(version, True, key, inputs, call.params)
+
+    def _made_by(self, store: Store, key: str, commit_id: uuid.UUID | None) -> Version | None:
+        """The head of the output if the commit ``commit_id`` made it with this step key (``created``), else
+        ``None``: a retried task's earlier attempt committed and died before noting it, and running the body
+        again could commit other bytes (a second version) under the same commit id."""
+        head = store.catalog.head(self.output) if commit_id is not None else None
+        recorded = head.metadata.get("step") if head is not None else None
+        if head is None or head.id != commit_id or not isinstance(recorded, dict) or recorded.get("key") != key:
+            return None
+        return head.model_copy(update={"created": True})
 
     def _claim(self, store: Store, key: str, force: bool) -> Holder | Version:
         """Our claim on the step, or the version the worker that held it made while we waited."""
@@ -453,6 +470,20 @@ def _check_signature(
     for name in paths:
         if name not in inputs:
             raise InputError(f"the step {fn}: paths names {name!r}, which is not one of its inputs")
+
+
+def _call_signature(signature: inspect.Signature, inputs: Mapping[str, InputLike | None]) -> inspect.Signature:
+    """A call's parameters, all keyword-only: each input (its default ref), the function's parameters but
+    ``out``, then ``force``."""
+    params = [
+        p.replace(kind=p.KEYWORD_ONLY, default=inputs[p.name], annotation="str | Ref | Version")
+        if p.name in inputs
+        else p.replace(kind=p.KEYWORD_ONLY)
+        for p in signature.parameters.values()
+        if p.name != OUT
+    ]
+    force = inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")
+    return inspect.Signature([*params, force], return_annotation="Version")
 
 
 def _json_params(fn: str, params: dict[str, Any]) -> dict[str, JsonValue]:
