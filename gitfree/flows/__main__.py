@@ -171,7 +171,7 @@ def sales_pipeline(source: str, raw: str, window: int, alpha: float, cron: str |
 
     parameters = {"source": source, "store": store_url, "raw": raw, "window": window, "alpha": alpha}
     if cron:
-        pipeline_flow.serve(name=f"sales-{slug}", cron=cron, parameters=parameters)
+        pipeline_flow.serve(name=f"steps-on-{slug}", cron=cron, parameters=parameters)
         return
     for name, version in pipeline_flow(**parameters).items():  # type: ignore[arg-type]
         click.echo(f"{name}: {version.ref} ({'new' if version.created else 'unchanged'})")

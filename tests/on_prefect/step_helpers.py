@@ -114,3 +114,38 @@ def pipeline_worker(source: str, counter: str, ready: str, go: str) -> None:
             }
         )
     )
+
+
+def sleepy(raw: Path, out: Path, part: int = 0) -> None:
+    """A body that says it started (``$GITFREE_TEST_STARTED-<part>``), then sleeps ``$GITFREE_TEST_SLEEP``
+    seconds: the body of a worker about to be cancelled or killed."""
+    import os
+    import time
+
+    marker = os.environ.get("GITFREE_TEST_STARTED")
+    if marker:
+        Path(f"{marker}-{part}").touch()
+    time.sleep(float(os.environ.get("GITFREE_TEST_SLEEP", "0")))
+    (out / "part").write_text(str(part), encoding="utf-8")
+
+
+def sleepy_step(output: str, raw: str) -> StepTask:
+    return tasks.step(output, inputs={"raw": raw})(sleepy)
+
+
+def doomed_worker(output: str, raw: str, parts: list[int]) -> None:
+    """A flow run of ``sleepy`` in this process: one part called in the flow's own thread, several submitted
+    to threads; the test cancels (SIGTERM) or kills (SIGKILL) it mid-body."""
+    from prefect import flow
+
+    made = sleepy_step(output, raw)
+
+    @flow
+    def doomed() -> None:
+        if len(parts) == 1:
+            made(part=parts[0])
+        else:
+            for future in [made.submit(part=part) for part in parts]:
+                future.result()
+
+    doomed()

@@ -4,26 +4,49 @@ their runs in a file (``step_helpers.counting``: the same body, hence the same s
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from figures import FULL
+from helpers import write_tree
 from on_prefect.prefect_helpers import wait_for
-from on_prefect.step_helpers import EXAMPLE_SALES, artifact_keys, body_runs, committed, counting, task_states
+from on_prefect.step_helpers import (
+    EXAMPLE_SALES,
+    artifact_keys,
+    body_runs,
+    committed,
+    counting,
+    sleepy_step,
+    task_states,
+)
+from prefect import flow, task
+from prefect.cache_policies import INPUTS, NO_CACHE
 
+import gitfree
+import gitfree.tasks
 from gitfree import Store, Version
 from gitfree.flows import pipeline
-from gitfree.testing import SeaweedFS
+from gitfree.tasks import artifact_key
+from gitfree.testing import CountingProxy, Faults, SeaweedFS
+from gitfree.versioning import GitfreeError, InputError, NotFoundError
+from gitfree.versioning.models import Lease
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -65,7 +88,11 @@ def _refs(versions: dict[str, Version]) -> dict[str, tuple[str, bool | None]]:
 
 @pytest.mark.usefixtures("worker_env")
 def test_the_pipeline_reruns_only_the_steps_whose_inputs_or_parameters_changed(
-    store: Store, tmp_path: Path, counted: Callable[[], Counter[str]]
+    store: Store,
+    seaweedfs: SeaweedFS,
+    tmp_path: Path,
+    counted: Callable[[], Counter[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source = shutil.copytree(EXAMPLE_SALES, tmp_path / "sales")
 
@@ -88,7 +115,13 @@ def test_the_pipeline_reruns_only_the_steps_whose_inputs_or_parameters_changed(
     assert model.metrics["rows"] == 42  # 2 series of 28 days, 7 days each before the first feature
 
     # Unchanged raw data: no step body runs; each task ends Completed with the line, and publishes nothing.
-    again, run = _run(source)
+    # The whole pipeline then reads a few records (through a counting proxy): it writes nothing.
+    with CountingProxy(seaweedfs.s3_port) as proxy:
+        monkeypatch.setenv("GITFREE_ENDPOINT_URL", proxy.endpoint)
+        again, run = _run(source)
+        requests = proxy.take().requests
+    monkeypatch.setenv("GITFREE_ENDPOINT_URL", seaweedfs.endpoint)
+    assert set(requests) == {"GET"} and requests.total() <= 12, requests
     assert counted() == {"featurize": 1, "train": 1}
     assert _refs(again) == {
         "raw": ("raw/sales@1", False),
@@ -188,3 +221,312 @@ def test_two_pipelines_started_together_in_two_processes(store: Store, seaweedfs
     assert all(w.returncode == 0 for w in workers), [err[-3000:] for _, err in outputs]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     _assert_one_version_of_each(store, counter, results)
+
+
+def _count(counter: Path, name: str) -> int:
+    """Note one run of the body ``name``; how many runs of it so far."""
+    with counter.open("a", encoding="utf-8") as f:
+        f.write(f"{name}\n")
+    return body_runs(counter)[name]
+
+
+def test_a_retried_step_makes_one_version_and_publishes_it_once(
+    make_store: Callable[..., Store], dataset: str, tmp_path: Path
+) -> None:
+    """A body failing once is run again; an attempt that committed and then lost its step note, or that noted
+    it and died before publishing, is finished by the retry without running the body again (the bodies write
+    random bytes: a second run would be a second version)."""
+    store, counter = make_store("file"), tmp_path / "body-runs.txt"
+    store.commit(f"{dataset}-raw", write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
+    retried = {"inputs": {"raw": f"{dataset}-raw@latest"}, "retries": 1, "retry_delay_seconds": 0}
+
+    @gitfree.tasks.step(f"{dataset}-a", **retried)  # type: ignore[arg-type]
+    def fails_once(raw: Path, out: Path) -> None:
+        if _count(counter, "fails_once") == 1:
+            raise RuntimeError("the worker ran out of memory")
+        (out / "a").write_text(uuid.uuid4().hex)
+
+    @gitfree.tasks.step(f"{dataset}-b", **retried)  # type: ignore[arg-type]
+    def noted_late(raw: Path, out: Path) -> None:
+        _count(counter, "noted_late")
+        (out / "b").write_text(uuid.uuid4().hex)
+
+    @gitfree.tasks.step(f"{dataset}-c", **retried)  # type: ignore[arg-type]
+    def published_late(raw: Path, out: Path) -> None:
+        _count(counter, "published_late")
+        (out / "c").write_text(uuid.uuid4().hex)
+
+    @flow
+    def with_retries() -> list[Version]:
+        return [fails_once(store=store), noted_late(store=store), published_late(store=store)]
+
+    def note_of(output: str) -> re.Pattern[str]:
+        return re.compile(rf"^steps/[0-9a-f]{{64}}/{re.escape(output)}@")
+
+    with Faults(store) as faults:
+        lost = faults.fail("create", note_of(f"{dataset}-b"), error=GitfreeError("connection lost"))
+        died = faults.fail("create", note_of(f"{dataset}-c"), error=RuntimeError("worker lost"), when="after")
+        state = with_retries(return_state=True)
+    versions: list[Version] = state.result()
+    assert lost.fired and died.fired
+    assert body_runs(counter) == {"fails_once": 2, "noted_late": 1, "published_late": 1}
+    assert [(v.ref, v.created) for v in versions] == [(f"{dataset}-{x}@1", True) for x in "abc"]
+    for x in "abc":
+        assert [v.number for v in store.log(f"{dataset}-{x}")] == [1]
+    run = state.state_details.flow_run_id
+    assert artifact_keys(run) == [artifact_key(f"{dataset}-{x}") for x in "abc"]
+    messages = {name: message for name, (_, message) in task_states(run).items()}
+    assert messages["published_late"] == f"published_late made {dataset}-c@1 in an earlier attempt of this task run"
+    assert messages["noted_late"] == f"noted_late made {dataset}-b@1 ({dataset}-raw@1)"
+    for x in "abc":
+        wait_for(lambda x=x: committed(f"{dataset}-{x}", store.url) == [1])  # type: ignore[misc]
+
+
+def test_step_tasks_submitted_together_bad_parameters_and_a_plain_step_under_task(
+    make_store: Callable[..., Store], dataset: str, tmp_path: Path
+) -> None:
+    """Three submits at once, two with the same parameters (one body run: the other waits for its claim); a
+    datetime parameter fails at once in one line, not retried; ``@task`` over ``@gitfree.step`` runs the step
+    but records no flow run and publishes nothing."""
+    store, counter = make_store("file"), tmp_path / "body-runs.txt"
+    store.commit(f"{dataset}-raw", write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
+
+    @gitfree.tasks.step(f"{dataset}-scaled", inputs={"raw": f"{dataset}-raw@latest"}, retries=2)
+    def scaled(raw: Path, out: Path, factor: Any = 1) -> None:
+        _count(counter, f"scaled-{factor}")
+        time.sleep(0.3)  # the three submits overlap
+        (out / "x").write_text(str(factor))
+
+    @task
+    @gitfree.step(f"{dataset}-plain", inputs={"raw": f"{dataset}-raw@latest"}, store=store)
+    def plain(raw: Path, out: Path, factor: int = 1) -> None:
+        _count(counter, "plain")
+        (out / "x").write_text(str(factor))
+
+    @flow
+    def fan_out() -> tuple[list[Version], Any, Version]:
+        futures = [scaled.submit(factor=factor, store=store) for factor in (2, 3, 2)]
+        made = [future.result() for future in futures]
+        bad = scaled(factor=datetime.now(UTC), store=store, return_state=True)
+        return made, bad, plain(factor=2)
+
+    state = fan_out(return_state=True)
+    made, bad, stacked = state.result()
+    assert body_runs(counter) == {"scaled-2": 1, "scaled-3": 1, "plain": 1}
+    assert made[0].ref == made[2].ref != made[1].ref
+    assert sorted([bool(made[0].created), bool(made[2].created)]) == [False, True]
+    assert sorted(v.number for v in store.log(f"{dataset}-scaled")) == [1, 2]
+
+    assert bad.is_failed()
+    assert "the parameter 'factor' is not a JSON value" in bad.message
+    assert _task_run(bad).run_count == 1  # an InputError is not retried
+
+    assert (stacked.ref, stacked.created, stacked.author.orchestrator) == (f"{dataset}-plain@1", True, None)
+    assert artifact_keys(state.state_details.flow_run_id) == [artifact_key(f"{dataset}-scaled")] * 2
+
+
+def _task_run(state: Any) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_task_run(state.state_details.task_run_id)
+
+
+def _body(raw: Path, out: Path, window: int = 7) -> None:
+    (out / "x").write_text(str(window))
+
+
+def test_a_step_task_is_called_with_keywords_and_refuses_prefects_cache_and_its_call_keywords() -> None:
+    made = gitfree.tasks.step("features", inputs={"raw": "raw@latest"})(_body)
+    assert str(inspect.signature(made.fn)) == (
+        "(*, raw: 'str | Ref | Version' = 'raw@latest', window: 'int' = 7, force: 'bool' = False, "
+        "store: 'StoreLike' = None) -> 'Version'"
+    )
+    assert str(inspect.signature(made.step)) == (
+        "(*, raw: 'str | Ref | Version' = 'raw@latest', window: 'int' = 7, force: 'bool' = False) -> 'Version'"
+    )
+    assert made.cache_policy is NO_CACHE
+    assert isinstance(made.with_options(retries=3), gitfree.tasks.StepTask)
+    assert gitfree.tasks.step("features", cache_policy=NO_CACHE)(_body).cache_policy is NO_CACHE
+    for options in ({"cache_policy": INPUTS}, {"cache_key_fn": lambda *_: "k"}):
+        with pytest.raises(InputError, match=r"cannot take cache_\w+=: whether its body runs is decided by its step"):
+            gitfree.tasks.step("features", **options)(_body)
+        with pytest.raises(InputError, match="Prefect's cache would return an old version"):
+            made.with_options(**options)
+    for name in ("store", "wait_for", "return_state"):
+        body = _with_parameter(name)
+        with pytest.raises(InputError, match=rf"has a parameter '{name}', which a call of a step task takes"):
+            gitfree.tasks.step("features")(body)
+
+
+def _with_parameter(name: str) -> Callable[..., None]:
+    namespace: dict[str, Any] = {}
+    exec(f"def body(out, {name}=None):\n    pass\n", namespace)  # noqa: S102 - a parameter named by the test
+    return namespace["body"]  # type: ignore[no-any-return]
+
+
+def _doomed_worker(store: Store, seaweedfs: SeaweedFS, tmp_path: Path, output: str, raw: str, parts: list[int]) -> Any:
+    """A worker process running ``sleepy`` (step_helpers) in a flow run, its claims renewed every second."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **os.environ,
+        **seaweedfs.env(),
+        "GITFREE_STORE": store.url,
+        "GITFREE_CACHE_DIR": str(tmp_path / "doomed-cache"),
+        "GITFREE_LEASE_TTL": "6",
+        "GITFREE_TEST_STARTED": str(tmp_path / "started"),
+        "GITFREE_TEST_SLEEP": "120",
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }
+    code = (
+        f"import sys; sys.path[:0] = [{str(TESTS)!r}]\n"
+        "from on_prefect.step_helpers import doomed_worker\n"
+        f"doomed_worker({output!r}, {raw!r}, {parts!r})\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    started = [tmp_path / f"started-{part}" for part in parts]
+    wait_for(lambda: all(p.exists() for p in started) or worker.poll() is not None, timeout=120)
+    assert worker.poll() is None, worker.communicate()[1][-3000:]
+    return worker
+
+
+@pytest.mark.skipif(not FULL, reason="two worker processes and a lease to expire: GITFREE_RELIABILITY=full (20 s)")
+def test_a_cancelled_flow_run_releases_its_claim_and_a_killed_ones_are_taken_over(
+    store: Store, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path
+) -> None:
+    """Cancelled (SIGTERM, as Prefect's runner sends): the body in the flow's thread is interrupted and the
+    claim released. Killed (SIGKILL, the runner's after its grace period): the claims stay; the next run on
+    the same machine takes one over at once (its process is gone), one from another machine only once it
+    expired (lease TTL 6 s here, clock skew 0.5 s)."""
+    raw, output = f"{dataset}-raw", f"{dataset}-out"
+    store.commit(raw, write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
+    store.settings = store.settings.model_copy(update={"clock_skew": 0.5})
+
+    def claims() -> list[str]:
+        return [k for k in store.backend.list("steps/") if k.endswith("/claim.json")]
+
+    worker = _doomed_worker(store, seaweedfs, tmp_path, output, raw, [0])
+    assert len(claims()) == 1
+    worker.send_signal(signal.SIGTERM)
+    worker.communicate(timeout=120)
+    assert claims() == []
+    with pytest.raises(NotFoundError):
+        store.show(output)
+
+    worker = _doomed_worker(store, seaweedfs, tmp_path, output, raw, [1, 2])
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.communicate(timeout=60)
+    assert len(claims()) == 2
+    made = sleepy_step(output, raw)
+    keys = {part: made.step.key({"raw": store.show(raw)}, {"part": part}) for part in (1, 2)}
+    elsewhere = _forge_claim(store, keys[2], node="another-machine")
+
+    @flow
+    def resume(part: int) -> Version:
+        version: Version = made(part=part, store=store)
+        return version
+
+    # The other machine's claim first, while it has not expired yet: the step waits for it to expire.
+    state = resume(2, return_state=True)
+    assert state.result().ref == f"{output}@1"
+    (waited,) = _task_runs(state)
+    left = (elsewhere.expires_at + timedelta(seconds=0.5) - waited.start_time).total_seconds()
+    state = resume(1, return_state=True)
+    assert state.result().ref == f"{output}@2"
+    (taken_over,) = _task_runs(state)
+    print(
+        f"claims of a killed worker: this machine's taken over in {taken_over.total_run_time.total_seconds():.2f} "
+        f"s, another's in {waited.total_run_time.total_seconds():.2f} s ({left:.2f} s before it expired)"
+    )
+    assert left > 1
+    assert waited.total_run_time.total_seconds() >= left
+    assert taken_over.total_run_time.total_seconds() < 1
+    assert claims() == []
+
+
+def _forge_claim(store: Store, key: str, **changes: Any) -> Lease:
+    """Rewrite the claim of the step with this key (``node=``: as if another machine held it)."""
+    from gitfree.versioning import layout
+
+    data, etag = store.backend.get(layout.step_claim_key(key))
+    lease = Lease.model_validate_json(data).model_copy(update=changes)
+    store.backend.replace(layout.step_claim_key(key), lease.model_dump_json().encode(), etag)
+    return lease
+
+
+def _task_runs(flow_state: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id]))
+        return list(client.read_task_runs(flow_run_filter=run))
+
+
+@pytest.mark.skipif(not FULL, reason="a measurement: GITFREE_RELIABILITY=full (5 flow runs, 14 s)")
+@pytest.mark.usefixtures("worker_env")
+def test_a_noop_rerun_of_the_pipeline_reads_a_few_records(
+    store: Store, seaweedfs: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/benchmarks.md, "Versioned steps in Prefect": the whole pipeline on unchanged data, timed (the flow
+    run as a user starts it, median of 3) and through a counting proxy (its S3 requests, by method)."""
+    source = shutil.copytree(EXAMPLE_SALES, tmp_path / "sales")
+    _run(source)
+    times = []
+    for _ in range(3):
+        started = time.monotonic()
+        versions, _ = _run(source)
+        times.append(time.monotonic() - started)
+        assert not any(v.created for v in versions.values())
+    with CountingProxy(seaweedfs.s3_port) as proxy:
+        monkeypatch.setenv("GITFREE_ENDPOINT_URL", proxy.endpoint)
+        proxy.take()
+        versions, _ = _run(source)
+        counts = proxy.take()
+    assert not any(v.created for v in versions.values())
+    by_method = ", ".join(f"{m} {n}" for m, n in sorted(counts.requests.items()))
+    print(f"no-op rerun of sales_pipeline: {statistics.median(times):.2f} s, {counts.total} requests ({by_method})")
+    assert set(counts.requests) <= {"GET", "HEAD"}, "a no-op rerun writes nothing"
+    assert counts.total <= 16
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_gitfree_flows_sales_pipeline_runs_once_and_refuses_bad_arguments_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gitfree.flows.__main__ import main
+
+    source = shutil.copytree(EXAMPLE_SALES, tmp_path / "sales")
+    runner = CliRunner()
+    first = runner.invoke(main, ["sales-pipeline", str(source)])
+    assert first.exit_code == 0, (first.output, first.exception)
+    assert first.stdout.splitlines() == [
+        "raw: raw/sales@1 (new)",
+        "features: features/sales@1 (new)",
+        "model: models/sales@1 (new)",
+    ]
+    second = runner.invoke(main, ["sales-pipeline", str(source), "--alpha", "0.5"])
+    assert second.exit_code == 0, (second.output, second.exception)
+    assert second.stdout.splitlines() == [
+        "raw: raw/sales@1 (unchanged)",
+        "features: features/sales@1 (unchanged)",
+        "model: models/sales@2 (new)",
+    ]
+    for args, says in (
+        (["--window", "0"], "--window 0 is not a number of days: give 1 or more"),
+        (["--alpha", "nan"], "--alpha nan is not a penalty: give a number of 0 or more"),
+        (["--alpha", "-1"], "--alpha -1.0 is not a penalty: give a number of 0 or more"),
+        (["--raw", "Raw/Sales"], "invalid dataset name 'Raw/Sales'"),
+        (["--cron", "nightly"], "--cron 'nightly' is not a cron schedule"),
+    ):
+        bad = runner.invoke(main, ["sales-pipeline", str(source), *args])
+        assert (bad.exit_code, len(bad.stderr.splitlines())) == (2, 1), bad.output
+        assert bad.stderr.startswith("error: ") and says in bad.stderr, bad.stderr
+    missing = runner.invoke(main, ["sales-pipeline", str(tmp_path / "nothing")])
+    assert (missing.exit_code, missing.stderr.strip()) == (
+        2,
+        f"error: the ingestion source {tmp_path / 'nothing'} does not exist: give an existing file or directory",
+    )
