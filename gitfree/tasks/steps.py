@@ -46,10 +46,24 @@ class StepTask(Task[..., Version]):
     """The :class:`gitfree.Step` the task runs."""
 
     def __call__(self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any) -> Any:
+        self._check_call(args, kwargs)
         returned = super().__call__(*args, return_state=return_state, wait_for=wait_for, **kwargs)
         if not return_state and isinstance(returned, State):
             return returned.result()
         return returned
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        """Submit a run of the step to the flow's task runner (a future of its version)."""
+        self._check_call(args, {k: v for k, v in kwargs.items() if k not in ("return_state", "wait_for")})
+        return super().submit(*args, **kwargs)
+
+    def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A call the task cannot take (a typo in a keyword, a positional argument) in one line."""
+        try:
+            inspect.signature(self.fn).bind(*args, **kwargs)
+        except TypeError as exc:
+            names = ", ".join(f"{name}=" for name in inspect.signature(self.fn).parameters)
+            raise InputError(f"cannot call the step task {self.name}: {exc}; it takes the keywords {names}") from None
 
     def with_options(self, **options: Any) -> StepTask:
         """The same step task with other Prefect options (Prefect's caching options are refused)."""

@@ -43,7 +43,7 @@ import gitfree
 import gitfree.tasks
 from gitfree import Store, Version
 from gitfree.flows import pipeline
-from gitfree.tasks import artifact_key
+from gitfree.tasks import GitfreeStore, artifact_key
 from gitfree.testing import CountingProxy, Faults, SeaweedFS
 from gitfree.versioning import GitfreeError, InputError, NotFoundError
 from gitfree.versioning.models import Lease
@@ -282,47 +282,94 @@ def test_a_retried_step_makes_one_version_and_publishes_it_once(
         wait_for(lambda x=x: committed(f"{dataset}-{x}", store.url) == [1])  # type: ignore[misc]
 
 
-def test_step_tasks_submitted_together_bad_parameters_and_a_plain_step_under_task(
+def test_step_tasks_submitted_together_bad_calls_and_a_plain_step_under_task(
     make_store: Callable[..., Store], dataset: str, tmp_path: Path
 ) -> None:
-    """Three submits at once, two with the same parameters (one body run: the other waits for its claim); a
-    datetime parameter fails at once in one line, not retried; ``@task`` over ``@gitfree.step`` runs the step
-    but records no flow run and publishes nothing."""
+    """Three submits at once, two with the same parameters (one body run: the other waits for its claim), and a
+    step taking another's future; ``force=True``; a ``GitfreeStore`` block as the store. A datetime parameter
+    fails at once in one line, not retried; a typo in a keyword is one line before any task run; a body that
+    raises leaves no version and no claim. ``@task`` over ``@gitfree.step`` runs the step but records no flow
+    run and publishes nothing."""
     store, counter = make_store("file"), tmp_path / "body-runs.txt"
     store.commit(f"{dataset}-raw", write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
+    raw = {"raw": f"{dataset}-raw@latest"}
 
-    @gitfree.tasks.step(f"{dataset}-scaled", inputs={"raw": f"{dataset}-raw@latest"}, retries=2)
+    @gitfree.tasks.step(f"{dataset}-scaled", inputs=raw, retries=2)
     def scaled(raw: Path, out: Path, factor: Any = 1) -> None:
         _count(counter, f"scaled-{factor}")
         time.sleep(0.3)  # the three submits overlap
         (out / "x").write_text(str(factor))
 
+    @gitfree.tasks.step(f"{dataset}-doubled", inputs={"scaled": None})
+    def doubled(scaled: Path, out: Path) -> None:
+        _count(counter, "doubled")
+        (out / "x").write_text((scaled / "x").read_text() * 2)
+
+    @gitfree.tasks.step(f"{dataset}-boom", inputs=raw, retries=0)
+    def boom(raw: Path, out: Path) -> None:
+        (out / "half-written").write_text("x")
+        raise ValueError("the body failed half way")
+
     @task
-    @gitfree.step(f"{dataset}-plain", inputs={"raw": f"{dataset}-raw@latest"}, store=store)
+    @gitfree.step(f"{dataset}-plain", inputs=raw, store=store)
     def plain(raw: Path, out: Path, factor: int = 1) -> None:
         _count(counter, "plain")
         (out / "x").write_text(str(factor))
 
+    block = GitfreeStore(url=store.url, cache_dir=str(tmp_path / "block-cache"))
+
     @flow
-    def fan_out() -> tuple[list[Version], Any, Version]:
+    def fan_out() -> dict[str, Any]:
         futures = [scaled.submit(factor=factor, store=store) for factor in (2, 3, 2)]
+        chained = doubled.submit(scaled=futures[1], store=store)
         made = [future.result() for future in futures]
-        bad = scaled(factor=datetime.now(UTC), store=store, return_state=True)
-        return made, bad, plain(factor=2)
+        newest = 2 if made[0].number > made[1].number else 3  # the factor of the head
+        try:
+            scaled(factr=2, store=store)
+            typo = ""
+        except InputError as exc:
+            typo = str(exc)
+        return {
+            "made": made,
+            "chained": chained.result(),
+            "forced": scaled(factor=newest, store=store, force=True),
+            "block": scaled(factor=2, store=block),
+            "bad": scaled(factor=datetime.now(UTC), store=store, return_state=True),
+            "boom": boom(store=store, return_state=True),
+            "typo": typo,
+            "plain": plain(factor=2),
+        }
 
     state = fan_out(return_state=True)
-    made, bad, stacked = state.result()
-    assert body_runs(counter) == {"scaled-2": 1, "scaled-3": 1, "plain": 1}
+    got = state.result()
+    made = got["made"]
+    newest, factor = (made[0], 2) if made[0].number > made[1].number else (made[1], 3)
+    assert body_runs(counter) == {"scaled-2": 1, "scaled-3": 1, "doubled": 1, "plain": 1, f"scaled-{factor}": 2}
     assert made[0].ref == made[2].ref != made[1].ref
     assert sorted([bool(made[0].created), bool(made[2].created)]) == [False, True]
     assert sorted(v.number for v in store.log(f"{dataset}-scaled")) == [1, 2]
+    assert [str(i) for i in got["chained"].inputs] == [made[1].ref]
+    assert (got["forced"].ref, got["forced"].created) == (newest.ref, False)  # ran; the same bytes, no version
+    assert (got["block"].ref, got["block"].created) == (made[0].ref, False)  # up to date, through the block
 
-    assert bad.is_failed()
-    assert "the parameter 'factor' is not a JSON value" in bad.message
-    assert _task_run(bad).run_count == 1  # an InputError is not retried
+    assert got["bad"].is_failed()
+    assert "the parameter 'factor' is not a JSON value" in got["bad"].message
+    assert _task_run(got["bad"]).run_count == 1  # an InputError is not retried
+    assert got["typo"].startswith("cannot call the step task scaled: got an unexpected keyword argument 'factr';")
+    assert "\n" not in got["typo"]
+    assert got["boom"].is_failed() and "the body failed half way" in got["boom"].message
+    with pytest.raises(NotFoundError):
+        store.show(f"{dataset}-boom")
+    assert [k for k in store.backend.list("steps/") if k.endswith("/claim.json")] == []
 
-    assert (stacked.ref, stacked.created, stacked.author.orchestrator) == (f"{dataset}-plain@1", True, None)
-    assert artifact_keys(state.state_details.flow_run_id) == [artifact_key(f"{dataset}-scaled")] * 2
+    plain_version = got["plain"]
+    assert (plain_version.ref, plain_version.created, plain_version.author.orchestrator) == (
+        f"{dataset}-plain@1",
+        True,
+        None,
+    )
+    keys = artifact_keys(state.state_details.flow_run_id)
+    assert keys == sorted([artifact_key(f"{dataset}-doubled")] + [artifact_key(f"{dataset}-scaled")] * 2)
 
 
 def _task_run(state: Any) -> Any:
