@@ -424,6 +424,7 @@ def _doomed_worker(store: Store, seaweedfs: SeaweedFS, tmp_path: Path, output: s
         "GITFREE_LEASE_TTL": "6",
         "GITFREE_TEST_STARTED": str(tmp_path / "started"),
         "GITFREE_TEST_SLEEP": "120",
+        "TMPDIR": str(tmp_path / "doomed-tmp"),
         "PREFECT_API_URL": PREFECT_API_URL.value(),
     }
     code = (
@@ -455,11 +456,14 @@ def test_a_cancelled_flow_run_releases_its_claim_and_a_killed_ones_are_taken_ove
     def claims() -> list[str]:
         return [k for k in store.backend.list("steps/") if k.endswith("/claim.json")]
 
+    (tmp_path / "doomed-tmp").mkdir()
     worker = _doomed_worker(store, seaweedfs, tmp_path, output, raw, [0])
     assert len(claims()) == 1
+    assert [p.name.startswith("gitfree-step-sleepy-") for p in (tmp_path / "doomed-tmp").iterdir()] == [True]
     worker.send_signal(signal.SIGTERM)
     worker.communicate(timeout=120)
     assert claims() == []
+    assert list((tmp_path / "doomed-tmp").glob("gitfree-step-*")) == []
     with pytest.raises(NotFoundError):
         store.show(output)
 
