@@ -528,10 +528,13 @@ def find_step(name: str) -> Step | str:
         return f"{module} has no {qualname}"
     except (Exception, SystemExit) as exc:
         return f"cannot import {module} ({type(exc).__name__}: {exc})"
-    for _ in range(4):  # a Step, or what an orchestrator wrapped it in (a task's fn, __wrapped__)
+    for _ in range(4):  # a Step, or what an orchestrator wrapped it in (a task's step or fn, __wrapped__)
         if isinstance(obj, Step):
             return obj
-        obj = getattr(obj, "__gitfree_step__", None) or getattr(obj, "fn", None) or getattr(obj, "__wrapped__", None)
+        obj = next(
+            (found for a in ("__gitfree_step__", "step", "fn", "__wrapped__") if (found := getattr(obj, a, None))),
+            None,
+        )
     return f"{name} is not a versioned step"
 
 
