@@ -285,7 +285,10 @@ class Step:
                 except PreconditionFailed:
                     continue
                 logger.warning(
-                    "%s: took over the claim of %s (pid %d), which died", self.fn.__name__, found[0].host, found[0].pid
+                    "%s: took over the claim of %s (pid %d), judged dead (expired, or its process gone)",
+                    self.fn.__name__,
+                    found[0].host,
+                    found[0].pid,
                 )
                 return holder
             if not force:
