@@ -182,9 +182,15 @@ def step(
                 wait=wait,
                 workdir=workdir,
             )(fn)
-            check_step(made, (*OWN_ARGUMENTS, *sorted(KNOWN_CONTEXT_KEYS)), "names a task takes for itself")
+            check_step(made, (*OWN_ARGUMENTS, *sorted(KNOWN_CONTEXT_KEYS)), "the names a task takes for itself")
             alias = dataset_outlet(output)
-        outlets = list(task_kwargs.pop("outlets", None) or [])
+            outlets = list(task_kwargs.pop("outlets", None) or [])
+            if dataset_asset(output) in outlets:
+                raise InputError(
+                    f"the step {fn.__name__} declares {dataset_asset(output).uri} in outlets, so Airflow would record "
+                    "an event of it each time the task succeeds, also when the step is up to date; leave it out: "
+                    "the step's task emits it when it makes a new version"
+                )
         decorated = task_decorator_factory(
             python_callable=StepCallable(made),
             multiple_outputs=False,
@@ -264,7 +270,7 @@ def check_step(made: Step, names: Sequence[str], what: str) -> None:
     """A step parameter or input must not have a name its caller takes for itself."""
     taken = [name for name in made.signature.parameters if name in names]
     if taken:
-        raise InputError(f"the step {made.fn.__name__} has a parameter {taken[0]!r}, one of the {what}; rename it")
+        raise InputError(f"the step {made.fn.__name__} has a parameter {taken[0]!r}, one of {what}; rename it")
 
 
 def _task_signature(made: Step) -> inspect.Signature:

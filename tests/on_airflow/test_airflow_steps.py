@@ -221,6 +221,11 @@ def test_retries_a_try_dying_before_its_event_mapped_tasks_and_a_racing_dag_run(
     assert events("demo/step-plain") == []
     assert store.show("demo/step-plain@1").author.orchestrator is None
 
+    # A task that declares the step's asset itself is warned: Airflow records an event (with no version) each
+    # time such a task succeeds.
+    assert "declare outlets=[gitfree.airflow.dataset_outlet('demo/step-declared')] instead" in output
+    assert ["ref" in e["extra"] for e in airflow_env.events("gitfree://demo/step-declared")] == [False]
+
     # Two DAG runs at once on the same new input: one slow body ran, the other task waited for its claim and
     # found its version up to date; one version, one event (from the run that made it).
     assert ran("slow") == 1
@@ -258,3 +263,77 @@ def test_a_run_id_with_odd_characters(airflow_env: AirflowEnv, tmp_path: Path) -
     )
     [event] = airflow_env.events("gitfree://demo/step-race")
     assert (event["extra"]["ref"], event["run_id"]) == ("demo/step-race@1", odd)
+
+
+# ---------------------------------------------------------------------------- without a DAG run (in-process)
+
+from airflow.sdk import DAG, Asset  # noqa: E402
+from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
+
+from gitfree.airflow import dataset_asset, dataset_outlet, run_step, step  # noqa: E402
+from gitfree.versioning import Store  # noqa: E402
+from gitfree.versioning import step as plain_step  # noqa: E402
+
+
+def _copy(raw: Path, out: Path, window: int = 3) -> None:
+    (out / "copy").write_bytes((raw / "r.csv").read_bytes() * window)
+
+
+def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
+    copy = step("demo/copy", {"raw": "demo/raw@latest"})(_copy)
+    with DAG("parsed", schedule=None):
+        made = copy(window=2).operator
+        with pytest.raises(TypeError, match="windw"):
+            copy(windw=2)
+        with pytest.raises(TypeError, match="positional"):
+            copy("demo/raw@1")
+        mapped = copy.partial(raw="demo/raw@1").expand(window=[1, 2]).operator
+        other = copy.override(task_id="other", outlets=[Asset("s3://b/k")])(window=1).operator
+    assert made.task_id == "_copy"
+    assert made.op_kwargs == {"window": 2}
+    # Each declares the alias the step's event goes to (a mapped task when the DAG is parsed, too).
+    assert made.outlets == mapped.outlets == [dataset_outlet("demo/copy")]
+    assert other.outlets == [Asset("s3://b/k"), dataset_outlet("demo/copy")]
+
+    def ds(raw: Path, out: Path, ds: str = "x") -> None: ...
+
+    def store(raw: Path, out: Path, store: str = "x") -> None: ...
+
+    def no_out(raw: Path) -> None: ...
+
+    for fn, message in [
+        (ds, "the step ds has a parameter 'ds', one of the names a task takes for itself; rename it"),
+        (store, "the step store has a parameter 'store', one of the names a task takes for itself; rename it"),
+        (no_out, "the step no_out needs a parameter 'out'"),
+    ]:
+        with pytest.raises(AirflowFailException, match=f"gitfree: {message}"):
+            step("demo/copy", {"raw": "demo/raw@latest"})(fn)
+    with pytest.raises(AirflowFailException, match="declares gitfree://demo/copy in outlets"):
+        step("demo/copy", {"raw": None}, outlets=[dataset_asset("demo/copy")])(_copy)
+
+
+def test_run_step_outside_a_task_takes_xcoms_of_its_store_only(tmp_path: Path) -> None:
+    store = Store(f"file://{tmp_path / 'store'}")
+    raw = store.commit("demo/raw", write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
+    copy = plain_step("demo/copy", {"raw": None})(_copy)
+    xcom = {"ref": raw.ref, "store": store.url, "created": True}
+    made = run_step(copy, raw=xcom, window=2, store=store, gitfree_conn_id=None)
+    assert (made.ran, made.version.ref, made.line) == (
+        True,
+        "demo/copy@1",
+        "_copy made demo/copy@1 (demo/raw@1, window=2)",
+    )
+    again = run_step(copy, raw=raw.ref, window=2, store=store, gitfree_conn_id=None)
+    assert (again.ran, again.version.ref) == (False, "demo/copy@1")
+    with pytest.raises(AirflowFailException, match="names the store s3://elsewhere/x, but this task's connection"):
+        run_step(copy, raw={**xcom, "store": "s3://elsewhere/x"}, store=store, gitfree_conn_id=None)
+    with pytest.raises(AirflowFailException, match="the input 'raw' is a dict without a 'ref'"):
+        run_step(copy, raw={"number": 1}, store=store, gitfree_conn_id=None)
+    with pytest.raises(AirflowFailException, match="force is 'yes'; give true or false"):
+        run_step(copy, raw=raw.ref, force="yes", store=store, gitfree_conn_id=None)  # type: ignore[arg-type]
+
+    def context(raw: Path, out: Path, context: str = "") -> None: ...
+
+    with pytest.raises(AirflowFailException, match="parameter 'context', one of run_step's own arguments"):
+        run_step(plain_step("demo/ctx", {"raw": None})(context), raw=raw.ref, store=store, gitfree_conn_id=None)
+    assert [v.number for v in store.log("demo/copy")] == [1]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from airflow.sdk import dag, task
 
-from gitfree.airflow import GitfreeHook, dataset_outlet, run_step, step
+from gitfree.airflow import GitfreeHook, dataset_asset, dataset_outlet, run_step, step
 from gitfree.testing import Faults
 from gitfree.versioning import step as plain_step
 
@@ -59,6 +59,12 @@ def plain(raw: Path, out: Path, counts: str) -> None:
     _copy(raw, out)
 
 
+@plain_step(output="demo/step-declared", inputs={"raw": None})
+def declared(raw: Path, out: Path, counts: str) -> None:
+    _count(counts, "declared")
+    _copy(raw, out)
+
+
 @step(output="demo/step-race", inputs={"raw": None})
 def slow(raw: Path, out: Path, gate: str) -> None:
     """Says it started, then waits (at most 120 s) for the file ``gate``: another run meanwhile waits for it."""
@@ -73,8 +79,8 @@ def slow(raw: Path, out: Path, gate: str) -> None:
 @dag(schedule=None, params={"raw": "", "counts": "", "gate": ""})
 def gitfree_step_attacks() -> None:
     """A step whose body fails once (retries=1); a step whose first try dies after its version and its note
-    but before its asset event; one step mapped three times over the same inputs; a plain gitfree.step; and
-    the slow step of gitfree_step_race, which a run of that DAG races."""
+    but before its asset event; one step mapped three times over the same inputs; a plain gitfree.step; a
+    task declaring its step's asset itself; and the slow step of gitfree_step_race, which that DAG races."""
     flaky(raw="{{ params.raw }}", counts="{{ params.counts }}")
     slow(raw="{{ params.raw }}", gate="{{ params.gate }}")
 
@@ -95,8 +101,14 @@ def gitfree_step_attacks() -> None:
         params: dict[str, str] = context["params"]  # type: ignore[assignment]
         return plain.run(raw=params["raw"], counts=params["counts"], store=GitfreeHook().get_store()).line
 
+    @task(outlets=[dataset_asset("demo/step-declared")])  # the asset itself: Airflow's event on every success
+    def declares_the_asset(**context: object) -> str:
+        params: dict[str, str] = context["params"]  # type: ignore[assignment]
+        return run_step(declared, raw=params["raw"], counts=params["counts"]).line
+
     dies_after_note()
     plain_in_a_task()
+    declares_the_asset()
 
 
 @dag(schedule=None, params={"raw": "", "gate": ""})
