@@ -308,6 +308,8 @@ def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
     ]:
         with pytest.raises(AirflowFailException, match=f"gitfree: {message}"):
             step("demo/copy", {"raw": "demo/raw@latest"})(fn)
+    with pytest.raises(AirflowFailException, match="gitfree: invalid dataset name 'Demo Copy'"):
+        step("Demo Copy", {"raw": None})(_copy)
     with pytest.raises(AirflowFailException, match="declares gitfree://demo/copy in outlets"):
         step("demo/copy", {"raw": None}, outlets=[dataset_asset("demo/copy")])(_copy)
 
@@ -331,6 +333,11 @@ def test_run_step_outside_a_task_takes_xcoms_of_its_store_only(tmp_path: Path) -
         run_step(copy, raw={"number": 1}, store=store, gitfree_conn_id=None)
     with pytest.raises(AirflowFailException, match="force is 'yes'; give true or false"):
         run_step(copy, raw=raw.ref, force="yes", store=store, gitfree_conn_id=None)  # type: ignore[arg-type]
+
+    def nothing(raw: Path, out: Path) -> None: ...
+
+    with pytest.raises(AirflowFailException, match="gitfree: nothing wrote nothing to out"):
+        run_step(plain_step("demo/nothing", {"raw": None})(nothing), raw=raw.ref, store=store, gitfree_conn_id=None)
 
     def context(raw: Path, out: Path, context: str = "") -> None: ...
 
