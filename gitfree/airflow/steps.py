@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from airflow.sdk import BaseOperator
 from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
 from airflow.sdk.definitions.context import KNOWN_CONTEXT_KEYS
 from pydantic import JsonValue
@@ -153,7 +154,8 @@ def step(
 
     Raises:
         AirflowFailException: when the DAG is parsed, a step that cannot be one (no ``out`` parameter, a
-            parameter named like an Airflow context value or one of ``gitfree_conn_id``, ``store``...).
+            parameter named like an Airflow context value, an operator argument such as ``retries`` or
+            ``owner``, or one of ``gitfree_conn_id``, ``store``...).
 
     Example:
         ```python
@@ -182,7 +184,10 @@ def step(
                 wait=wait,
                 workdir=workdir,
             )(fn)
-            check_step(made, (*OWN_ARGUMENTS, *sorted(KNOWN_CONTEXT_KEYS)), "the names a task takes for itself")
+            # A context value's name would be filled from the context by @task's rules, and an operator
+            # argument's from the DAG's default_args: either would silently change the step's parameters.
+            taken = (*OWN_ARGUMENTS, *sorted(KNOWN_CONTEXT_KEYS), *inspect.signature(BaseOperator).parameters)
+            check_step(made, taken, "the names a task takes for itself")
             alias = dataset_outlet(output)
             outlets = list(task_kwargs.pop("outlets", None) or [])
             if dataset_asset(output) in outlets:

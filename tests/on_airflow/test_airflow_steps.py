@@ -288,11 +288,14 @@ def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
 
     def store(raw: Path, out: Path, store: str = "x") -> None: ...
 
+    def retries(raw: Path, out: Path, retries: int = 0) -> None: ...  # a DAG's default_args would fill it
+
     def no_out(raw: Path) -> None: ...
 
     for fn, message in [
         (ds, "the step ds has a parameter 'ds', one of the names a task takes for itself; rename it"),
         (store, "the step store has a parameter 'store', one of the names a task takes for itself; rename it"),
+        (retries, "the step retries has a parameter 'retries', one of the names a task takes for itself"),
         (no_out, "the step no_out needs a parameter 'out'"),
     ]:
         with pytest.raises(AirflowFailException, match=f"gitfree: {message}"):
