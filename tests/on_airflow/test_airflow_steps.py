@@ -323,6 +323,8 @@ def test_run_step_outside_a_task_takes_xcoms_of_its_store_only(tmp_path: Path) -
         run_step(copy, raw={**xcom, "store": "s3://elsewhere/x"}, store=store, gitfree_conn_id=None)
     with pytest.raises(AirflowFailException, match="the input 'raw' is a dict without a 'ref'"):
         run_step(copy, raw={"number": 1}, store=store, gitfree_conn_id=None)
+    with pytest.raises(AirflowFailException, match="gitfree: dataset 'demo/rwa' does not exist"):
+        run_step(copy, raw="demo/rwa@1", store=store, gitfree_conn_id=None)  # a typo: nothing runs
     with pytest.raises(AirflowFailException, match="force is 'yes'; give true or false"):
         run_step(copy, raw=raw.ref, force="yes", store=store, gitfree_conn_id=None)  # type: ignore[arg-type]
 
