@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,16 +269,22 @@ def _copy(raw: Path, out: Path, window: int = 3) -> None:
     (out / "copy").write_bytes((raw / "r.csv").read_bytes() * window)
 
 
+def _operator(called: Any) -> Any:
+    """The task a call of a step task made in a DAG (its XComArg's operator)."""
+    return called.operator
+
+
 def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
     copy = step("demo/copy", {"raw": "demo/raw@latest"})(_copy)
     with DAG("parsed", schedule=None):
-        made = copy(window=2).operator
+        made = _operator(copy(window=2))
+
         with pytest.raises(TypeError, match="windw"):
             copy(windw=2)
         with pytest.raises(TypeError, match="positional"):
             copy("demo/raw@1")
-        mapped = copy.partial(raw="demo/raw@1").expand(window=[1, 2]).operator
-        other = copy.override(task_id="other", outlets=[Asset("s3://b/k")])(window=1).operator
+        mapped = _operator(copy.partial(raw="demo/raw@1").expand(window=[1, 2]))
+        other = _operator(copy.override(task_id="other", outlets=[Asset("s3://b/k")])(window=1))
     assert made.task_id == "_copy"
     assert made.op_kwargs == {"window": 2}
     # Each declares the alias the step's event goes to (a mapped task when the DAG is parsed, too).
@@ -292,12 +299,13 @@ def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
 
     def no_out(raw: Path) -> None: ...
 
-    for fn, message in [
+    refused: list[tuple[Callable[..., None], str]] = [
         (ds, "the step ds has a parameter 'ds', one of the names a task takes for itself; rename it"),
         (store, "the step store has a parameter 'store', one of the names a task takes for itself; rename it"),
         (retries, "the step retries has a parameter 'retries', one of the names a task takes for itself"),
         (no_out, "the step no_out needs a parameter 'out'"),
-    ]:
+    ]
+    for fn, message in refused:
         with pytest.raises(AirflowFailException, match=f"gitfree: {message}"):
             step("demo/copy", {"raw": "demo/raw@latest"})(fn)
     with pytest.raises(AirflowFailException, match="gitfree: invalid dataset name 'Demo Copy'"):
