@@ -61,6 +61,7 @@ from .versioning import (
     Tree,
     Version,
     format_size,
+    step_status,
     who,
 )
 
@@ -1222,6 +1223,30 @@ def stale(ctx: click.Context, datasets: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.argument("datasets", nargs=-1)
+@json_option
+@click.pass_context
+def status(ctx: click.Context, datasets: tuple[str, ...], as_json: bool) -> None:
+    """Whether each dataset's newest version (default: of every dataset a versioned step made) is what its
+    step would make now: no input has a newer version, and the step's code, code_version and parameter
+    defaults are what it was made with (when the step can be imported from the current directory).
+
+    Exit 0 when all are up to date, 8 when one is not (each line says why)."""
+    found = step_status(_store(ctx), datasets)
+    if as_json:
+        _print_json(found)
+    else:
+        console = _output()
+        for item in found:
+            for line in item.lines():
+                console.print(line, highlight=False)
+        if not found:
+            console.print("no versioned step made any dataset here", highlight=False)
+    if any(not item.up_to_date for item in found):
+        ctx.exit(STALE)
+
+
+@cli.command()
+@click.argument("datasets", nargs=-1)
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be written and removed.")
 @json_option
 @click.pass_context
@@ -1342,6 +1367,18 @@ def gc(
         console.print(
             f"{report.run_notes_removed} run note(s) over 30 days old (lineage of finished orchestrator runs) "
             + ("would be removed" if dry_run else "removed"),
+            highlight=False,
+        )
+    if report.step_notes_removed:
+        console.print(
+            f"{report.step_notes_removed} step note(s) of dropped versions "
+            + ("would be removed" if dry_run else "removed"),
+            highlight=False,
+        )
+    if report.step_claims_stale:
+        console.print(
+            f"{report.step_claims_stale} claim(s) of workers that died running a step (the next call of each "
+            "step takes it over)",
             highlight=False,
         )
 

@@ -30,12 +30,13 @@ from .models import (
     ReindexReport,
     StaleVersion,
     StepRun,
+    StepStatus,
     Tag,
     TagEvent,
     Version,
 )
 from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
-from .steps import Step, StepOutcome, fingerprint, step
+from .steps import Step, StepOutcome, fingerprint, step, step_status
 from .store import Store
 from .tree import Tree
 
@@ -67,6 +68,7 @@ __all__ = [
     "Step",
     "StepOutcome",
     "StepRun",
+    "StepStatus",
     "Store",
     "StoreSettings",
     "Tag",
@@ -80,6 +82,7 @@ __all__ = [
     "parse_ref",
     "stable_commit_id",
     "step",
+    "step_status",
     "tag_event",
     "validate_dataset_name",
     "validate_tag_name",

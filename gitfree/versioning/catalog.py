@@ -44,7 +44,7 @@ from .models import (
 )
 from .refs import Ref, parse_ref, validate_dataset_name
 
-__all__ = ["Catalog", "Gone", "Inventory", "span", "who"]
+__all__ = ["Catalog", "Gone", "Inventory", "made_by", "span", "who"]
 
 logger = logging.getLogger("gitfree")
 
@@ -745,12 +745,27 @@ class Catalog:
                 claimed = True
         for number in sorted(numbers, reverse=True):
             try:
-                return self.version(dataset, number), claimed
+                version = self.version(dataset, number)
             except KeyMissing:  # dropped by GC since (a tombstone), or removed
                 continue
             except IntegrityError as exc:
                 logger.warning("passed over %s@%d made by a step: %s", dataset, number, exc)
+                continue
+            if made_by(version) == step_key:
+                return version, claimed
+            # A note no step run wrote (its version records another key): believing it would skip the step.
+            note = layout.step_result_key(step_key, version.dataset, version.number)
+            logger.warning("passed over the note %s: %s was not made by that step", note, version.ref)
         return None, claimed
+
+    def step_notes(self) -> dict[str, tuple[str, str, int]]:
+        """Every step note in the store: key → (step key, dataset, number) (for fsck and GC)."""
+        notes = {}
+        for key in self.backend.list(layout.STEPS):
+            parsed = layout.parse_step_result_key(key)
+            if parsed is not None:
+                notes[key] = parsed
+        return notes
 
     def note_step(self, run: StepRun) -> None:
         """Create the result ``run`` of a step, create-only; one already there (the same step found the same
@@ -857,6 +872,13 @@ class Catalog:
                 "%s, used in the run %r, was dropped by garbage collection since; still its input", note.ref, run
             )
         return note
+
+
+def made_by(version: Version) -> str | None:
+    """The key of the versioned step that made ``version`` (from its metadata), if a step made it."""
+    step = version.metadata.get("step")
+    key = step.get("key") if isinstance(step, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def _version() -> str:

@@ -13,6 +13,7 @@ points a broken ``latest.json`` at the head, and writes missing edges and remove
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from . import layout, lineage
 from .backends import KeyMissing, ObjectInfo
-from .catalog import Catalog, Inventory
+from .catalog import Catalog, Inventory, made_by
 from .errors import GitfreeError, IntegrityError, UnsafePathError
 from .leases import Coordinator
 from .models import Dropped, FsckReport, Latest, Problem, Version
@@ -65,6 +66,8 @@ def check(
     heads = _latest(catalog, inventory, found)
     live, dead = coordinator.scan()  # phase **leases**, before the edges: a live one is a commit in flight
     _edges(catalog, inventory, found, {(lease.dataset, lease.pointer) for lease in live})
+    if not datasets:
+        _steps(catalog, inventory, found)
     stale = len(dead)
     problems = found.problems
     if repair and problems:
@@ -203,8 +206,11 @@ def _latest(catalog: Catalog, inventory: Inventory, found: _Found) -> dict[str, 
                 # The record is broken (reported as bad_record); the hint may hold the only intact copy of
                 # it, so it is neither judged nor repaired.
                 continue
-            ok = latest.number <= heads.get(dataset, 0) and latest.version.dataset == dataset
-            ok = ok and catalog.version(dataset, latest.number).id == latest.version.id
+            # The record at its number is read now: a version committed after the inventory (its hint past the
+            # head fsck saw) is a good hint, not a bad one; a number with no record is a bad one.
+            ok = latest.version.dataset == dataset and catalog.version(dataset, latest.number).id == latest.version.id
+            if ok and latest.number > heads.get(dataset, 0):
+                heads[dataset] = latest.number
         except (IntegrityError, KeyMissing):
             ok = False
         if not ok:
@@ -245,6 +251,28 @@ def _edges(
         found.problems.append(
             Problem(kind="orphan_edge", key=key, detail=detail, dataset=consumer, number=consumer_number)
         )
+
+
+def _steps(catalog: Catalog, inventory: Inventory, found: _Found) -> None:
+    """Phase **steps**: each step note names a version (or the tombstone GC left of one) that the step with
+    its key made, by the version's own record. A note naming no record, or a version another step (or no step)
+    made, would make that step return a version it did not make; the step passes over it, fsck reports it
+    and ``--repair`` removes it. A note of a dropped version is GC's to remove, not a problem."""
+    for key, (step_key, name, number) in sorted(catalog.step_notes().items()):
+        entry = inventory.datasets.get(name)
+        version = entry.versions.get(number) if entry is not None else None
+        if entry is not None and (number in entry.dropped or number in entry.unreadable):
+            continue
+        if version is None:  # committed after the inventory was taken, its note since: read it now
+            with contextlib.suppress(KeyMissing, IntegrityError):
+                version = catalog.version(name, number)
+        if version is None:
+            detail = f"the step note names {name}@{number}, which has no record"
+        elif made_by(version) != step_key:
+            detail = f"the step note says a step made {version.ref}, and its record names another step key"
+        else:
+            continue
+        found.problems.append(Problem(kind="orphan_step", key=key, detail=detail, dataset=name, number=number))
 
 
 def _repair_edges(catalog: Catalog, problems: list[Problem]) -> set[str]:
@@ -291,6 +319,9 @@ def _repair(catalog: Catalog, objects: Objects, problems: list[Problem], heads: 
         p.key for p in problems if p.kind == "bad_latest" and p.dataset in heads and _repair_hint(catalog, p, heads)
     }
     fixed_edges = _repair_edges(catalog, problems)
+    orphan_steps = [p.key for p in problems if p.kind == "orphan_step"]
+    catalog.backend.delete_many(orphan_steps)
+    fixed_edges |= set(orphan_steps)
     return [
         p.model_copy(update={"repaired": True})
         if (p.kind in fixable and layout.parse_object_key(p.key) in uploaded)

@@ -38,6 +38,7 @@ from .backends import ObjectInfo
 from .catalog import Catalog, Inventory
 from .errors import ConflictError, InputError, IntegrityError
 from .leases import Coordinator, Holder
+from .leases import read as read_lease
 from .models import Author, Dropped, GcReport, Version, utcnow
 from .objects import Objects
 
@@ -342,6 +343,27 @@ def _delete(catalog: Catalog, holder: Holder, keys: list[str]) -> None:
         catalog.backend.delete_many(keys[start : start + _BATCH])
 
 
+def _dead_steps(catalog: Catalog, inventory: Inventory, dropping: Iterable[Version]) -> list[str]:
+    """The notes of versioned steps that name a dropped version (now or before): such a step runs again. A
+    note of a version GC keeps, or one that names no record at all (fsck reports it), stays."""
+    gone = {(v.dataset, v.number) for v in dropping}
+    gone |= {(name, n) for name, entry in inventory.datasets.items() for n in entry.dropped}
+    return sorted(key for key, parsed in catalog.step_notes().items() if parsed[1:] in gone)
+
+
+def _dead_claims(catalog: Catalog, coordinator: Coordinator) -> int:
+    """How many claims of workers that died running a step there are. GC counts them and removes none: the
+    next call of the step takes one over by ``If-Match``, while a removal after a read could remove the claim
+    of a worker that took it over in between (the store has no conditional delete), and a second worker
+    would then run the same step."""
+    dead = 0
+    for key in catalog.backend.list(layout.STEPS):
+        if layout.parse_step_claim_key(key) is not None:
+            found = read_lease(catalog.backend, key)
+            dead += found is not None and coordinator.dead(found[0])
+    return dead
+
+
 def _expired_notes(catalog: Catalog, now: datetime) -> list[str]:
     """The run notes written (by the server's clock) more than :data:`RUN_NOTES_KEPT` before ``now``. Only keys
     that are run notes: anything else under ``runs/`` is not known to be gitfree's and stays."""
@@ -358,6 +380,13 @@ def _forget_runs(catalog: Catalog, holder: Holder, notes: list[str]) -> None:
     if notes:
         _delete(catalog, holder, notes)
         catalog.backend.remove_empty_folders(layout.RUNS)
+
+
+def _forget_steps(catalog: Catalog, holder: Holder, notes: list[str]) -> None:
+    """Delete the step notes of dropped versions (after their tombstones), then the folders they leave empty."""
+    if notes:
+        _delete(catalog, holder, notes)
+        catalog.backend.remove_empty_folders(layout.STEPS)
 
 
 # ---------------------------------------------------------------------------- the whole
@@ -396,13 +425,22 @@ def collect(
         )
         plan.edges = _dead_edges(catalog, inventory, dropping)
         notes = _expired_notes(catalog, started)
+        steps = _dead_steps(catalog, inventory, dropping)
+        claims = _dead_claims(catalog, coordinator)
         if holder is not None:
             _sweep(catalog, holder, inventory, kept, dropping, plan, in_flight, started, skipped)
             _forget_runs(catalog, holder, notes)
+            _forget_steps(catalog, holder, steps)
         if skipped:
             logger.warning("gc: %s", skipped)
         report = _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
-        return report.model_copy(update={"run_notes_removed": len(notes)})
+        return report.model_copy(
+            update={
+                "run_notes_removed": len(notes),
+                "step_notes_removed": len(steps),
+                "step_claims_stale": claims,
+            }
+        )
     finally:
         if holder is not None:
             holder.release()

@@ -50,13 +50,19 @@ def node_id() -> str | None:
 
 
 def _process_gone(pid: int) -> bool:
+    """No such process, or a zombie: it was killed and only waits for its parent to reap it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:  # exists, owned by someone else
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
         return False
-    return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 def is_dead(lease: Lease, skew: timedelta, now: datetime | None = None) -> bool:

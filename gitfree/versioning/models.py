@@ -8,6 +8,7 @@ never guessed at.
 from __future__ import annotations
 
 import getpass
+import json
 import math
 import os
 import socket
@@ -269,6 +270,60 @@ class StaleVersion(BaseModel):
             return f"{self.ref}: cannot tell whether its input {self.input}{where} is out of date: {self.note}"
         dataset, _, number = self.newest.rpartition("@")
         return f"{self.ref} was made from {self.input}{where}; {dataset} is now at @{number}"
+
+
+class StepStatus(BaseModel):
+    """Whether a dataset's newest version is what its versioned step would make now (``gitfree status``)."""
+
+    model_config = ConfigDict(frozen=True)
+    ref: str
+    """The newest version, e.g. ``features@7``."""
+    step: str | None = None
+    """The step that made it (``module:qualname``), ``None`` when no step made it."""
+    code_changed: bool | None = None
+    """Whether the step's code differs now from the code that made it; ``None`` when that cannot be told."""
+    code_version: tuple[str | None, str | None] | None = None
+    """The ``code_version`` it was made with and the step's now, when they differ."""
+    params: dict[str, tuple[JsonValue, JsonValue]] = Field(default_factory=dict)
+    """Parameter → (made with, the step's default now), for each whose default differs from what it was made with."""
+    params_added: list[str] = Field(default_factory=list)
+    """Parameters the step has now and did not have then."""
+    params_removed: list[str] = Field(default_factory=list)
+    """Parameters it was made with that the step no longer has."""
+    inputs: list[StaleVersion] = Field(default_factory=list)
+    """Inputs with a newer version since (as :meth:`Store.stale` reports)."""
+    note: str = ""
+    """Why the code or parameters could not be compared (the step is not importable, ...)."""
+
+    @property
+    def up_to_date(self) -> bool:
+        return (
+            not (self.code_changed or self.code_version or self.params or self.params_added or self.params_removed)
+            and not self.inputs
+        )
+
+    def lines(self) -> list[str]:
+        """What ``gitfree status`` prints for it."""
+        made = f" (made by the step {self.step})" if self.step else ""
+        out = []
+        if self.code_changed:
+            out.append(f"{self.ref}: the code of its step changed since it was made{made}")
+        if self.code_version:
+            then_version, now_version = self.code_version
+            out.append(f"{self.ref}: the step's code_version is {now_version!r}; it was made with {then_version!r}")
+        for name, (then, now) in self.params.items():
+            now_text = json.dumps(now)
+            out.append(f"{self.ref}: made with {name}={json.dumps(then)}; a call with the defaults now uses {now_text}")
+        out.extend(f"{self.ref}: the step has a new parameter {name}" for name in self.params_added)
+        out.extend(
+            f"{self.ref}: made with the parameter {name}, which the step no longer has" for name in self.params_removed
+        )
+        out.extend(str(item) for item in self.inputs)
+        if self.note:
+            out.append(f"{self.ref}: {self.note}")
+        if not out:
+            out.append(f"{self.ref} is up to date{made}")
+        return out
 
 
 class ReindexReport(BaseModel):
@@ -760,6 +815,12 @@ class GcReport(BaseModel):
     run_notes_removed: int = 0
     """Run notes (``runs/``: the versions orchestrator runs pulled) older than ``RUN_NOTES_KEPT`` (30 days),
     removed (a dry run: that would be). They are lineage hints of finished runs, never needed for safety."""
+    step_notes_removed: int = 0
+    """Notes of versioned steps (``steps/<key>/``) naming a dropped version, removed (or to remove): such a
+    step runs again when called."""
+    step_claims_stale: int = 0
+    """Claims of workers that died running a step: counted, never removed (the next call of the step takes
+    one over by compare-and-swap; a removal could race with a worker taking it over)."""
 
 
 class Problem(BaseModel):
@@ -776,6 +837,7 @@ class Problem(BaseModel):
         "bad_latest",
         "missing_edge",
         "orphan_edge",
+        "orphan_step",
     ]
     key: str
     """The store key that is wrong."""
@@ -813,9 +875,14 @@ class FsckReport(BaseModel):
 
     @property
     def broken_versions(self) -> list[str]:
-        """Versions whose data or record is broken (a missing or orphan lineage edge breaks no version)."""
+        """Versions whose data or record is broken (a missing or orphan lineage edge, or a step note that names
+        a version the step did not make, breaks no version)."""
         return sorted(
-            {p.ref for p in self.problems if p.number and not p.repaired and p.ref and not p.kind.endswith("_edge")}
+            {
+                p.ref
+                for p in self.problems
+                if p.number and not p.repaired and p.ref and not p.kind.endswith(("_edge", "_step"))
+            }
         )
 
 

@@ -12,8 +12,11 @@ returns its version, so two workers racing on new data make one version (docs/de
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
+import importlib
+import importlib.machinery
 import inspect
 import json
 import logging
@@ -21,11 +24,13 @@ import math
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import textwrap
 import time
+import types
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,20 +39,21 @@ from pydantic import JsonValue
 
 from . import layout
 from .backends import KeyExists, PreconditionFailed
+from .catalog import made_by
 from .errors import ConflictError, InputError
 from .leases import Holder, read
-from .models import Author, InputRef, StepRun, Version, utcnow
+from .models import Author, InputRef, StaleVersion, StepRun, StepStatus, Version, utcnow
 from .refs import Ref, parse_ref, validate_dataset_name
 from .store import Store
 
-__all__ = ["Step", "StepOutcome", "fingerprint", "step"]
+__all__ = ["Step", "StepOutcome", "find_step", "fingerprint", "step", "step_status"]
 
 logger = logging.getLogger("gitfree")
 
 OUT = "out"
 """The parameter of a step's function that receives the empty folder to write its output into."""
-RESERVED = ("force",)
-"""Keyword arguments a step call takes for itself."""
+RESERVED = ("force", "store", "author", "commit_id")
+"""Keyword arguments a step call takes for itself (:meth:`Step.run`): no parameter of a step may have them."""
 KEY_FORMAT = 1
 """Bumped if what goes into a step key ever changes: every step then runs once more."""
 
@@ -92,14 +98,23 @@ class Step:
     wait: float | None = None
     workdir: str | os.PathLike[str] | None = None
     _stores: dict[str, Store] = field(default_factory=dict, repr=False)
+    _code: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         validate_dataset_name(self.output)
+        _check_function(self.fn)
         self.name = f"{self.fn.__module__}:{self.fn.__qualname__}"
         self.signature = inspect.signature(self.fn)
         _check_signature(self.fn.__name__, self.signature, self.inputs, self.paths)
-        self.code = fingerprint(self.fn)
         functools.update_wrapper(self, self.fn)
+
+    @property
+    def code(self) -> str:
+        """The fingerprint of the step's code (:func:`fingerprint`), taken at its first call: by then the
+        module that defines it has run to its end, so helpers and constants defined below it count too."""
+        if self._code is None:
+            self._code = fingerprint(self.fn)
+        return self._code
 
     def __call__(self, *args: Any, force: bool = False, **kwargs: Any) -> Version:
         return self.run(*args, force=force, **kwargs).version
@@ -193,6 +208,8 @@ class Step:
     ) -> StepOutcome:
         """Call the step and say what happened (:class:`StepOutcome`); ``store``, ``author`` and ``commit_id``
         are for orchestrator integrations (a retried task passes the same ``commit_id``)."""
+        if not isinstance(force, bool):
+            raise InputError(f"cannot call the step {self.fn.__name__}: force is True or False, not {force!r}")
         call = self.bind(*args, force=force, **kwargs)
         target = self.open_store(store)
         inputs = self.resolve(call, target)
@@ -222,10 +239,27 @@ class Step:
                 made, _ = store.catalog.step_made(key, self.output)
                 if made is not None:  # made between our first look and our claim
                     return self._outcome(made, False, key, inputs, call.params)
+            unnoted = self._unnoted(store, key, commit_id, call.force)
+            if unnoted is not None:  # committed by a worker (or an earlier attempt) that died before its note
+                store.catalog.note_step(self._result(key, unnoted, inputs, call.params))
+                mine = commit_id is not None and unnoted.id == commit_id
+                return self._outcome(unnoted.model_copy(update={"created": mine}), mine, key, inputs, call.params)
             version = self._execute(store, call, inputs, key, claim, author, commit_id)
         finally:
             claim.release()
         return self._outcome(version, True, key, inputs, call.params)
+
+    def _unnoted(self, store: Store, key: str, commit_id: uuid.UUID | None, force: bool) -> Version | None:
+        """The output's head if this step key made it and no note says so: its worker died between the commit
+        and the note. Running the body again could commit other bytes (a timestamp, a seed): a second version
+        for one key. It is the answer, except to ``force``, for which it is only if it is this very attempt's
+        commit (a retried task passing the same ``commit_id``)."""
+        head = store.catalog.head(self.output)
+        if head is None or made_by(head) != key:
+            return None
+        if force and (commit_id is None or head.id != commit_id):
+            return None
+        return head
 
     def _claim(self, store: Store, key: str, force: bool) -> Holder | Version:
         """Our claim on the step, or the version the worker that held it made while we waited."""
@@ -399,6 +433,10 @@ def step(
         >>> featurize(window=7)                                                # doctest: +SKIP
     """
 
+    for name, wanted in (paths or {}).items():
+        if isinstance(wanted, str | bytes) or not all(isinstance(p, str) for p in wanted):
+            raise InputError(f"paths[{name!r}] is a list of paths inside that input, e.g. [{str(wanted)!r}]")
+
     def decorate(fn: Callable[..., Any]) -> Step:
         return Step(
             fn,
@@ -415,29 +453,172 @@ def step(
     return decorate
 
 
+def step_status(store: Store, datasets: Iterable[str] = ()) -> list[StepStatus]:
+    """Whether the newest version of each dataset (default: of every dataset a step made) is what its step
+    would make now: its inputs have no newer version, and, when the step can be imported (``module:qualname``
+    from its record, with the current directory on the path, as ``python -m`` has it), its code, code_version
+    and parameter defaults are those it was made with."""
+    names = sorted(set(datasets))
+    heads = store.catalog.heads(names or store.catalog.datasets())
+    for name in names:
+        if heads.get(name) is None:
+            raise store.catalog.not_found_dataset(name)
+    made = {n: v for n, v in heads.items() if v is not None and (names or made_by(v) is not None)}
+    stale: dict[str, list[StaleVersion]] = {}
+    for item in store.stale(made) if made else []:
+        stale.setdefault(item.ref, []).append(item)
+    return [_status(version, stale.get(version.ref, [])) for _, version in sorted(made.items())]
+
+
+def _status(version: Version, stale: list[StaleVersion]) -> StepStatus:
+    recorded = version.metadata.get("step")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("name"), str):
+        return StepStatus(ref=version.ref, inputs=stale, note="" if stale else "no versioned step made it")
+    name = str(recorded["name"])
+    found = find_step(name)
+    if isinstance(found, str):
+        return StepStatus(ref=version.ref, step=name, inputs=stale, note=f"cannot compare it with its step: {found}")
+    then = version.metadata.get("params")
+    then = then if isinstance(then, dict) else {}
+    now = {
+        p.name: p.default for p in found.signature.parameters.values() if p.name != OUT and p.name not in found.inputs
+    }
+    changed = {
+        k: (then[k], _json_default(now[k]))
+        for k in sorted(set(then) & set(now))
+        if now[k] is not inspect.Parameter.empty and _canonical(_json_default(now[k])) != _canonical(then[k])
+    }
+    made_with = recorded.get("code_version")
+    versions = (made_with if isinstance(made_with, str) else None, found.code_version)
+    return StepStatus(
+        ref=version.ref,
+        step=name,
+        code_changed=recorded.get("code") != found.code,
+        code_version=versions if versions[0] != versions[1] else None,
+        params=changed,
+        params_added=sorted(set(now) - set(then)),
+        params_removed=sorted(set(then) - set(now)),
+        inputs=stale,
+    )
+
+
+def find_step(name: str) -> Step | str:
+    """The step ``module:qualname`` names, or why it cannot be had. Only a module found in the current
+    directory or on ``PYTHONPATH`` is imported (its top level runs: a record must not make gitfree import
+    whatever it names), with its output sent to stderr; whatever the import raises, exits included, is the
+    reason it cannot be compared."""
+    module, _, qualname = name.partition(":")
+    if module == "__main__" or "<locals>" in qualname or not module or not qualname:
+        return f"{name} was defined in a script or a function, not importable; define the step in a module"
+    roots = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    top = module.partition(".")[0]
+    if top not in sys.modules and importlib.machinery.PathFinder.find_spec(top, roots) is None:
+        return f"{module} is not in the current directory or on PYTHONPATH (only those are imported)"
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            obj: object = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        return f"{module} has no {qualname}"
+    except (Exception, SystemExit) as exc:
+        return f"cannot import {module} ({type(exc).__name__}: {exc})"
+    for _ in range(4):  # a Step, or what an orchestrator wrapped it in (a task's fn, __wrapped__)
+        if isinstance(obj, Step):
+            return obj
+        obj = getattr(obj, "__gitfree_step__", None) or getattr(obj, "fn", None) or getattr(obj, "__wrapped__", None)
+    return f"{name} is not a versioned step"
+
+
+def _json_default(value: object) -> JsonValue:
+    try:
+        loaded: JsonValue = json.loads(_canonical(value))
+    except (TypeError, ValueError):
+        return repr(value)
+    return loaded
+
+
 def fingerprint(fn: Callable[..., Any]) -> str:
-    """The sha256 of a function's code as Python reads it: its source without decorators, docstring or
-    comments, so reformatting or documenting a step does not rerun it (its bytecode when there is no source)."""
-    fn = inspect.unwrap(fn)
+    """The sha256 of a function's code as Python reads it, and of what it reads: its source without
+    decorators, docstring, comments or parameter defaults (so reformatting or documenting it does not rerun
+    it; a function with no source of its own, such as a lambda, by its bytecode, names and constants); each
+    module constant or closure value it names that is a number, string, boolean, ``None`` or a tuple of
+    them; and, the same way, each function of its own module it names. Lists, dicts and other objects it
+    reads are not in it: make them parameters, or bump ``code_version``."""
+    return hashlib.sha256(_fingerprint(inspect.unwrap(fn), set()).encode()).hexdigest()
+
+
+def _fingerprint(fn: Callable[..., Any], seen: set[int]) -> str:
+    seen.add(id(fn))
+    parts = [_own_code(fn)]
+    for name, value in _reads(fn):
+        if _constant(value):
+            parts.append(f"{name}={_canonical(value)}")
+        elif inspect.isfunction(value) and value.__module__ == fn.__module__ and id(value) not in seen:
+            parts.append(f"{name}=def:{_fingerprint(value, seen)}")
+    return "\n".join(parts)
+
+
+def _own_code(fn: Callable[..., Any]) -> str:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
-        code = fn.__code__
-        return hashlib.sha256(code.co_code + repr((code.co_consts, code.co_names)).encode()).hexdigest()
-    node = tree.body[0]
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        node.decorator_list = []
-        body = node.body
-        first = body[0].value if body and isinstance(body[0], ast.Expr) else None
-        if isinstance(first, ast.Constant) and isinstance(first.value, str):
-            node.body = body[1:] or [ast.Pass()]
+        tree = None
+    node = tree.body[0] if tree is not None and tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != fn.__name__:
+        return hashlib.sha256(_code_bytes(fn.__code__)).hexdigest()
+    node.decorator_list = []
+    # Defaults are not code: the parameters they give are in the key as values, so changing a default
+    # reruns only the calls it changes.
+    node.args.defaults = []
+    node.args.kw_defaults = [None] * len(node.args.kw_defaults)
+    body = node.body
+    first = body[0].value if body and isinstance(body[0], ast.Expr) else None
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.unparse(node).encode()).hexdigest()
+
+
+def _reads(fn: Callable[..., Any]) -> list[tuple[str, object]]:
+    """The module globals and closure values a function's code names (in any function nested in it too)."""
+    names: set[str] = set()
+    codes = [fn.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    found = [(name, fn.__globals__[name]) for name in sorted(names) if name in fn.__globals__]
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
+        with contextlib.suppress(ValueError):  # a cell not filled yet
+            found.append((name, cell.cell_contents))
+    return found
+
+
+def _constant(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(_constant(v) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    """A code object's bytecode, names and constants (nested code objects by their own), never an address."""
+    consts = b"".join(
+        _code_bytes(c) if isinstance(c, types.CodeType) else repr(c).encode() + b"\0" for c in code.co_consts
+    )
+    return code.co_code + repr(code.co_names).encode() + consts
 
 
 def _check_signature(
     fn: str, signature: inspect.Signature, inputs: Mapping[str, object], paths: Mapping[str, object]
 ) -> None:
     names = signature.parameters
+    positional = [name for name, p in names.items() if p.kind == p.POSITIONAL_ONLY]
+    if positional:
+        raise InputError(f"the step {fn} has positional-only parameters ({', '.join(positional)}); a step's are named")
     if OUT not in names:
         raise InputError(f"the step {fn} needs a parameter {OUT!r}: the folder it writes its output into")
     for name, p in names.items():
@@ -459,14 +640,42 @@ def _json_params(fn: str, params: dict[str, Any]) -> dict[str, JsonValue]:
     """The parameters as canonical JSON values, or one line saying which is not one."""
     for name, value in params.items():
         try:
+            _plain(value)
             _canonical(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InputError(
                 f"cannot call the step {fn}: the parameter {name!r} is not a JSON value ({exc}); a step's "
                 f"parameters make its key, so pass numbers, strings, booleans, lists or dicts of them"
             ) from None
     loaded: dict[str, JsonValue] = json.loads(_canonical(params))
     return loaded
+
+
+def _plain(value: object) -> None:
+    """Refuse what JSON would change on the way: a dict key that is not a string (``{1: "a"}`` would come back
+    as ``{"1": "a"}`` and share a key with it)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            bad = [k for k in item if not isinstance(k, str)]
+            if bad:
+                raise TypeError(f"the dict key {bad[0]!r} is not a string")
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
+def _check_function(fn: object) -> None:
+    """A step is a plain function run to its end: not a partial, a class, a coroutine or a generator."""
+    what = type(fn).__name__
+    if not inspect.isfunction(inspect.unwrap(fn)):  # type: ignore[arg-type]
+        raise InputError(f"a step is a function defined with def or lambda, not a {what}")
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        raise InputError(
+            f"the step {getattr(fn, '__name__', what)} is an async or generator function; a step is a plain "
+            "function that writes its output and returns"
+        )
 
 
 def _canonical(value: object) -> str:

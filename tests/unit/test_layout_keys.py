@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from unit_strategies import names, tags
@@ -26,6 +27,8 @@ PARSERS = {
     "tag_event": layout.parse_tag_event_key,
     "run_use": layout.parse_run_use_key,
     "stages": layout.parse_stages_key,
+    "step_result": layout.parse_step_result_key,
+    "step_claim": layout.parse_step_claim_key,
 }
 
 
@@ -168,3 +171,19 @@ def test_keys_that_are_not_records() -> None:
         "other/datasets/x/latest.json",
     ):
         assert all(parse(key) is None for parse in PARSERS.values()), key
+
+
+def test_step_keys_round_trip_and_name_only_what_they_are() -> None:
+    key = "ab" * 32
+    assert layout.step_prefix(key) == f"steps/{key}/"
+    assert only("step_result", layout.step_result_key(key, "raw/sales", 7)) == (key, "raw/sales", 7)
+    assert only("step_claim", layout.step_claim_key(key)) == key
+    assert layout.step_claim_key(key).startswith(layout.step_prefix(key))
+    assert layout.is_store_key(layout.step_claim_key(key))
+    for bad in ("AB" * 32, "ab" * 31, "../" + "ab" * 31, ""):
+        with pytest.raises(ValueError, match="not a step key"):
+            layout.step_prefix(bad)
+    for other in (f"steps/{key}/raw@1.json", f"steps/{key}/claim.json.tmp", f"steps/{key[:-1]}/claim.json"):
+        assert layout.parse_step_result_key(other) is None and layout.parse_step_claim_key(other) is None
+    # A result of a dataset with a reserved segment cannot be told from other keys: it is not one.
+    assert layout.parse_step_result_key(f"steps/{key}/a/versions@000000000001.json") is None
