@@ -293,7 +293,7 @@ def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
 
     def ds(raw: Path, out: Path, ds: str = "x") -> None: ...
 
-    def store(raw: Path, out: Path, store: str = "x") -> None: ...
+    def gitfree_conn_id(raw: Path, out: Path, gitfree_conn_id: str = "x") -> None: ...
 
     def retries(raw: Path, out: Path, retries: int = 0) -> None: ...  # a DAG's default_args would fill it
 
@@ -301,7 +301,7 @@ def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
 
     refused: list[tuple[Callable[..., None], str]] = [
         (ds, "the step ds has a parameter 'ds', one of the names a task takes for itself; rename it"),
-        (store, "the step store has a parameter 'store', one of the names a task takes for itself; rename it"),
+        (gitfree_conn_id, "the step gitfree_conn_id has a parameter 'gitfree_conn_id', one of the names a task"),
         (retries, "the step retries has a parameter 'retries', one of the names a task takes for itself"),
         (no_out, "the step no_out needs a parameter 'out'"),
     ]
