@@ -126,6 +126,103 @@ def test_the_pipeline_reruns_only_what_changed(airflow_env: AirflowEnv, tmp_path
     ]
 
 
+# ---------------------------------------------------------------------------- without a DAG run (in-process)
+
+from airflow.sdk import DAG, Asset  # noqa: E402
+from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
+
+from gitfree.airflow import dataset_asset, dataset_outlet, run_step, step  # noqa: E402
+from gitfree.versioning import Store  # noqa: E402
+from gitfree.versioning import step as plain_step  # noqa: E402
+
+
+def _copy(raw: Path, out: Path, window: int = 3) -> None:
+    (out / "copy").write_bytes((raw / "r.csv").read_bytes() * window)
+
+
+def _operator(called: Any) -> Any:
+    """The task a call of a step task made in a DAG (its XComArg's operator)."""
+    return called.operator
+
+
+def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
+    copy = step("demo/copy", {"raw": "demo/raw@latest"})(_copy)
+    with DAG("parsed", schedule=None):
+        made = _operator(copy(window=2))
+
+        with pytest.raises(TypeError, match="windw"):
+            copy(windw=2)
+        with pytest.raises(TypeError, match="positional"):
+            copy("demo/raw@1")
+        mapped = _operator(copy.partial(raw="demo/raw@1").expand(window=[1, 2]))
+        other = _operator(copy.override(task_id="other", outlets=[Asset("s3://b/k")])(window=1))
+    assert made.task_id == "_copy"
+    assert made.op_kwargs == {"window": 2}
+    # Each declares the alias the step's event goes to (a mapped task when the DAG is parsed, too).
+    assert made.outlets == mapped.outlets == [dataset_outlet("demo/copy")]
+    assert other.outlets == [Asset("s3://b/k"), dataset_outlet("demo/copy")]
+
+    def ds(raw: Path, out: Path, ds: str = "x") -> None: ...
+
+    def gitfree_conn_id(raw: Path, out: Path, gitfree_conn_id: str = "x") -> None: ...
+
+    def retries(raw: Path, out: Path, retries: int = 0) -> None: ...  # a DAG's default_args would fill it
+
+    def no_out(raw: Path) -> None: ...
+
+    refused: list[tuple[Callable[..., None], str]] = [
+        (ds, "the step ds has a parameter 'ds', one of the names a task takes for itself; rename it"),
+        (gitfree_conn_id, "the step gitfree_conn_id has a parameter 'gitfree_conn_id', one of the names a task"),
+        (retries, "the step retries has a parameter 'retries', one of the names a task takes for itself"),
+        (no_out, "the step no_out needs a parameter 'out'"),
+    ]
+    for fn, message in refused:
+        with pytest.raises(AirflowFailException, match=f"gitfree: {message}"):
+            step("demo/copy", {"raw": "demo/raw@latest"})(fn)
+    with pytest.raises(AirflowFailException, match="gitfree: invalid dataset name 'Demo Copy'"):
+        step("Demo Copy", {"raw": None})(_copy)
+    with pytest.raises(AirflowFailException, match="declares gitfree://demo/copy in outlets"):
+        step("demo/copy", {"raw": None}, outlets=[dataset_asset("demo/copy")])(_copy)
+
+
+def test_run_step_outside_a_task_takes_xcoms_of_its_store_only(tmp_path: Path) -> None:
+    store = Store(f"file://{tmp_path / 'store'}")
+    raw = store.commit("demo/raw", write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
+    copy = plain_step("demo/copy", {"raw": None})(_copy)
+    xcom = {"ref": raw.ref, "store": store.url, "created": True}
+    made = run_step(copy, raw=xcom, window=2, store=store, gitfree_conn_id=None)
+    assert (made.ran, made.version.ref, made.line) == (
+        True,
+        "demo/copy@1",
+        "_copy made demo/copy@1 (demo/raw@1, window=2)",
+    )
+    again = run_step(copy, raw=raw.ref, window=2, store=store, gitfree_conn_id=None)
+    assert (again.ran, again.version.ref) == (False, "demo/copy@1")
+    with pytest.raises(AirflowFailException, match="names the store s3://elsewhere/x, but this task's connection"):
+        run_step(copy, raw={**xcom, "store": "s3://elsewhere/x"}, store=store, gitfree_conn_id=None)
+    with pytest.raises(AirflowFailException, match="the input 'raw' is a dict without a 'ref'"):
+        run_step(copy, raw={"number": 1}, store=store, gitfree_conn_id=None)
+    with pytest.raises(AirflowFailException, match="gitfree: dataset 'demo/rwa' does not exist"):
+        run_step(copy, raw="demo/rwa@1", store=store, gitfree_conn_id=None)  # a typo: nothing runs
+    with pytest.raises(AirflowFailException, match="force is 'yes'; give true or false"):
+        run_step(copy, raw=raw.ref, force="yes", store=store, gitfree_conn_id=None)  # type: ignore[arg-type]
+
+    def nothing(raw: Path, out: Path) -> None: ...
+
+    with pytest.raises(AirflowFailException, match="gitfree: nothing wrote nothing to out"):
+        run_step(plain_step("demo/nothing", {"raw": None})(nothing), raw=raw.ref, store=store, gitfree_conn_id=None)
+
+    def context(raw: Path, out: Path, context: str = "") -> None: ...
+
+    with pytest.raises(AirflowFailException, match="parameter 'context', one of run_step's own arguments"):
+        run_step(plain_step("demo/ctx", {"raw": None})(context), raw=raw.ref, store=store, gitfree_conn_id=None)
+    assert [v.number for v in store.log("demo/copy")] == [1]
+
+
+# ---------------------------------------------------------------------------- attacks (after the in-process tests,
+# so that pytest-xdist's first batches put the two long tests on different workers)
+
+
 def _start(env: AirflowEnv, log: Path, dag_id: str, conf: dict[str, str]) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -253,96 +350,3 @@ def test_retries_mapped_tasks_racing_runs_and_an_odd_run_id(
         "demo/step-race@2",
         odd,
     )
-
-
-# ---------------------------------------------------------------------------- without a DAG run (in-process)
-
-from airflow.sdk import DAG, Asset  # noqa: E402
-from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
-
-from gitfree.airflow import dataset_asset, dataset_outlet, run_step, step  # noqa: E402
-from gitfree.versioning import Store  # noqa: E402
-from gitfree.versioning import step as plain_step  # noqa: E402
-
-
-def _copy(raw: Path, out: Path, window: int = 3) -> None:
-    (out / "copy").write_bytes((raw / "r.csv").read_bytes() * window)
-
-
-def _operator(called: Any) -> Any:
-    """The task a call of a step task made in a DAG (its XComArg's operator)."""
-    return called.operator
-
-
-def test_a_step_task_is_checked_when_the_dag_is_parsed() -> None:
-    copy = step("demo/copy", {"raw": "demo/raw@latest"})(_copy)
-    with DAG("parsed", schedule=None):
-        made = _operator(copy(window=2))
-
-        with pytest.raises(TypeError, match="windw"):
-            copy(windw=2)
-        with pytest.raises(TypeError, match="positional"):
-            copy("demo/raw@1")
-        mapped = _operator(copy.partial(raw="demo/raw@1").expand(window=[1, 2]))
-        other = _operator(copy.override(task_id="other", outlets=[Asset("s3://b/k")])(window=1))
-    assert made.task_id == "_copy"
-    assert made.op_kwargs == {"window": 2}
-    # Each declares the alias the step's event goes to (a mapped task when the DAG is parsed, too).
-    assert made.outlets == mapped.outlets == [dataset_outlet("demo/copy")]
-    assert other.outlets == [Asset("s3://b/k"), dataset_outlet("demo/copy")]
-
-    def ds(raw: Path, out: Path, ds: str = "x") -> None: ...
-
-    def gitfree_conn_id(raw: Path, out: Path, gitfree_conn_id: str = "x") -> None: ...
-
-    def retries(raw: Path, out: Path, retries: int = 0) -> None: ...  # a DAG's default_args would fill it
-
-    def no_out(raw: Path) -> None: ...
-
-    refused: list[tuple[Callable[..., None], str]] = [
-        (ds, "the step ds has a parameter 'ds', one of the names a task takes for itself; rename it"),
-        (gitfree_conn_id, "the step gitfree_conn_id has a parameter 'gitfree_conn_id', one of the names a task"),
-        (retries, "the step retries has a parameter 'retries', one of the names a task takes for itself"),
-        (no_out, "the step no_out needs a parameter 'out'"),
-    ]
-    for fn, message in refused:
-        with pytest.raises(AirflowFailException, match=f"gitfree: {message}"):
-            step("demo/copy", {"raw": "demo/raw@latest"})(fn)
-    with pytest.raises(AirflowFailException, match="gitfree: invalid dataset name 'Demo Copy'"):
-        step("Demo Copy", {"raw": None})(_copy)
-    with pytest.raises(AirflowFailException, match="declares gitfree://demo/copy in outlets"):
-        step("demo/copy", {"raw": None}, outlets=[dataset_asset("demo/copy")])(_copy)
-
-
-def test_run_step_outside_a_task_takes_xcoms_of_its_store_only(tmp_path: Path) -> None:
-    store = Store(f"file://{tmp_path / 'store'}")
-    raw = store.commit("demo/raw", write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
-    copy = plain_step("demo/copy", {"raw": None})(_copy)
-    xcom = {"ref": raw.ref, "store": store.url, "created": True}
-    made = run_step(copy, raw=xcom, window=2, store=store, gitfree_conn_id=None)
-    assert (made.ran, made.version.ref, made.line) == (
-        True,
-        "demo/copy@1",
-        "_copy made demo/copy@1 (demo/raw@1, window=2)",
-    )
-    again = run_step(copy, raw=raw.ref, window=2, store=store, gitfree_conn_id=None)
-    assert (again.ran, again.version.ref) == (False, "demo/copy@1")
-    with pytest.raises(AirflowFailException, match="names the store s3://elsewhere/x, but this task's connection"):
-        run_step(copy, raw={**xcom, "store": "s3://elsewhere/x"}, store=store, gitfree_conn_id=None)
-    with pytest.raises(AirflowFailException, match="the input 'raw' is a dict without a 'ref'"):
-        run_step(copy, raw={"number": 1}, store=store, gitfree_conn_id=None)
-    with pytest.raises(AirflowFailException, match="gitfree: dataset 'demo/rwa' does not exist"):
-        run_step(copy, raw="demo/rwa@1", store=store, gitfree_conn_id=None)  # a typo: nothing runs
-    with pytest.raises(AirflowFailException, match="force is 'yes'; give true or false"):
-        run_step(copy, raw=raw.ref, force="yes", store=store, gitfree_conn_id=None)  # type: ignore[arg-type]
-
-    def nothing(raw: Path, out: Path) -> None: ...
-
-    with pytest.raises(AirflowFailException, match="gitfree: nothing wrote nothing to out"):
-        run_step(plain_step("demo/nothing", {"raw": None})(nothing), raw=raw.ref, store=store, gitfree_conn_id=None)
-
-    def context(raw: Path, out: Path, context: str = "") -> None: ...
-
-    with pytest.raises(AirflowFailException, match="parameter 'context', one of run_step's own arguments"):
-        run_step(plain_step("demo/ctx", {"raw": None})(context), raw=raw.ref, store=store, gitfree_conn_id=None)
-    assert [v.number for v in store.log("demo/copy")] == [1]
