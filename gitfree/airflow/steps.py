@@ -199,7 +199,7 @@ def step(
         decorated = task_decorator_factory(
             python_callable=StepCallable(made),
             multiple_outputs=False,
-            decorated_operator_class=StepOperator,
+            decorated_operator_class=GitfreeStepOperator,
             outlets=[*outlets, alias] if alias not in outlets else outlets,
             gitfree_conn_id=gitfree_conn_id,
             store=store,
@@ -224,7 +224,7 @@ class StepCallable:
         return run_step(self.step, *args, force=force, **kwargs)
 
 
-class StepOperator(DecoratedOperator):
+class GitfreeStepOperator(DecoratedOperator):
     """The operator of a task made by :func:`step`: runs the step with the task's rendered arguments."""
 
     custom_operator_name = "@gitfree.airflow.step"
