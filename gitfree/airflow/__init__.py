@@ -6,7 +6,7 @@
     GitfreePullOperator     materialise a version (named by a ref, or by the asset event that triggered the run)
     GitfreeTagOperator      point a tag at a version, or promote one through a metric gate (require=)
     commit_dataset, pull_dataset, tag_version, version_from_asset    the same from inside any task
-    step(output, inputs)        a versioned step as a TaskFlow task: its body runs only when its inputs changed
+    step(output, inputs)        a versioned step as a TaskFlow task: its body runs only when what it reads changed
     run_step(featurize, ...)    a gitfree.step inside any task: a new version only is an event of gitfree://<output>
     dataset_asset("images")     the asset gitfree://images: schedule consumers on it
     dataset_outlet("images")    what a committing @task declares in outlets=
