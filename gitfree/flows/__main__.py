@@ -3,6 +3,7 @@
 gitfree-flows ingest SOURCE DATASET [--cron "0 2 * * *"]     # serve a scheduled ingestion
 gitfree-flows ingest SOURCE DATASET                          # run it once, now
 gitfree-flows pipeline SOURCE DATASET [--cron ...]           # ingest + train when DATASET gets a version
+gitfree-flows sales-pipeline SOURCE [--cron ...]            # ingest, featurize, train: versioned steps
 gitfree-flows pull REF DEST                                  # fetch a version on this worker
 
 The arguments (dataset name, ref, local source, schedule, store settings) are checked before
@@ -12,6 +13,7 @@ Prefect is touched; any failure is one line on stderr with the exit codes of ``g
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from pathlib import Path
 
@@ -141,6 +143,38 @@ def pipeline(source: str, dataset: str, cron: str, store_url: str | None, model_
             name=f"train-on-{slug}", triggers=[train_trigger(dataset)], parameters={"model_dataset": model_dataset}
         ),
     )
+
+
+@main.command("sales-pipeline")
+@click.argument("source")
+@click.option("--raw", default="raw/sales", show_default=True, metavar="DATASET", help="Dataset of the raw CSV files.")
+@click.option("--window", default=7, show_default=True, help="Days in featurize's rolling mean (at least 1).")
+@click.option("--alpha", default=0.1, show_default=True, help="L2 penalty of train's least squares (at least 0).")
+@click.option("--cron", metavar="SCHEDULE", help="Serve the pipeline on this cron schedule instead of running it once.")
+@store_option
+def sales_pipeline(source: str, raw: str, window: int, alpha: float, cron: str | None, store_url: str | None) -> None:
+    """Run the example pipeline of versioned steps on SOURCE (CSV files of date,units): ingest, featurize, train.
+
+    Each step runs only when the versions it reads, its parameters or its code changed. Without --cron it
+    runs once, now, and prints each version and whether it is new; with --cron it serves a deployment.
+    """
+    slug = _slug(raw)
+    if window < 1:
+        raise InputError(f"--window {window} is not a number of days: give 1 or more")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise InputError(f"--alpha {alpha} is not a penalty: give a number of 0 or more")
+    _check_source(source)
+    _check_store(store_url, reach=not cron)
+    if cron:
+        _check_cron(cron)
+    from .pipeline import sales_pipeline as pipeline_flow
+
+    parameters = {"source": source, "store": store_url, "raw": raw, "window": window, "alpha": alpha}
+    if cron:
+        pipeline_flow.serve(name=f"steps-on-{slug}", cron=cron, parameters=parameters)
+        return
+    for name, version in pipeline_flow(**parameters).items():  # type: ignore[arg-type]
+        click.echo(f"{name}: {version.ref} ({'new' if version.created else 'unchanged'})")
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from ._runtime import COMMITTED_EVENT, artifact_key
 from ._tags import TAG_MOVED_EVENT
 from .blocks import GitfreeStore
+from .steps import StepTask, step
 from .tasks import (
     commit_dataset,
     diff_versions,
@@ -18,6 +19,7 @@ __all__ = [
     "COMMITTED_EVENT",
     "TAG_MOVED_EVENT",
     "GitfreeStore",
+    "StepTask",
     "artifact_key",
     "commit_dataset",
     "diff_versions",
@@ -26,5 +28,6 @@ __all__ = [
     "pull_dataset",
     "resolve_store",
     "retry_if_transient",
+    "step",
     "tag_version",
 ]

@@ -195,3 +195,19 @@ def metrics_summary(store: Store, version: Version, parent: Version | None, why:
     if not compared.metrics:
         return "-"
     return "; ".join(str(m) for m in compared.metrics) + f" vs {parent.ref}"
+
+
+def in_task_run() -> bool:
+    """Whether this code runs inside a Prefect task run."""
+    return _contexts()[1] is not None
+
+
+def run_logger() -> Any:
+    """The run's logger (its lines show in Prefect's UI), or gitfree's outside a run."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger

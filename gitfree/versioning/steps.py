@@ -107,6 +107,9 @@ class Step:
         self.signature = inspect.signature(self.fn)
         _check_signature(self.fn.__name__, self.signature, self.inputs, self.paths)
         functools.update_wrapper(self, self.fn)
+        # What a call takes (not the function's own parameters): an orchestrator wrapping a step in its own
+        # task (``@task`` over ``@gitfree.step``) binds the call's arguments to this.
+        self.__signature__ = _call_signature(self.signature, self.inputs)
 
     @property
     def code(self) -> str:
@@ -525,10 +528,13 @@ def find_step(name: str) -> Step | str:
         return f"{module} has no {qualname}"
     except (Exception, SystemExit) as exc:
         return f"cannot import {module} ({type(exc).__name__}: {exc})"
-    for _ in range(4):  # a Step, or what an orchestrator wrapped it in (a task's fn, __wrapped__)
+    for _ in range(4):  # a Step, or what an orchestrator wrapped it in (a task's step or fn, __wrapped__)
         if isinstance(obj, Step):
             return obj
-        obj = getattr(obj, "__gitfree_step__", None) or getattr(obj, "fn", None) or getattr(obj, "__wrapped__", None)
+        obj = next(
+            (found for a in ("__gitfree_step__", "step", "fn", "__wrapped__") if (found := getattr(obj, a, None))),
+            None,
+        )
     return f"{name} is not a versioned step"
 
 
@@ -634,6 +640,20 @@ def _check_signature(
     for name in paths:
         if name not in inputs:
             raise InputError(f"the step {fn}: paths names {name!r}, which is not one of its inputs")
+
+
+def _call_signature(signature: inspect.Signature, inputs: Mapping[str, InputLike | None]) -> inspect.Signature:
+    """A call's parameters, all keyword-only: each input (its default ref), the function's parameters but
+    ``out``, then ``force``."""
+    params = [
+        p.replace(kind=p.KEYWORD_ONLY, default=inputs[p.name], annotation="str | Ref | Version")
+        if p.name in inputs
+        else p.replace(kind=p.KEYWORD_ONLY)
+        for p in signature.parameters.values()
+        if p.name != OUT
+    ]
+    force = inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")
+    return inspect.Signature([*params, force], return_annotation="Version")
 
 
 def _json_params(fn: str, params: dict[str, Any]) -> dict[str, JsonValue]:

@@ -116,3 +116,22 @@ def test_prefect_yaml_deploys_the_schedule_and_the_trigger() -> None:
     assert train.work_pool_name == "gitfree"  # type: ignore[attr-defined]
     assert len(automations) == 1  # type: ignore[arg-type]
     assert "gitfree.dataset.committed" in automations[0].model_dump_json()  # type: ignore[index]
+
+
+def test_sales_service_serves_the_pipeline_of_versioned_steps(compose: dict) -> None:  # type: ignore[type-arg]
+    from click.testing import CliRunner
+
+    from gitfree.flows.__main__ import main
+
+    sales = compose["services"]["sales"]
+    assert sales["command"][:3] == ["gitfree-flows", "sales-pipeline", "/srv/sales"]
+    assert sales["environment"] == compose["services"]["worker"]["environment"]
+    # docker-compose 1.x prints volumes as "source:target:mode", 2.x as mappings
+    mounts = [
+        tuple(v.split(":")) if isinstance(v, str) else (v["source"], v["target"], "ro" if v.get("read_only") else "rw")
+        for v in sales["volumes"]
+    ]
+    assert (str(ROOT / "examples" / "sales"), "/srv/sales", "ro") in mounts
+    assert sorted(p.name for p in (ROOT / "examples" / "sales").glob("*.csv")) == ["store-a.csv", "store-b.csv"]
+    help_text = CliRunner().invoke(main, ["sales-pipeline", "--help"]).output
+    assert "--cron" in help_text and "--alpha" in help_text
