@@ -10,9 +10,11 @@ model's asset is queued only when the model changed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,7 +134,7 @@ from airflow.sdk import DAG, Asset  # noqa: E402
 from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
 
 from gitfree.airflow import dataset_asset, dataset_outlet, run_step, step  # noqa: E402
-from gitfree.versioning import Store  # noqa: E402
+from gitfree.versioning import Store, step_status  # noqa: E402
 from gitfree.versioning import step as plain_step  # noqa: E402
 
 
@@ -217,6 +219,26 @@ def test_run_step_outside_a_task_takes_xcoms_of_its_store_only(tmp_path: Path) -
     with pytest.raises(AirflowFailException, match="parameter 'context', one of run_step's own arguments"):
         run_step(plain_step("demo/ctx", {"raw": None})(context), raw=raw.ref, store=store, gitfree_conn_id=None)
     assert [v.number for v in store.log("demo/copy")] == [1]
+
+
+def test_status_finds_the_step_of_an_airflow_step_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``gitfree status`` imports the step its record names (the DAG file's task) and compares it."""
+    (tmp_path / "dag_steps.py").write_text(
+        "from pathlib import Path\nimport gitfree.airflow\n\n"
+        '@gitfree.airflow.step("demo/status", {"raw": None})\n'
+        "def featurize(raw: Path, out: Path, window: int = 3) -> None:\n"
+        "    (out / 'f').write_bytes((raw / 'r.csv').read_bytes() * window)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("dag_steps", None)
+    task = importlib.import_module("dag_steps").featurize
+    store = Store(f"file://{tmp_path / 'store'}")
+    raw = store.commit("demo/raw", write_tree(tmp_path / "raw", {"r.csv": b"1\n"}))
+    made = task.function(raw=raw.ref, store=store, gitfree_conn_id=None)  # the task's callable, outside a DAG run
+    assert made.version.metadata["step"]["name"] == "dag_steps:featurize"
+    [status] = step_status(store, ["demo/status"])
+    assert (status.step, status.note, status.up_to_date) == ("dag_steps:featurize", "", True)
 
 
 # ---------------------------------------------------------------------------- attacks (after the in-process tests,
