@@ -6,6 +6,8 @@
     GitfreePullOperator     materialise a version (named by a ref, or by the asset event that triggered the run)
     GitfreeTagOperator      point a tag at a version, or promote one through a metric gate (require=)
     commit_dataset, pull_dataset, tag_version, version_from_asset    the same from inside any task
+    step(output, inputs)        a versioned step as a TaskFlow task: its body runs only when what it reads changed
+    run_step(featurize, ...)    a gitfree.step inside any task: a new version only is an event of gitfree://<output>
     dataset_asset("images")     the asset gitfree://images: schedule consumers on it
     dataset_outlet("images")    what a committing @task declares in outlets=
     tag_asset("models/churn", "production")     the asset gitfree-tag://models/churn/production: runs on each move
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from .functions import commit_dataset, pull_dataset, tag_version, version_from_asset
     from .hooks import GitfreeHook
     from .operators import GitfreeCommitOperator, GitfreePullOperator, GitfreeTagOperator
+    from .steps import run_step, step
 
 __all__ = [
     "GitfreeCommitOperator",
@@ -41,6 +44,8 @@ __all__ = [
     "dataset_outlet",
     "get_provider_info",
     "pull_dataset",
+    "run_step",
+    "step",
     "tag_asset",
     "tag_outlet",
     "tag_version",
@@ -57,6 +62,8 @@ _MODULES = {
     "pull_dataset": "functions",
     "tag_version": "functions",
     "version_from_asset": "functions",
+    "run_step": "steps",
+    "step": "steps",
     "dataset_asset": "assets",
     "dataset_of": "assets",
     "dataset_outlet": "assets",

@@ -49,6 +49,8 @@ class AirflowEnv:
     store_url: str
     connections: dict[str, str] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
+    """More ``AIRFLOW__...`` settings of this Airflow."""
 
     def env(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
@@ -59,6 +61,7 @@ class AirflowEnv:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             **{f"AIRFLOW_CONN_{conn_id.upper()}": value for conn_id, value in self.connections.items()},
+            **self.settings,
         }
 
     def run(self, *args: str, timeout: float = 240) -> Run:

@@ -24,7 +24,12 @@ from on_airflow.airflow_helpers import AIRFLOW, AirflowEnv, gitfree_connection
 from gitfree.testing import SeaweedFS
 
 REPO = Path(__file__).resolve().parents[2]
-DAG_FILES = [REPO / "examples" / "airflow" / "gitfree_dags.py", *sorted((Path(__file__).parent / "dags").glob("*.py"))]
+EXAMPLES = REPO / "examples" / "airflow"
+DAG_FILES = [
+    EXAMPLES / "gitfree_dags.py",
+    EXAMPLES / "gitfree_pipeline.py",
+    *sorted((Path(__file__).parent / "dags").glob("*.py")),
+]
 
 
 @pytest.fixture(scope="session")
