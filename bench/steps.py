@@ -60,7 +60,9 @@ def main() -> None:
             pull, pull_requests = time.perf_counter() - start, dict(proxy.take().requests)
         mb = args.files * args.size / 1e6
         print(f"input: raw@1, {args.files} files, {mb:.0f} MB")
-        print(f"first call (pull, body, commit): {first:.2f} s, requests {sum(first_requests.values())} {first_requests}")
+        print(
+            f"first call (pull, body, commit): {first:.2f} s, requests {sum(first_requests.values())} {first_requests}"
+        )
         print(
             f"up to date, median of {args.reps}: {statistics.median(times) * 1000:.1f} ms "
             f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}), requests per call "
