@@ -20,7 +20,7 @@ from gitfree.cli import cli
 
 MODULES = {
     "m_exit": "import sys\nsys.exit(3)\n",
-    "m_argv": "import argparse\nargparse.ArgumentParser().parse_args()\n",
+    "m_argv": 'import argparse\nargparse.ArgumentParser().parse_args(["--no-such-option"])\n',
     "m_print": "print('hello from an import side effect')\n",
     "m_getattr": "def __getattr__(name):\n    raise RuntimeError('no attributes here')\n",
 }
