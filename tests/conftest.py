@@ -35,6 +35,21 @@ def seaweedfs() -> Iterator[SeaweedFS]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server per test process (per xdist worker), started by the first test that asks.
+
+    Every Prefect test shares it (tests/on_prefect asks for it for each of its tests): a server costs about
+    15 s to start here, and a second harness inside a first would leave Prefect's event worker reporting
+    to the first one.
+    """
+    pytest.importorskip("prefect", reason="install the prefect extra: pip install -e '.[dev,prefect]'")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
 @pytest.fixture
 def s3_url(seaweedfs: SeaweedFS) -> str:
     return f"s3://{seaweedfs.bucket}/t-{uuid.uuid4().hex[:12]}"
