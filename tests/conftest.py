@@ -88,6 +88,27 @@ def figures() -> Figures:
     return FIGURES
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker sends its figures to the controller, which prints them all (``pytest_testnodedown``)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["gitfree_figures"] = {
+            "lines": FIGURES.lines,
+            "counts": [[promise, what, n] for (promise, what), n in FIGURES.counts.items()],
+        }
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: the controller, when a worker ends
+def pytest_testnodedown(node: object, error: object) -> None:
+    sent = getattr(node, "workeroutput", {}).get("gitfree_figures")
+    if sent:
+        for promise, lines in sent["lines"].items():
+            for line in lines:
+                FIGURES.add(promise, line)
+        for promise, what, n in sent["counts"]:
+            FIGURES.counts[promise, what] = FIGURES.counts.get((promise, what), 0) + n
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     found = {promise: list(lines) for promise, lines in FIGURES.lines.items()}
     for (promise, what), n in FIGURES.counts.items():
