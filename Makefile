@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test tools pytest unit lint reliability bench clean airflow
+.PHONY: demo test tools pytest unit lint reliability bench slow clean airflow
 
 # constraints.txt: pins of this test environment that gitfree's users do not need (why in the file).
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -26,8 +26,11 @@ tools:
 	  { apt-get install -y -qq docker-compose >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }; }; } || \
 	  echo "docker-compose is not installed: the test of docker-compose.yml will be skipped"
 
+# The main suite on every core (pytest-xdist), each test file on one worker: a file's module fixtures are
+# made once, and its tests run one after another as they do alone. Each worker starts its own SeaweedFS
+# and, for the first Prefect test it gets, its own Prefect server. `pytest` without -n runs it serially.
 pytest: $(BIN)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # The unit tier: pure logic (refs, durations, settings, store layout keys, path checks, packaging),
 # no SeaweedFS, no Prefect; a few seconds. The default suite (make pytest) runs it too.
@@ -46,6 +49,11 @@ reliability: $(BIN)/.installed
 # loopback SeaweedFS; about 30 minutes here. Report in build/bench/report.md.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench --size full --reps 3
+
+# The tests marked `slow`, left out of the default suite, which runs a smaller form of each: the tiny benchmark
+# with every contender (DVC+git and the gitfree CLI besides gitfree and the floor; about a minute).
+slow: $(BIN)/.installed
+	$(BIN)/pytest -m slow
 
 # Airflow in its own virtualenv (Airflow and Prefect cannot share one): mypy on gitfree.airflow against the
 # real Airflow, then tests/on_airflow, real DAGs run by `airflow dags test` against SeaweedFS, one test per core

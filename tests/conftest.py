@@ -35,6 +35,21 @@ def seaweedfs() -> Iterator[SeaweedFS]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server per test process (per xdist worker), started by the first test that asks.
+
+    Every Prefect test shares it (tests/on_prefect asks for it for each of its tests): a server costs about
+    15 s to start here, and a second harness inside a first would leave Prefect's event worker reporting
+    to the first one.
+    """
+    pytest.importorskip("prefect", reason="install the prefect extra: pip install -e '.[dev,prefect]'")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
 @pytest.fixture
 def s3_url(seaweedfs: SeaweedFS) -> str:
     return f"s3://{seaweedfs.bucket}/t-{uuid.uuid4().hex[:12]}"
@@ -71,6 +86,27 @@ def s3_store(make_store: Callable[..., Store]) -> Store:
 @pytest.fixture(scope="session")
 def figures() -> Figures:
     return FIGURES
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker sends its figures to the controller, which prints them all (``pytest_testnodedown``)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["gitfree_figures"] = {
+            "lines": FIGURES.lines,
+            "counts": [[promise, what, n] for (promise, what), n in FIGURES.counts.items()],
+        }
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: the controller, when a worker ends
+def pytest_testnodedown(node: object, error: object) -> None:
+    sent = getattr(node, "workeroutput", {}).get("gitfree_figures")
+    if sent:
+        for promise, lines in sent["lines"].items():
+            for line in lines:
+                FIGURES.add(promise, line)
+        for promise, what, n in sent["counts"]:
+            FIGURES.counts[promise, what] = FIGURES.counts.get((promise, what), 0) + n
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import errno
-import itertools
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -214,24 +214,35 @@ def test_storage_options_from_the_environment(
 
 
 class TestFsspecGetConformance(AbstractFixtures, AbstractGetTests):  # type: ignore[misc]
-    """fsspec's abstract ``get`` tests; each remote scenario is committed as a version first."""
+    """fsspec's abstract ``get`` tests; each remote scenario is committed as a version first.
 
-    @pytest.fixture
-    def conformance_store(self, make_store: Callable[..., Store]) -> Store:
-        return make_store("s3")
+    The tests only read the scenarios: each is committed once for the class, into one store, and each test
+    reads it through a store of its own with a cold worker cache (32 glob cases read the same version).
+    """
 
-    @pytest.fixture
-    def commit_scenario(self, conformance_store: Store, tmp_path: Path) -> Callable[[str], str]:
-        datasets = itertools.count()
+    @pytest.fixture(scope="class")
+    def scenario_store(self, seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> Store:
+        cache = tmp_path_factory.mktemp("conformance-writer")
+        return Store(f"s3://{seaweedfs.bucket}/t-{uuid.uuid4().hex[:12]}", cache_dir=cache, **seaweedfs.store_options())
+
+    @pytest.fixture(scope="class")
+    def commit_scenario(self, scenario_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+        committed: dict[str, str] = {}
 
         def commit(scenario: str) -> str:
-            local = LocalFileSystem(auto_mkdir=True)
-            root = tmp_path / f"scenario-{scenario}"
-            source = getattr(self, f"_{scenario}")(local, os.path.join, str(root))
-            version = conformance_store.commit(f"s{next(datasets)}", root)
-            return f"{version.ref}/{Path(source).relative_to(root).as_posix()}"
+            if scenario not in committed:
+                local = LocalFileSystem(auto_mkdir=True)
+                root = tmp_path_factory.mktemp(f"scenario-{scenario}")
+                source = getattr(self, f"_{scenario}")(local, os.path.join, str(root))
+                version = scenario_store.commit(f"s{len(committed)}", root)
+                committed[scenario] = f"{version.ref}/{Path(source).relative_to(root).as_posix()}"
+            return committed[scenario]
 
         return commit
+
+    @pytest.fixture
+    def conformance_store(self, scenario_store: Store, tmp_path: Path) -> Store:
+        return Store(scenario_store.url, cache_dir=tmp_path / "reader-cache", settings=scenario_store.settings)
 
     @pytest.fixture
     def fs(self, conformance_store: Store) -> GitfreeFileSystem:

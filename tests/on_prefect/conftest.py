@@ -1,21 +1,17 @@
-"""Prefect fixtures: one temporary Prefect server (prefect_test_harness) per test session."""
+"""Prefect fixtures: one temporary Prefect server (prefect_test_harness) per test process."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 pytest.importorskip("prefect", reason="install the prefect extra: pip install -e '.[dev,prefect]'")
 
-from prefect.testing.utilities import prefect_test_harness
-
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_server() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_server(prefect_harness: None) -> None:
+    """The process's temporary Prefect server (tests/conftest.py's ``prefect_harness``), for every test here."""
 
 
 @pytest.fixture

@@ -57,8 +57,12 @@ def read_artifacts(key: str) -> list[Any]:
 
 @contextlib.contextmanager
 def prefect_server() -> Iterator[None]:
-    """A temporary Prefect server, unless tests/on_prefect's (a session fixture) already runs: a second
-    harness inside the first would leave Prefect's event worker reporting to the first one."""
+    """A temporary Prefect server, unless the process's (tests/conftest.py's ``prefect_harness``) already runs:
+    a second harness inside the first would leave Prefect's event worker reporting to the first one.
+
+    A test module asks for the ``prefect_harness`` fixture instead: the server started then serves every
+    Prefect test of the process, where this one stops with the block it runs.
+    """
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness

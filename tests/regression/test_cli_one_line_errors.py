@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_tree
 
+from gitfree import cli as cli_module
 from gitfree.cli import cli
 
 GITFREE = str(Path(sys.executable).with_name("gitfree"))
@@ -71,7 +72,11 @@ def test_a_message_with_brackets_is_printed_as_it_is(tmp_path: Path, monkeypatch
     """Rich markup is never parsed in data: a commit message or file names holding ``[...]``."""
     monkeypatch.setenv("GITFREE_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("GITFREE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("COLUMNS", "400")  # wide tables: no cell wraps
+    # Wide tables: no cell wraps. The console's width, not COLUMNS: rich keeps the COLUMNS it finds when gitfree.cli
+    # is imported, and an xdist worker starts with COLUMNS=80 (pytest imports readline, which exports it).
+    wide = cli_module._Console()
+    wide.width = 400
+    monkeypatch.setattr(cli_module, "out", wide)
     source = write_tree(tmp_path / "src", {"[bold]x.txt": b"1", "[/PREFIX]": b"2"})
     message = "from s3://BUCKET[/PREFIX] and [red]red[/red] :thumbs_up:"
     runner = CliRunner()

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -94,17 +93,8 @@ def test_version_and_help_for_every_option(tmp_path: Path) -> None:
         assert command.help, f"gitfree-flows {name} has no help"
 
 
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    pytest.importorskip("prefect")
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def test_an_ingestion_that_makes_no_version_says_unchanged(
-    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gitfree.flows.__main__ import main
 

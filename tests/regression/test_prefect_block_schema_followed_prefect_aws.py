@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -26,7 +25,6 @@ import pytest
 pytest.importorskip("prefect", reason="install the prefect extra: pip install -e '.[dev,prefect]'")
 
 from helpers import write_tree
-from on_prefect.prefect_helpers import prefect_server
 from prefect.settings import PREFECT_API_URL
 
 from gitfree.tasks import GitfreeStore
@@ -64,9 +62,8 @@ def test_the_schema_is_the_same_with_and_without_prefect_aws() -> None:
 
 
 @pytest.fixture(scope="module")
-def _prefect_server() -> Iterator[None]:
-    with prefect_server():
-        yield
+def _prefect_server(prefect_harness: None) -> None:
+    """The process's temporary Prefect server (tests/conftest.py's ``prefect_harness``) for this module."""
 
 
 _LOAD_AND_COMMIT = """

@@ -8,13 +8,12 @@ process or cluster task runner, two workers) saw nothing of each other. Now a pu
 its store (``runs/prefect:<flow run id>/…``) and a commit lists its run's notes there: nothing of any
 run is kept in memory, so a long-lived process stays the same size however many runs it serves.
 
-Real Prefect flows (the session's server, or one for this module) and a local store.
+Real Prefect flows (the test process's server: ``prefect_harness``) and a local store.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ pytest.importorskip("prefect", reason="install the prefect extra: pip install -e
 
 from figures import FULL
 from helpers import write_tree
-from on_prefect.prefect_helpers import prefect_server
 from prefect import flow
 from pydantic import BaseModel
 
@@ -36,9 +34,8 @@ RUNS = 200 if FULL else 12
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _prefect_server() -> Iterator[None]:
-    with prefect_server():
-        yield
+def _prefect_server(prefect_harness: None) -> None:
+    """The process's temporary Prefect server (tests/conftest.py's ``prefect_harness``) for this module."""
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ NotFoundError. The tasks now carry ``retry_condition_fn=retry_if_transient``
 the commit task publishes (artifact, event) when its task run made the version and logs "unchanged"
 otherwise, and its result says which.
 
-Real Prefect (a temporary server for this module), real SeaweedFS; the only injected faults are a
+Real Prefect (the test process's temporary server: ``prefect_harness``), real SeaweedFS; the only injected faults are a
 proxy whose upstream is down (a real refused connection) and a crash after a commit.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from on_prefect.prefect_helpers import committed_events, wait_for
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
-from prefect.testing.utilities import prefect_test_harness
 
 from gitfree import ConfigError, InputError, IntegrityError, NotFoundError, Store
 from gitfree.tasks import _runtime, commit_dataset, pull_dataset
@@ -36,18 +35,8 @@ from gitfree.testing import CountingProxy, SeaweedFS, free_port
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _prefect_server() -> Iterator[None]:
-    """A temporary Prefect server for this module, unless tests/on_prefect's (a session fixture) already runs:
-    a second harness inside the first would leave Prefect's event worker reporting to the first one."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
-
-    running = SubprocessASGIServer._instances.get(None)
-    if running is not None and running.running and PREFECT_API_URL.value() == running.api_url:
-        yield
-        return
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def _prefect_server(prefect_harness: None) -> None:
+    """The process's temporary Prefect server (tests/conftest.py's ``prefect_harness``) for this module."""
 
 
 @pytest.fixture
