@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from botocore_data import share_botocore_loader
 from figures import FIGURES, FULL, Figures
 
 from gitfree import Store
 from gitfree.testing import SeaweedFS
+
+share_botocore_loader()  # botocore parses its JSON data once per test process, not once per S3 store
 
 
 @pytest.fixture(autouse=True)
