@@ -17,8 +17,16 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 demo: $(BIN)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
-# The whole suite: lint, the main tests (.venv), then the Airflow tests in their own .venv-airflow.
-test: $(BIN)/.installed tools lint pytest airflow
+# The whole suite: lint, the main tests (.venv) and the Airflow tests (their own .venv-airflow), the three at
+# once: alone, the main suite keeps the 2 cores here busy three quarters of the time (its tests also wait on
+# servers, timeouts and subprocesses), and setting up .venv-airflow mostly waits on the network. Each prints
+# its output when it ends (lint after a minute or so).
+test: $(BIN)/.installed tools
+	@echo "make test: lint, the main suite and the Airflow suite at once; each prints its output when it ends"
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint pytest airflow; status=$$?; \
+	echo "make test: $$(($$(date +%s) - start)) s"; \
+	exit $$status
 
 # docker-compose (Debian's package) only validates docker-compose.yml; no Docker engine is needed.
 tools:
@@ -30,7 +38,10 @@ tools:
 # made once, and its tests run one after another as they do alone. Each worker starts its own SeaweedFS
 # and, for the first Prefect test it gets, its own Prefect server. `pytest` without -n runs it serially.
 pytest: $(BIN)/.installed
-	$(BIN)/pytest -n auto --dist loadfile
+	@start=$$(date +%s); \
+	$(BIN)/pytest -n auto --dist loadfile; status=$$?; \
+	echo "make pytest: $$(($$(date +%s) - start)) s"; \
+	exit $$status
 
 # The unit tier: pure logic (refs, durations, settings, store layout keys, path checks, packaging),
 # no SeaweedFS, no Prefect; a few seconds. The default suite (make pytest) runs it too.
@@ -50,10 +61,13 @@ reliability: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench --size full --reps 3
 
-# The tests marked `slow`, left out of the default suite, which runs a smaller form of each: the tiny benchmark
-# with every contender (DVC+git and the gitfree CLI besides gitfree and the floor; about a minute).
+# The tests marked `slow`, left out of the default suite (which runs a smaller form of each), in both virtualenvs:
+# the tiny benchmark with every contender (DVC+git and the gitfree CLI besides gitfree and the floor; about a
+# minute) and the example DAGs under a live `airflow standalone` (about 3 minutes).
 slow: $(BIN)/.installed
 	$(BIN)/pytest -m slow
+	@$(MAKE) --no-print-directory $(AIRFLOW_BIN)/.installed
+	$(AIRFLOW_BIN)/pytest -m slow -o cache_dir=.pytest_cache/airflow tests/on_airflow
 
 # Airflow in its own virtualenv (Airflow and Prefect cannot share one): mypy on gitfree.airflow against the
 # real Airflow, then tests/on_airflow, real DAGs run by `airflow dags test` against SeaweedFS, one test per core
@@ -72,7 +86,8 @@ airflow:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory $(AIRFLOW_BIN)/.installed || exit 1; \
 	installed=$$(date +%s); \
-	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && $(AIRFLOW_BIN)/pytest -n auto tests/on_airflow tests/regression/test_airflow_retries_and_created.py; status=$$?; \
+	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && $(AIRFLOW_BIN)/pytest -n auto -o cache_dir=.pytest_cache/airflow \
+	  tests/on_airflow tests/regression/test_airflow_retries_and_created.py; status=$$?; \
 	end=$$(date +%s); \
 	echo "make airflow: $$((end - start)) s ($$((installed - start)) s setting up $(AIRFLOW_VENV), $$((end - installed)) s checks and tests)"; \
 	exit $$status

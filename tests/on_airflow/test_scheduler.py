@@ -68,6 +68,7 @@ def wait_for(what: str, check: Callable[[], Any], log: Path, timeout: float = 18
     raise AssertionError(f"timed out waiting for {what}; the end of {log}:\n{log.read_text(errors='replace')[-4000:]}")
 
 
+@pytest.mark.slow  # make slow: 3 minutes of a live Airflow; test_dags checks the asset queue its scheduler reads
 def test_the_scheduler_runs_the_consumer_once_per_new_version(airflow_env: AirflowEnv, tmp_path: Path) -> None:
     # The example's ingest DAG reads <dags>/../sensors by default: its scheduled run commits day 1.
     source = write_tree(airflow_env.home / "sensors", DAY_1)
