@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from on_prefect.prefect_helpers import committed_events
+
 from gitfree import tasks
 from gitfree.tasks import StepTask
 
@@ -78,18 +80,7 @@ def artifact_keys(flow_run_id: Any) -> list[str]:
 
 def committed(dataset: str, store_url: str) -> list[int]:
     """The version numbers of the ``gitfree.dataset.committed`` events about ``dataset`` of that store."""
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-
-    with get_client(sync_client=True) as client:
-        page = client.read_events(
-            filter=EventFilter(
-                event=EventNameFilter(name=["gitfree.dataset.committed"]),
-                resource=EventResourceFilter(id=[f"gitfree.dataset.{dataset}"]),
-            ),
-            limit=50,
-        )
-    return sorted(e.payload["number"] for e in page.events if e.payload["store"] == store_url)
+    return sorted(e.payload["number"] for e in committed_events(dataset) if e.payload["store"] == store_url)
 
 
 def pipeline_worker(source: str, counter: str, ready: str, go: str) -> None:
