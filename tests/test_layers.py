@@ -54,6 +54,7 @@ RANKS = {
     "gc": 5,
     "fsck": 5,
     "lineage": 5,
+    "metrics": 5,
     "promotion": 5,
     "store": 6,
     "fs": 7,
