@@ -432,7 +432,7 @@ def used_in(catalog: Catalog, run: str) -> list[InputRef]:
 
 
 def checked_run(run: object) -> str:
-    """``run`` if it is a run id :meth:`.Store.note_use` takes (text of 1 to RUN_MAX characters), else ``InputError``."""
+    """``run`` if it is a run id :meth:`.Store.note_use` takes (text of 1 to RUN_MAX characters), else InputError."""
     if not isinstance(run, str) or not run.strip() or len(run) > RUN_MAX:
         raise InputError(f"a run id is a non-empty text of at most {RUN_MAX} characters, not {str(run)[:60]!r}")
     try:
