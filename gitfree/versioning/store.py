@@ -22,13 +22,13 @@ from pydantic import JsonValue, SecretStr
 
 from . import fsck as fsck_module
 from . import gc as gc_module
+from . import layout, promotion, protocol
 from . import lineage as lineage_module
-from . import promotion, protocol
 from .backends import Backend, FileBackend, KeyMissing, open_backend
 from .catalog import Catalog
 from .checkout import destination, guard_destination, guard_source, pull_into, write_dvc_file
 from .config import StoreSettings
-from .errors import GitfreeError, InputError, NotFoundError
+from .errors import GitfreeError, InputError, IntegrityError, NotFoundError
 from .leases import Coordinator
 from .models import (
     AuditEvent,
@@ -58,6 +58,11 @@ from .tree import Tree, changes, validate_entries
 __all__ = ["ProgressFactory", "Store"]
 
 logger = logging.getLogger("gitfree")
+
+PEEK_LENGTH = 64 * 1024
+"""What :meth:`Store.peek` reads unless told: 64 KiB."""
+PEEK_MAX = 16 * 1024 * 1024
+"""The most one :meth:`Store.peek` reads (16 MiB): more is a read of the file (:meth:`Store.open`)."""
 
 
 class Store:
@@ -393,6 +398,12 @@ class Store:
             IntegrityError: the object is missing from the store or does not match its hash.
         """
         version = self.show(ref)
+        entry = self._file_entry(version, path)
+        return open(self.objects.verified(version.ref, entry.md5), "rb")
+
+    def _file_entry(self, version: Version, path: str) -> FileEntry:
+        """The file at ``path`` of ``version`` (for a single-file version, its name or nothing), for
+        :meth:`open` and :meth:`peek`; a folder is an ``InputError``, anything else a ``NotFoundError``."""
         tree = Tree.build(self.files(version))
         wanted = path.strip("/")
         if not version.is_dir and wanted in ("", version.pointer.out.path):
@@ -409,8 +420,67 @@ class Store:
                     f"{where}: open one of its files ({shown}), or {pull}",
                     cli=f"{where}: cat one of its files ({shown}), or {cli_pull}",
                 )
-            raise NotFoundError(f"{version.ref} has no file {wanted!r}; list its files with `gitfree ls {version.ref}`")
-        return open(self.objects.verified(version.ref, entry.md5), "rb")
+            folder = wanted.rpartition("/")[0]
+            near = sorted(tree.dirs.get(folder, ()))[:1000]  # its folder's names: a typo is close to one of them
+            close = difflib.get_close_matches(wanted, [p for p in near if p in tree.files], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise NotFoundError(
+                f"{version.ref} has no file {wanted!r}{hint}; list its files with `gitfree ls {version.ref}`"
+            )
+        return entry
+
+    def peek(
+        self, ref: str | Ref | Version, path: str | FileEntry = "", offset: int = 0, length: int = PEEK_LENGTH
+    ) -> bytes:
+        """Up to ``length`` bytes of one file of a version from byte ``offset``, without fetching the whole file:
+        the bytes ``data[offset:][:length]`` would give, for previews. ``offset`` below 0 counts from the end
+        (``offset=-8, length=8``: the last 8 bytes; one longer than the file starts at its first byte).
+
+        Not hash-verified: a range cannot be checked against the md5 of the whole file, so this is for looking
+        at data (a preview), never for using it; :meth:`open` and :meth:`pull` verify. The bytes come from
+        the worker cache when its hash state vouches for the copy (hashed or verified there, unchanged
+        since), else from one ranged GET (a seek and a read on ``file://``). A negative ``offset`` needs the
+        file's size: known for a single-file version or a file the worker cache holds, else one HEAD first.
+        An offset at or past the end gives ``b""``, and ``length=0`` sends no request for data.
+
+        Args:
+            path: the file's path in the version, as :meth:`open` takes it; or a :class:`FileEntry` of the
+                version, as :meth:`files` lists it (then the listing is not read again, for several reads of
+                one file; an entry with its ``size`` needs no HEAD).
+            length: at most ``PEEK_MAX`` (16 MiB): read more with :meth:`open`.
+
+        Raises:
+            NotFoundError: the version has no such file (the message says what it has there).
+            InputError: ``path`` is a folder of the version; ``offset`` or ``length`` is not a whole number,
+                ``length`` is negative or above 16 MiB; a :class:`FileEntry` whose md5 is not one.
+            IntegrityError: the object is missing from the store.
+        """
+        _check_peek(offset, length)
+        version = self.show(ref)
+        if isinstance(path, FileEntry):
+            if not layout.is_md5(path.md5):
+                raise InputError(f"the entry {path.path!r} names no object (md5 {path.md5!r}); pass one files() listed")
+            entry = path
+        else:
+            entry = self._file_entry(version, path)
+        if length == 0:
+            return b""
+        start = offset
+        if offset < 0:
+            size = entry.size if entry.size is not None else self.sizes([entry.md5]).get(entry.md5)
+            if size is None:
+                raise self._missing_object(version, entry)
+            start = max(0, size + offset)
+        try:
+            return self.objects.peek(entry.md5, start, start + length)
+        except KeyMissing:
+            raise self._missing_object(version, entry) from None
+
+    def _missing_object(self, version: Version, entry: FileEntry) -> IntegrityError:
+        return IntegrityError(
+            f"the object {layout.object_key(entry.md5)} of {entry.path} in {version.ref} is missing from {self.url}; "
+            "run `gitfree fsck`"
+        )
 
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version, for a plain git+DVC project whose remote is this store.
@@ -836,6 +906,17 @@ def _unknown_metrics(dataset: str, missing: Sequence[str], existing: Iterable[st
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
     return NotFoundError(f"no version of {dataset!r} records the {noun} {what}{hint}; its metrics are: {shown}")
+
+
+def _check_peek(offset: int, length: int) -> None:
+    for name, value in (("offset", offset), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{name} is a whole number of bytes, not {value!r}")
+    if not 0 <= length <= PEEK_MAX:
+        raise InputError(
+            f"length is 0 to {PEEK_MAX} bytes (16 MiB), not {length}: read a whole file with open() "
+            "(`gitfree cat`) instead"
+        )
 
 
 RUN_MAX = 1024
