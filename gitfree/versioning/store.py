@@ -429,6 +429,27 @@ class Store:
             )
         return entry
 
+    def file(self, ref: str | Ref | Version, path: str = "") -> FileEntry:
+        """One file of a version: its path in the version, md5 and size, as a :class:`FileEntry` to give
+        :meth:`peek` for several reads of that file.
+
+        ``path`` is as :meth:`open` takes it. The size comes from the version's record (a single-file
+        version) or its listing, else from the worker cache, else from one HEAD.
+
+        Raises:
+            NotFoundError: the version has no such file (the message says what it has there).
+            InputError: ``path`` is a folder of the version.
+            IntegrityError: the object is missing from the store.
+        """
+        version = self.show(ref)
+        entry = self._file_entry(version, path)
+        if entry.size is None:
+            size = self.sizes([entry.md5]).get(entry.md5)
+            if size is None:
+                raise self._missing_object(version, entry)
+            entry = entry.model_copy(update={"size": size})
+        return entry
+
     def peek(
         self, ref: str | Ref | Version, path: str | FileEntry = "", offset: int = 0, length: int = PEEK_LENGTH
     ) -> bytes:
