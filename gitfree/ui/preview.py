@@ -355,6 +355,9 @@ class _RangedFile(io.RawIOBase):
     def __init__(self, reader: _Reader, limit: int, deadline: float) -> None:
         super().__init__()
         self.reader, self.limit, self.deadline, self.pos = reader, limit, deadline, 0
+        self.kept: list[tuple[int, bytes]] = []
+        """The last ranges read (start, bytes): pyarrow reads the footer, then the pages of a small file,
+        from inside the last 64 KiB it already has."""
 
     def readable(self) -> bool:
         return True
@@ -370,16 +373,29 @@ class _RangedFile(io.RawIOBase):
         self.pos = max(0, base + offset)
         return self.pos
 
+    def _holds(self, at: int, block: bytes, want: int) -> bool:
+        return at <= self.pos and self.pos + want <= at + len(block)
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         want = min(len(view), max(0, self.reader.size - self.pos))
         if want == 0:
             return 0
-        if time.monotonic() > self.deadline:
-            raise _OverBudget("deadline")
-        if self.reader.read + want > self.limit:
-            raise _OverBudget("bytes")
-        data = self.reader.peek(self.pos, min(want, 16 * 1024 * 1024))
+        data = next(
+            (
+                b[self.pos - at : self.pos - at + want]
+                for at, b in self.kept
+                if at <= self.pos and self.pos + want <= at + len(b)
+            ),
+            None,
+        )
+        if data is None:
+            if time.monotonic() > self.deadline:
+                raise _OverBudget("deadline")
+            if self.reader.read + want > self.limit:
+                raise _OverBudget("bytes")
+            data = self.reader.peek(self.pos, min(want, 16 * 1024 * 1024))
+            self.kept = [*self.kept[-3:], (self.pos, data)]
         view[: len(data)] = data
         self.pos += len(data)
         return len(data)

@@ -179,7 +179,7 @@ def _panel(
         number, value = series[-1]
         out.append(
             f'<text x="{panel.x + panel.width - PLOT["right"]:.1f}" y="{title_y:.1f}" text-anchor="end" fill="#555" '
-            f'class="gf-latest">{_e(f"{value:.6g}")} @{number}</text>'
+            f'class="gf-latest">@{number}: {_e(f"{value:.6g}")}</text>'
         )
     if not series:
         out.append(

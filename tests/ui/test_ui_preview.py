@@ -255,7 +255,11 @@ def test_store_failures_are_errors_and_a_slow_store_is_a_note(tmp_path: Path) ->
     """What the store does wrong is an error (the page shows it as one), never taken for a damaged file; a
     store too slow for the Parquet deadline gives a note within it."""
     store = Store(tmp_path / "store", cache_dir=tmp_path / "writer")
-    version = store.commit("ds", write_tree(tmp_path / "src", {"t.parquet": GOOD, "a.txt": b"a"}))
+    bigger = _parquet(
+        pa.table({"n": list(range(50_000))}), row_group_size=10_000
+    )  # its pages are not in the footer's read
+    assert len(bigger) > 3 * (64 << 10)
+    version = store.commit("ds", write_tree(tmp_path / "src", {"t.parquet": bigger, "a.txt": b"a"}))
     reader = Store(tmp_path / "store", cache_dir=tmp_path / "reader")
     with Faults(reader) as faults:
         faults.fail("get_range", times=None)
