@@ -29,6 +29,8 @@ CASES = [
     (999, 1),
     (1000, 10),  # at the end
     (5000, 10),  # past it
+    (1 << 62, 10),  # far past it: S3 answers 416
+    (-(1 << 62), 4),
     (-8, 8),  # the last 8 bytes (Parquet's footer length and magic)
     (-10, 100),
     (-1000, 3),
