@@ -61,7 +61,7 @@ RANKS = {
     "steps": 7,
     "__init__": 8,
 }
-INTEGRATIONS = ("gitfree.cli", "gitfree.tasks", "gitfree.flows", "gitfree.airflow")
+INTEGRATIONS = ("gitfree.cli", "gitfree.tasks", "gitfree.flows", "gitfree.airflow", "gitfree.ui")
 
 
 @functools.cache

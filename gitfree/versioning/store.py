@@ -44,12 +44,12 @@ from .models import (
     TagEvent,
     Version,
 )
-from .objects import TRANSFER_JOBS, Objects, ProgressFactory
+from .objects import PEEK_LENGTH, PEEK_MAX, TRANSFER_JOBS, Objects, ProgressFactory, check_peek
 from .refs import Ref, validate_dataset_name, validate_tag_name
 from .staging import HashState, check_source
 from .tree import Tree, changes, diff_entries, validate_entries
 
-__all__ = ["ProgressFactory", "Store"]
+__all__ = ["PEEK_LENGTH", "PEEK_MAX", "ProgressFactory", "Store"]
 
 logger = logging.getLogger("gitfree")
 
@@ -303,6 +303,38 @@ class Store:
         version = self.show(ref)
         entry = Tree.build(self.files(version)).file(version, path)
         return open(self.objects.verified(version.ref, entry.md5), "rb")
+
+    def file(self, ref: str | Ref | Version, path: str = "") -> FileEntry:
+        """One file of a version (``path`` as :meth:`open` takes it): path, md5 and size, as a :class:`FileEntry`
+        to give :meth:`peek` for several reads of that file. The size comes from the record or listing, else the
+        worker cache, else one HEAD; ``NotFoundError``/``InputError`` as :meth:`open`, ``IntegrityError`` if the
+        object is missing from the store."""
+        version = self.show(ref)
+        return self.objects.sized(version.ref, Tree.build(self.files(version)).file(version, path))
+
+    def peek(
+        self, ref: str | Ref | Version, path: str | FileEntry = "", offset: int = 0, length: int = PEEK_LENGTH
+    ) -> bytes:
+        """Up to ``length`` bytes of one file of a version from byte ``offset`` (below 0: from the end), without
+        fetching the whole file: what ``data[offset:][:length]`` would give, for previews.
+
+        **Not hash-verified** (a range cannot be checked against the md5 of the whole file): for looking at
+        data, never for using it; :meth:`open` and :meth:`pull` verify. The bytes come from the worker cache
+        when its hash state vouches for the copy, else from one ranged GET (a negative ``offset`` of a file of
+        unknown size costs a HEAD first). ``path`` is as :meth:`open` takes it, or a :class:`FileEntry` of the
+        version (:meth:`file`, :meth:`files`: the listing is not read again). ``length`` is at most ``PEEK_MAX``
+        (16 MiB); ``0`` sends no request for data.
+
+        Raises:
+            NotFoundError: the version has no such file (the message says what it has there).
+            InputError: ``path`` is a folder; ``offset`` or ``length`` is not a whole number, or ``length`` is
+                below 0 or above 16 MiB; a :class:`FileEntry` whose md5 is not one.
+            IntegrityError: the object is missing from the store.
+        """
+        check_peek(offset, length)
+        version = self.show(ref)
+        entry = path if isinstance(path, FileEntry) else Tree.build(self.files(version)).file(version, path)
+        return self.objects.peek_file(version.ref, entry, offset, length)
 
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version for a git+DVC project whose remote is this store: ``path`` is the

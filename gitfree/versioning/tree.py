@@ -8,6 +8,7 @@ destination, never twice, never a file that is also a folder.
 
 from __future__ import annotations
 
+import difflib
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,7 +125,13 @@ class Tree:
                 f"{where}: open one of its files ({shown}), or {pull}",
                 cli=f"{where}: cat one of its files ({shown}), or {cli_pull}",
             )
-        raise NotFoundError(f"{version.ref} has no file {wanted!r}; list its files with `gitfree ls {version.ref}`")
+        folder = wanted.rpartition("/")[0]
+        near = sorted(self.dirs.get(folder, ()))[:1000]  # its folder's names: a typo is close to one of them
+        close = difflib.get_close_matches(wanted, [p for p in near if p in self.files], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise NotFoundError(
+            f"{version.ref} has no file {wanted!r}{hint}; list its files with `gitfree ls {version.ref}`"
+        )
 
     def select(self, paths: Iterable[str]) -> list[FileEntry]:
         """The entries at or under each of ``paths`` (``labels/`` or ``labels`` for a folder), in listing order."""
