@@ -149,7 +149,7 @@ def _judge(objects: Objects, stored: dict[str, ObjectInfo], found: _Found, deep:
         info = stored.get(oid)
         if info is None:
             return oid, "missing_object", 0
-        want = oid.removesuffix(".dir")
+        want = layout.md5_of(oid)
         if not deep and info.etag and layout.is_md5(info.etag):
             return oid, (None if info.etag == want else "hash_mismatch"), 0
         if not deep:
@@ -308,11 +308,11 @@ def _repair(catalog: Catalog, objects: Objects, problems: list[Problem], heads: 
     fixable = {"missing_object", "hash_mismatch", "missing_listing"}
     oids = {oid for p in problems if p.kind in fixable and (oid := layout.parse_object_key(p.key))}
     intact = [oid for oid in oids if objects.intact_in_cache(oid)]
-    objects.upload([oid for oid in intact if not oid.endswith(".dir")])  # files before listings
-    objects.upload([oid for oid in intact if oid.endswith(".dir")])
+    objects.upload([oid for oid in intact if not layout.is_listing(oid)])  # files before listings
+    objects.upload([oid for oid in intact if layout.is_listing(oid)])
     uploaded: set[str] = set()
     for oid in intact:
-        if objects.backend.md5(layout.object_key(oid))[0] == oid.removesuffix(".dir"):
+        if objects.backend.md5(layout.object_key(oid))[0] == layout.md5_of(oid):
             uploaded.add(oid)
             logger.info("fsck: re-uploaded %s from the worker cache", layout.object_key(oid))
     fixed_latest = {

@@ -96,7 +96,7 @@ def _leases(objects: Objects, coordinator: Coordinator, deadline: float | None) 
             lease
             for lease in live
             if lease.pointer is None
-            or (lease.pointer.endswith(".dir") and not objects.backend.exists(layout.object_key(lease.pointer)))
+            or (layout.is_listing(lease.pointer) and not objects.backend.exists(layout.object_key(lease.pointer)))
         ]
         if not pending or deadline is None:
             roots: set[str] = set()
@@ -186,10 +186,10 @@ def _named_by(objects: Objects, key: str, raw: bytes) -> tuple[set[str], str | N
             "was deleted. Run `gitfree fsck`, then restore or remove it"
         )
     # A record cut just before a ``.dir`` suffix names the listing's md5 alone: try it as a listing too.
-    named |= {f"{m}.dir" for m in named if not m.endswith(".dir")}
+    named |= {layout.listing_oid(m) for m in named if not layout.is_listing(m)}
     roots = set(named)
     for oid in named:
-        if oid.endswith(".dir") and (oid.encode() in raw or objects.backend.exists(layout.object_key(oid))):
+        if layout.is_listing(oid) and (oid.encode() in raw or objects.backend.exists(layout.object_key(oid))):
             try:
                 roots |= objects.referenced(oid)
             except IntegrityError:
@@ -221,7 +221,7 @@ def _owned(objects: Objects, inventory: Inventory, dropping: Iterable[Version], 
     outputs = {v.md5 for v in dropping} | {d.md5 for e in inventory.datasets.values() for d in e.dropped.values()}
     for oid in outputs & present:
         owned.add(oid)
-        if oid.endswith(".dir"):
+        if layout.is_listing(oid):
             try:
                 owned |= objects.referenced(oid)
             except IntegrityError:
@@ -261,7 +261,7 @@ def _plan(
         key for key, (lease, named) in inventory.journals.items() if lease not in live_leases and not named & plan.young
     ]
     # File objects before listings: a GC that dies part way still finds the files through the listings.
-    plan.doomed.sort(key=lambda info: (info.key.endswith(".dir"), info.key))
+    plan.doomed.sort(key=lambda info: (layout.is_listing(info.key), info.key))
     return plan
 
 

@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, computed_field, field_validator
 
 from .errors import InputError
+from .layout import OID_PATTERN, is_listing
 from .refs import validate_dataset_name
 
 __all__ = [
@@ -343,7 +344,7 @@ class ReindexReport(BaseModel):
 class Output(_Record):
     """One ``outs`` entry of a ``.dvc`` file, as DVC writes it."""
 
-    md5: str = Field(pattern=r"^[0-9a-f]{32}(\.dir)?$")
+    md5: str = Field(pattern=OID_PATTERN)
     size: int = Field(ge=0)
     nfiles: int | None = Field(default=None, ge=0)
     hash: Literal["md5"] = "md5"
@@ -359,7 +360,7 @@ class Output(_Record):
 
     @property
     def is_dir(self) -> bool:
-        return self.md5.endswith(".dir")
+        return is_listing(self.md5)
 
 
 class Pointer(_Record):
@@ -457,7 +458,7 @@ class Dropped(_Record):
     """The id of the version that was dropped."""
     created_at: AwareDatetime
     """When the dropped version was created."""
-    md5: str = Field(pattern=r"^[0-9a-f]{32}(\.dir)?$")
+    md5: str = Field(pattern=OID_PATTERN)
     dropped_at: AwareDatetime
     dropped_by: Author = Field(default_factory=Author)
     inputs: list[InputRef] = Field(default_factory=list)
