@@ -291,3 +291,46 @@ def test_keys_are_spelled_only_in_layout() -> None:
                 if isinstance(right, ast.Constant) and right.value in _KEY_SEGMENTS:
                     wrong.append(f"{name}:{node.lineno} joins the key segment {right.value!r} into a path")
     assert not wrong, "\n".join(wrong)
+
+
+_RECORDS = {
+    "Version",
+    "Dropped",
+    "Tag",
+    "TagEvent",
+    "Stages",
+    "Latest",
+    "Lease",
+    "Uploads",
+    "StoreMarker",
+    "UsedBy",
+    "RunNote",
+    "StepRun",
+}
+_NOT_READS = {("gitfree.versioning.protocol", "check_fields")}
+"""Parses that read no store: a commit's round trip of the record it is about to write (Commit step 1)."""
+
+
+def test_records_are_parsed_only_in_the_catalog() -> None:
+    """docs/design.md, "Module map": catalog is the only module that parses records (a lease's too)."""
+    wrong = []
+    for name, tree in _modules().items():
+        if name == "gitfree.versioning.catalog":
+            continue
+        allowed = {
+            id(node)
+            for function in ast.walk(tree)
+            if isinstance(function, ast.FunctionDef) and (name, function.name) in _NOT_READS
+            for node in ast.walk(function)
+        }
+        for node in ast.walk(tree):
+            if (
+                id(node) not in allowed
+                and isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "model_validate_json"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in _RECORDS
+            ):
+                wrong.append(f"{name}:{node.lineno} parses a {node.func.value.id} record")
+    assert not wrong, "\n".join(wrong)
