@@ -334,3 +334,15 @@ def test_records_are_parsed_only_in_the_catalog() -> None:
             ):
                 wrong.append(f"{name}:{node.lineno} parses a {node.func.value.id} record")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_module_map_of_the_design_is_the_one_enforced_here() -> None:
+    """docs/design.md's "Module map" table lists every core module with the rank RANKS gives it, and the
+    integrations as ``top``: the map cannot drift from what these tests enforce."""
+    text = (PACKAGE.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    section = text.split("\n## Module map\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    table = {cell.strip().strip("`"): rank.strip() for rank, cell in rows}
+    expected = {name: str(rank) for name, rank in RANKS.items() if name != "__init__"}
+    expected |= {integration.rpartition(".")[2]: "top" for integration in INTEGRATIONS}
+    assert table == expected
