@@ -305,6 +305,8 @@ def _json_or_text(raw: str) -> Any:
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+"""A float as written in ASCII (Python's float() also takes ``1_000`` and other scripts' digits: not a metric)."""
 
 
 def _number(raw: str) -> int | float:
@@ -314,6 +316,8 @@ def _number(raw: str) -> int | float:
         if len(text.lstrip("+-")) > 19:
             raise InputError(f"the integer {text[:24]}... has {len(text.lstrip('+-'))} digits; metrics fit in 64 bits")
         return int(text)
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(text)
     return float(text)
 
 

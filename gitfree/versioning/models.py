@@ -10,15 +10,25 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import numbers
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, computed_field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    computed_field,
+    field_validator,
+)
 
 from .errors import InputError
 from .layout import OID_PATTERN, is_listing
@@ -58,11 +68,24 @@ __all__ = [
 
 FORMAT: Literal[1] = 1
 
-Metric = int | float
+
+
+def _metric_value(value: object) -> object:
+    """A boolean is not a number (``True`` was recorded as ``1``); any other integer type (numpy's ``int64``,
+    which pydantic made a float) is an integer."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value} is a boolean, not a number")
+    if isinstance(value, numbers.Integral) and not isinstance(value, int):
+        return int(value)
+    return value
+
+
+Metric = Annotated[int | float, BeforeValidator(_metric_value)]
 """A metric's value. In this order: pydantic keeps an int an int (JSON ``120000``) and a float a float
-(``120000.0``); neither is converted to the other."""
+(``120000.0``); neither is converted to the other. A boolean is refused; numpy's integers are integers."""
 METRIC_INT_MAX = 2**63 - 1
 """Integer metrics are 64-bit: what every reader of the JSON (and DVC's metrics) holds exactly."""
+METRIC_INT_MIN = -(2**63)
 
 
 Clock = Callable[[], datetime]
@@ -407,7 +430,7 @@ class Version(_Record):
                     f"the metric {name!r} is {value}; metrics must be finite numbers (record a diverged "
                     "run's loss in metadata instead)"
                 )
-            if isinstance(value, int) and not -METRIC_INT_MAX <= value <= METRIC_INT_MAX:
+            if isinstance(value, int) and not METRIC_INT_MIN <= value <= METRIC_INT_MAX:
                 raise ValueError(
                     f"the metric {name!r} is an integer of {len(str(abs(value)))} digits; integer metrics must fit "
                     "in 64 bits (record larger numbers in metadata, or as a float)"
