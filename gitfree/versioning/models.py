@@ -69,7 +69,6 @@ __all__ = [
 FORMAT: Literal[1] = 1
 
 
-
 def _metric_value(value: object) -> object:
     """A boolean is not a number (``True`` was recorded as ``1``); any other integer type (numpy's ``int64``,
     which pydantic made a float) is an integer."""
