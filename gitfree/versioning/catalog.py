@@ -31,6 +31,7 @@ from .kit import who
 from .models import (
     Dropped,
     Latest,
+    Lease,
     RunNote,
     Stages,
     StepRun,
@@ -44,7 +45,7 @@ from .models import (
 )
 from .refs import Ref, parse_ref, validate_dataset_name
 
-__all__ = ["Catalog", "Gone", "Inventory", "made_by", "span", "who"]
+__all__ = ["Catalog", "Gone", "Inventory", "made_by", "parse_lease", "span", "who"]
 
 logger = logging.getLogger("gitfree")
 
@@ -872,6 +873,15 @@ class Catalog:
                 "%s, used in the run %r, was dropped by garbage collection since; still its input", note.ref, run
             )
         return note
+
+
+def parse_lease(raw: bytes) -> Lease | None:
+    """A lease record (a commit's lease, the GC lock, a step's claim) from its bytes; ``None`` when it is not
+    one. The coordinator (:func:`.leases.read`) counts such a record as expired: it blocks nobody for ever."""
+    try:
+        return Lease.model_validate_json(raw)
+    except ValueError:
+        return None
 
 
 def made_by(version: Version) -> str | None:
