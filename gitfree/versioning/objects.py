@@ -320,7 +320,7 @@ class Objects:
         if self._vouched.get(oid) == seen:
             return True
         with HashState(self.cache_dir) as state:
-            intact = state.known([str(cached)]).get(str(cached)) == oid.removesuffix(".dir")
+            intact = state.known([str(cached)]).get(str(cached)) == layout.md5_of(oid)
         if intact:
             if len(self._vouched) >= 4096:
                 self._vouched.clear()
