@@ -207,7 +207,7 @@ def read(backend: Backend, key: str) -> tuple[Lease, str] | None:
         raw, etag = backend.get(key)
     except KeyMissing:
         return None
-    lease = parse_lease(raw)  # records are parsed by the catalog
+    lease = parse_lease(raw, key, backend.url)  # records are parsed by the catalog (a newer format: IntegrityError)
     if lease is not None:
         return lease, etag
     logger.warning("%s is not a valid lease record; treating it as expired", key)
