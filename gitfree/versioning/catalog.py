@@ -129,8 +129,7 @@ class Catalog:
             data = json.loads(raw)
         except (UnicodeDecodeError, ValueError):
             raise IntegrityError(f"the record {key} in {self.url} is not valid JSON (truncated or corrupted)") from None
-        fmt = data.get("format") if isinstance(data, dict) else None
-        if isinstance(fmt, int) and fmt > 1:
+        if (fmt := _newer_format(data)) is not None:
             raise IntegrityError(f"the record {key} in {self.url} has format {fmt}; upgrade gitfree to read it")
         try:
             return model.model_validate(data)
@@ -888,8 +887,11 @@ def parse_lease(raw: bytes, key: str, url: str) -> Lease | None:
         return Lease.model_validate_json(raw)
     except ValueError:
         pass
-    fmt = _format_of(raw)
-    if fmt is not None and fmt > FORMAT:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if (fmt := _newer_format(data)) is not None:
         raise IntegrityError(
             f"the lease {key} in {url} has format {fmt}: a newer gitfree is working on this store; upgrade gitfree "
             "on this worker (nothing was changed)"
@@ -897,14 +899,10 @@ def parse_lease(raw: bytes, key: str, url: str) -> Lease | None:
     return None
 
 
-def _format_of(raw: bytes) -> int | None:
-    """The ``format`` a record's bytes name, if they are a JSON object naming a whole number."""
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        return None
+def _newer_format(data: object) -> int | None:
+    """The ``format`` a parsed record names when it is newer than this gitfree's (``None`` otherwise)."""
     fmt = data.get("format") if isinstance(data, dict) else None
-    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) else None
+    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT else None
 
 
 def made_by(version: Version) -> str | None:
