@@ -301,7 +301,7 @@ class Store:
             IntegrityError: the object is missing from the store or does not match its hash.
         """
         version = self.show(ref)
-        entry = Tree.build(self.files(version)).file(version, path)
+        entry = self._entry(version, path)
         return open(self.objects.verified(version.ref, entry.md5), "rb")
 
     def file(self, ref: str | Ref | Version, path: str = "") -> FileEntry:
@@ -310,7 +310,7 @@ class Store:
         worker cache, else one HEAD; ``NotFoundError``/``InputError`` as :meth:`open`, ``IntegrityError`` if the
         object is missing from the store."""
         version = self.show(ref)
-        return self.objects.sized(version.ref, Tree.build(self.files(version)).file(version, path))
+        return self.objects.sized(version.ref, self._entry(version, path))
 
     def peek(
         self, ref: str | Ref | Version, path: str | FileEntry = "", offset: int = 0, length: int = PEEK_LENGTH
@@ -333,8 +333,12 @@ class Store:
         """
         check_peek(offset, length)
         version = self.show(ref)
-        entry = path if isinstance(path, FileEntry) else Tree.build(self.files(version)).file(version, path)
+        entry = path if isinstance(path, FileEntry) else self._entry(version, path)
         return self.objects.peek_file(version.ref, entry, offset, length)
+
+    def _entry(self, version: Version, path: str) -> FileEntry:
+        """The file at ``path`` of ``version`` for open, file and peek (see :meth:`.Tree.file`)."""
+        return Tree.build(self.files(version)).file(version, path)
 
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version for a git+DVC project whose remote is this store: ``path`` is the
