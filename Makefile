@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,prefect]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,prefect,ui]'
 	touch $@
 
 demo: $(BIN)/.installed

@@ -26,7 +26,7 @@ from . import lineage as lineage_module
 from . import promotion, protocol
 from .backends import Backend, FileBackend, KeyMissing, open_backend
 from .catalog import Catalog
-from .checkout import destination, guard_destination, guard_source, pull_into, write_dvc_file
+from .checkout import destination, dvc_file_text, guard_destination, guard_source, pull_into, write_dvc_file
 from .config import StoreSettings
 from .errors import GitfreeError, InputError, NotFoundError
 from .leases import Coordinator
@@ -53,7 +53,7 @@ from .models import (
 from .objects import TRANSFER_JOBS, Objects, ProgressFactory
 from .refs import Ref, validate_dataset_name, validate_tag_name
 from .staging import HashState, check_source
-from .tree import Tree, changes, validate_entries
+from .tree import Tree, changes
 
 __all__ = ["ProgressFactory", "Store"]
 
@@ -145,13 +145,33 @@ class Store:
 
     resolve = show
 
-    def log(self, dataset: str, limit: int | None = None) -> list[Version]:
+    def log(self, dataset: str, limit: int | None = None, *, before: int | None = None) -> list[Version]:
         """The versions of a dataset, newest first (at most ``limit``).
 
         Versions garbage collection dropped are not listed; a record that cannot be read is skipped
-        with a warning (``gitfree fsck`` names it).
+        with a warning (``gitfree fsck`` names it). ``before`` lists only the versions numbered below it:
+        the next page after a page that ended at version ``before`` (one listing of the dataset's
+        numbers, then only the records of that page are read).
+
+        Raises:
+            NotFoundError: the dataset does not exist.
+            InputError: ``before`` is not a whole number of at least 1.
         """
-        return self.catalog.log(dataset, limit)
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
+            raise InputError(f"before must be a version number (1 or more), not {before!r}")
+        return self.catalog.log(dataset, limit, before)
+
+    def heads(self, datasets: Iterable[str]) -> dict[str, Version | None]:
+        """The newest version of each of ``datasets`` (``None`` for one that has no readable version), read for
+        all of them at once: every ``latest.json`` hint, the records they name and the number after each, in
+        three rounds of parallel reads (a dataset whose hint is missing or wrong is read alone, as :meth:`show`
+        reads it). What a page of many datasets needs, without one round trip per dataset.
+
+        Raises:
+            InputError: a malformed dataset name.
+        """
+        names = [validate_dataset_name(name) for name in datasets]
+        return self.catalog.heads(names)
 
     def datasets(self) -> list[str]:
         """The names of every dataset in the store, sorted."""
@@ -160,6 +180,25 @@ class Store:
     def tags(self, dataset: str) -> list[Tag]:
         """The tags of a dataset, sorted by name."""
         return self.catalog.tags(dataset)
+
+    def tag_events(self, dataset: str, number: int | None = None) -> list[TagEvent]:
+        """Every creation, move and deletion of every tag of ``dataset`` (deleted tags too), by tag name and then
+        in the order each tag's history keeps them; with ``number``, only the writes that moved a tag to or
+        from that version (``number`` or ``previous`` is it): what a version's page shows of its tags.
+
+        One listing of the dataset's tag histories and tags, then one parallel read of them (as
+        :meth:`tag_history` reads one tag's).
+
+        Raises:
+            NotFoundError: the dataset does not exist.
+            InputError: a malformed dataset name.
+        """
+        validate_dataset_name(dataset)
+        histories = self.catalog.tag_histories(dataset)
+        if not histories and not self.catalog.numbers(dataset):  # a misspelt name is not "no tags"
+            raise self.catalog.not_found_dataset(dataset)
+        events = [event for _, history in sorted(histories.items()) for event in history]
+        return [e for e in events if number is None or number in (e.number, e.previous)]
 
     # ------------------------------------------------------------------ files of a version
 
@@ -170,8 +209,7 @@ class Store:
         request per object), so ask for them only when you need them.
         """
         version = self.show(ref)
-        entries = self.objects.files(version.pointer.out)
-        validate_entries(entries)
+        entries = self.objects.checked_files(version.pointer.out)
         if sizes:
             known = self.sizes(e.md5 for e in entries if e.size is None)
             entries = [e if e.size is not None else e.model_copy(update={"size": known.get(e.md5)}) for e in entries]
@@ -189,7 +227,7 @@ class Store:
         with HashState(self.cache_dir) as state:
             self.objects.fetch(version.ref, md5s, state)
 
-    def diff(self, old: str | Ref, new: str | Ref) -> Diff:
+    def diff(self, old: str | Ref | Version, new: str | Ref | Version) -> Diff:
         """Paths added, removed and modified from version ``old`` to version ``new``, with sizes."""
         a, b = self.show(old), self.show(new)
         changed = changes(self.files(a), self.files(b))
@@ -411,6 +449,13 @@ class Store:
                 )
             raise NotFoundError(f"{version.ref} has no file {wanted!r}; list its files with `gitfree ls {version.ref}`")
         return open(self.objects.verified(version.ref, entry.md5), "rb")
+
+    def dvc_file(self, ref: str | Ref | Version) -> str:
+        """The text of the ``.dvc`` file of a version, as :meth:`export_dvc` writes it (its data named as the
+        version's output, e.g. ``images`` for ``images.dvc``): what ``dvc pull`` needs in a git+DVC project
+        whose remote is this store. The store's URL in its comment carries no credentials."""
+        version = self.show(ref)
+        return dvc_file_text(version, self.url, version.pointer.out.path)
 
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version, for a plain git+DVC project whose remote is this store.

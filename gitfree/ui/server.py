@@ -1,0 +1,48 @@
+"""Serving the web view: a listening socket and uvicorn (what ``gitfree ui`` runs)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import uvicorn
+from starlette.applications import Starlette
+
+__all__ = ["is_loopback", "listen", "serve", "url_of"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can connect to ``host`` (``127.0.0.1``, ``localhost``, ``::1``...)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (``port`` 0: any free port), before the server starts, so the
+    line saying where it listens is true when it is printed. ``OSError`` when it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host.strip("[]"), port), family=family, backlog=128)
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://HOST:PORT/`` of a listening socket."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def serve(app: Starlette, sock: socket.socket, *, verbose: bool = False) -> None:
+    """Serve ``app`` on ``sock`` until interrupted (Ctrl+C, SIGTERM), then finish what is in flight."""
+    config = uvicorn.Config(
+        app,
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+        lifespan="off",
+    )
+    uvicorn.Server(config).run(sockets=[sock])
