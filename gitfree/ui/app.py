@@ -94,7 +94,8 @@ class Site:
         return Urls(str(scope.get("root_path", "")))
 
     def scrub(self, text: str) -> str:
-        """``text`` with any credential of the store (or the token) replaced: they never reach a page."""
+        """``text`` with any secret of the store (its secret key, session token) or the token replaced: nothing
+        of the app puts one in a page, and this keeps it so if a message from a library ever did."""
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "[hidden]")
@@ -130,7 +131,7 @@ class _App(Starlette):
 
 def _secrets(store: Store, token: str | None) -> tuple[str, ...]:
     settings = store.settings
-    found = [token, settings.access_key_id]
+    found = [token]
     found += [s.get_secret_value() for s in (settings.secret_access_key, settings.session_token) if s is not None]
     found += [os.environ.get(name) for name in SECRET_SETTINGS]
     unique = {s for s in found if s and len(s) >= 4}
