@@ -10,11 +10,13 @@ bad input 400, the store unreachable or broken 502 or 503); nothing else of it, 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import mimetypes
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,13 +205,43 @@ def create_app(
 def _routes() -> list[Route]:
     get = ["GET"]
     return [
-        Route("/", _home, methods=get),
-        Route("/d/{rest:path}", _dataset, methods=get),
-        Route("/v/{rest:path}", _version, methods=get),
-        Route("/login", _login, methods=["GET", "POST"]),
+        Route("/", _guarded(_home), methods=get),
+        Route("/d/{rest:path}", _guarded(_dataset), methods=get),
+        Route("/v/{rest:path}", _guarded(_version), methods=get),
+        Route("/login", _guarded(_login), methods=["GET", "POST"]),
         Route("/static/{name}", _static, methods=get),
         Route("/healthz", _healthz, methods=get),
     ]
+
+
+Endpoint = Callable[[Request], Response]
+AsyncEndpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint | AsyncEndpoint) -> Endpoint | AsyncEndpoint:
+    """``endpoint``, answering an unexpected exception with the error page itself: the server never sees it,
+    so the connection stays up (a store error or a 404 goes on to its handler)."""
+    if inspect.iscoroutinefunction(endpoint):
+
+        async def run_async(request: Request) -> Response:
+            try:
+                return await endpoint(request)  # type: ignore[no-any-return]
+            except (HTTPException, GitfreeError):
+                raise
+            except Exception as exc:
+                return _failed(request, exc)
+
+        return functools.wraps(endpoint)(run_async)
+
+    def run(request: Request) -> Response:
+        try:
+            return endpoint(request)  # type: ignore[return-value]
+        except (HTTPException, GitfreeError):
+            raise
+        except Exception as exc:
+            return _failed(request, exc)
+
+    return functools.wraps(endpoint)(run)
 
 
 def _site(request: Request) -> Site:
@@ -261,7 +293,12 @@ async def _store_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return _failed(request, exc)
+
+
+def _failed(request: Request, exc: Exception) -> Response:
+    """The page of a failure that is no store error (a bug): its kind only; the server's log has the traceback."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     message = f"unexpected {type(exc).__name__} while reading the store; the server's log says more"
     return _site(request).error(request.scope, 500, message)
 

@@ -19,9 +19,10 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from http.cookies import CookieError, SimpleCookie
+from urllib.parse import urlencode
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["COOKIE", "CSP", "RAW_CSP", "Access", "Guard", "route_path"]
@@ -130,6 +131,12 @@ class Guard:
             return
         if path == "/login" or self.access.admits(headers):
             await self.app(scope, receive, send)
+            return
+        if scope.get("method") == "GET" and "text/html" in headers.get("accept", ""):  # a browser: the login form
+            query = scope.get("query_string", b"").decode("latin-1")
+            wanted = f"{scope.get('root_path', '')}{path}" + (f"?{query}" if query else "")
+            login = f"{scope.get('root_path', '')}/login?{urlencode({'next': wanted})}"
+            await RedirectResponse(login, status_code=303)(scope, receive, send)
             return
         await self.refuse(scope, 401, "this view needs its token: log in, or send Authorization: Bearer TOKEN")(
             scope, receive, send

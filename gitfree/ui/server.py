@@ -25,7 +25,17 @@ def listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port`` (``port`` 0: any free port), before the server starts, so the
     line saying where it listens is true when it is printed. ``OSError`` when it cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host.strip("[]"), port), family=family, backlog=128)
+    # IPPROTO_TCP said explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (one made with
+    # proto 0 answers every request after the first of a connection 40 ms late: Nagle and delayed ACKs).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def url_of(sock: socket.socket) -> str:

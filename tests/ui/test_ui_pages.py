@@ -97,7 +97,7 @@ def test_version_page_shows_record_metrics_lineage_tags_files_and_commands(site:
 def test_a_version_without_a_parent_or_inputs_says_so(site: Served) -> None:
     text = seen(get(site, "/v/raw/sales@1"))
     assert "the first version: no deltas" in text and "no recorded inputs" in text
-    assert "source \"javascript:alert(1)\"" in text  # metadata, as JSON text
+    assert 'source "javascript:alert(1)"' in text  # metadata, as JSON text
     assert re.search(r"old created → @2 .* old deleted @2 → .* not needed", seen(get(site, "/v/raw/sales@2")))
     made_from = seen(get(site, "/v/models/churn@1"))
     assert "made from features@1" in made_from and "nothing recorded as made from it" in made_from

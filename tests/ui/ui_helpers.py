@@ -102,7 +102,7 @@ def serve(app: Starlette) -> Iterator[Served]:
 
 @dataclass
 class RawResponse:
-    status: int
+    status_code: int
     headers: dict[str, str]
     body: bytes
 
@@ -111,8 +111,8 @@ def raw_request(url: str, target: str, method: str = "GET", headers: dict[str, s
     """One HTTP/1.1 request sent as written: ``target`` reaches the server byte for byte (``..`` and ``%2f``
     unnormalised, as a hostile client sends them)."""
     host, port = url.removeprefix("http://").split(":")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    sent = {"Host": f"{host}:{port}", "Connection": "close", **(headers or {})}
+    lines = [f"{method} {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in sent.items()]
     with socket.create_connection((host, int(port)), timeout=30) as conn:
         conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = b""
@@ -133,7 +133,8 @@ def keys_and_etags(store: Store) -> dict[str, tuple[str | None, int, float]]:
 
 
 _APART = frozenset(
-    "a button code div h1 h2 h3 header label li nav option p pre section strong table td th time tr".split()
+    {"a", "button", "code", "div", "h1", "h2", "h3", "header", "label", "li", "nav", "option", "p", "pre", "section"}
+    | {"strong", "table", "td", "th", "time", "tr"}
 )
 """Elements a person reads as separate words, whatever whitespace the HTML has between them."""
 
@@ -143,6 +144,7 @@ class _Text(HTMLParser):
         super().__init__()
         self.parts: list[str] = []
         self.hrefs: list[str] = []
+        self.actions: list[str] = []
         self.skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -151,8 +153,10 @@ class _Text(HTMLParser):
         if tag in ("script", "style", "title"):
             self.skip += 1
         for name, value in attrs:
-            if name in ("href", "src", "action") and value is not None:
+            if name in ("href", "src") and value is not None:
                 self.hrefs.append(value)
+            elif name == "action" and value is not None:
+                self.actions.append(value)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _APART:
@@ -172,11 +176,11 @@ def seen(page: str) -> str:
     return re.sub(r"\s+", " ", "".join(parser.parts)).strip()
 
 
-def links(page: str) -> list[str]:
-    """Every ``href``, ``src`` and form ``action`` of ``page``, unescaped."""
+def links(page: str, *, actions: bool = True) -> list[str]:
+    """Every ``href`` and ``src`` of ``page`` (and form ``action``, unless told not to), unescaped."""
     parser = _Text()
     parser.feed(page)
-    return [html.unescape(h) for h in parser.hrefs]
+    return [html.unescape(h) for h in parser.hrefs + (parser.actions if actions else [])]
 
 
 def title(page: str) -> str:
