@@ -1491,7 +1491,8 @@ def ui(
         from .ui import create_app
         from .ui.server import is_loopback, listen, serve, url_of
     except ImportError as exc:
-        raise ConfigError(f"{UI_EXTRA} ({exc.name or exc} is not installed)") from None
+        missing = (exc.name or "a module").partition(".")[0]
+        raise ConfigError(f"{UI_EXTRA} ({missing} is not installed)") from None
     token = token or None
     _check_ui_access(host, token, no_auth, is_loopback(host))
     store = _ui_store(ctx, ui_store)

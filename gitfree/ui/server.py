@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 
@@ -46,7 +47,8 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(app: Starlette, sock: socket.socket, *, verbose: bool = False) -> None:
-    """Serve ``app`` on ``sock`` until interrupted (Ctrl+C, SIGTERM), then finish what is in flight."""
+    """Serve ``app`` on ``sock`` until interrupted, then finish what is in flight (up to 5 s). Ctrl+C is how it
+    is stopped, so it returns then; SIGTERM, re-raised by uvicorn once it has stopped, ends the process."""
     config = uvicorn.Config(
         app,
         log_level="info" if verbose else "warning",
@@ -55,4 +57,5 @@ def serve(app: Starlette, sock: socket.socket, *, verbose: bool = False) -> None
         timeout_graceful_shutdown=5,
         lifespan="off",
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises the SIGINT it caught again once stopped
+        uvicorn.Server(config).run(sockets=[sock])
