@@ -3,7 +3,7 @@
 ``with Faults(store) as faults:`` puts a :class:`FaultyBackend` in front of the store's backend (for the
 store, its catalog, its objects and its coordinator alike) and takes it away on exit. The wrapper does
 what the real backend does, on S3 and on ``file://`` alike, except where a rule says otherwise. A rule
-names operations of :class:`~gitfree.versioning.backends.Backend` (``get``, ``create``, ``replace``,
+names operations of :class:`~gitfree.versioning.backends.Backend` (``get``, ``get_range``, ``create``, ``replace``,
 ``put``, ``delete``, ``delete_many``, ``exists``, ``size``, ``scan``, ``list``, ``md5``, and
 ``object_store``: each bulk transfer opening its obstore store) and keys, and does one thing to them:
 
@@ -86,6 +86,7 @@ __all__ = [
 OPERATIONS = frozenset(
     {
         "get",
+        "get_range",
         "create",
         "replace",
         "put",
@@ -506,6 +507,9 @@ class FaultyBackend(Backend):
 
     def get(self, key: str) -> tuple[bytes, str]:
         return self._run("get", (key,), lambda: self.inner.get(key))
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        return self._run("get_range", (key,), lambda: self.inner.get_range(key, start, end))
 
     def create(self, key: str, data: bytes) -> str:
         perform = lambda: self.inner.create(key, data)  # noqa: E731

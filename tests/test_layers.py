@@ -54,13 +54,14 @@ RANKS = {
     "gc": 5,
     "fsck": 5,
     "lineage": 5,
+    "metrics": 5,
     "promotion": 5,
     "store": 6,
     "fs": 7,
     "steps": 7,
     "__init__": 8,
 }
-INTEGRATIONS = ("gitfree.cli", "gitfree.tasks", "gitfree.flows", "gitfree.airflow")
+INTEGRATIONS = ("gitfree.cli", "gitfree.tasks", "gitfree.flows", "gitfree.airflow", "gitfree.ui")
 
 
 @functools.cache

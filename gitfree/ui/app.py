@@ -386,7 +386,7 @@ def _diff(request: Request, site: Site, dataset: str) -> Response:
 
 
 def _metrics(request: Request, site: Site, dataset: str) -> Response:
-    from .svg import metrics_chart  # type: ignore[import-not-found, unused-ignore]  # ui-render's part of the view
+    from .svg import metrics_chart  # ui-render's part of the view
 
     urls = site.urls(request.scope)
     points = sorted(site.store.metrics(dataset), key=lambda p: p.number)
@@ -458,7 +458,7 @@ def _dvc(site: Site, version: Version) -> Response:
 
 
 def _lineage(request: Request, site: Site, version: Version) -> Response:
-    from .svg import lineage_graph  # type: ignore[import-not-found, unused-ignore]  # ui-render's part of the view
+    from .svg import lineage_graph  # ui-render's part of the view
 
     urls = site.urls(request.scope)
     raw = request.query_params.get("depth", "3")
@@ -500,7 +500,7 @@ def _entry_of(site: Site, version: Version, target: Target) -> Any:
 
 
 def _file(request: Request, site: Site, version: Version, target: Target) -> Response:
-    from .preview import preview  # type: ignore[import-not-found, unused-ignore]  # ui-render's part of the view
+    from .preview import preview  # ui-render's part of the view
 
     entry = _entry_of(site, version, target)
     urls = site.urls(request.scope)

@@ -88,6 +88,11 @@ class Backend(ABC):
         """Return ``(content, etag)``; raise :class:`KeyMissing`."""
 
     @abstractmethod
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of ``key``, cut at its end: ``b""`` when ``start`` is at or past the end,
+        and without a request when ``end <= start``. Raise :class:`KeyMissing`; ``start`` is not negative."""
+
+    @abstractmethod
     def create(self, key: str, data: bytes) -> str:
         """Write ``key`` only if it does not exist; return its etag; raise :class:`KeyExists`."""
 
@@ -217,6 +222,24 @@ class FileBackend(Backend):
                 f"{self._path(key)} is a directory where the store keeps a record; move it away (run `gitfree fsck`)"
             ) from None
         return data, self._etag(data)
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        _check_range(start, end)
+        if end <= start:
+            return b""
+        try:
+            with open(self._path(key), "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if start >= size:
+                    return b""
+                f.seek(start)
+                return f.read(min(end, size) - start)  # never more than the file holds: read(n) allocates n
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyMissing(key) from None
+        except IsADirectoryError:
+            raise IntegrityError(
+                f"{self._path(key)} is a directory where the store keeps a file; move it away (run `gitfree fsck`)"
+            ) from None
 
     def create(self, key: str, data: bytes) -> str:
         path = self._path(key)
@@ -459,6 +482,33 @@ class S3Backend(Backend):
             response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
             return response["Body"].read(), response["ETag"]
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        import botocore.exceptions as bex
+
+        _check_range(start, end)
+        if end <= start:
+            return b""  # no request: "bytes=5-4" is no range, and a server would answer with the whole object
+        with self._translate(key):
+            try:
+                response = self._client.get_object(
+                    Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}"
+                )
+            except bex.ClientError as exc:
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416:
+                    return b""  # the range starts at or past the end (or the object is empty)
+                raise
+            body = response["Body"]
+            try:
+                whole = response["ResponseMetadata"].get("HTTPStatusCode") == 200 and not response.get("ContentRange")
+                if whole and start > 0:
+                    raise GitfreeError(
+                        f"{self.endpoint or 'AWS S3'} ignored the Range of a read of {self._key(key)} (it sent the "
+                        "whole object): use an S3 server that serves byte ranges"
+                    )
+                return body.read(end - start)  # a server that sent more than asked is not read further
+            finally:
+                body.close()
+
     def create(self, key: str, data: bytes) -> str:
         try:
             with self._translate(key, write=True):
@@ -574,6 +624,11 @@ class S3Backend(Backend):
             },
             **config,
         )
+
+
+def _check_range(start: int, end: int) -> None:
+    if start < 0 or end < 0:
+        raise ValueError(f"a byte range starts and ends at 0 or more, not [{start}, {end})")
 
 
 def _first_line(exc: BaseException) -> str:

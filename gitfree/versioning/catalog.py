@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
-from .errors import ConfigError, IntegrityError, NotFoundError, first_error
+from .errors import ConfigError, InputError, IntegrityError, NotFoundError, first_error
 from .kit import who
 from .models import (
     Dropped,
@@ -282,6 +282,8 @@ class Catalog:
         dropped and unreadable ones left out. Only the records of the versions returned (and of dropped or
         unreadable ones among them) are read, after one listing of the dataset's numbers."""
         validate_dataset_name(dataset)
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
+            raise InputError(f"before must be a version number (1 or more), not {before!r}")
         numbers = sorted(self.numbers(dataset), reverse=True)
         if not numbers:
             raise self.not_found_dataset(dataset)

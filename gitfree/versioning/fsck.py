@@ -30,7 +30,7 @@ from .objects import ListingError, Objects
 from .refs import validate_dataset_name
 from .tree import validate_entries
 
-__all__ = ["check"]
+__all__ = ["check", "run"]
 
 logger = logging.getLogger("gitfree")
 
@@ -48,6 +48,20 @@ class _Found:
     unverified: int = 0
 
 
+def run(
+    catalog: Catalog, objects: Objects, coordinator: Coordinator, *, deep: bool, repair: bool, datasets: Iterable[str]
+) -> FsckReport:
+    """See :meth:`.Store.fsck`: :func:`check`, and after a repair a second pass, so the report says what the
+    repair fixed and what is left broken."""
+    parts = (catalog, objects, coordinator)
+    report = check(*parts, deep=deep, repair=repair, datasets=datasets)
+    if repair and any(p.repaired for p in report.problems):
+        again = check(*parts, deep=deep, repair=True, datasets=datasets)
+        fixed = [p for p in report.problems if p.repaired]
+        report = again.model_copy(update={"problems": fixed + [p for p in again.problems if p not in fixed]})
+    return report
+
+
 def check(
     catalog: Catalog,
     objects: Objects,
@@ -57,7 +71,7 @@ def check(
     repair: bool = False,
     datasets: Iterable[str] = (),
 ) -> FsckReport:
-    """See :meth:`.Store.fsck` (one pass; the store runs a second after a repair)."""
+    """One pass of :func:`run`."""
     inventory = _inventory(catalog, set(datasets))
     found = _Found()
     _versions(inventory, found)

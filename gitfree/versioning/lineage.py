@@ -13,18 +13,31 @@ those that do not hold; garbage collection removes the edges of the versions it 
 from __future__ import annotations
 
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from .backends import KeyMissing
 from .catalog import Catalog, Inventory
-from .errors import ConfigError, GitfreeError
-from .models import Dropped, InputRef, Lineage, LineageEdge, LineageNode, ReindexReport, StaleVersion, Version
+from .errors import ConfigError, GitfreeError, InputError, NotFoundError
+from .models import (
+    Dropped,
+    InputRef,
+    Lineage,
+    LineageEdge,
+    LineageNode,
+    ReindexReport,
+    RunNote,
+    StaleVersion,
+    Version,
+    utcnow,
+)
+from .refs import validate_dataset_name
 
-__all__ = ["Opener", "graph", "reindex", "stale"]
+__all__ = ["RUN_MAX", "Opener", "checked_run", "graph", "input_of", "note_use", "reindex", "stale", "used_in"]
 
 logger = logging.getLogger("gitfree")
 
@@ -104,8 +117,12 @@ class _Graph:
         return node_id
 
 
-def graph(catalog: Catalog, root: Version, direction: Direction, depth: int | None, opener: Opener) -> Lineage:
+def graph(catalog: Catalog, root: Version, direction: str, depth: int | None, opener: Opener) -> Lineage:
     """See :meth:`.Store.lineage`."""
+    if direction not in ("up", "down", "both"):
+        raise InputError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
+    if depth is not None and (not isinstance(depth, int) or depth < 0):
+        raise InputError(f"depth must be a whole number of 0 or more, not {depth!r}")
     found = _Graph(_Stores(catalog, opener))
     root_id = found.add(catalog.url, root)
     if direction in ("up", "both"):
@@ -115,7 +132,7 @@ def graph(catalog: Catalog, root: Version, direction: Direction, depth: int | No
     return Lineage(
         root=root_id,
         store=catalog.url,
-        direction=direction,
+        direction=cast(Direction, direction),
         depth=depth,
         nodes=[  # as found: the root, then hop by hop
             n.model_copy(update={"more": True}) if n.id in found.more else n for n in found.nodes.values()
@@ -190,8 +207,13 @@ def _downstream(found: _Graph, catalog: Catalog, root: Version, depth: int | Non
 
 def stale(catalog: Catalog, datasets: Iterable[str], opener: Opener) -> list[StaleVersion]:
     """See :meth:`.Store.stale`."""
+    names = _checked_names(datasets)
+    known = set(catalog.datasets()) if names else set()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise catalog.not_found_dataset(unknown[0])
     stores = _Stores(catalog, opener)
-    names = sorted(set(datasets)) or catalog.datasets()
+    names = sorted(set(names)) or catalog.datasets()
     heads = [h for h in catalog.heads(names).values() if h is not None]  # three rounds of parallel reads
     used = [(head, holder, ref) for head in heads for holder, ref in _used(stores, catalog, head)]
     wanted = {_key(holder, ref): holder for _, holder, ref in used}
@@ -265,7 +287,7 @@ def _judge(
 
 def reindex(catalog: Catalog, datasets: Iterable[str] = (), *, dry_run: bool = False) -> ReindexReport:
     """See :meth:`.Store.reindex`."""
-    wanted = set(datasets)
+    wanted = set(_checked_names(datasets))
     inventory = catalog.inventory(wanted, journals=False)
     unknown = sorted(wanted - {n for n, e in inventory.datasets.items() if e.versions or e.dropped or e.unreadable})
     if unknown:
@@ -344,3 +366,77 @@ def edge_problems(catalog: Catalog, inventory: Inventory) -> tuple[dict[str, Ver
         if now is None or not catalog.made_from(now, name, number):
             orphans.append(key)
     return missing, sorted(orphans), len(expected)
+
+
+def _checked_names(datasets: Iterable[str]) -> list[str]:
+    names = list(datasets)
+    for name in names:
+        validate_dataset_name(name)
+    return names
+
+
+def input_of(catalog: Catalog, item: InputRef | Version) -> InputRef:
+    """What a commit records of one of its inputs (see :meth:`.Store.commit`): another store's ``InputRef``
+    as given (lineage reads it there), else this store's version, which must have a record (a version, or
+    the tombstone of one GC dropped since)."""
+    if isinstance(item, Version):
+        return InputRef(dataset=item.dataset, number=item.number)
+    if not catalog.same_store(item.store):
+        return item
+    try:
+        catalog.record(item.dataset, item.number)
+    except KeyMissing:
+        raise NotFoundError(
+            f"the input {item} does not exist in {catalog.url}; name a version that does (`gitfree log {item.dataset}`)"
+        ) from None
+    return InputRef(dataset=item.dataset, number=item.number)
+
+
+# ---------------------------------------------------------------------- lineage inside orchestrator runs
+
+RUN_MAX = 1024
+"""The longest run id :meth:`.Store.note_use` takes (it is stored whole in each note)."""
+
+
+def note_use(catalog: Catalog, version: Version, run: str, *, task: str | None, store_url: str) -> bool:
+    """See :meth:`.Store.note_use`: one create-only note, best effort (a failure is a warning and ``False``)."""
+    run = checked_run(run)
+    note = RunNote(
+        run=run,
+        dataset=version.dataset,
+        number=version.number,
+        version_id=version.id,
+        store=store_url,
+        created_at=utcnow(),
+        task=task,
+        host=socket.gethostname(),
+    )
+    try:
+        catalog.note_use(note)
+    except (GitfreeError, OSError) as exc:
+        logger.warning(
+            "%s was pulled, but noting it as used in the run %r in %s failed, so a commit in this run will "
+            "not record it as an input unless it is passed in inputs: %s",
+            version.ref,
+            run,
+            store_url,
+            str(exc),  # the text: a record kept by a log handler must not keep the caller's frames alive
+        )
+        return False
+    return True
+
+
+def used_in(catalog: Catalog, run: str) -> list[InputRef]:
+    """See :meth:`.Store.used_in`."""
+    return [InputRef(dataset=n.dataset, number=n.number) for n in catalog.used_in(checked_run(run))]
+
+
+def checked_run(run: object) -> str:
+    """``run`` if it is a run id :meth:`.Store.note_use` takes (text of 1 to RUN_MAX characters), else InputError."""
+    if not isinstance(run, str) or not run.strip() or len(run) > RUN_MAX:
+        raise InputError(f"a run id is a non-empty text of at most {RUN_MAX} characters, not {str(run)[:60]!r}")
+    try:
+        run.encode()
+    except UnicodeEncodeError:
+        raise InputError(f"the run id {run[:60]!r} is not valid Unicode text") from None
+    return run

@@ -24,14 +24,24 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from . import layout
 from .backends import Backend, KeyMissing, ObjectInfo
-from .errors import IntegrityError
+from .errors import InputError, IntegrityError
 from .localfs import atomic_write, md5_file
 from .models import FileEntry, Output
 from .staging import HashState
 from .transfer import Transfer
 from .tree import validate_entries
 
-__all__ = ["LISTINGS_KEPT", "TRANSFER_JOBS", "ListingError", "Objects", "ProgressFactory", "parse_listing"]
+__all__ = [
+    "LISTINGS_KEPT",
+    "PEEK_LENGTH",
+    "PEEK_MAX",
+    "TRANSFER_JOBS",
+    "ListingError",
+    "Objects",
+    "ProgressFactory",
+    "check_peek",
+    "parse_listing",
+]
 
 logger = logging.getLogger("gitfree")
 
@@ -84,6 +94,24 @@ def parse_listing(oid: str, raw: bytes) -> list[FileEntry]:
     return entries
 
 
+PEEK_LENGTH = 64 * 1024
+"""What :meth:`.Store.peek` reads unless told: 64 KiB."""
+PEEK_MAX = 16 * 1024 * 1024
+"""The most one :meth:`.Store.peek` reads (16 MiB): more is a read of the file (:meth:`.Store.open`)."""
+
+
+def check_peek(offset: int, length: int) -> None:
+    """Refuse an ``offset`` or ``length`` :meth:`.Store.peek` cannot take, before any request."""
+    for name, value in (("offset", offset), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{name} is a whole number of bytes, not {value!r}")
+    if not 0 <= length <= PEEK_MAX:
+        raise InputError(
+            f"length is 0 to {PEEK_MAX} bytes (16 MiB), not {length}: read a whole file with open() "
+            "(`gitfree cat`) instead"
+        )
+
+
 class Objects:
     """The objects of one store and one worker cache.
 
@@ -111,6 +139,8 @@ class Objects:
         """How long a batched record read waits for the server (the transfer timeout if ``None``)."""
         self._checked: OrderedDict[str, tuple[FileEntry, ...]] = OrderedDict()
         self._checked_lock = threading.Lock()
+        self._vouched: dict[str, tuple[int, int, int]] = {}
+        """Objects whose cached copy the hash state vouched for: oid -> (inode, size, mtime) then (:meth:`peek`)."""
 
     def callback(self, description: str, unit: str = "file") -> Callback:
         return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
@@ -271,6 +301,65 @@ class Objects:
                     cached.unlink()  # corrupted in the cache: fetch a good copy
             self.fetch(ref, [md5], state)
         return cached
+
+    def peek(self, oid: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of object ``oid``, cut at its end, not hash-checked: from the worker cache
+        when the hash state vouches for its copy (hashed or verified there, unchanged since: no hashing now),
+        else one ranged read of the store. Raise :class:`KeyMissing` if the store lacks it."""
+        cached = self.cached(oid)
+        if end > start and self._vouched_for(oid):
+            with contextlib.suppress(OSError), open(cached, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(min(start, size))
+                return f.read(max(0, min(end, size) - start))
+        return self.backend.get_range(layout.object_key(oid), start, end)
+
+    def sized(self, ref: str, entry: FileEntry) -> FileEntry:
+        """``entry`` with its size (see :meth:`.Store.file`); ``IntegrityError`` if the store lacks its object."""
+        if entry.size is not None:
+            return entry
+        size = self.sizes([entry.md5]).get(entry.md5)
+        if size is None:
+            raise self._missing(ref, entry)
+        return entry.model_copy(update={"size": size})
+
+    def peek_file(self, ref: str, entry: FileEntry, offset: int, length: int) -> bytes:
+        """What :meth:`.Store.peek` reads of the file ``entry`` of ``ref`` (arguments checked by :func:`check_peek`)."""
+        if not layout.is_md5(entry.md5):
+            raise InputError(f"the entry {entry.path!r} names no object (md5 {entry.md5!r}); pass one files() listed")
+        if length == 0:
+            return b""
+        start = offset if offset >= 0 else max(0, (self.sized(ref, entry).size or 0) + offset)
+        try:
+            return self.peek(entry.md5, start, start + length)
+        except KeyMissing:
+            raise self._missing(ref, entry) from None
+
+    def _missing(self, ref: str, entry: FileEntry) -> IntegrityError:
+        return IntegrityError(
+            f"the object {layout.object_key(entry.md5)} of {entry.path} in {ref} is missing from {self.backend.url}; "
+            "run `gitfree fsck`"
+        )
+
+    def _vouched_for(self, oid: str) -> bool:
+        """Whether the hash state says the worker cache's copy of ``oid`` is intact (the same inode, size and
+        mtime as when it was hashed), remembered for the process while those stay the same (opening the
+        state costs tens of milliseconds, and a preview peeks at one file several times)."""
+        cached = self.cached(oid)
+        try:
+            st = cached.stat()
+        except OSError:
+            return False
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._vouched.get(oid) == seen:
+            return True
+        with HashState(self.cache_dir) as state:
+            intact = state.known([str(cached)]).get(str(cached)) == oid.removesuffix(".dir")
+        if intact:
+            if len(self._vouched) >= 4096:
+                self._vouched.clear()
+            self._vouched[oid] = seen
+        return intact
 
     def upload(self, oids: Collection[str], description: str | None = None) -> None:
         """PUT each object from the worker cache; returns when all are durable, raises on the first failure."""

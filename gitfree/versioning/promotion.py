@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from . import layout, protocol
 from .backends import KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .catalog import Catalog
-from .errors import ConflictError, GateError, InputError
+from .errors import ConflictError, GateError, InputError, NotFoundError
 from .leases import Coordinator
-from .models import AuditEvent, Author, Dropped, Metric, Stages, Tag, Version, utcnow
-from .refs import validate_tag_name
+from .models import AuditEvent, Author, Dropped, Metric, Stages, Tag, TagEvent, Version, utcnow
+from .refs import validate_dataset_name, validate_tag_name
 
-__all__ = ["Requirement", "audit", "parse_requirements", "promote", "set_stages"]
+__all__ = ["Requirement", "audit", "parse_requirements", "promote", "set_stages", "stages", "tag_history"]
 
 logger = logging.getLogger("gitfree")
 
@@ -235,6 +235,7 @@ def _version_of(catalog: Catalog, tag: Tag | None) -> Version | None:
 def set_stages(catalog: Catalog, dataset: str, stages: Sequence[str], *, author: Author, attempts: int) -> Stages:
     """Write the stage order of ``dataset`` (create-only the first time, then compare-and-swap); see
     :meth:`.Store.set_stages`."""
+    validate_dataset_name(dataset)
     names = [validate_tag_name(s) for s in stages]
     if len(set(names)) != len(names):
         raise InputError(f"the stages {' → '.join(names)} name a stage twice; give each once, in order")
@@ -258,11 +259,43 @@ def set_stages(catalog: Catalog, dataset: str, stages: Sequence[str], *, author:
     raise ConflictError(f"could not set the stages of {dataset!r}: others kept changing them at the same time; retry")
 
 
-# ---------------------------------------------------------------------------- audit
+def stages(catalog: Catalog, dataset: str) -> list[str]:
+    """See :meth:`.Store.stages`."""
+    validate_dataset_name(dataset)
+    record, _ = catalog.stages(dataset)
+    if record is None and not catalog.numbers(dataset):  # a misspelt name is not "no stage order"
+        raise catalog.not_found_dataset(dataset)
+    return list(record.stages) if record is not None else []
+
+
+# ---------------------------------------------------------------------------- tag history and audit
+
+
+def tag_history(catalog: Catalog, dataset: str, tag: str) -> list[TagEvent]:
+    """See :meth:`.Store.tag_history`."""
+    validate_dataset_name(dataset)
+    validate_tag_name(tag)
+    history = catalog.tag_histories(dataset, tag).get(tag)
+    if not history:
+        names = [t.tag for t in catalog.tags(dataset)]  # NotFoundError for a missing dataset
+        have = f"its tags are: {', '.join(names)}" if names else "it has no tags"
+        raise NotFoundError(f"{dataset!r} has no tag {tag!r} and never had; {have}")
+    return history
+
+
+def tag_events(catalog: Catalog, dataset: str, number: int | None = None) -> list[TagEvent]:
+    """See :meth:`.Store.tag_events`."""
+    validate_dataset_name(dataset)
+    histories = catalog.tag_histories(dataset)
+    if not histories and not catalog.numbers(dataset):  # a misspelt name is not "no tags"
+        raise catalog.not_found_dataset(dataset)
+    events = [event for _, history in sorted(histories.items()) for event in history]
+    return [e for e in events if number is None or number in (e.number, e.previous)]
 
 
 def audit(catalog: Catalog, dataset: str, limit: int | None = None) -> list[AuditEvent]:
     """Commits, drops and tag writes of ``dataset``, newest first (at most ``limit``); see :meth:`.Store.audit`."""
+    validate_dataset_name(dataset)
     numbers = catalog.numbers(dataset)
     histories = catalog.tag_histories(dataset)
     if not numbers and not histories:

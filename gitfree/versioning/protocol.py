@@ -33,6 +33,7 @@ from .errors import ConflictError, GitfreeError, InputError, IntegrityError, Not
 from .leases import Coordinator, Holder
 from .models import Author, Dropped, InputRef, Output, Tag, TagEvent, Uploads, Version, utcnow
 from .objects import Objects
+from .refs import validate_dataset_name, validate_tag_name
 from .staging import HashState, stage
 
 __all__ = [
@@ -347,6 +348,10 @@ def delete_tag(
 ) -> Tag:
     """Delete ``tag``: swap its record for a deleted marker (``seq`` + 1), then write that write's history
     entry; see :meth:`.Store.untag`. A deleted tag roots nothing, so no GC check is needed."""
+    validate_dataset_name(dataset)
+    validate_tag_name(tag)
+    if not catalog.numbers(dataset):  # a misspelt dataset is not "no such tag"
+        raise catalog.not_found_dataset(dataset)
     catalog.ensure_writable()
     want = TagWrite(None, author, message, move=True, expect=expect)
     record, _ = write_tag(catalog, dataset, tag, want, attempts)

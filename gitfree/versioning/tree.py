@@ -8,13 +8,15 @@ destination, never twice, never a file that is also a folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import difflib
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import InputError, NotFoundError, UnsafePathError
-from .models import FileEntry
+from .models import DiffEntry, FileEntry, Version
 
-__all__ = ["Tree", "changes", "select", "validate_entries", "validate_path"]
+__all__ = ["Tree", "changes", "diff_entries", "select", "validate_entries", "validate_path"]
 
 
 def validate_path(path: object) -> str:
@@ -103,6 +105,34 @@ class Tree:
             p.rpartition("/")[2] + ("/" if p in self.dirs else "") for p in self.dirs.get(folder.strip("/"), ())
         )
 
+    def file(self, version: Version, path: str) -> FileEntry:
+        """The file at ``path`` of ``version`` (for a single-file version, its name or ``""``), as
+        :meth:`.Store.open` takes it: a folder is an ``InputError`` naming what is in it, anything else
+        a ``NotFoundError``."""
+        wanted = path.strip("/")
+        if not version.is_dir and wanted in ("", version.pointer.out.path):
+            wanted = version.pointer.out.path
+        entry = self.files.get(wanted)
+        if entry is not None:
+            return entry
+        inside = self.children(wanted) if wanted in self.dirs else []
+        if inside:
+            shown = ", ".join(inside[:5]) + (" ..." if len(inside) > 5 else "")
+            where = f"{wanted or '/'} is a folder of {version.ref}"
+            pull = f"pull it with paths=[{wanted!r}]" if wanted else "pull the version"
+            cli_pull = f"pull it with --path {shlex.quote(wanted)}" if wanted else "pull the version"
+            raise InputError(
+                f"{where}: open one of its files ({shown}), or {pull}",
+                cli=f"{where}: cat one of its files ({shown}), or {cli_pull}",
+            )
+        folder = wanted.rpartition("/")[0]
+        near = sorted(self.dirs.get(folder, ()))[:1000]  # its folder's names: a typo is close to one of them
+        close = difflib.get_close_matches(wanted, [p for p in near if p in self.files], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise NotFoundError(
+            f"{version.ref} has no file {wanted!r}{hint}; list its files with `gitfree ls {version.ref}`"
+        )
+
     def select(self, paths: Iterable[str]) -> list[FileEntry]:
         """The entries at or under each of ``paths`` (``labels/`` or ``labels`` for a folder), in listing order."""
         wanted = [_argument(p) for p in paths]
@@ -125,6 +155,21 @@ def changes(old: Iterable[FileEntry], new: Iterable[FileEntry]) -> list[tuple[st
     after = {e.path: e.md5 for e in new}
     return [
         (p, before.get(p), after.get(p)) for p in sorted(before.keys() | after.keys()) if before.get(p) != after.get(p)
+    ]
+
+
+def diff_entries(changed: Sequence[tuple[str, str | None, str | None]], sizes: Mapping[str, int]) -> list[DiffEntry]:
+    """The :class:`.DiffEntry` of each of :func:`changes`, with the sizes known of its objects."""
+    return [
+        DiffEntry(
+            path=path,
+            status="added" if om is None else "removed" if nm is None else "modified",
+            old_md5=om,
+            new_md5=nm,
+            old_size=sizes.get(om or ""),
+            new_size=sizes.get(nm or ""),
+        )
+        for path, om, nm in changed
     ]
 
 

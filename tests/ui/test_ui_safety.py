@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -244,6 +245,7 @@ def test_no_credential_reaches_a_page_or_a_header(world: World, seaweedfs: Seawe
 def test_a_store_error_is_one_readable_line(world: World, seaweedfs: SeaweedFS, tmp_path: Path) -> None:
     """Real failures: on SeaweedFS a reader whose secret key is wrong (the server refuses it), on file:// a record
     that is not JSON. The page says what the CLI says (``in_cli_terms``), in one line, with no traceback."""
+    read: Callable[[], object]
     if world.kind == "s3":
         broken = world.reader("wrong-secret", secret_access_key="not-the-" + seaweedfs.secret_key)
         url, read = "/d/raw/sales", lambda: broken.log("raw/sales")

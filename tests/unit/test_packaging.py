@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 PACKAGE = ROOT / "gitfree"
 EXTRA_OF = {"tasks": "prefect", "flows": "prefect", "airflow": "airflow", "testing.py": "dev", "_proxy.py": "dev"}
+EXTRA_OF["ui"] = "ui"  # gitfree.ui: the web view
 KNOWN = {"airflow": "apache-airflow"}  # not installed beside Prefect (make airflow has its own venv)
 
 
