@@ -220,3 +220,39 @@ def test_runs_link_to_the_orchestrator_ui_when_one_is_configured(file_world: Wor
         page = get(site, "/d/raw/sales")
     assert f"http://prefect.example:4200/runs/flow-run/{RUN_ID}" in links(page)
     assert not any(h.startswith("javascript:") for h in links(page))
+
+
+def test_the_metrics_page_charts_every_metric_with_a_table(site: Served) -> None:
+    page = get(site, "/d/raw/sales/-/metrics")
+    text = seen(page)
+    assert title(page) == "raw/sales: metrics · gitfree"
+    assert page.count('class="gf-metric-line"') == 2  # one line per metric
+    assert f"{HOSTILE_METRIC.replace('<', '&lt;').replace('>', '&gt;')} @3: 0.7" in page  # a point's tooltip
+    assert {"/v/raw/sales@1", "/v/raw/sales@2", "/v/raw/sales@3"} <= set(links(page))
+    assert re.search(rf"version created {re.escape(HOSTILE_METRIC)} rows @3 .* 0\.7 4 @2 .* 0\.6 3 @1 .* 0\.5 2", text)
+    assert "no version of raw/stores records metrics" in seen(get(site, "/d/raw/stores/-/metrics"))
+
+
+def test_the_lineage_page_draws_and_lists_the_graph(site: Served) -> None:
+    page = get(site, "/v/features@1/-/lineage")
+    text = seen(page)
+    assert title(page) == "features@1: lineage · gitfree"
+    assert page.count('class="gf-node ') == 4  # raw/sales@3 and raw/stores@1 -> features@1 -> models/churn@1
+    assert {"/v/raw/sales@3", "/v/raw/stores@1", "/v/models/churn@1"} <= set(links(page))
+    assert re.search(r"version created message .*features@1 .* features", text)
+    assert "3 hops each way" in text and "?depth=6" in " ".join(links(page))
+    assert "?depth= is a number of hops from 1 to 50" in seen(get(site, "/v/features@1/-/lineage?depth=0", 400))
+
+
+def test_the_file_page_previews_a_table_with_its_cells_as_text(site: Served) -> None:
+    page = get(site, f"/v/raw/sales@3/-/files/{HOSTILE_FILE}")
+    assert title(page) == f"raw/sales@3: {HOSTILE_FILE} · gitfree"
+    assert "<th>name</th><th>html</th>" in page and "<td>&lt;b&gt;x&lt;/b&gt;</td>" in page
+    assert f"datasets / raw/sales / @3 / {HOSTILE_FILE}" in seen(page)
+    text_file = get(site, "/v/raw/stores@1/-/files/stores.json")
+    assert '"stores": [' in seen(text_file) and "/v/raw/stores@1/-/raw/stores.json" in links(text_file)
+    nested = seen(get(site, "/v/raw/sales@3/-/files/2026/02.csv"))
+    assert "datasets / raw/sales / @3 / 2026 / 02.csv" in nested and "day amount 1 20 2 25" in nested
+    assert "'2026' is a folder, not a file of raw/sales@3" in seen(get(site, "/v/raw/sales@3/-/files/2026", 404))
+    binary = seen(get(site, "/v/models/churn@1/-/files/model.bin"))
+    assert "no preview for this file: download it" in binary
