@@ -110,10 +110,7 @@ class Guard:
         self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan (the app has no websocket route: the router refuses those)
             await self.app(scope, receive, send)
             return
         path = route_path(scope)

@@ -7,6 +7,7 @@ one readable line, never a traceback."""
 from __future__ import annotations
 
 import html
+import http.client
 import re
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from ui.ui_helpers import (
     serve,
 )
 
-from gitfree import GitfreeError, NotFoundError, Store
+from gitfree import GitfreeError, InputError, NotFoundError, Store
 from gitfree.testing import Faults, SeaweedFS
 from gitfree.ui import create_app
 from gitfree.ui.auth import CSP, RAW_CSP
@@ -101,11 +102,15 @@ def test_no_route_and_no_method_writes_to_the_store(world: World) -> None:
     ],
 )
 def test_paths_outside_a_version_are_not_found(file_world: World, target: str) -> None:
+    """Refused by the path check before any lookup (its message says why), else by the version's own listing."""
     with serve(create_app(file_world.store)) as site:
         response = raw_request(site.url, target)
     assert response.status_code == 404, (target, response.status_code)
     assert b"root:" not in response.body and b"import" not in response.body
     assert response.headers["content-security-policy"] in (CSP, RAW_CSP)
+    unsafe = re.search(r"/-/(raw|files)/.*(\.\.|%2e%2e|//|%2f|/\./|%5c|%00)", target, re.I) or "path=.." in target
+    if unsafe:
+        assert b"a path in a version has no &#39;..&#39;, &#39;.&#39; or empty segments" in response.body, target
 
 
 def test_the_token_is_asked_for_and_checked(file_world: World) -> None:
@@ -171,6 +176,8 @@ def test_every_response_has_the_security_headers(file_world: World) -> None:
             assert response.headers["x-content-type-options"] == "nosniff", url
             assert response.headers["x-frame-options"] == "DENY", url
             assert response.headers["referrer-policy"] == "no-referrer", url
+            cache = "public, max-age=3600" if url.startswith("/static/") else "no-store"
+            assert response.headers["cache-control"] == cache, url
     assert "script-src 'self'" in CSP and "'unsafe-inline'" not in CSP
 
 
@@ -178,8 +185,16 @@ def test_an_unexpected_failure_is_a_page_with_the_headers_and_no_traceback(file_
     """A fault no real store produces (a bug's exception), through gitfree.faults: a 500 page of one line."""
     reader = file_world.reader("faulty")
     with serve(create_app(reader)) as site, site.client() as client, Faults(reader) as faults:
-        faults.fail("list", layout.DATASETS, error=RuntimeError("boom at /secret/place"), times=None)
+        faults.fail("list", layout.DATASETS, error=RuntimeError("boom at /secret/place"), times=2)
         response = client.get("/")
+        # The page answered the failure: the server never saw an exception, so it keeps the connection.
+        host, port = site.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("GET", "/")
+        assert connection.getresponse().read() and connection.sock is not None
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read() == b"ok"
+        connection.close()
     assert response.status_code == 500
     text = seen(response.text)
     assert "unexpected RuntimeError while reading the store; the server's log says more" in text
@@ -266,3 +281,36 @@ def test_a_store_error_is_one_readable_line(world: World, seaweedfs: SeaweedFS, 
     assert html.unescape(message[1]) == " ".join(caught.value.in_cli_terms().split())
     assert "Traceback" not in response.text and 'File "' not in response.text
     assert seaweedfs.secret_key not in response.text
+
+
+def test_a_secret_in_what_the_store_holds_is_hidden_too(world: World, seaweedfs: SeaweedFS) -> None:
+    """The app puts no credential in a page; should anything else ever carry one there (a library's message, a
+    commit message pasted with a key in it), the store's secret key and the view's token are still hidden."""
+    if world.kind != "s3":
+        pytest.skip("a file:// store has no credentials")
+    token = "tok-" + "3" * 30
+    source = world.work / "src-leak"
+    source.mkdir(exist_ok=True)
+    (source / "f.txt").write_text("x")
+    world.writer.commit("leak", source, message=f"key {seaweedfs.secret_key} and {token}", force=True)
+    with serve(create_app(world.store, token=token)) as site, site.client() as client:
+        page = client.get("/d/leak", headers={"authorization": f"Bearer {token}"}).text
+    assert seaweedfs.secret_key not in page and token not in page
+    assert "key [hidden] and [hidden]" in seen(page)
+
+
+def test_bad_settings_are_refused_when_the_app_is_made(file_world: World) -> None:
+    for bad in ("javascript:alert(1)", "ftp://prefect", "http://user:pw@prefect:4200", "prefect:4200"):
+        with pytest.raises(InputError, match="must be an http:// or https:// URL of its UI"):
+            create_app(file_world.store, prefect_ui_url=bad)
+    with pytest.raises(ValueError, match="a token was given with auth=False"):
+        create_app(file_world.store, token="t" * 20, auth=False)
+    with pytest.raises(ValueError, match="a token is a non-empty string"):
+        create_app(file_world.store, token=" ")
+
+
+def test_the_login_form_takes_only_a_small_body(file_world: World) -> None:
+    with serve(create_app(file_world.store, token="t" * 20)) as site, site.client() as client:
+        response = client.post("/login", content=b"token=" + b"t" * 10_000)
+    assert response.status_code == 413
+    assert "the login form sends only the token" in seen(response.text)
