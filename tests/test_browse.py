@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import write_tree
 
-from gitfree import FileEntry, InputError, NotFoundError, Store
+from gitfree import FileEntry, InputError, NotFoundError, Store, Tree
 from gitfree.versioning import objects
 
 
@@ -94,3 +94,25 @@ def test_a_listing_is_parsed_and_checked_once_per_process(
     store.files(other)
     store.files(version)  # the one kept was dropped for other's: parsed again
     assert parsed == [version.md5, other.md5, version.md5]
+
+
+def test_open_file_and_peek_find_a_path_without_building_the_tree_again(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(tmp_path / "d", {f"x/{i}.txt": str(i).encode() for i in range(20)})
+    version = store.commit("ds", tmp_path / "d")
+    built: list[int] = []
+    real = Tree.build.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Tree], entries: list[FileEntry]) -> Tree:
+        built.append(1)
+        return real(cls, entries)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Tree, "build", classmethod(counting))
+    assert store.open(version, "x/3.txt").read() == b"3"
+    assert store.open(version, "x/4.txt").read() == b"4"
+    assert store.file(version, "x/5.txt").size == 1
+    assert store.peek(version, "x/6.txt") == b"6"
+    with pytest.raises(NotFoundError, match=r"did you mean 'x/7\.txt'"):
+        store.open(version, "x/7.txtx")
+    assert built == [1]

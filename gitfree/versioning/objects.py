@@ -29,7 +29,7 @@ from .localfs import atomic_write, md5_file
 from .models import FileEntry, Output
 from .staging import HashState
 from .transfer import Transfer
-from .tree import validate_entries
+from .tree import Tree, validate_entries
 
 __all__ = [
     "LISTINGS_KEPT",
@@ -138,6 +138,8 @@ class Objects:
         self.read_timeout = read_timeout
         """How long a batched record read waits for the server (the transfer timeout if ``None``)."""
         self._checked: OrderedDict[str, tuple[FileEntry, ...]] = OrderedDict()
+        self._trees: dict[str, Tree] = {}
+        """The :class:`.tree.Tree` of kept listings, once one was asked for (:meth:`tree`)."""
         self._checked_lock = threading.Lock()
         self._vouched: dict[str, tuple[int, int, int]] = {}
         """Objects whose cached copy the hash state vouched for: oid -> (inode, size, mtime) then (:meth:`peek`)."""
@@ -224,8 +226,24 @@ class Objects:
             while len(self._checked) > 1 and (
                 len(self._checked) > most or sum(len(e) for e in self._checked.values()) > entries_max
             ):
-                self._checked.popitem(last=False)
+                dropped, _ = self._checked.popitem(last=False)
+                self._trees.pop(dropped, None)
         return entries
+
+    def tree(self, out: Output) -> Tree:
+        """The :class:`.tree.Tree` of a version's output (what is at or under each path), built once per listing
+        kept by :meth:`checked_files`: ``open``, ``file`` and ``peek`` of one file cost a lookup, not a build."""
+        entries = self.checked_files(out)
+        if not out.is_dir:
+            return Tree.build(entries)
+        with self._checked_lock:
+            tree = self._trees.get(out.md5)
+        if tree is None:
+            tree = Tree.build(entries)
+            with self._checked_lock:
+                if out.md5 in self._checked:
+                    self._trees[out.md5] = tree
+        return tree
 
     def referenced(self, oid: str) -> set[str]:
         """Every object an output ``oid`` references: itself, and for a listing the files it names."""

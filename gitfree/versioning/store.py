@@ -308,7 +308,7 @@ class Store:
             IntegrityError: the object is missing from the store or does not match its hash.
         """
         version = self.show(ref)
-        entry = Tree.build(self.files(version)).file(version, path)
+        entry = self.objects.tree(version.pointer.out).file(version, path)
         return open(self.objects.verified(version.ref, entry.md5), "rb")
 
     def file(self, ref: str | Ref | Version, path: str = "") -> FileEntry:
@@ -317,7 +317,7 @@ class Store:
         worker cache, else one HEAD; ``NotFoundError``/``InputError`` as :meth:`open`, ``IntegrityError`` if the
         object is missing from the store."""
         version = self.show(ref)
-        return self.objects.sized(version.ref, Tree.build(self.files(version)).file(version, path))
+        return self.objects.sized(version.ref, self.objects.tree(version.pointer.out).file(version, path))
 
     def dvc_file(self, ref: str | Ref | Version) -> str:
         """The text of the ``.dvc`` file of a version as :meth:`export_dvc` writes it (its data named as the
@@ -346,7 +346,7 @@ class Store:
         """
         check_peek(offset, length)
         version = self.show(ref)
-        entry = path if isinstance(path, FileEntry) else Tree.build(self.files(version)).file(version, path)
+        entry = path if isinstance(path, FileEntry) else self.objects.tree(version.pointer.out).file(version, path)
         return self.objects.peek_file(version.ref, entry, offset, length)
 
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
