@@ -239,7 +239,7 @@ UI_RANKS = {
     "urls": 0,
     "auth": 0,
     "listing": 0,
-    "server": 0,
+    "server": 1,
     "preview": 0,
     "svg": 0,
     "pages": 1,

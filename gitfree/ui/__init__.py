@@ -34,4 +34,4 @@ except ModuleNotFoundError as exc:  # the extra is not installed: say which comm
         raise
     raise ModuleNotFoundError(f"{UI_EXTRA} ({exc.name} is not installed)", name=exc.name) from None
 
-__all__ = ["EXTRA_MODULES", "UI_EXTRA", "create_app"]
+__all__ = ["create_app"]

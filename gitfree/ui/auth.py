@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
@@ -25,7 +26,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["COOKIE", "CSP", "RAW_CSP", "Access", "Guard", "route_path"]
+__all__ = ["COOKIE", "CSP", "RAW_CSP", "Access", "Guard", "host_of", "is_loopback", "route_path"]
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -34,7 +35,6 @@ CSP = (
 RAW_CSP = f"{CSP}; sandbox"
 """A stored file served as it is: in a sandbox too, whatever a browser makes of it."""
 COOKIE = "gitfree_ui"
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
@@ -49,11 +49,24 @@ Refusal = Callable[[Scope, int, str], Response]
 
 
 def host_of(headers: Headers) -> str:
-    """The host name a request was addressed to, without its port (``[::1]:8765`` -> ``::1``)."""
+    """The host name a request was addressed to, without its port (``[::1]:8765`` -> ``::1``); a ``Host`` that
+    is not ``NAME`` or ``NAME:PORT`` is returned whole (and so is no loopback name)."""
     host = headers.get("host", "").strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+    if host.startswith("[") and "]" in host:
+        inside, _, port = host[1:].partition("]")
+        return inside if port == "" or (port.startswith(":") and port[1:].isdigit()) else host
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() and ":" not in name else host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can connect to ``host`` (``127.0.0.1``, ``localhost``, ``::1``, ``127.0.0.2``...)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Access:
@@ -98,7 +111,7 @@ class Access:
 
     def host_allowed(self, headers: Headers) -> bool:
         """Without a token (and with auth), only requests addressed to a loopback name are answered."""
-        return not self.auth or self.token is not None or host_of(headers) in LOOPBACK
+        return not self.auth or self.token is not None or is_loopback(host_of(headers))
 
 
 class Guard:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 
 import uvicorn
 from starlette.applications import Starlette
 
+from .auth import is_loopback
+
 __all__ = ["is_loopback", "listen", "serve", "url_of"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can connect to ``host`` (``127.0.0.1``, ``localhost``, ``::1``...)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def listen(host: str, port: int) -> socket.socket:

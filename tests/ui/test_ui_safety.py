@@ -144,11 +144,11 @@ def test_the_token_is_asked_for_and_checked(file_world: World) -> None:
 def test_without_a_token_only_requests_to_this_machine_are_answered(file_world: World) -> None:
     with serve(create_app(file_world.store)) as site:
         port = site.url.rpartition(":")[2]
-        for host in ("evil.example", "evil.example:80", "192.168.1.9", "127.0.0.1.evil.example"):
+        for host in ("evil.example", "evil.example:80", "192.168.1.9", "127.0.0.1.evil.example", "127.0.0.1:80@evil"):
             refused = raw_request(site.url, "/d/raw/sales", headers={"Host": host})
             assert refused.status_code == 403, host
             assert b"answers only requests to this machine" in refused.body
-        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "127.0.0.2"):
             assert raw_request(site.url, "/d/raw/sales", headers={"Host": host}).status_code == 200, host
     with serve(create_app(file_world.store, auth=False)) as site:
         assert raw_request(site.url, "/d/raw/sales", headers={"Host": "evil.example"}).status_code == 200
