@@ -69,8 +69,8 @@ slow: $(BIN)/.installed
 	@$(MAKE) --no-print-directory $(AIRFLOW_BIN)/.installed
 	$(AIRFLOW_BIN)/pytest -m slow -o cache_dir=.pytest_cache/airflow tests/on_airflow
 
-# Airflow in its own virtualenv (Airflow and Prefect cannot share one): mypy on gitfree.airflow against the
-# real Airflow, then tests/on_airflow, real DAGs run by `airflow dags test` against SeaweedFS, one test per core
+# Airflow in its own virtualenv (Airflow and Prefect cannot share one): mypy on gitfree.airflow and tests/on_airflow
+# against the real Airflow (so their type: ignores are checked too), then tests/on_airflow, real DAGs run by `airflow dags test` against SeaweedFS, one test per core
 # (each `airflow dags test` spends most of its 10 s starting Airflow). Prints how long it took.
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_BIN := $(AIRFLOW_VENV)/bin
@@ -86,7 +86,9 @@ airflow:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory $(AIRFLOW_BIN)/.installed || exit 1; \
 	installed=$$(date +%s); \
-	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && $(AIRFLOW_BIN)/pytest -n auto -o cache_dir=.pytest_cache/airflow \
+	$(AIRFLOW_BIN)/mypy -p gitfree.airflow --follow-imports=silent && \
+	  MYPYPATH=tests $(AIRFLOW_BIN)/mypy tests/on_airflow --explicit-package-bases --follow-imports=silent && \
+	  $(AIRFLOW_BIN)/pytest -n auto -o cache_dir=.pytest_cache/airflow \
 	  tests/on_airflow tests/regression/test_airflow_retries_and_created.py; status=$$?; \
 	end=$$(date +%s); \
 	echo "make airflow: $$((end - start)) s ($$((installed - start)) s setting up $(AIRFLOW_VENV), $$((end - installed)) s checks and tests)"; \
@@ -97,7 +99,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check gitfree tests bench
 	$(BIN)/mypy
 	# The tests too (their helpers are plain modules on pytest's pythonpath). tests/on_airflow imports
-	# Airflow, which only .venv-airflow has, so it is left out here.
+	# Airflow, which only .venv-airflow has, so it is left out here (make airflow type-checks it).
 	MYPYPATH=tests $(BIN)/mypy tests --explicit-package-bases --exclude tests/on_airflow
 
 clean:

@@ -310,6 +310,8 @@ def _json_or_text(raw: str) -> Any:
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+"""A float as written in ASCII (Python's float() also takes ``1_000`` and other scripts' digits: not a metric)."""
 
 
 def _number(raw: str) -> int | float:
@@ -319,6 +321,8 @@ def _number(raw: str) -> int | float:
         if len(text.lstrip("+-")) > 19:
             raise InputError(f"the integer {text[:24]}... has {len(text.lstrip('+-'))} digits; metrics fit in 64 bits")
         return int(text)
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(text)
     return float(text)
 
 
@@ -1001,7 +1005,7 @@ def audit(ctx: click.Context, dataset: str, limit: int | None, as_json: bool) ->
     columns = [
         _Column("when"),
         _Column("event"),
-        _Column("tag"),
+        _Column("tag", flex=True, overflow="fold"),  # a long tag name folds: the fixed columns stay whole
         _Column("version", "right"),
         _Column("by", flex=True),
         _Column("message", flex=True, overflow="fold"),
@@ -1170,7 +1174,9 @@ def _print_lineage(graph: Lineage) -> None:
         elif not follow(root.id):
             branch.add(Text("nothing" if title == "made from" else "nothing recorded", style="dim"))
     console = _output()
-    console.print(top, highlight=False)
+    # Laid out in the console's width (results soft-wrap, which would cut a long line at the edge: a ref
+    # lost its @N): a node's line folds under its branch instead.
+    console.print(top, highlight=False, soft_wrap=False)
 
 
 def _grow(graph: Lineage, branch: Any, root_id: str, follow: Callable[[str], list[str]]) -> None:

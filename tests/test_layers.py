@@ -233,6 +233,122 @@ def test_functions_stay_short() -> None:
     assert not long, "\n".join(long)
 
 
+# ---------------------------------------------------------------------------- one home per concept
+
+_KEY_TEXT = (
+    "files/md5",
+    "datasets/",
+    "/versions/",
+    "/tags/",
+    "/used-by/",
+    "/tag-history/",
+    "leases/",
+    "uploads/",
+    "gc/lock",
+    "probes/",
+    "runs/",
+    "steps/",
+    "stages.json",
+    "claim.json",
+    "latest.json/",
+    ".dir",
+)
+"""Text of a store key (or of an object's name, ``md5.dir``): spelled in layout.py only."""
+_KEY_PREFIXES = {"DATASETS", "LEASES", "UPLOADS", "GC", "GC_LOCK", "PROBES", "OBJECTS", "RUNS", "STEPS", "MARKER"}
+_KEY_SEGMENTS = {"files", "md5", "datasets", "leases", "uploads", "probes", "runs", "steps", "versions", "tags"}
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """The string statements of ``tree``: docstrings, of modules, classes, functions and attributes."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+
+
+def _names_a_prefix(node: ast.expr) -> bool:
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+    return name in _KEY_PREFIXES
+
+
+def test_keys_are_spelled_only_in_layout() -> None:
+    """docs/design.md, "Layout of a store": every key is spelled in one place. Outside layout.py no string holds
+    a key's text, no f-string starts with one of its prefixes, and no path is joined from a key's segments."""
+    wrong = []
+    for name, tree in _modules().items():
+        if name == "gitfree.versioning.layout":
+            continue
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                wrong += [f"{name}:{node.lineno} spells {part!r}" for part in _KEY_TEXT if part in node.value]
+            elif isinstance(node, ast.JoinedStr) and node.values:
+                first = node.values[0]
+                if isinstance(first, ast.FormattedValue) and _names_a_prefix(first.value):
+                    wrong.append(f"{name}:{node.lineno} builds a key from {ast.unparse(first.value)}")
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                right = node.right
+                if isinstance(right, ast.Constant) and right.value in _KEY_SEGMENTS:
+                    wrong.append(f"{name}:{node.lineno} joins the key segment {right.value!r} into a path")
+    assert not wrong, "\n".join(wrong)
+
+
+_RECORDS = {
+    "Version",
+    "Dropped",
+    "Tag",
+    "TagEvent",
+    "Stages",
+    "Latest",
+    "Lease",
+    "Uploads",
+    "StoreMarker",
+    "UsedBy",
+    "RunNote",
+    "StepRun",
+}
+_NOT_READS = {("gitfree.versioning.protocol", "check_fields")}
+"""Parses that read no store: a commit's round trip of the record it is about to write (Commit step 1)."""
+
+
+def test_records_are_parsed_only_in_the_catalog() -> None:
+    """docs/design.md, "Module map": catalog is the only module that parses records (a lease's too)."""
+    wrong = []
+    for name, tree in _modules().items():
+        if name == "gitfree.versioning.catalog":
+            continue
+        allowed = {
+            id(node)
+            for function in ast.walk(tree)
+            if isinstance(function, ast.FunctionDef) and (name, function.name) in _NOT_READS
+            for node in ast.walk(function)
+        }
+        for node in ast.walk(tree):
+            if (
+                id(node) not in allowed
+                and isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "model_validate_json"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in _RECORDS
+            ):
+                wrong.append(f"{name}:{node.lineno} parses a {node.func.value.id} record")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_module_map_of_the_design_is_the_one_enforced_here() -> None:
+    """docs/design.md's "Module map" table lists every core module with the rank RANKS gives it, and the
+    integrations as ``top``: the map cannot drift from what these tests enforce."""
+    text = (PACKAGE.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    section = text.split("\n## Module map\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    table = {cell.strip().strip("`"): rank.strip() for rank, cell in rows}
+    expected = {name: str(rank) for name, rank in RANKS.items() if name != "__init__"}
+    expected |= {integration.rpartition(".")[2]: "top" for integration in INTEGRATIONS}
+    assert table == expected
+
+
 # ---------------------------------------------------------------------------- the web view, at the rank of the CLI
 
 UI_RANKS = {

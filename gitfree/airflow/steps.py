@@ -110,9 +110,9 @@ def run_with_store(
             *args, force=force, store=target, author=_runtime.author(context), commit_id=attempt, **given
         )
     version = outcome.version
-    # This task instance made the version: this try (created), or an earlier try that died after its commit
-    # and before its event (the same commit id, and the step then finds its own version up to date).
-    made_here = bool(version.created) or version.id == attempt
+    # This task instance made the version: this try, or an earlier try that died after its commit and before
+    # its event (the same commit id: the step then finds its own version up to date, and says created).
+    made_here = bool(version.created)
     _check_outlets(context, versioned.output)
     if made_here:
         _runtime.emit(context, version, target, log)

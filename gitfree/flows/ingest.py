@@ -131,7 +131,7 @@ def train_example(ref: str, store: str | None = None, model_dataset: str = "mode
         model_dir = Path(tmp) / "model"
         model_dir.mkdir()
         (model_dir / "model.json").write_text(json.dumps(model, indent=2) + "\n")
-        metrics = {"values": float(len(values))} | ({"mean": mean} if mean is not None else {})
+        metrics = {"values": len(values)} | ({"mean": mean} if mean is not None else {})  # a count stays an integer
         return commit_dataset(
             model_dataset, model_dir, store=target, message=f"trained on {version.ref}", metrics=metrics
         )

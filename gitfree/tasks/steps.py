@@ -157,9 +157,9 @@ def _task_function(core: Step, default_store: StoreLike) -> Callable[..., Any]:
         commit_id = _runtime.commit_id(core.output)
         outcome = core.run(force=force, store=target, author=_runtime.author(), commit_id=commit_id, **arguments)
         version, line = outcome.version, outcome.line
-        if not outcome.ran and version.id == commit_id:
-            # An earlier attempt of this task run made it and died before publishing: publish it now.
-            version = version.model_copy(update={"created": True})
+        if not outcome.ran and version.created:
+            # An earlier attempt of this task run made it (the core says so by its commit id) and died before
+            # publishing: publish it now.
             line = f"{core.fn.__name__} made {version.ref} in an earlier attempt of this task run"
         if version.created:
             _runtime.publish(target, version)

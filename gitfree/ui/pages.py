@@ -103,10 +103,12 @@ class RunLinks:
     def of(self, author: Author | None) -> str | None:
         if author is None or not author.run_id:
             return None
+        run = quote(author.run_id, safe="")
+        # Joined from segments: these are the orchestrators' URLs, not store keys (which layout.py spells).
         if author.orchestrator == "prefect" and self.prefect:
-            return f"{self.prefect}/runs/flow-run/{quote(author.run_id, safe='')}"
+            return "/".join((self.prefect, "runs", "flow-run", run))
         if author.orchestrator == "airflow" and self.airflow and author.pipeline:
-            return f"{self.airflow}/dags/{quote(author.pipeline, safe='')}/runs/{quote(author.run_id, safe='')}"
+            return "/".join((self.airflow, "dags", quote(author.pipeline, safe=""), "runs", run))
         return None
 
 

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from .config import StoreSettings
 from .errors import ConfigError, GitfreeError, InputError, IntegrityError
-from .layout import PROBES
+from .layout import probe_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -142,7 +142,7 @@ class Backend(ABC):
 
     def probe_conditional_writes(self) -> None:
         """Prove that a second create of a key fails and a stale swap fails; else :class:`ConfigError`."""
-        key = f"{PROBES}{uuid.uuid4().hex}"
+        key = probe_key(uuid.uuid4().hex)
         etag = self.create(key, b"1")
         try:
             try:

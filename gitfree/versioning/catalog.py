@@ -29,8 +29,10 @@ from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, Preconditi
 from .errors import ConfigError, InputError, IntegrityError, NotFoundError, first_error
 from .kit import who
 from .models import (
+    FORMAT,
     Dropped,
     Latest,
+    Lease,
     RunNote,
     Stages,
     StepRun,
@@ -44,7 +46,7 @@ from .models import (
 )
 from .refs import Ref, parse_ref, validate_dataset_name
 
-__all__ = ["Catalog", "Gone", "Inventory", "made_by", "span", "who"]
+__all__ = ["Catalog", "Gone", "Inventory", "made_by", "parse_lease", "span", "who"]
 
 logger = logging.getLogger("gitfree")
 
@@ -878,6 +880,37 @@ class Catalog:
                 "%s, used in the run %r, was dropped by garbage collection since; still its input", note.ref, run
             )
         return note
+
+
+def parse_lease(raw: bytes, key: str, url: str) -> Lease | None:
+    """A lease record (a commit's lease, the GC lock, a step's claim) from its bytes; ``None`` when it is not
+    one. The coordinator (:func:`.leases.read`) counts such a record as expired: it blocks nobody for ever.
+
+    Raises:
+        IntegrityError: the record says it is of a newer format than this gitfree's: a newer gitfree holds it,
+            and only that gitfree can judge it, so nothing may take it over or remove it.
+    """
+    try:
+        return Lease.model_validate_json(raw)
+    except ValueError:
+        pass
+    fmt = _format_of(raw)
+    if fmt is not None and fmt > FORMAT:
+        raise IntegrityError(
+            f"the lease {key} in {url} has format {fmt}: a newer gitfree is working on this store; upgrade gitfree "
+            "on this worker (nothing was changed)"
+        )
+    return None
+
+
+def _format_of(raw: bytes) -> int | None:
+    """The ``format`` a record's bytes name, if they are a JSON object naming a whole number."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) else None
 
 
 def made_by(version: Version) -> str | None:

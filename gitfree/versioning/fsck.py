@@ -1,14 +1,17 @@
 """``fsck``: prove that every version's objects are in the store and hash right; repair from the worker cache.
 
-Over the catalog and the objects (never the :class:`.Store`), in named phases (docs/design.md, "fsck"):
-**versions** (every record parses and is the one its key says), **objects** (one listing of
-``files/md5/`` answers existence for all versions at once; content is checked by the ETag where the
-server gives the md5 of the content, as S3 does for single-part uploads, and by downloading and hashing
-with ``deep=True``, also for the file backend and multipart uploads), **tags** (each names an existing
-version), **latest** (each hint is a version's record), **edges** (every version's reverse lineage edges
-are there, and every edge holds) and **leases** (stale ones counted). ``repair=True`` re-uploads missing or
-damaged objects that the worker cache holds with the right hash (files before listings, as a commit does),
-points a broken ``latest.json`` at the head, and writes missing edges and removes those that do not hold.
+Over the catalog and the objects (never the :class:`.Store`), in named phases, in this order (docs/design.md,
+"fsck"): **versions** (every record parses and is the one its key says), **objects** (each directory
+version's listing is read and hashed, then one listing of ``files/md5/`` answers existence for all
+versions at once; content is checked by the ETag where the server gives the md5 of the content, as S3
+does for single-part uploads, and by downloading and hashing with ``deep=True``, also for the file backend
+and multipart uploads), **tags** (each names an existing version), **latest** (each hint is a version's
+record), **leases** (stale ones counted; live ones are commits in flight), **edges** (every version's
+reverse lineage edges are there, but for a commit still in flight, and every edge holds), **steps** (each
+step note names a version its step made; a whole-store fsck only) and **repair**: ``repair=True``
+re-uploads missing or damaged objects that the worker cache holds with the right hash (files before
+listings, as a commit does), points a broken ``latest.json`` at the head, writes missing edges and removes
+those that do not hold, and removes orphan step notes.
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ def _judge(objects: Objects, stored: dict[str, ObjectInfo], found: _Found, deep:
         info = stored.get(oid)
         if info is None:
             return oid, "missing_object", 0
-        want = oid.removesuffix(".dir")
+        want = layout.md5_of(oid)
         if not deep and info.etag and layout.is_md5(info.etag):
             return oid, (None if info.etag == want else "hash_mismatch"), 0
         if not deep:
@@ -322,11 +325,11 @@ def _repair(catalog: Catalog, objects: Objects, problems: list[Problem], heads: 
     fixable = {"missing_object", "hash_mismatch", "missing_listing"}
     oids = {oid for p in problems if p.kind in fixable and (oid := layout.parse_object_key(p.key))}
     intact = [oid for oid in oids if objects.intact_in_cache(oid)]
-    objects.upload([oid for oid in intact if not oid.endswith(".dir")])  # files before listings
-    objects.upload([oid for oid in intact if oid.endswith(".dir")])
+    objects.upload([oid for oid in intact if not layout.is_listing(oid)])  # files before listings
+    objects.upload([oid for oid in intact if layout.is_listing(oid)])
     uploaded: set[str] = set()
     for oid in intact:
-        if objects.backend.md5(layout.object_key(oid))[0] == oid.removesuffix(".dir"):
+        if objects.backend.md5(layout.object_key(oid))[0] == layout.md5_of(oid):
             uploaded.add(oid)
             logger.info("fsck: re-uploaded %s from the worker cache", layout.object_key(oid))
     fixed_latest = {

@@ -10,19 +10,23 @@ lakeFS's GC do, with the lease protocol of :mod:`.leases`, over the catalog and 
 2. **Leases**, strictly after the lock: a live lease names the object its commit will reference; GC
    keeps it and every file its listing names. A lease whose listing is not uploaded yet is waited for
    (its writer saw no lock, so it goes on and uploads). Writers that come later see the lock and wait.
-3. **Policy**: read every version record and tag. In every dataset the newest version, the last
-   ``keep_last``, those younger than ``keep_within`` and every tagged one are kept (no policy: every
-   version). A dataset with a record or tag that cannot be read drops nothing.
-4. **Mark**: every object the kept versions, live leases and unreadable records may name is a root.
-5. **Plan**: an object is *gitfree's* when a version record, a tombstone of a dropped version or an
+3. **Inventory**, after the leases: every version record, tombstone and tag, and every upload journal
+   (:meth:`.Catalog.inventory`), with the server's time of each record.
+4. **Policy**: in every dataset the newest version, the last ``keep_last``, those younger than
+   ``keep_within`` and every tagged one are kept (no policy: every version). A dataset with a record or
+   tag that cannot be read drops nothing.
+5. **Mark**: every object the kept versions, live leases and unreadable records may name is a root.
+6. **Plan**: an object is *gitfree's* when a version record, a tombstone of a dropped version or an
    upload journal (``uploads/<lease>.json``, written by a commit before it uploads) names it. gitfree's
    objects that are not roots and older than the grace period go; any other object in DVC's layout is
    *foreign* (a DVC project pushing to the same remote) and is only counted, unless ``delete_foreign``.
-6. **Sweep**: replace each dropped version's record by a tombstone (the number stays taken, so it is
-   never reused, and readers learn when it went); delete file objects, then listings (so a GC that dies
-   part way still finds, through the tombstones' listings, what it has left to do), checking before each
-   batch that the lock is still ours; then finished upload journals and dead leases; then the run notes
-   (``runs/``) older than :data:`RUN_NOTES_KEPT`.
+7. **Sweep**: move each affected ``latest.json`` past what is dropped; replace each dropped version's
+   record by a tombstone (the number stays taken, so it is never reused, and readers learn when it went),
+   then delete the reverse lineage edges nothing kept is reached through; delete file objects, then
+   listings (so a GC that dies part way still finds, through the tombstones' listings, what it has left
+   to do), checking before each batch that the lock is still ours; then finished upload journals, dead
+   leases and day-old probes; then the run notes (``runs/``) older than :data:`RUN_NOTES_KEPT`; then the
+   step notes of dropped versions (dead step claims are only counted).
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def _leases(objects: Objects, coordinator: Coordinator, deadline: float | None) 
             lease
             for lease in live
             if lease.pointer is None
-            or (lease.pointer.endswith(".dir") and not objects.backend.exists(layout.object_key(lease.pointer)))
+            or (layout.is_listing(lease.pointer) and not objects.backend.exists(layout.object_key(lease.pointer)))
         ]
         if not pending or deadline is None:
             roots: set[str] = set()
@@ -115,7 +119,7 @@ def _leases(objects: Objects, coordinator: Coordinator, deadline: float | None) 
         time.sleep(min(2.0, max(0.05, coordinator.wait / 20)))
 
 
-# ---------------------------------------------------------------------------- 3. policy
+# ---------------------------------------------------------------------------- 4. policy
 
 
 def _kept(inventory: Inventory, policy: _Policy, now: datetime) -> dict[str, set[int]]:
@@ -152,7 +156,7 @@ def _before(moment: datetime, span: timedelta) -> datetime:
         return datetime.min.replace(tzinfo=moment.tzinfo)
 
 
-# ---------------------------------------------------------------------------- 4. mark
+# ---------------------------------------------------------------------------- 5. mark
 
 
 def _mark(objects: Objects, inventory: Inventory, kept: dict[str, set[int]]) -> tuple[set[str], str | None]:
@@ -186,10 +190,10 @@ def _named_by(objects: Objects, key: str, raw: bytes) -> tuple[set[str], str | N
             "was deleted. Run `gitfree fsck`, then restore or remove it"
         )
     # A record cut just before a ``.dir`` suffix names the listing's md5 alone: try it as a listing too.
-    named |= {f"{m}.dir" for m in named if not m.endswith(".dir")}
+    named |= {layout.listing_oid(m) for m in named if not layout.is_listing(m)}
     roots = set(named)
     for oid in named:
-        if oid.endswith(".dir") and (oid.encode() in raw or objects.backend.exists(layout.object_key(oid))):
+        if layout.is_listing(oid) and (oid.encode() in raw or objects.backend.exists(layout.object_key(oid))):
             try:
                 roots |= objects.referenced(oid)
             except IntegrityError:
@@ -200,7 +204,7 @@ def _named_by(objects: Objects, key: str, raw: bytes) -> tuple[set[str], str | N
     return roots, why
 
 
-# ---------------------------------------------------------------------------- 5. plan
+# ---------------------------------------------------------------------------- 6. plan
 
 
 @dataclass
@@ -221,7 +225,7 @@ def _owned(objects: Objects, inventory: Inventory, dropping: Iterable[Version], 
     outputs = {v.md5 for v in dropping} | {d.md5 for e in inventory.datasets.values() for d in e.dropped.values()}
     for oid in outputs & present:
         owned.add(oid)
-        if oid.endswith(".dir"):
+        if layout.is_listing(oid):
             try:
                 owned |= objects.referenced(oid)
             except IntegrityError:
@@ -261,7 +265,7 @@ def _plan(
         key for key, (lease, named) in inventory.journals.items() if lease not in live_leases and not named & plan.young
     ]
     # File objects before listings: a GC that dies part way still finds the files through the listings.
-    plan.doomed.sort(key=lambda info: (info.key.endswith(".dir"), info.key))
+    plan.doomed.sort(key=lambda info: (layout.is_listing(info.key), info.key))
     return plan
 
 
@@ -276,7 +280,7 @@ def _dead_edges(catalog: Catalog, inventory: Inventory, dropping: Iterable[Versi
     return sorted(key for key, edge in inventory.edges.items() if edge[2:] in gone and edge[2:] not in through)
 
 
-# ---------------------------------------------------------------------------- 6. sweep
+# ---------------------------------------------------------------------------- 7. sweep
 
 
 def _sweep(
@@ -411,8 +415,8 @@ def collect(
         holder = coordinator.take_gc_lock()  # 1. lock
     try:
         started = utcnow()
-        in_flight = _leases(objects, coordinator, None if dry_run else time.monotonic() + coordinator.wait)
-        inventory = catalog.inventory()
+        in_flight = _leases(objects, coordinator, None if dry_run else time.monotonic() + coordinator.wait)  # 2.
+        inventory = catalog.inventory()  # 3. inventory
         for entry in inventory.datasets.values():
             for why in [*(why for _, why in entry.unreadable.values()), *entry.bad_tags.values()]:
                 logger.warning("gc: %s; its dataset drops nothing and keeps every object it may name", why)

@@ -194,6 +194,33 @@ def object_key(md5: str) -> str:
     return f"{OBJECTS}{md5[:2]}/{md5[2:]}"
 
 
+LISTING = ".dir"
+"""What ends the name (oid) of a directory's listing object, after its md5 (DVC's ``md5.dir``)."""
+OID_PATTERN = r"^[0-9a-f]{32}(\.dir)?$"
+"""An object's name, ``md5`` or ``md5.dir``, as a pattern (of the records' fields that name one)."""
+
+
+def is_listing(oid: str) -> bool:
+    """Whether ``oid`` (or its object key) names a directory's ``.dir`` listing, not a file's content."""
+    return oid.endswith(LISTING)
+
+
+def md5_of(oid: str) -> str:
+    """The md5 of an object's bytes: its oid, less the ``.dir`` of a listing."""
+    return oid.removesuffix(LISTING)
+
+
+def listing_oid(md5: str) -> str:
+    """The oid of the listing whose bytes have this md5."""
+    return f"{md5}{LISTING}"
+
+
+def probe_key(token: str) -> str:
+    """A write probe's key (created, created again, swapped with a stale ETag, deleted: docs/design.md,
+    "The write probe")."""
+    return f"{PROBES}{token}"
+
+
 def is_md5(value: object) -> bool:
     """A file object's name: 32 lowercase hex digits."""
     return isinstance(value, str) and _MD5.fullmatch(value) is not None

@@ -25,6 +25,7 @@ from typing import Any
 
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
+from .catalog import parse_lease
 from .config import StoreSettings
 from .errors import ConflictError
 from .models import Lease, utcnow
@@ -206,12 +207,12 @@ def read(backend: Backend, key: str) -> tuple[Lease, str] | None:
         raw, etag = backend.get(key)
     except KeyMissing:
         return None
-    try:
-        return Lease.model_validate_json(raw), etag
-    except ValueError:
-        logger.warning("%s is not a valid lease record; treating it as expired", key)
-        epoch = datetime.fromtimestamp(0).astimezone()
-        return Lease(id=uuid.uuid4(), host="?", pid=0, created_at=epoch, expires_at=epoch), etag
+    lease = parse_lease(raw, key, backend.url)  # records are parsed by the catalog (a newer format: IntegrityError)
+    if lease is not None:
+        return lease, etag
+    logger.warning("%s is not a valid lease record; treating it as expired", key)
+    epoch = datetime.fromtimestamp(0).astimezone()
+    return Lease(id=uuid.uuid4(), host="?", pid=0, created_at=epoch, expires_at=epoch), etag
 
 
 class Coordinator:

@@ -10,17 +10,28 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import numbers
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, computed_field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    computed_field,
+    field_validator,
+)
 
 from .errors import InputError
+from .layout import OID_PATTERN, is_listing
 from .refs import validate_dataset_name
 
 __all__ = [
@@ -57,11 +68,23 @@ __all__ = [
 
 FORMAT: Literal[1] = 1
 
-Metric = int | float
+
+def _metric_value(value: object) -> object:
+    """A boolean is not a number (``True`` was recorded as ``1``); any other integer type (numpy's ``int64``,
+    which pydantic made a float) is an integer."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value} is a boolean, not a number")
+    if isinstance(value, numbers.Integral) and not isinstance(value, int):
+        return int(value)
+    return value
+
+
+Metric = Annotated[int | float, BeforeValidator(_metric_value)]
 """A metric's value. In this order: pydantic keeps an int an int (JSON ``120000``) and a float a float
-(``120000.0``); neither is converted to the other."""
+(``120000.0``); neither is converted to the other. A boolean is refused; numpy's integers are integers."""
 METRIC_INT_MAX = 2**63 - 1
 """Integer metrics are 64-bit: what every reader of the JSON (and DVC's metrics) holds exactly."""
+METRIC_INT_MIN = -(2**63)
 
 
 Clock = Callable[[], datetime]
@@ -343,7 +366,7 @@ class ReindexReport(BaseModel):
 class Output(_Record):
     """One ``outs`` entry of a ``.dvc`` file, as DVC writes it."""
 
-    md5: str = Field(pattern=r"^[0-9a-f]{32}(\.dir)?$")
+    md5: str = Field(pattern=OID_PATTERN)
     size: int = Field(ge=0)
     nfiles: int | None = Field(default=None, ge=0)
     hash: Literal["md5"] = "md5"
@@ -359,7 +382,7 @@ class Output(_Record):
 
     @property
     def is_dir(self) -> bool:
-        return self.md5.endswith(".dir")
+        return is_listing(self.md5)
 
 
 class Pointer(_Record):
@@ -406,7 +429,7 @@ class Version(_Record):
                     f"the metric {name!r} is {value}; metrics must be finite numbers (record a diverged "
                     "run's loss in metadata instead)"
                 )
-            if isinstance(value, int) and not -METRIC_INT_MAX <= value <= METRIC_INT_MAX:
+            if isinstance(value, int) and not METRIC_INT_MIN <= value <= METRIC_INT_MAX:
                 raise ValueError(
                     f"the metric {name!r} is an integer of {len(str(abs(value)))} digits; integer metrics must fit "
                     "in 64 bits (record larger numbers in metadata, or as a float)"
@@ -457,7 +480,7 @@ class Dropped(_Record):
     """The id of the version that was dropped."""
     created_at: AwareDatetime
     """When the dropped version was created."""
-    md5: str = Field(pattern=r"^[0-9a-f]{32}(\.dir)?$")
+    md5: str = Field(pattern=OID_PATTERN)
     dropped_at: AwareDatetime
     dropped_by: Author = Field(default_factory=Author)
     inputs: list[InputRef] = Field(default_factory=list)

@@ -71,7 +71,7 @@ def parse_listing(oid: str, raw: bytes) -> list[FileEntry]:
     with a valid md5. Paths are taken as they are (a path that is not text becomes ``""``):
     :func:`.tree.validate_entries` judges them, where files are written or listed."""
     key = layout.object_key(oid)
-    if hashlib.md5(raw, usedforsecurity=False).hexdigest() != oid.removesuffix(".dir"):
+    if hashlib.md5(raw, usedforsecurity=False).hexdigest() != layout.md5_of(oid):
         raise ListingError(f"the listing {key} does not match its hash; it was not used", "hash_mismatch")
     try:
         items = json.loads(raw)
@@ -247,7 +247,7 @@ class Objects:
 
     def referenced(self, oid: str) -> set[str]:
         """Every object an output ``oid`` references: itself, and for a listing the files it names."""
-        if not oid.endswith(".dir"):
+        if not layout.is_listing(oid):
             return {oid}
         return {oid} | {entry.md5 for entry in self.listing(oid)}
 
@@ -276,7 +276,7 @@ class Objects:
     def intact_in_cache(self, oid: str) -> bool:
         """Whether the worker cache holds ``oid`` with the right content (hashed now)."""
         try:
-            return md5_file(self.cached(oid)) == oid.removesuffix(".dir")
+            return md5_file(self.cached(oid)) == layout.md5_of(oid)
         except OSError:
             return False
 
@@ -372,7 +372,7 @@ class Objects:
         if self._vouched.get(oid) == seen:
             return True
         with HashState(self.cache_dir) as state:
-            intact = state.known([str(cached)]).get(str(cached)) == oid.removesuffix(".dir")
+            intact = state.known([str(cached)]).get(str(cached)) == layout.md5_of(oid)
         if intact:
             if len(self._vouched) >= 4096:
                 self._vouched.clear()

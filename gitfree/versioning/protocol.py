@@ -294,16 +294,17 @@ def move_tag(
 ) -> Tag:
     """Point ``tag`` at ``version``; see :meth:`.Store.tag` (docs/design.md, "Tag moves").
 
-    Steps 2 and 3 (:func:`write_tag`): read the tag, write the history entry of the record about to be
-    replaced, then create the tag (``If-None-Match``) or swap it (``If-Match``; with ``expect``, only
-    from that number; with ``expect_seq``, only from the record the caller read). Step 4: the history
-    entry of our own record (if we stop first, the next writer of the tag, or any reader of its history,
-    adds it). Step 5: a tag is a GC root written outside a lease, so, as a lease is, it is written first,
-    then the GC lock is looked for (waiting while a GC runs), then the version is read again. A GC that
-    took its lock after our write reads our tag and keeps the version; one that took it before has
-    finished by then, and the record says whether it dropped the version.
+    Step 1: the store proven writable (the caller checked the name and resolved the version). Step 2
+    (:func:`write_tag`): read the tag, write the history entry of the record about to be replaced, then
+    create the tag (``If-None-Match``) or swap it (``If-Match``; with ``expect``, only from that number;
+    with ``expect_seq``, only from the record the caller read). Step 3: the history entry of our own
+    record (if we stop first, the next writer of the tag, or any reader of its history, adds it). Step 4:
+    a tag is a GC root written outside a lease, so, as a lease is, it is written first, then the GC lock
+    is looked for (waiting while a GC runs), then the version is read again. A GC that took its lock
+    after our write reads our tag and keeps the version; one that took it before has finished by then,
+    and the record says whether it dropped the version.
     """
-    catalog.ensure_writable()
+    catalog.ensure_writable()  # 1. (with the tag name and the version, checked by the caller)
     want = TagWrite(
         version.number,
         author or Author.current(),
@@ -313,11 +314,11 @@ def move_tag(
         expect=expect,
         expect_seq=expect_seq,
     )
-    record, etag = write_tag(catalog, version.dataset, tag, want, attempts)
+    record, etag = write_tag(catalog, version.dataset, tag, want, attempts)  # 2.
     if etag is None:  # it already pointed there: nothing written
         return record.model_copy(update={"written": False})
-    write_event(catalog, record, strict=False)
-    coordinator.await_gc(time.monotonic() + coordinator.wait, f"tagging {record.ref}")
+    write_event(catalog, record, strict=False)  # 3.
+    coordinator.await_gc(time.monotonic() + coordinator.wait, f"tagging {record.ref}")  # 4.
     try:
         catalog.version(version.dataset, version.number)
     except KeyMissing:
@@ -329,7 +330,7 @@ def move_tag(
 
 
 def _withdraw(catalog: Catalog, record: Tag, version: Version, attempts: int) -> str:
-    """Step 5's withdrawal: delete the tag we wrote (if it is still our record) as any deletion is, recorded
+    """Step 4's withdrawal: delete the tag we wrote (if it is still our record) as any deletion is, recorded
     in its history; what went wrong, to add to the caller's error, if it could not be withdrawn."""
     why = f"withdrawn: {version.ref} was dropped by a garbage collection while it was being tagged"
     withdrawal = TagWrite(None, record.author, why, move=True, expect_seq=record.seq)
@@ -360,7 +361,7 @@ def delete_tag(
 
 
 def write_tag(catalog: Catalog, dataset: str, tag: str, want: TagWrite, attempts: int) -> tuple[Tag, str | None]:
-    """Steps 2 and 3 of a tag write: ``(record, etag)`` of the record written, or ``(current, None)`` when the
+    """Step 2 of a tag write: ``(record, etag)`` of the record written, or ``(current, None)`` when the
     tag already pointed at the version (nothing written).
 
     A record is replaced only after its history entry is written, and only by a swap on the ETag it was

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from .errors import InputError, IntegrityError
-from .layout import object_key
+from .layout import OBJECTS, object_key
 from .localfs import atomic_write, copy_file
 from .models import FileEntry, Output
 
@@ -143,7 +143,7 @@ def stage(
 
     found = scan(source)
     fs = LocalFileSystem()
-    cache = HashFileDB(fs, str(cache_dir / "files" / "md5"), state=state.dvc)
+    cache = HashFileDB(fs, str(cache_dir / OBJECTS), state=state.dvc)
     try:
         _, meta, obj = build(cache, str(source), fs, "md5", state=state.dvc, callback=callback, ignore=_Scanned(found))
     except FileNotFoundError as exc:

@@ -220,7 +220,7 @@ class Step:
         if not force:
             made, _ = target.catalog.step_made(key, self.output)
             if made is not None:
-                return self._outcome(made, False, key, inputs, call.params)
+                return self._outcome(made, False, key, inputs, call.params, commit_id)
         return self._claimed(target, call, inputs, key, author, commit_id)
 
     def _claimed(
@@ -236,12 +236,12 @@ class Step:
         made the version meanwhile."""
         claim = self._claim(store, key, call.force)
         if isinstance(claim, Version):
-            return self._outcome(claim, False, key, inputs, call.params)
+            return self._outcome(claim, False, key, inputs, call.params, commit_id)
         try:
             if not call.force:
                 made, _ = store.catalog.step_made(key, self.output)
                 if made is not None:  # made between our first look and our claim
-                    return self._outcome(made, False, key, inputs, call.params)
+                    return self._outcome(made, False, key, inputs, call.params, commit_id)
             unnoted = self._unnoted(store, key, commit_id, call.force)
             if unnoted is not None:  # committed by a worker (or an earlier attempt) that died before its note
                 store.catalog.note_step(self._result(key, unnoted, inputs, call.params))
@@ -384,16 +384,30 @@ class Step:
         )
 
     def _outcome(
-        self, version: Version, ran: bool, key: str, inputs: dict[str, Version], params: dict[str, JsonValue]
+        self,
+        version: Version,
+        ran: bool,
+        key: str,
+        inputs: dict[str, Version],
+        params: dict[str, JsonValue],
+        commit_id: uuid.UUID | None = None,
     ) -> StepOutcome:
+        """What a call did. A version found up to date is ``created`` only when it has the call's ``commit_id``: an
+        earlier attempt of the same orchestrator task made it (as :meth:`.Store.commit` says of its own retries),
+        so an integration asks ``version.created`` alone whether its task made the version."""
         described = _describe(inputs, params)
         if ran and version.created:
             line = f"{self.fn.__name__} made {version.ref} ({described})"
         elif ran:
             line = f"{self.fn.__name__} ran; {version.ref} already held its output ({described})"
         else:
-            line = f"{version.ref} is up to date ({described})"
-            version = version.model_copy(update={"created": False})
+            mine = commit_id is not None and version.id == commit_id
+            line = (
+                f"{self.fn.__name__} made {version.ref} in an earlier attempt ({described})"
+                if mine
+                else f"{version.ref} is up to date ({described})"
+            )
+            version = version.model_copy(update={"created": mine})
         logger.info("%s", line)
         return StepOutcome(version, ran, key, dict(inputs), dict(params), line)
 

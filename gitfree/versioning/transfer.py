@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from .errors import ConfigError, GitfreeError
-from .layout import object_key
+from .layout import md5_of, object_key
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
@@ -413,7 +413,7 @@ class Transfer:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            if digest.hexdigest() != oid.removesuffix(".dir"):
+            if digest.hexdigest() != md5_of(oid):
                 os.unlink(tmp)
                 failed.add(oid)
                 return

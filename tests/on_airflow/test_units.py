@@ -117,7 +117,7 @@ def test_operators_check_their_arguments_when_the_dag_is_parsed() -> None:
 
 
 def test_provider_info_matches_airflows_schema() -> None:
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]  # (Airflow's dependency; no stubs in .venv-airflow)
     from airflow import providers_manager
 
     schema_path = Path(providers_manager.__file__).with_name("provider_info.schema.json")

@@ -9,38 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
 from helpers import write_tree
 
 from gitfree import Store
+from gitfree.testing import Faults
 from gitfree.versioning import layout
 from gitfree.versioning.models import Latest
 
 
-def test_fsck_repair_never_moves_the_hint_back(
-    make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fsck_repair_never_moves_the_hint_back(make_store: Callable[..., Store], tmp_path: Path) -> None:
     store = make_store("s3")
     store.commit("ds", write_tree(tmp_path / "v1", {"a": b"1"}))
     key = layout.latest_key("ds")
     store.backend.put(key, b"not json")  # broken: fsck --repair rewrites it
     other = Store(store.url, cache_dir=tmp_path / "other-cache", settings=store.settings)
-    real_get = store.backend.get
-    reads: list[str] = []
-
-    def get(k: str) -> Any:
-        if k == key:
-            reads.append(k)
-            if len(reads) == 2:  # fsck judged the hint; before its repair writes, a writer commits @2
-                other.commit("ds", write_tree(tmp_path / "v2", {"a": b"2"}))
-        return real_get(k)
-
-    monkeypatch.setattr(store.backend, "get", get)
-    store.fsck(repair=True)
-    monkeypatch.undo()
-    assert len(reads) >= 2, "the race was not staged"
+    with Faults(store) as faults:
+        # fsck judged the hint (the first read); before its repair writes (the second), a writer commits @2
+        race = faults.call(
+            "get", key, lambda _: other.commit("ds", write_tree(tmp_path / "v2", {"a": b"2"})), skip=1, times=1
+        )
+        store.fsck(repair=True)
+    assert race.fired, "the race was not staged"
     latest = Latest.model_validate_json(store.backend.get(key)[0])
     assert latest.number == 2, f"fsck --repair moved latest.json back to @{latest.number}"
     assert store.fsck().ok

@@ -3,6 +3,7 @@ no other parser, for every valid dataset name, tag, version number, object name 
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -187,3 +188,20 @@ def test_step_keys_round_trip_and_name_only_what_they_are() -> None:
         assert layout.parse_step_result_key(other) is None and layout.parse_step_claim_key(other) is None
     # A result of a dataset with a reserved segment cannot be told from other keys: it is not one.
     assert layout.parse_step_result_key(f"steps/{key}/a/versions@000000000001.json") is None
+
+
+@given(oids)
+def test_an_object_name_says_whether_it_is_a_listing_and_which_md5_it_has(oid: str) -> None:
+    md5 = oid[:32]
+    assert layout.md5_of(oid) == md5 and layout.is_md5(md5)
+    assert layout.is_listing(oid) == oid.endswith(".dir") == layout.is_listing(layout.object_key(oid))
+    assert layout.listing_oid(md5) == f"{md5}.dir" and layout.is_listing(layout.listing_oid(md5))
+    assert only("object", layout.object_key(layout.listing_oid(md5))) == layout.listing_oid(md5)
+    assert re.fullmatch(layout.OID_PATTERN, oid) and not re.fullmatch(layout.OID_PATTERN, oid + "x")
+
+
+@given(st.text("0123456789abcdef", min_size=32, max_size=32))
+def test_probe_keys_are_under_probes_and_no_record(token: str) -> None:
+    key = layout.probe_key(token)
+    assert key == f"probes/{token}" and key.startswith(layout.PROBES) and layout.is_store_key(key)
+    assert all(parse(key) is None for parse in PARSERS.values())
