@@ -12,6 +12,7 @@ import pytest
 from ui.conftest import World
 from ui.ui_helpers import HOSTILE_FILE, HOSTILE_MESSAGE, HOSTILE_METRIC, RUN_ID, Served, links, seen, serve, title
 
+from gitfree import Author
 from gitfree.ui import create_app
 from gitfree.ui import pages as ui_pages
 
@@ -256,3 +257,11 @@ def test_the_file_page_previews_a_table_with_its_cells_as_text(site: Served) -> 
     assert "'2026' is a folder, not a file of raw/sales@3" in seen(get(site, "/v/raw/sales@3/-/files/2026", 404))
     binary = seen(get(site, "/v/models/churn@1/-/files/model.bin"))
     assert "no preview for this file: download it" in binary
+
+
+def test_an_airflow_run_links_to_its_dag_run_with_every_part_quoted() -> None:
+    links_to = ui_pages.RunLinks(airflow="http://airflow:8080")
+    run = Author(user="ana", orchestrator="airflow", pipeline="sales dag", run_id="manual__2026-01-01T00:00:00+00:00")
+    assert links_to.of(run) == "http://airflow:8080/dags/sales%20dag/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00"
+    assert links_to.of(run.model_copy(update={"orchestrator": "prefect"})) is None  # no Prefect UI given
+    assert links_to.of(Author(user="ana")) is None
