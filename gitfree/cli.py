@@ -6,6 +6,9 @@ Exit codes: 0 success, 1 other failure, 2 bad usage or input, 3 not found,
 141 (128 + SIGPIPE, silently, as git and coreutils) when the reader of standard
 output goes away (``gitfree cat ... | head``). Every failure is one line on stderr, in the CLI's
 terms (:meth:`GitfreeError.in_cli_terms`: ``--move``, where the API says ``move=True``).
+``gitfree ui`` exits 2 for a ``--host`` other machines can reach given neither ``--token`` nor
+``--no-auth``, or an address it cannot listen on, and 6 when the ``ui`` extra is not installed; it runs
+until interrupted (Ctrl+C: 0).
 
 ``--json`` prints one shape per concept. A version is always the same object: ``ref``, every field
 of its record, ``tags`` (``log``: a list of them; ``show``: one, with ``files`` under ``--files``;
@@ -25,6 +28,7 @@ import os
 import re
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ from rich.text import Text
 
 from .versioning import (
     AuditEvent,
+    ConfigError,
     FileEntry,
     GitfreeError,
     InputError,
@@ -1455,6 +1460,95 @@ def _dvc_setup(store: Store, dvc_file: str) -> list[str]:
             steps.append(f"dvc remote modify store profile {shlex.quote(store.settings.profile)}")
     steps.append(f"dvc pull {shlex.quote(dvc_file)}")
     return steps
+
+
+# ---------------------------------------------------------------------------- the web view
+
+UI_EXTRA = "the web view needs the ui extra: pip install 'gitfree[ui]'"
+
+
+@cli.command(name="ui")
+@click.option("--store", "ui_store", metavar="URL", help="Store URL (default: gitfree's --store, GITFREE_STORE).")
+@click.option("--host", default="127.0.0.1", help="Address to listen on; any but this machine's needs a token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, help="Port to listen on (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the view in a web browser.")
+@click.option("--token", envvar="GITFREE_UI_TOKEN", show_envvar=True, help="Ask every visitor for this token.")
+@click.option("--no-auth", is_flag=True, help="Serve any --host with no token (anyone reaching it reads the store).")
+@click.option("--prefect-ui-url", envvar="GITFREE_PREFECT_UI_URL", show_envvar=True, help="Link flow runs there.")
+@click.option("--airflow-ui-url", envvar="GITFREE_AIRFLOW_UI_URL", show_envvar=True, help="Link DAG runs there.")
+@click.pass_context
+def ui(
+    ctx: click.Context,
+    ui_store: str | None,
+    host: str,
+    port: int,
+    open_browser: bool,
+    token: str | None,
+    no_auth: bool,
+    prefect_ui_url: str | None,
+    airflow_ui_url: str | None,
+) -> None:
+    """Serve a read-only web view of the store: datasets, history, versions, files, diffs, metrics, lineage.
+
+    It listens on 127.0.0.1 (this machine only) unless --host says otherwise; any other host needs --token
+    (or GITFREE_UI_TOKEN), or --no-auth said on purpose. It needs the ui extra: pip install 'gitfree[ui]'.
+    """
+    try:
+        from .ui import create_app
+        from .ui.server import is_loopback, listen, serve, url_of
+    except ImportError as exc:
+        missing = (exc.name or "a module").partition(".")[0]
+        raise ConfigError(f"{UI_EXTRA} ({missing} is not installed)") from None
+    token = token or None
+    _check_ui_access(host, token, no_auth, is_loopback(host))
+    store = _ui_store(ctx, ui_store)
+    store.datasets()  # a store that cannot be read fails now, with its one line, not on every page
+    app = create_app(store, token=token, auth=not no_auth, prefect_ui_url=prefect_ui_url, airflow_ui_url=airflow_ui_url)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"cannot listen on {host}:{port}: {why}; pass another --port or --host") from None
+    url = url_of(sock)
+    click.echo(f"gitfree ui: serving {store.url} at {url} ({_ui_access(token, no_auth)}); Ctrl+C stops it")
+    sys.stdout.flush()
+    if open_browser:
+        import webbrowser
+
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+    serve(app, sock, verbose=ctx.find_root().params.get("verbose", 0) > 0)
+
+
+def _ui_access(token: str | None, no_auth: bool) -> str:
+    """What the startup line says of who may read the view."""
+    if token:
+        return "every visitor needs the token: log in, or send Authorization: Bearer TOKEN"
+    if no_auth:
+        return "NO token (--no-auth): anyone who can reach it reads the store"
+    return "no token: only this machine can connect"
+
+
+def _check_ui_access(host: str, token: str | None, no_auth: bool, loopback: bool) -> None:
+    """Refuse a web view other machines could read without a token, unless --no-auth says so."""
+    if token and no_auth:
+        raise InputError("--token and --no-auth contradict each other: pass one of them")
+    if not loopback and not token and not no_auth:
+        raise InputError(
+            f"--host {host} lets other machines connect: pass --token TOKEN (or set GITFREE_UI_TOKEN), "
+            "or --no-auth to serve the store to anyone who reaches it"
+        )
+
+
+def _ui_store(ctx: click.Context, url: str | None) -> Store:
+    """The store to show: ``--store`` of ``ui`` if given, else gitfree's; no progress bars (a server)."""
+    params = ctx.find_root().params
+    return Store(
+        url or params.get("store_url"),
+        endpoint_url=params.get("endpoint_url"),
+        profile=params.get("profile"),
+        cache_dir=params.get("cache_dir"),
+        jobs=params.get("jobs"),
+    )
 
 
 def main() -> None:

@@ -347,3 +347,62 @@ def test_the_module_map_of_the_design_is_the_one_enforced_here() -> None:
     expected = {name: str(rank) for name, rank in RANKS.items() if name != "__init__"}
     expected |= {integration.rpartition(".")[2]: "top" for integration in INTEGRATIONS}
     assert table == expected
+
+
+# ---------------------------------------------------------------------------- the web view, at the rank of the CLI
+
+UI_RANKS = {
+    "urls": 0,
+    "auth": 0,
+    "listing": 0,
+    "server": 1,
+    "preview": 0,
+    "svg": 0,
+    "pages": 1,
+    "app": 2,
+    "__init__": 3,
+}
+"""docs/design.md, "Module map": gitfree.ui sits with the CLI, above the whole core; inside it, a module imports
+only lower ranks (the pages read the store through the listing's index and the URLs; the app serves them)."""
+
+
+def test_the_web_view_sits_above_the_core_and_imports_downwards() -> None:
+    modules = _modules()
+    ui = {
+        n.removeprefix("gitfree.ui").lstrip(".") or "__init__": t
+        for n, t in modules.items()
+        if n.startswith("gitfree.ui")
+    }
+    assert set(ui) == set(UI_RANKS), (
+        f"add to UI_RANKS (and docs/design.md's module map): {sorted(set(ui) ^ set(UI_RANKS))}"
+    )
+    wrong = []
+    for name, tree in modules.items():
+        for module, names, line in _imports(name, tree):
+            for target in _resolve(module, names, set(modules)):
+                if target.startswith("gitfree.ui") and not name.startswith(("gitfree.ui", "gitfree.cli")):
+                    wrong.append(f"{name}:{line} imports {target}: only the CLI may use the web view")
+    for short, tree in ui.items():
+        name = "gitfree.ui" if short == "__init__" else f"gitfree.ui.{short}"
+        for module, names, line in _imports(name, tree):
+            for target in _resolve(module, names, set(modules)):
+                theirs = UI_RANKS.get(target.removeprefix("gitfree.ui").lstrip(".") or "__init__")
+                if (
+                    target.startswith("gitfree.ui")
+                    and target != name
+                    and theirs is not None
+                    and theirs >= UI_RANKS[short]
+                ):
+                    wrong.append(f"{name}:{line} imports {target} (rank {theirs}, not below its {UI_RANKS[short]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_cli_loads_the_web_view_only_for_gitfree_ui() -> None:
+    """`gitfree --help` and every other command stay fast and work without the ui extra."""
+    code = (
+        "import sys, gitfree, gitfree.cli\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'jinja2', 'uvicorn', 'pyarrow'}),"
+        " 'gitfree.ui' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[] False"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import uuid
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from gitfree.versioning import (
     Author,
@@ -143,22 +145,22 @@ def publish(store: Store, version: Version) -> None:
         )
     else:
         changes = f"not compared: {why}" if why else "first version"
-    create_table_artifact(
-        key=artifact_key(version.dataset),
-        table=[
-            {
-                "version": version.ref,
-                "files": version.nfiles,
-                "size": format_size(version.size),
-                "changes": changes,
-                "metrics": metrics_summary(store, version, parent, why),
-                "message": version.message,
-                "inputs": ", ".join(str(i) for i in version.inputs) or "-",
-                "store": f"{store.url} (gitfree pull {version.ref} DEST)",
-            }
-        ],
-        description=f"gitfree: {version.ref} of `{version.dataset}` in {store.url}",
-    )
+    row = {
+        "version": version.ref,
+        "files": version.nfiles,
+        "size": format_size(version.size),
+        "changes": changes,
+        "metrics": metrics_summary(store, version, parent, why),
+        "message": version.message,
+        "inputs": ", ".join(str(i) for i in version.inputs) or "-",
+        "store": f"{store.url} (gitfree pull {version.ref} DEST)",
+    }
+    description = f"gitfree: {version.ref} of `{version.dataset}` in {store.url}"
+    page = ui_page(version)
+    if page is not None:  # GITFREE_UI_URL: the version's page in the web view (gitfree ui)
+        row["page"] = page
+        description += f" · [{version.ref} in gitfree ui]({page})"
+    create_table_artifact(key=artifact_key(version.dataset), table=[row], description=description)
     emit_event(
         event=COMMITTED_EVENT,
         resource={
@@ -170,6 +172,23 @@ def publish(store: Store, version: Version) -> None:
         payload=version_event(version, store.url),
         id=version.id,  # one event per version, also when a retried task publishes again
     )
+
+
+UI_URL = "GITFREE_UI_URL"
+"""Where the web view (``gitfree ui``) of the store is served (``http://data.example:8765``): artifacts link there."""
+
+
+def ui_page(version: Version) -> str | None:
+    """The page of ``version`` in the web view at ``$GITFREE_UI_URL`` (``{url}/v/{dataset}@{n}``, its stable URL),
+    or ``None`` when it is not set; one that is not an http(s) URL is warned about and not used."""
+    base = os.environ.get(UI_URL, "").strip().rstrip("/")
+    if not base:
+        return None
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        logger.warning("%s=%r is not an http(s) URL of gitfree ui (with no password in it); not linked", UI_URL, base)
+        return None
+    return f"{base}/v/{quote(version.dataset, safe='/')}@{version.number}"
 
 
 def _parent(store: Store, version: Version) -> tuple[Version | None, str | None]:

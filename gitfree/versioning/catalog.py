@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import layout
 from .backends import Backend, KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
-from .errors import ConfigError, IntegrityError, NotFoundError, first_error
+from .errors import ConfigError, InputError, IntegrityError, NotFoundError, first_error
 from .kit import who
 from .models import (
     FORMAT,
@@ -278,12 +278,18 @@ class Catalog:
                 names.add(parsed[0])
         return sorted(names)
 
-    def log(self, dataset: str, limit: int | None = None) -> list[Version]:
-        """The versions of a dataset, newest first (at most ``limit``); dropped and unreadable ones left out."""
+    def log(self, dataset: str, limit: int | None = None, before: int | None = None) -> list[Version]:
+        """The versions of a dataset, newest first (at most ``limit``; only those numbered below ``before``);
+        dropped and unreadable ones left out. Only the records of the versions returned (and of dropped or
+        unreadable ones among them) are read, after one listing of the dataset's numbers."""
         validate_dataset_name(dataset)
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
+            raise InputError(f"before must be a version number (1 or more), not {before!r}")
         numbers = sorted(self.numbers(dataset), reverse=True)
         if not numbers:
             raise self.not_found_dataset(dataset)
+        if before is not None:
+            numbers = [n for n in numbers if n < before]
         versions: list[Version] = []
         for _, record in self.records(dataset, numbers, first=len(numbers) if limit is None else limit + 1):
             if isinstance(record, Version):

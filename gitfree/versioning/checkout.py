@@ -51,6 +51,7 @@ from .tree import validate_entries
 
 __all__ = [
     "destination",
+    "dvc_file_text",
     "guard_destination",
     "guard_source",
     "matches",
@@ -167,6 +168,13 @@ def write_dvc_file(version: Version, store_url: str, path: Path) -> Path:
     target = path / f"{version.pointer.out.path}.dvc" if path.is_dir() else path
     if target.suffix != ".dvc" or target.name == ".dvc":
         raise InputError(f"export to a file named NAME.dvc (got {target.name!r}); DVC tracks NAME next to it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(dvc_file_text(version, store_url, target.name[: -len(".dvc")]), encoding="utf-8")
+    return target
+
+
+def dvc_file_text(version: Version, store_url: str, name: str) -> str:
+    """The ``.dvc`` file of ``version`` whose data is named ``name`` (``images`` for ``images.dvc``)."""
     out = version.pointer.out
     lines = [
         f"# gitfree: {version.ref} from {store_url} (version id {version.id})",
@@ -175,12 +183,10 @@ def write_dvc_file(version: Version, store_url: str, path: Path) -> Path:
         f"  size: {out.size}",
         *([f"  nfiles: {out.nfiles}"] if out.nfiles is not None else []),
         "  hash: md5",
-        f"  path: {json.dumps(target.name[: -len('.dvc')])}",
+        f"  path: {json.dumps(name)}",
         "",
     ]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join(lines), encoding="utf-8")
-    return target
+    return "\n".join(lines)
 
 
 def guard_destination(dest: Path, *, store_root: Path | None, cache_dir: Path, hint: str = "data") -> None:

@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,8 +29,10 @@ from .localfs import atomic_write, md5_file
 from .models import FileEntry, Output
 from .staging import HashState
 from .transfer import Transfer
+from .tree import Tree, validate_entries
 
 __all__ = [
+    "LISTINGS_KEPT",
     "PEEK_LENGTH",
     "PEEK_MAX",
     "TRANSFER_JOBS",
@@ -48,6 +52,9 @@ _SIZE_JOBS = 32
 """Parallel HEADs when sizes are asked for (one small request each)."""
 TRANSFER_JOBS = 64
 """Requests in flight for transfers and batched reads, unless the settings say otherwise."""
+LISTINGS_KEPT = (4, 400_000)
+"""The checked listings an :class:`Objects` keeps in memory: the last 4 used, fewer when together they hold
+over 400,000 entries (the newest one is always kept). Parsing a listing of 100,000 files costs about a second."""
 
 
 class ListingError(IntegrityError):
@@ -130,6 +137,10 @@ class Objects:
         self._progress = progress
         self.read_timeout = read_timeout
         """How long a batched record read waits for the server (the transfer timeout if ``None``)."""
+        self._checked: OrderedDict[str, tuple[FileEntry, ...]] = OrderedDict()
+        self._trees: dict[str, Tree] = {}
+        """The :class:`.tree.Tree` of kept listings, once one was asked for (:meth:`tree`)."""
+        self._checked_lock = threading.Lock()
         self._vouched: dict[str, tuple[int, int, int]] = {}
         """Objects whose cached copy the hash state vouched for: oid -> (inode, size, mtime) then (:meth:`peek`)."""
 
@@ -192,6 +203,47 @@ class Objects:
         if not out.is_dir:
             return [FileEntry(path=out.path, md5=out.md5, size=out.size)]
         return self.listing(out.md5)
+
+    def checked_files(self, out: Output) -> list[FileEntry]:
+        """:meth:`files`, their paths judged by :func:`.tree.validate_entries` (``UnsafePathError``). A listing's
+        entries are kept in memory once checked (:data:`LISTINGS_KEPT`): objects never change, so a long-lived
+        process (``gitfree ui``, a worker) parses and checks a listing once, not at every read of the version."""
+        if not out.is_dir:
+            single = self.files(out)
+            validate_entries(single)
+            return single
+        with self._checked_lock:
+            kept = self._checked.get(out.md5)
+            if kept is not None:
+                self._checked.move_to_end(out.md5)
+                return list(kept)
+        entries = self.files(out)
+        validate_entries(entries)
+        most, entries_max = LISTINGS_KEPT
+        with self._checked_lock:
+            self._checked[out.md5] = tuple(entries)
+            self._checked.move_to_end(out.md5)
+            while len(self._checked) > 1 and (
+                len(self._checked) > most or sum(len(e) for e in self._checked.values()) > entries_max
+            ):
+                dropped, _ = self._checked.popitem(last=False)
+                self._trees.pop(dropped, None)
+        return entries
+
+    def tree(self, out: Output) -> Tree:
+        """The :class:`.tree.Tree` of a version's output (what is at or under each path), built once per listing
+        kept by :meth:`checked_files`: ``open``, ``file`` and ``peek`` of one file cost a lookup, not a build."""
+        entries = self.checked_files(out)
+        if not out.is_dir:
+            return Tree.build(entries)
+        with self._checked_lock:
+            tree = self._trees.get(out.md5)
+        if tree is None:
+            tree = Tree.build(entries)
+            with self._checked_lock:
+                if out.md5 in self._checked:
+                    self._trees[out.md5] = tree
+        return tree
 
     def referenced(self, oid: str) -> set[str]:
         """Every object an output ``oid`` references: itself, and for a listing the files it names."""

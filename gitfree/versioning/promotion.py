@@ -283,6 +283,16 @@ def tag_history(catalog: Catalog, dataset: str, tag: str) -> list[TagEvent]:
     return history
 
 
+def tag_events(catalog: Catalog, dataset: str, number: int | None = None) -> list[TagEvent]:
+    """See :meth:`.Store.tag_events`."""
+    validate_dataset_name(dataset)
+    histories = catalog.tag_histories(dataset)
+    if not histories and not catalog.numbers(dataset):  # a misspelt name is not "no tags"
+        raise catalog.not_found_dataset(dataset)
+    events = [event for _, history in sorted(histories.items()) for event in history]
+    return [e for e in events if number is None or number in (e.number, e.previous)]
+
+
 def audit(catalog: Catalog, dataset: str, limit: int | None = None) -> list[AuditEvent]:
     """Commits, drops and tag writes of ``dataset``, newest first (at most ``limit``); see :meth:`.Store.audit`."""
     validate_dataset_name(dataset)

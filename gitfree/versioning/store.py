@@ -24,7 +24,7 @@ from . import metrics as metrics_module
 from . import promotion, protocol
 from .backends import Backend, FileBackend, open_backend
 from .catalog import Catalog
-from .checkout import destination, guard_destination, guard_source, pull_into, write_dvc_file
+from .checkout import destination, dvc_file_text, guard_destination, guard_source, pull_into, write_dvc_file
 from .config import StoreSettings
 from .leases import Coordinator
 from .models import (
@@ -47,7 +47,7 @@ from .models import (
 from .objects import PEEK_LENGTH, PEEK_MAX, TRANSFER_JOBS, Objects, ProgressFactory, check_peek
 from .refs import Ref, validate_dataset_name, validate_tag_name
 from .staging import HashState, check_source
-from .tree import Tree, changes, diff_entries, validate_entries
+from .tree import Tree, changes, diff_entries
 
 __all__ = ["PEEK_LENGTH", "PEEK_MAX", "ProgressFactory", "Store"]
 
@@ -138,10 +138,17 @@ class Store:
 
     resolve = show
 
-    def log(self, dataset: str, limit: int | None = None) -> list[Version]:
-        """The versions of a dataset, newest first (at most ``limit``); dropped versions are not listed, and
-        a record that cannot be read is skipped with a warning (``gitfree fsck`` names it)."""
-        return self.catalog.log(dataset, limit)
+    def log(self, dataset: str, limit: int | None = None, *, before: int | None = None) -> list[Version]:
+        """The versions of a dataset, newest first (at most ``limit``; with ``before``, only those numbered below
+        it: the page after one that ended there, reading only that page's records); dropped versions are not
+        listed, and a record that cannot be read is skipped with a warning (``gitfree fsck`` names it)."""
+        return self.catalog.log(dataset, limit, before)
+
+    def heads(self, datasets: Iterable[str]) -> dict[str, Version | None]:
+        """The newest version of each of ``datasets`` (``None``: none readable), for all of them at once: every
+        ``latest.json``, the records they name and the number after each, in three rounds of parallel reads (a
+        dataset whose hint is missing or wrong is read alone, as :meth:`show` does). ``InputError`` for a bad name."""
+        return self.catalog.heads([validate_dataset_name(name) for name in datasets])
 
     def datasets(self) -> list[str]:
         """The names of every dataset in the store, sorted."""
@@ -155,9 +162,9 @@ class Store:
 
     def files(self, ref: str | Ref | Version, *, sizes: bool = False) -> list[FileEntry]:
         """The files of a version (path and md5; with ``sizes=True`` each size, from the worker cache where it
-        holds the object, else one request per object to the store)."""
-        entries = self.objects.files(self.show(ref).pointer.out)
-        validate_entries(entries)
+        holds the object, else one request per object to the store). A listing is parsed and checked once per
+        process (the last few are kept in memory: :data:`~.objects.LISTINGS_KEPT`)."""
+        entries = self.objects.checked_files(self.show(ref).pointer.out)
         if sizes:
             known = self.sizes(e.md5 for e in entries if e.size is None)
             entries = [e if e.size is not None else e.model_copy(update={"size": known.get(e.md5)}) for e in entries]
@@ -174,7 +181,7 @@ class Store:
         with HashState(self.cache_dir) as state:
             self.objects.fetch(version.ref, md5s, state)
 
-    def diff(self, old: str | Ref, new: str | Ref) -> Diff:
+    def diff(self, old: str | Ref | Version, new: str | Ref | Version) -> Diff:
         """Paths added, removed and modified from version ``old`` to version ``new``, with sizes."""
         a, b = self.show(old), self.show(new)
         changed = changes(self.files(a), self.files(b))
@@ -312,6 +319,12 @@ class Store:
         version = self.show(ref)
         return self.objects.sized(version.ref, self._entry(version, path))
 
+    def dvc_file(self, ref: str | Ref | Version) -> str:
+        """The text of the ``.dvc`` file of a version as :meth:`export_dvc` writes it (its data named as the
+        version's output: ``images`` for ``images.dvc``); the store's URL in its comment has no credentials."""
+        version = self.show(ref)
+        return dvc_file_text(version, self.url, version.pointer.out.path)
+
     def peek(
         self, ref: str | Ref | Version, path: str | FileEntry = "", offset: int = 0, length: int = PEEK_LENGTH
     ) -> bytes:
@@ -338,7 +351,7 @@ class Store:
 
     def _entry(self, version: Version, path: str) -> FileEntry:
         """The file at ``path`` of ``version`` for open, file and peek (see :meth:`.Tree.file`)."""
-        return Tree.build(self.files(version)).file(version, path)
+        return self.objects.tree(version.pointer.out).file(version, path)
 
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version for a git+DVC project whose remote is this store: ``path`` is the
@@ -471,6 +484,12 @@ class Store:
             NotFoundError: the dataset has no such tag and never had.
         """
         return promotion.tag_history(self.catalog, dataset, tag)
+
+    def tag_events(self, dataset: str, number: int | None = None) -> list[TagEvent]:
+        """Every write of every tag of ``dataset`` (deleted tags too), by tag and then in each history's order;
+        with ``number``, only those that moved a tag to or from that version: what a version's page shows. One
+        listing of the tags and their histories, then one parallel read. ``NotFoundError`` for no such dataset."""
+        return promotion.tag_events(self.catalog, dataset, number)
 
     def promote(
         self,

@@ -135,3 +135,19 @@ def test_sales_service_serves_the_pipeline_of_versioned_steps(compose: dict) -> 
     assert sorted(p.name for p in (ROOT / "examples" / "sales").glob("*.csv")) == ["store-a.csv", "store-b.csv"]
     help_text = CliRunner().invoke(main, ["sales-pipeline", "--help"]).output
     assert "--cron" in help_text and "--alpha" in help_text
+
+
+def test_ui_service_serves_the_store_with_a_token_on_this_machine_only(compose: dict) -> None:  # type: ignore[type-arg]
+    """The web view listens on the container's addresses, so it must ask for its token; the port is published on
+    the host's loopback only, and the workers' artifacts link to it."""
+    ui = compose["services"]["ui"]
+    assert ui["command"][:2] == ["gitfree", "ui"] and "--no-auth" not in ui["command"]
+    assert ui["command"][ui["command"].index("--host") + 1] == "0.0.0.0"  # noqa: S104 - what the token is for
+    assert ui["environment"]["GITFREE_UI_TOKEN"]
+    assert ui["environment"]["GITFREE_STORE"] == compose["services"]["worker"]["environment"]["GITFREE_STORE"]
+    published = [p["host_ip"] if isinstance(p, dict) else str(p).split(":")[0] for p in ui["ports"]]
+    assert published == ["127.0.0.1"]
+    assert compose["services"]["worker"]["environment"]["GITFREE_UI_URL"] == "http://localhost:8765"
+    gitfree = str(Path(sys.executable).with_name("gitfree"))
+    help_text = subprocess.run([gitfree, "ui", "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "GITFREE_UI_TOKEN" in help_text and "--host" in help_text

@@ -90,3 +90,20 @@ def test_a_parent_whose_record_cannot_be_read_gives_no_deltas(store: Store, data
     assert ingest({"acc": 0.3}) == 3  # the number of the unreadable record stays taken; its parent is 2
     row = _row(dataset)
     assert row["metrics"].startswith("acc 0.3 (no deltas: the record ") and "is not valid JSON" in row["metrics"]
+
+
+def test_the_artifact_links_to_the_version_page_when_gitfree_ui_url_is_set(
+    store: Store, dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest = _ingest(store, dataset, tmp_path / "src")
+    ingest({"acc": 0.1})
+    assert "page" not in _row(dataset)  # not set: no link
+    monkeypatch.setenv("GITFREE_UI_URL", "http://data.example:8765/")
+    ingest({"acc": 0.2})
+    row = _row(dataset)
+    assert row["page"] == f"http://data.example:8765/v/{dataset}@2"
+    artifact = read_artifacts(artifact_key(dataset))[0]
+    assert f"[{dataset}@2 in gitfree ui](http://data.example:8765/v/{dataset}@2)" in artifact.description
+    monkeypatch.setenv("GITFREE_UI_URL", "javascript:alert(1)")
+    ingest({"acc": 0.3})
+    assert "page" not in _row(dataset)  # never a link that is not http(s)
