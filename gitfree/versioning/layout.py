@@ -226,6 +226,17 @@ def is_md5(value: object) -> bool:
     return isinstance(value, str) and _MD5.fullmatch(value) is not None
 
 
+def md5_of_etag(etag: str, *, encrypted: bool) -> str | None:
+    """The md5 an S3 ETag says the bytes have, or ``None`` when it says nothing of it (docs/design.md,
+    "Versions by reference"). Only a single-part upload without SSE-KMS or SSE-C has the plain MD5 as its
+    ETag: 32 hex digits, quoted or not. A multipart ETag (``<32 hex>-<parts>``) and any ETag of an object
+    the server encrypted with KMS or a customer key (``encrypted``, from the HEAD's headers) are not md5s,
+    and neither is anything else; such an object must be read and hashed."""
+    value = etag[1:-1] if len(etag) >= 2 and etag[0] == etag[-1] == '"' else etag
+    value = value.lower()
+    return value if not encrypted and _MD5.fullmatch(value) else None
+
+
 def parse_version_key(key: str) -> tuple[str, int] | None:
     """``(dataset, number)`` for a version record key, else ``None``."""
     match = _VERSION_KEY.match(key)
