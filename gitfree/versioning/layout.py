@@ -15,6 +15,9 @@ PROBES = "probes/"
 OBJECTS = "files/md5/"
 RUNS = "runs/"
 STEPS = "steps/"
+REFERENCES = "references/"
+"""Where the reference tables of versions by reference live: ``references/<md5 of the table>.json``
+(docs/design.md, "Versions by reference")."""
 """Where versioned steps note what they made: ``steps/<step key>/`` (docs/design.md, "Versioned steps")."""
 USED_BY = "used-by"
 """The segment under a dataset holding its reverse lineage edges (what was made from its versions)."""
@@ -24,7 +27,7 @@ TAG_HISTORY = "tag-history"
 RESERVED_SEGMENTS = frozenset({"versions", "tags", USED_BY, TAG_HISTORY})
 """Segments a dataset name may not have: they would collide with these keys under ``datasets/<name>/``."""
 
-OURS = (MARKER, DATASETS, OBJECTS, LEASES, UPLOADS, GC, PROBES, RUNS, STEPS)
+OURS = (MARKER, DATASETS, OBJECTS, LEASES, UPLOADS, GC, PROBES, RUNS, STEPS, REFERENCES)
 """What gitfree (and DVC, ``files/md5/``) writes in a store: anything else means the place holds other data."""
 
 _VERSION_KEY = re.compile(r"^datasets/(?P<name>.+)/versions/(?P<number>\d{12})\.json$")
@@ -42,6 +45,7 @@ _STEP_RESULT_KEY = re.compile(r"^steps/(?P<key>[0-9a-f]{64})/(?P<name>.+)@(?P<nu
 _STEP_CLAIM_KEY = re.compile(r"^steps/(?P<key>[0-9a-f]{64})/claim\.json$")
 _STEP = re.compile(r"[0-9a-f]{64}")
 _UPLOAD_KEY = re.compile(r"^uploads/(?P<lease>[0-9a-f-]{36})\.json$")
+_REFERENCE_KEY = re.compile(r"^references/(?P<md5>[0-9a-f]{32})\.json$")
 _STAGES_KEY = re.compile(r"^datasets/(?P<name>.+)/stages\.json$")
 
 
@@ -192,6 +196,17 @@ def upload_key(lease_id: str) -> str:
 def object_key(md5: str) -> str:
     """DVC 3's remote (and cache) layout: ``files/md5/ab/cdef…`` (``md5`` may end with ``.dir``)."""
     return f"{OBJECTS}{md5[:2]}/{md5[2:]}"
+
+
+def reference_key(md5: str) -> str:
+    """The reference table whose bytes have the md5 ``md5``: content-addressed, so written create-only once."""
+    return f"{REFERENCES}{md5}.json"
+
+
+def parse_reference_key(key: str) -> str | None:
+    """The md5 of a reference table's key, else ``None``."""
+    match = _REFERENCE_KEY.match(key)
+    return match["md5"] if match else None
 
 
 LISTING = ".dir"

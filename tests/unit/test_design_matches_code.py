@@ -49,6 +49,7 @@ BUILT = {
     "run_use_key": layout.run_use_key("airflow:etl:manual__2026", "raw/sales", 3),
     "step_result_key": layout.step_result_key(_STEP, "features", 1),
     "step_claim_key": layout.step_claim_key(_STEP),
+    "reference_key": layout.reference_key(_MD5),
 }
 """One key of each kind layout.py builds."""
 

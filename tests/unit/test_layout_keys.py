@@ -30,6 +30,7 @@ PARSERS = {
     "stages": layout.parse_stages_key,
     "step_result": layout.parse_step_result_key,
     "step_claim": layout.parse_step_claim_key,
+    "reference": layout.parse_reference_key,
 }
 
 
@@ -73,6 +74,16 @@ def test_object_keys_are_dvcs_remote_layout(oid: str) -> None:
     key = layout.object_key(oid)
     assert only("object", key) == oid
     assert key == f"files/md5/{oid[:2]}/{oid[2:]}"
+
+
+@given(md5s)
+def test_reference_table_keys(md5: str) -> None:
+    key = layout.reference_key(md5)
+    assert only("reference", key) == md5
+    assert key == f"references/{md5}.json"
+    assert layout.is_store_key(key)
+    assert layout.parse_reference_key(f"references/{md5}.dir.json") is None
+    assert layout.parse_reference_key(f"references/{md5[:31]}.json") is None
 
 
 @given(leases)
