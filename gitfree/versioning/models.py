@@ -28,6 +28,7 @@ from pydantic import (
     JsonValue,
     computed_field,
     field_validator,
+    model_validator,
 )
 
 from .errors import InputError
@@ -489,6 +490,55 @@ class Dropped(_Record):
     @property
     def ref(self) -> str:
         return f"{self.dataset}@{self.number}"
+
+
+class ReferenceEntry(_Record):
+    """One file of a version by reference: where its bytes are and what they were when it was committed
+    (docs/design.md, "Versions by reference"). S3 entries have ``etag`` (and ``version_id`` when the bucket
+    versions objects); file entries have ``mtime_ns``, ``inode`` and ``device``."""
+
+    path: str = Field(min_length=1)
+    """The key below the source prefix, which is also the listing's ``relpath``."""
+    md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+    size: int = Field(ge=0)
+    etag: str | None = None
+    version_id: str | None = None
+    mtime_ns: int | None = None
+    inode: int | None = None
+    device: int | None = None
+
+
+class References(_Record):
+    """``references/<md5>.json``: the reference table of a version by reference, named by its bytes' md5.
+
+    Not written by anything yet: the commit by reference (designed in docs/design.md) will create it before
+    the version record that names it."""
+
+    format: Literal[1] = FORMAT
+    source: str
+    """The source prefix, ending in ``/``: ``s3://bucket/prefix/`` or ``file:///shared/folder/``."""
+    kind: Literal["s3", "file"]
+    entries: list[ReferenceEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> References:
+        if not self.source.endswith("/"):
+            raise ValueError(f"the source {self.source!r} of a reference table must end with '/'")
+        paths = [entry.path for entry in self.entries]
+        if paths != sorted(set(paths)):
+            raise ValueError("the entries of a reference table must be sorted by path, each path once")
+        for entry in self.entries:
+            s3 = entry.etag is not None and entry.mtime_ns is None and entry.inode is None and entry.device is None
+            local = (
+                entry.etag is None
+                and entry.version_id is None
+                and None not in (entry.mtime_ns, entry.inode, entry.device)
+            )
+            if not (s3 if self.kind == "s3" else local):
+                raise ValueError(f"the entry {entry.path!r} does not have the fields of a {self.kind} reference")
+            if entry.version_id == "null":
+                raise ValueError(f"the entry {entry.path!r} has VersionId 'null', which pins nothing")
+        return self
 
 
 class Uploads(_Record):
