@@ -356,7 +356,9 @@ class Store:
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version for a git+DVC project whose remote is this store: ``path`` is the
         file (``repo/images.dvc``) or a directory. Then ``dvc remote add -d store <URL>`` and ``dvc pull``."""
-        return write_dvc_file(self.show(ref), self.url, Path(path).expanduser())
+        return write_dvc_file(
+            self.show(ref), self.url, Path(path).expanduser(), store_root=self._store_root(), cache_dir=self.cache_dir
+        )
 
     # ------------------------------------------------------------------ writing
 
