@@ -66,6 +66,7 @@ from .versioning import (
     Tree,
     Version,
     format_size,
+    parse_metric,
     step_status,
     who,
 )
@@ -307,23 +308,6 @@ def _json_or_text(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
-"""A float as written in ASCII (Python's float() also takes ``1_000`` and other scripts' digits: not a metric)."""
-
-
-def _number(raw: str) -> int | float:
-    """A ``--metric`` value: an integer (``120000``) stays an integer, anything else is a float."""
-    text = raw.strip()
-    if _INTEGER.fullmatch(text):
-        if len(text.lstrip("+-")) > 19:
-            raise InputError(f"the integer {text[:24]}... has {len(text.lstrip('+-'))} digits; metrics fit in 64 bits")
-        return int(text)
-    if not _DECIMAL.fullmatch(text):
-        raise ValueError(text)
-    return float(text)
 
 
 @dataclass(frozen=True)
@@ -591,7 +575,7 @@ def commit(
         path,
         message=message,
         metadata=_parse_pairs(meta, "--meta", _json_or_text),
-        metrics=_parse_pairs(metric, "--metric", _number),
+        metrics=_parse_pairs(metric, "--metric", parse_metric),
         inputs=list(inputs),
         force=force,
     )
