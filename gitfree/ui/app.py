@@ -47,7 +47,7 @@ from gitfree.versioning import (
 )
 
 from . import pages
-from .auth import COOKIE, Access, Guard
+from .auth import COOKIE, Access, Guard, client_of
 from .listing import Listings
 from .urls import Target, Urls, checked_path, not_found, parse_dataset, parse_version
 
@@ -576,8 +576,13 @@ async def _login(request: Request) -> Response:
     form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
     given = (form.get("token") or [""])[0]
     wanted = _local_next(urls, (form.get("next") or [""])[0])
+    throttled = site.access.throttled(request.scope)  # too many wrong tokens: this one is not even checked
+    if throttled is not None:
+        return throttled
     if not site.access.token_matches(given):
+        site.access.throttle.failed(client_of(request.scope))
         return site.render(request.scope, "login.html", 401, title="Log in", crumbs=[], next=wanted, wrong=True)
+    site.access.throttle.succeeded(client_of(request.scope))
     response = RedirectResponse(wanted, status_code=303)
     response.set_cookie(
         COOKIE,
