@@ -13,6 +13,7 @@ from ui.ui_helpers import seen, serve
 
 from gitfree import Store
 from gitfree.ui import create_app
+from gitfree.ui.auth import Throttle
 
 TOKEN = "tok-" + "7" * 40
 WRONG = "tok-" + "8" * 40
@@ -56,3 +57,19 @@ def test_wrong_bearer_tokens_make_the_next_one_wait(store: Store) -> None:
         assert waited.status_code == 429 and waited.headers["retry-after"] == "1"
         assert waited.headers["x-content-type-options"] == "nosniff"  # the Guard's headers on a 429 too
         assert client.post("/login", data={"token": TOKEN, "next": "/"}).status_code == 429  # one count for both
+
+
+def test_the_count_is_bounded_and_forgets() -> None:
+    now = [1000.0]
+    throttle = Throttle(free=2, longest=60.0, forget=900.0, clients=3, clock=lambda: now[0])
+    for client in ("a", "b", "c", "d"):
+        for _ in range(3):
+            throttle.failed(client)
+    assert list(throttle.failures) == ["b", "c", "d"]  # at most 3 clients remembered: the oldest went
+    assert throttle.retry_after("d") == 2 and throttle.retry_after("a") == 0
+    for _ in range(20):
+        throttle.failed("d")
+    assert throttle.retry_after("d") == 60  # never longer than `longest`
+    now[0] += 901
+    throttle.failed("d")  # 15 minutes with no wrong token: counted again from the first
+    assert throttle.failures["d"][0] == 1 and throttle.retry_after("d") == 0
