@@ -605,7 +605,7 @@ def _local_next(urls: Urls, wanted: str | None) -> str:
     return wanted
 
 
-def _static(request: Request) -> Response:
+async def _static(request: Request) -> Response:  # async: from memory, never behind pages waiting on the store
     name = request.path_params["name"]
     body = STATIC.get(name)
     if body is None:
@@ -614,5 +614,5 @@ def _static(request: Request) -> Response:
     return Response(body, media_type=media, headers={"cache-control": "public, max-age=3600"})
 
 
-def _healthz(request: Request) -> Response:
+async def _healthz(request: Request) -> Response:  # async: answered while every worker thread waits on the store
     return PlainTextResponse("ok")
