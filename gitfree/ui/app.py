@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import escape
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
@@ -202,12 +203,21 @@ def create_app(
     return app
 
 
+class _AnyPath(PathConvertor):
+    """Starlette's ``path`` that also matches a line break: a stored file may be named ``a\nb.csv``."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
 def _routes() -> list[Route]:
     get = ["GET"]
     return [
         Route("/", _guarded(_home), methods=get),
-        Route("/d/{rest:path}", _guarded(_dataset), methods=get),
-        Route("/v/{rest:path}", _guarded(_version), methods=get),
+        Route("/d/{rest:anypath}", _guarded(_dataset), methods=get),
+        Route("/v/{rest:anypath}", _guarded(_version), methods=get),
         Route("/login", _guarded(_login), methods=["GET", "POST"]),
         Route("/static/{name}", _static, methods=get),
         Route("/healthz", _healthz, methods=get),
