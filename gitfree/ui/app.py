@@ -66,6 +66,8 @@ INLINE_TYPES = frozenset(
 """Types a stored file is served as for the browser to show; anything else (HTML, SVG, XML, JS, PDF...) is a
 download (``application/octet-stream``, ``attachment``), so nothing stored ever runs in the view's origin."""
 LOGIN_BODY_MAX = 8192
+MESSAGE_MAX = 1000
+"""The longest line an error page shows (the rest is cut, marked with an ellipsis)."""
 CHUNK = 1 << 20
 SECRET_SETTINGS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GITFREE_SECRET_ACCESS_KEY", "GITFREE_SESSION_TOKEN")
 STATUS = (
@@ -115,6 +117,8 @@ class Site:
         """The error page: the status and one line saying what happened and what to do."""
         titles = {400: "Bad request", 401: "Log in", 403: "Forbidden", 404: "Not found", 405: "Not allowed"}
         line = " ".join(self.scrub(message).split())
+        if len(line) > MESSAGE_MAX:  # a message that quotes a 100 KB URL is not echoed whole
+            line = line[:MESSAGE_MAX] + "…"
         title = titles.get(status, "The store cannot be read" if status in (502, 503) else "Error")
         response = self.render(scope, "error.html", status, title=title, message=line, code=status, crumbs=[])
         if status == 401:
