@@ -1483,7 +1483,8 @@ def ui(
     except ImportError as exc:
         missing = (exc.name or "a module").partition(".")[0]
         raise ConfigError(f"{UI_EXTRA} ({missing} is not installed)") from None
-    token = token or None
+    if token is not None and not token.strip():  # `--token "$UNSET"`: never serve without the token asked for
+        raise InputError("--token is empty: pass the token every visitor must show (or leave --token out)")
     _check_ui_access(host, token, no_auth, is_loopback(host))
     store = _ui_store(ctx, ui_store)
     store.datasets()  # a store that cannot be read fails now, with its one line, not on every page
