@@ -550,18 +550,19 @@ def _attachment(name: str) -> str:
 
 def _raw(request: Request, site: Site, version: Version, target: Target) -> Response:
     entry = _entry_of(site, version, target)
-    handle = site.store.open(version, entry.path)  # the worker cache's copy, proven intact (IntegrityError if not)
-    size = os.fstat(handle.fileno()).st_size
     media, inline = _raw_type(entry.path)
-    name = entry.path.rpartition("/")[2]
     headers = {
-        "content-length": str(size),
-        "content-disposition": "inline" if inline else _attachment(name),
+        "content-disposition": "inline" if inline else _attachment(entry.path.rpartition("/")[2]),
         "etag": f'"{entry.md5}"',
     }
-    if request.method == "HEAD":
-        handle.close()
-        return Response(None, media_type=media, headers=headers)
+    if request.method == "HEAD":  # the size from the worker cache or one HEAD: the object is not fetched
+        return Response(
+            None,
+            media_type=media,
+            headers={"content-length": str(site.store.file(version, entry.path).size), **headers},
+        )
+    handle = site.store.open(version, entry.path)  # the worker cache's copy, proven intact (IntegrityError if not)
+    headers["content-length"] = str(os.fstat(handle.fileno()).st_size)
     return StreamingResponse(_chunks(handle), media_type=media, headers=headers)
 
 
