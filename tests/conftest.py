@@ -13,7 +13,7 @@ from botocore_data import share_botocore_loader
 from figures import FIGURES, FULL, Figures
 
 from gitfree import Store
-from gitfree.testing import SeaweedFS
+from gitfree.testing import Azurite, SeaweedFS, azurite_binary
 
 share_botocore_loader()  # botocore parses its JSON data once per test process, not once per S3 store
 
@@ -49,6 +49,30 @@ def _gitfree_logger_as_found() -> Iterator[None]:
 def seaweedfs() -> Iterator[SeaweedFS]:
     with SeaweedFS(bucket="gitfree-tests") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One Azurite blob service per test process; the tests that ask skip with one line without it."""
+    try:
+        azurite_binary()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    with Azurite(container="gitfree-tests") as server:
+        yield server
+
+
+@pytest.fixture
+def az_store(tmp_path: Path, azurite: Azurite) -> Callable[..., Store]:
+    """A factory of stores on Azurite under one fresh prefix; each call gets its own worker cache."""
+    url = f"az://{azurite.container}/t-{uuid.uuid4().hex[:12]}"
+    counter = iter(range(1000))
+
+    def make(**kwargs: object) -> Store:
+        cache = tmp_path / f"az-cache-{next(counter)}"
+        return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
+
+    return make
 
 
 @pytest.fixture(scope="session")
