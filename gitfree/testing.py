@@ -237,9 +237,12 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 
 def azurite_binary() -> str:
     """Path of ``azurite-blob``: ``$GITFREE_AZURITE``, the npm cache ``make setup`` fills, or ``$PATH``."""
+    import pwd
+
+    homes = {Path.home(), Path(pwd.getpwuid(os.getuid()).pw_dir)}  # a test may point HOME elsewhere
     candidates = [
         os.environ.get("GITFREE_AZURITE"),
-        str(Path.home() / ".cache/gitfree-azurite/node_modules/.bin/azurite-blob"),
+        *(str(home / ".cache/gitfree-azurite/node_modules/.bin/azurite-blob") for home in sorted(homes)),
         shutil.which("azurite-blob"),
     ]
     for candidate in candidates:

@@ -96,7 +96,9 @@ def s3_url(seaweedfs: SeaweedFS) -> str:
 
 
 @pytest.fixture
-def make_store(tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str) -> Callable[..., Store]:
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str
+) -> Callable[..., Store]:
     """A store factory; each call gets its own worker cache (as a separate worker would)."""
     counter = iter(range(1000))
 
@@ -104,6 +106,10 @@ def make_store(tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str) -> Callable[..
         cache = tmp_path / f"cache-{next(counter)}"
         if kind == "s3":
             return Store(s3_url, cache_dir=cache, **seaweedfs.store_options(), **kwargs)  # type: ignore[arg-type]
+        if kind == "az":
+            azurite = request.getfixturevalue("azurite")  # only the tests that ask start Azurite
+            url = f"az://{azurite.container}/{s3_url.rsplit('/', 1)[1]}"
+            return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
         return Store(tmp_path / "file-store", cache_dir=cache, **kwargs)  # type: ignore[arg-type]
 
     return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -137,3 +138,66 @@ def test_cli_commit_pull_log(azurite: Azurite, tmp_path: Path) -> None:
     assert azurite.env()["GITFREE_AZURE_ACCOUNT_KEY"] not in committed.output + pulled.output + logged.output
     bad = runner.invoke(cli, ["--store", "az://Bad_Name/x", "log", "ds"], env=env)
     assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1, bad.output
+
+
+@pytest.mark.parametrize("op", ["create", "replace"])
+def test_a_service_dropping_a_condition_is_refused(az_store: Callable[..., Store], tmp_path: Path, op: str) -> None:
+    """As if a proxy in front of Azure stripped If-None-Match / If-Match: the probe refuses, nothing is written."""
+    store = az_store()
+    with Faults(store) as faults:
+        faults.drop_condition(op)
+        with pytest.raises(ConfigError, match="ignores 'If-"):
+            store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    assert store.datasets() == []
+    assert not list(store.backend.list("probes/"))
+
+
+def test_two_workers_racing_for_a_new_tag(az_store: Callable[..., Store], tmp_path: Path) -> None:
+    """Both create the same tag at once: one wins, the other gets ConflictError; the tag names the winner."""
+    from gitfree.versioning.errors import ConflictError
+
+    store = az_store()
+    for i in range(2):
+        store.commit("ds", write_tree(tmp_path / f"v{i}", {"a": f"{i}".encode()}))
+    workers = [az_store(), az_store()]
+    outcomes: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def tag(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(workers[i].tag(f"ds@{i + 1}", "prod").number)
+        except ConflictError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=tag, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    won = [o for o in outcomes if isinstance(o, int)]
+    assert len(won) == 1 and sum(isinstance(o, ConflictError) for o in outcomes) == 1, outcomes
+    assert store.resolve("ds@prod").number == won[0]
+
+
+def test_a_write_without_an_answer_is_outcome_unknown_and_a_refused_connection_a_config_error() -> None:
+    """A server that takes the request and never answers: the write may have happened (OutcomeUnknown);
+    nothing listening at all: one line saying the endpoint cannot be reached."""
+    from gitfree.versioning.backends import OutcomeUnknown
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        settings = StoreSettings(
+            store="az://box/x",
+            endpoint_url=f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}",
+            azure_account_name=AZURITE_ACCOUNT,
+            azure_account_key="S2V5",
+            read_timeout=0.3,
+            retries=0,
+        )
+        with pytest.raises(OutcomeUnknown):
+            open_backend(settings).create("k", b"1")
+    with pytest.raises(ConfigError, match="cannot reach the Azure endpoint"):
+        open_backend(settings).create("k", b"1")  # the port is closed now
