@@ -91,6 +91,9 @@ def test_a_lost_answer_to_a_commit_is_recognised(az_store: Callable[..., Store],
 def test_bad_urls_and_missing_credentials_say_what_to_do(azurite: Azurite, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not an Azure container name"):
         Store("az://Bad_Name/x", cache_dir=tmp_path, **azurite.store_options())
+    for prefix in ("../x", "a//b", "a/./b"):
+        with pytest.raises(InputError, match=r"no empty, '\.' or"):
+            Store(f"az://{azurite.container}/{prefix}", cache_dir=tmp_path, **azurite.store_options())
     with pytest.raises(InputError, match="holds credentials") as caught:
         Store("az://acct:s3cret@box/x", cache_dir=tmp_path)
     assert "s3cret" not in str(caught.value)

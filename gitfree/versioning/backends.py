@@ -921,4 +921,10 @@ def _az_location(url: str) -> tuple[str, str]:
         )
     if "?" in prefix or "#" in prefix:
         raise InputError(f"store URL {url!r} has a '?' or '#', which a store prefix cannot hold: az://CONTAINER/PREFIX")
+    segments = unquote(prefix).strip("/").split("/")
+    if any(segment in ("", ".", "..") for segment in segments) and segments != [""]:
+        raise InputError(
+            f"store URL {url!r}: a prefix of an Azure store has no empty, '.' or '..' part: write it as "
+            "az://CONTAINER/PART/PART"
+        )
     return container, unquote(prefix)
