@@ -203,7 +203,8 @@ def create_version(
     """Step 8: create-only write of the next number; on a conflict or a lost answer, read what is there.
 
     Our own id: it landed (only the answer was lost). A tombstone or an unreadable record: the number
-    is taken, try the next. The same data from the same inputs by another writer: that is our version.
+    is taken, try the first free number after it (:func:`_first_free`: writers that fell behind catch up at
+    once). The same data from the same inputs by another writer: that is our version.
     """
     dataset = fields["dataset"]
     try:
