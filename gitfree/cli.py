@@ -66,6 +66,7 @@ from .versioning import (
     Tree,
     Version,
     format_size,
+    parse_metric,
     step_status,
     who,
 )
@@ -307,23 +308,6 @@ def _json_or_text(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
-"""A float as written in ASCII (Python's float() also takes ``1_000`` and other scripts' digits: not a metric)."""
-
-
-def _number(raw: str) -> int | float:
-    """A ``--metric`` value: an integer (``120000``) stays an integer, anything else is a float."""
-    text = raw.strip()
-    if _INTEGER.fullmatch(text):
-        if len(text.lstrip("+-")) > 19:
-            raise InputError(f"the integer {text[:24]}... has {len(text.lstrip('+-'))} digits; metrics fit in 64 bits")
-        return int(text)
-    if not _DECIMAL.fullmatch(text):
-        raise ValueError(text)
-    return float(text)
 
 
 @dataclass(frozen=True)
@@ -591,7 +575,7 @@ def commit(
         path,
         message=message,
         metadata=_parse_pairs(meta, "--meta", _json_or_text),
-        metrics=_parse_pairs(metric, "--metric", _number),
+        metrics=_parse_pairs(metric, "--metric", parse_metric),
         inputs=list(inputs),
         force=force,
     )
@@ -1499,7 +1483,8 @@ def ui(
     except ImportError as exc:
         missing = (exc.name or "a module").partition(".")[0]
         raise ConfigError(f"{UI_EXTRA} ({missing} is not installed)") from None
-    token = token or None
+    if token is not None and not token.strip():  # `--token "$UNSET"`: never serve without the token asked for
+        raise InputError("--token is empty: pass the token every visitor must show (or leave --token out)")
     _check_ui_access(host, token, no_auth, is_loopback(host))
     store = _ui_store(ctx, ui_store)
     store.datasets()  # a store that cannot be read fails now, with its one line, not on every page

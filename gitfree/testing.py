@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from ._proxy import CountingProxy, Counts
 
-__all__ = ["CountingProxy", "Counts", "SeaweedFS", "free_port", "weed_binary"]
+__all__ = ["Azurite", "CountingProxy", "Counts", "SeaweedFS", "azurite_binary", "free_port", "weed_binary"]
 
 
 def weed_binary() -> str:
@@ -228,6 +228,154 @@ class SeaweedFS:
 
     def __repr__(self) -> str:
         return f"SeaweedFS(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+
+#: Azurite's well-known development account (public, the same on every machine).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_binary() -> str:
+    """Path of ``azurite-blob``: ``$GITFREE_AZURITE``, the npm cache ``make setup`` fills, or ``$PATH``."""
+    import pwd
+
+    homes = {Path.home(), Path(pwd.getpwuid(os.getuid()).pw_dir)}  # a test may point HOME elsewhere
+    candidates = [
+        os.environ.get("GITFREE_AZURITE"),
+        *(str(home / ".cache/gitfree-azurite/node_modules/.bin/azurite-blob") for home in sorted(homes)),
+        shutil.which("azurite-blob"),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError(
+        "Azurite is not installed: npm install --prefix ~/.cache/gitfree-azurite azurite (make tools does it)"
+    )
+
+
+@dataclass
+class Azurite:
+    """Start Azurite's blob service on a free loopback port (telemetry off); stop it and remove its data on exit."""
+
+    container: str = "gitfree"
+    data_dir: Path | None = None
+    startup_timeout: float = 30.0
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`gitfree.Store` that reach this server."""
+        return {"endpoint_url": self.endpoint, "azure_account_name": AZURITE_ACCOUNT, "azure_account_key": AZURITE_KEY}
+
+    def env(self) -> dict[str, str]:
+        """``GITFREE_*`` variables that reach this server (for subprocesses and the CLI)."""
+        return {
+            "GITFREE_ENDPOINT_URL": self.endpoint,
+            "GITFREE_AZURE_ACCOUNT_NAME": AZURITE_ACCOUNT,
+            "GITFREE_AZURE_ACCOUNT_KEY": AZURITE_KEY,
+        }
+
+    def start(self) -> Azurite:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="gitfree-azurite-"))
+        self.port = self.port or free_port()
+        self._log = open(self.data_dir / "azurite.log", "wb")  # noqa: SIM115 - closed by stop()
+        command = [
+            azurite_binary(),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(self.port),
+            "--location",
+            str(self.data_dir),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",  # Azurite phones home otherwise: only 127.0.0.1 may be contacted
+        ]
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir)  # noqa: S603
+        self._wait_ready(self.process)
+        return self
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        import obstore
+        from obstore.store import AzureStore
+
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"Azurite exited with {process.returncode}; see {self.data_dir}/azurite.log")
+            try:
+                self.create_container(self.container)
+                store = AzureStore(
+                    self.container,
+                    account_name=AZURITE_ACCOUNT,
+                    account_key=AZURITE_KEY,
+                    endpoint=self.endpoint,
+                    client_options={"allow_http": True},
+                )
+                obstore.put(store, ".ready", b"")
+                obstore.delete(store, ".ready")
+                return
+            except Exception:  # not ready yet: poll again
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"Azurite did not become ready in {self.startup_timeout}s")
+
+    def create_container(self, name: str) -> None:
+        """Create a container (Create Container, signed with the development key); an existing one is fine."""
+        import base64
+        import hashlib
+        import hmac
+        import urllib.error
+        import urllib.request
+        from email.utils import formatdate
+
+        date, version = formatdate(usegmt=True), "2021-08-06"
+        canonical = f"x-ms-date:{date}\nx-ms-version:{version}\n"
+        resource = f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
+        to_sign = "PUT\n" + "\n" * 11 + canonical + resource
+        signature = base64.b64encode(
+            hmac.new(base64.b64decode(AZURITE_KEY), to_sign.encode(), hashlib.sha256).digest()
+        ).decode()
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            f"{self.endpoint}/{name}?restype=container",
+            method="PUT",
+            headers={
+                "x-ms-date": date,
+                "x-ms-version": version,
+                "Authorization": f"SharedKey {AZURITE_ACCOUNT}:{signature}",
+                "Content-Length": "0",
+            },
+        )
+        try:
+            urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # 409 ContainerAlreadyExists
+                raise
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Azurite(endpoint={self.endpoint!r}, container={self.container!r})"
 
 
 from .faults import *  # noqa: E402, F403 - the fault seam (Faults, Clock...), as gitfree.testing

@@ -13,7 +13,7 @@ from botocore_data import share_botocore_loader
 from figures import FIGURES, FULL, Figures
 
 from gitfree import Store
-from gitfree.testing import SeaweedFS
+from gitfree.testing import Azurite, SeaweedFS, azurite_binary
 
 share_botocore_loader()  # botocore parses its JSON data once per test process, not once per S3 store
 
@@ -52,6 +52,30 @@ def seaweedfs() -> Iterator[SeaweedFS]:
 
 
 @pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One Azurite blob service per test process; the tests that ask skip with one line without it."""
+    try:
+        azurite_binary()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    with Azurite(container="gitfree-tests") as server:
+        yield server
+
+
+@pytest.fixture
+def az_store(tmp_path: Path, azurite: Azurite) -> Callable[..., Store]:
+    """A factory of stores on Azurite under one fresh prefix; each call gets its own worker cache."""
+    url = f"az://{azurite.container}/t-{uuid.uuid4().hex[:12]}"
+    counter = iter(range(1000))
+
+    def make(**kwargs: object) -> Store:
+        cache = tmp_path / f"az-cache-{next(counter)}"
+        return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server per test process (per xdist worker), started by the first test that asks.
 
@@ -72,7 +96,9 @@ def s3_url(seaweedfs: SeaweedFS) -> str:
 
 
 @pytest.fixture
-def make_store(tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str) -> Callable[..., Store]:
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str
+) -> Callable[..., Store]:
     """A store factory; each call gets its own worker cache (as a separate worker would)."""
     counter = iter(range(1000))
 
@@ -80,6 +106,10 @@ def make_store(tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str) -> Callable[..
         cache = tmp_path / f"cache-{next(counter)}"
         if kind == "s3":
             return Store(s3_url, cache_dir=cache, **seaweedfs.store_options(), **kwargs)  # type: ignore[arg-type]
+        if kind == "az":
+            azurite = request.getfixturevalue("azurite")  # only the tests that ask start Azurite
+            url = f"az://{azurite.container}/{s3_url.rsplit('/', 1)[1]}"
+            return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
         return Store(tmp_path / "file-store", cache_dir=cache, **kwargs)  # type: ignore[arg-type]
 
     return make

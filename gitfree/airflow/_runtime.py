@@ -20,6 +20,7 @@ from gitfree.versioning import (
     Tag,
     Version,
     is_transient,
+    parse_metric,
     stable_commit_id,
     tag_event,
     version_event,
@@ -44,6 +45,28 @@ def translated() -> Iterator[None]:
     except GitfreeError as exc:
         kind = AirflowException if is_transient(exc) else AirflowFailException
         raise kind(f"gitfree: {exc}") from exc
+
+
+def rendered_metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Templated metrics as numbers: Jinja renders ``"{{ ti.xcom_pull(...) }}"`` as text (``"120000"``),
+    which is read as ``--metric`` reads it (an integer stays an integer); other values pass as they are
+    (the core refuses text, booleans and NaN)."""
+    if metrics is None:
+        return None
+    parsed: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if isinstance(value, str):
+            try:
+                value = parse_metric(value)
+            except ValueError:
+                raise AirflowFailException(
+                    f"gitfree: the metric {name!r} rendered as {value[:40]!r}, which is not a number; template "
+                    "a number (ASCII digits, e.g. 120000 or 0.91)"
+                ) from None
+            except GitfreeError as exc:
+                raise AirflowFailException(f"gitfree: the metric {name!r}: {exc}") from exc
+        parsed[name] = value
+    return parsed
 
 
 def context_or_current(context: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

@@ -37,7 +37,8 @@ class GitfreeCommitOperator(BaseOperator):
         dataset: e.g. ``images`` or ``raw/sales`` (not templated: the outlet is known when the DAG is parsed).
         path: the file or directory to commit (templated).
         message, metadata, metrics, inputs: recorded with the version (templated); ``inputs`` are
-            refs of the versions it was made from.
+            refs of the versions it was made from; a metric rendered as text is read as ``--metric``
+            reads it (``"120000"`` is the integer 120000).
         force: make a version even when the data is unchanged.
         auto_inputs: add the versions of the store pulled earlier in the same DAG run (``GitfreePullOperator``,
             ``pull_dataset``, in any task) to ``inputs``; false: only ``inputs``.
@@ -96,7 +97,7 @@ class GitfreeCommitOperator(BaseOperator):
             store=self.store,
             message=self.message,
             metadata=self.metadata,
-            metrics=self.metrics,
+            metrics=_runtime.rendered_metrics(self.metrics),
             inputs=self.inputs,
             force=self.force,
             context=context,

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import escape
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
@@ -47,7 +48,7 @@ from gitfree.versioning import (
 )
 
 from . import pages
-from .auth import COOKIE, Access, Guard
+from .auth import COOKIE, Access, Guard, client_of
 from .listing import Listings
 from .urls import Target, Urls, checked_path, not_found, parse_dataset, parse_version
 
@@ -65,6 +66,8 @@ INLINE_TYPES = frozenset(
 """Types a stored file is served as for the browser to show; anything else (HTML, SVG, XML, JS, PDF...) is a
 download (``application/octet-stream``, ``attachment``), so nothing stored ever runs in the view's origin."""
 LOGIN_BODY_MAX = 8192
+MESSAGE_MAX = 1000
+"""The longest line an error page shows (the rest is cut, marked with an ellipsis)."""
 CHUNK = 1 << 20
 SECRET_SETTINGS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GITFREE_SECRET_ACCESS_KEY", "GITFREE_SESSION_TOKEN")
 STATUS = (
@@ -114,6 +117,8 @@ class Site:
         """The error page: the status and one line saying what happened and what to do."""
         titles = {400: "Bad request", 401: "Log in", 403: "Forbidden", 404: "Not found", 405: "Not allowed"}
         line = " ".join(self.scrub(message).split())
+        if len(line) > MESSAGE_MAX:  # a message that quotes a 100 KB URL is not echoed whole
+            line = line[:MESSAGE_MAX] + "…"
         title = titles.get(status, "The store cannot be read" if status in (502, 503) else "Error")
         response = self.render(scope, "error.html", status, title=title, message=line, code=status, crumbs=[])
         if status == 401:
@@ -202,12 +207,21 @@ def create_app(
     return app
 
 
+class _AnyPath(PathConvertor):
+    """Starlette's ``path`` that also matches a line break: a stored file may be named ``a\nb.csv``."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
 def _routes() -> list[Route]:
     get = ["GET"]
     return [
         Route("/", _guarded(_home), methods=get),
-        Route("/d/{rest:path}", _guarded(_dataset), methods=get),
-        Route("/v/{rest:path}", _guarded(_version), methods=get),
+        Route("/d/{rest:anypath}", _guarded(_dataset), methods=get),
+        Route("/v/{rest:anypath}", _guarded(_version), methods=get),
         Route("/login", _guarded(_login), methods=["GET", "POST"]),
         Route("/static/{name}", _static, methods=get),
         Route("/healthz", _healthz, methods=get),
@@ -536,18 +550,19 @@ def _attachment(name: str) -> str:
 
 def _raw(request: Request, site: Site, version: Version, target: Target) -> Response:
     entry = _entry_of(site, version, target)
-    handle = site.store.open(version, entry.path)  # the worker cache's copy, proven intact (IntegrityError if not)
-    size = os.fstat(handle.fileno()).st_size
     media, inline = _raw_type(entry.path)
-    name = entry.path.rpartition("/")[2]
     headers = {
-        "content-length": str(size),
-        "content-disposition": "inline" if inline else _attachment(name),
+        "content-disposition": "inline" if inline else _attachment(entry.path.rpartition("/")[2]),
         "etag": f'"{entry.md5}"',
     }
-    if request.method == "HEAD":
-        handle.close()
-        return Response(None, media_type=media, headers=headers)
+    if request.method == "HEAD":  # the size from the worker cache or one HEAD: the object is not fetched
+        return Response(
+            None,
+            media_type=media,
+            headers={"content-length": str(site.store.file(version, entry.path).size), **headers},
+        )
+    handle = site.store.open(version, entry.path)  # the worker cache's copy, proven intact (IntegrityError if not)
+    headers["content-length"] = str(os.fstat(handle.fileno()).st_size)
     return StreamingResponse(_chunks(handle), media_type=media, headers=headers)
 
 
@@ -576,8 +591,13 @@ async def _login(request: Request) -> Response:
     form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
     given = (form.get("token") or [""])[0]
     wanted = _local_next(urls, (form.get("next") or [""])[0])
+    throttled = site.access.throttled(request.scope)  # too many wrong tokens: this one is not even checked
+    if throttled is not None:
+        return throttled
     if not site.access.token_matches(given):
+        site.access.throttle.failed(client_of(request.scope))
         return site.render(request.scope, "login.html", 401, title="Log in", crumbs=[], next=wanted, wrong=True)
+    site.access.throttle.succeeded(client_of(request.scope))
     response = RedirectResponse(wanted, status_code=303)
     response.set_cookie(
         COOKIE,
@@ -600,7 +620,7 @@ def _local_next(urls: Urls, wanted: str | None) -> str:
     return wanted
 
 
-def _static(request: Request) -> Response:
+async def _static(request: Request) -> Response:  # async: from memory, never behind pages waiting on the store
     name = request.path_params["name"]
     body = STATIC.get(name)
     if body is None:
@@ -609,5 +629,5 @@ def _static(request: Request) -> Response:
     return Response(body, media_type=media, headers={"cache-control": "public, max-age=3600"})
 
 
-def _healthz(request: Request) -> Response:
+async def _healthz(request: Request) -> Response:  # async: answered while every worker thread waits on the store
     return PlainTextResponse("ok")

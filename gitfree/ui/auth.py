@@ -18,15 +18,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["COOKIE", "CSP", "RAW_CSP", "Access", "Guard", "host_of", "is_loopback", "route_path"]
+__all__ = [
+    "COOKIE",
+    "CSP",
+    "RAW_CSP",
+    "Access",
+    "Guard",
+    "Throttle",
+    "client_of",
+    "host_of",
+    "is_loopback",
+    "route_path",
+]
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -69,16 +84,79 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def client_of(scope: Scope) -> str:
+    """Who sent a request, for the login throttle: the client's address (behind a proxy, what the ASGI server
+    makes of ``X-Forwarded-For`` with ``--proxy-headers``, else the proxy's own address)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
+
+
+class Throttle:
+    """Wrong tokens per client: after ``free`` wrong tokens in a row, each further try must wait 1 s, then
+    2 s, 4 s... (at most ``longest``) after the last wrong one, and is refused unchecked (429, ``Retry-After``)
+    until then, so guessing costs time whatever the token. A right token clears its client; a client with no
+    wrong token for ``forget`` seconds is forgotten; at most ``clients`` are remembered (the oldest go)."""
+
+    def __init__(
+        self,
+        free: int = 5,
+        longest: float = 60.0,
+        forget: float = 900.0,
+        clients: int = 4096,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.free, self.longest, self.forget, self.clients = free, longest, forget, clients
+        self.clock = clock or time.monotonic
+        self.failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (wrong tries, last one)
+        self.lock = threading.Lock()
+
+    def _wait(self, count: int) -> float:
+        return 0.0 if count < self.free else min(self.longest, 2.0 ** (count - self.free))
+
+    def retry_after(self, client: str) -> int:
+        """Seconds ``client`` must wait before its token is checked again (0: check it now)."""
+        with self.lock:
+            count, last = self.failures.get(client, (0, 0.0))
+            left = last + self._wait(count) - self.clock() if count else 0.0
+            return math.ceil(left) if left > 0 else 0
+
+    def failed(self, client: str) -> None:
+        with self.lock:
+            now = self.clock()
+            count, last = self.failures.pop(client, (0, now))
+            self.failures[client] = (1 if now - last > self.forget else count + 1, now)
+            while len(self.failures) > self.clients:
+                self.failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        with self.lock:
+            self.failures.pop(client, None)
+
+
 class Access:
     """The token a request must show, or ``None``; ``auth=False`` lets every request in."""
 
-    def __init__(self, token: str | None, auth: bool) -> None:
+    def __init__(self, token: str | None, auth: bool, throttle: Throttle | None = None) -> None:
         if token is not None and (not isinstance(token, str) or not token.strip()):
             raise ValueError("a token is a non-empty string")
         if token is not None and not auth:
             raise ValueError("a token was given with auth=False: give one or the other")
         self.token = token
         self.auth = auth
+        self.throttle = throttle or Throttle()
+
+    def throttled(self, scope: Scope) -> Response | None:
+        """The 429 of a client that must wait before its token is checked again, or ``None``."""
+        wait = self.throttle.retry_after(client_of(scope))
+        if not wait:
+            return None
+        message = f"too many wrong tokens from {client_of(scope)}: wait {wait} s, then try again"
+        return PlainTextResponse(message, status_code=429, headers={"retry-after": str(wait)})
+
+    def bearer(self, headers: Headers) -> str | None:
+        """The token of an ``Authorization: Bearer TOKEN`` header, or ``None``."""
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        return given.strip() if scheme.lower() == "bearer" and given.strip() else None
 
     @property
     def needs_token(self) -> bool:
@@ -139,9 +217,16 @@ class Guard:
             )
             await self.refuse(scope, 403, reason)(scope, receive, send)
             return
+        bearer = path != "/login" and self.access.bearer(headers) is not None
+        refused = self.access.throttled(scope) if bearer else None  # a bearer token is a login: throttled
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         if path == "/login" or self.access.admits(headers):
             await self.app(scope, receive, send)
             return
+        if bearer:
+            self.access.throttle.failed(client_of(scope))
         if scope.get("method") == "GET" and "text/html" in headers.get("accept", ""):  # a browser: the login form
             query = scope.get("query_string", b"").decode("latin-1")
             wanted = f"{scope.get('root_path', '')}{path}" + (f"?{query}" if query else "")

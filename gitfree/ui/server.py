@@ -45,6 +45,10 @@ def serve(app: Starlette, sock: socket.socket, *, verbose: bool = False) -> None
         log_level="info" if verbose else "warning",
         access_log=verbose,
         server_header=False,
+        # The client is whoever connected: uvicorn's default trusts X-Forwarded-For from 127.0.0.1, so any local
+        # client (a web page through DNS rebinding too) could claim a new address per guess and pass the login
+        # throttle. Behind a proxy, serve create_app with uvicorn --proxy-headers (docs/design.md).
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
         lifespan="off",
     )

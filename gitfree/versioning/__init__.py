@@ -34,6 +34,7 @@ from .models import (
     Tag,
     TagEvent,
     Version,
+    parse_metric,
 )
 from .refs import Ref, parse_ref, validate_dataset_name, validate_tag_name
 from .steps import Step, StepOutcome, fingerprint, step, step_status
@@ -79,6 +80,7 @@ __all__ = [
     "fingerprint",
     "format_size",
     "is_transient",
+    "parse_metric",
     "parse_ref",
     "stable_commit_id",
     "step",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from obstore.store import ObjectStore
 
-__all__ = ["Backend", "FileBackend", "ObjectInfo", "S3Backend", "open_backend"]
+__all__ = ["AzureBackend", "Backend", "FileBackend", "ObjectInfo", "S3Backend", "open_backend"]
 
 _CHUNK = 1 << 20
 
@@ -688,6 +688,8 @@ def open_backend(settings: StoreSettings) -> Backend:
     scheme = parts.scheme.lower()
     if scheme == "s3":
         return S3Backend(*_s3_location(url), settings)
+    if scheme == "az":
+        return AzureBackend(*_az_location(url), settings)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise InputError(f"store URL {url!r}: a file:// URL names a local path, e.g. file:///srv/data-store")
@@ -695,5 +697,234 @@ def open_backend(settings: StoreSettings) -> Backend:
     if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
         return FileBackend(Path(url).expanduser().absolute())
     raise ConfigError(
-        f"store URL {url!r} has the unknown scheme {scheme!r}: use s3://BUCKET/PREFIX, file:///PATH or a local path"
+        f"store URL {url!r} has the unknown scheme {scheme!r}: use s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, "
+        "file:///PATH or a local path"
     )
+
+
+# --------------------------------------------------------------------------- azure
+
+
+_AZ_CONTAINER = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
+_UNREACHABLE = ("connection refused", "dns error", "failed to lookup", "tcp connect error", "connect error")
+
+
+class AzureBackend(Backend):
+    """A store under ``az://container/prefix`` on Azure Blob Storage (or Azurite), through obstore.
+
+    Azure's own conditions: ``If-None-Match: *`` (create-only; a second create is answered 409
+    ``BlobAlreadyExists``) and ``If-Match: <etag>`` (compare-and-swap; a stale or missing blob is
+    answered 412 ``ConditionNotMet``). obstore sends both and reports them as ``AlreadyExistsError``
+    and ``PreconditionError``; every other obstore error is translated in :meth:`_translate`."""
+
+    def __init__(self, container: str, prefix: str, settings: StoreSettings) -> None:
+        from obstore.store import AzureStore
+
+        self.container = container
+        self.prefix = prefix.strip("/")
+        self.url = f"az://{container}/{self.prefix}".rstrip("/")
+        self._settings = settings
+        found = settings.azure_credentials()
+        if "account" not in found:
+            raise ConfigError(
+                "no Azure storage account given: set GITFREE_AZURE_ACCOUNT_NAME (or AZURE_STORAGE_ACCOUNT_NAME, "
+                "or AZURE_STORAGE_CONNECTION_STRING)"
+            )
+        if "key" not in found and "sas" not in found:
+            raise ConfigError(
+                f"no credentials for the Azure account {found['account']!r}: set GITFREE_AZURE_ACCOUNT_KEY "
+                "(or AZURE_STORAGE_ACCOUNT_KEY), a SAS token (GITFREE_AZURE_SAS_TOKEN) or "
+                "AZURE_STORAGE_CONNECTION_STRING"
+            )
+        self.endpoint = found.get("endpoint")
+        auth: dict[str, Any] = {"account_key": found["key"]} if "key" in found else {"sas_key": found["sas"]}
+        self._store = AzureStore(
+            container,
+            prefix=self.prefix or None,
+            account_name=found["account"],
+            endpoint=self.endpoint,
+            client_options=self._client_options(settings.read_timeout),
+            retry_config={"max_retries": settings.retries, "backoff": {"init_backoff": timedelta(milliseconds=100)}},
+            **auth,
+        )
+        self._auth, self._account = auth, found["account"]
+
+    def _client_options(self, timeout: float) -> Any:  # obstore's ClientConfig
+        return {
+            "allow_http": True,
+            "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
+            "timeout": timedelta(seconds=timeout),
+        }
+
+    def __repr__(self) -> str:
+        return f"AzureBackend({self.url!r}, endpoint={self.endpoint!r})"
+
+    @contextlib.contextmanager
+    def _translate(self, key: str, *, write: bool = False) -> Iterator[None]:
+        """Turn obstore's Azure errors into ours; the one place that knows them."""
+        import obstore.exceptions as oe
+
+        where = f"{self.url}/{key}"
+        server = self.endpoint or f"Azure account {self._account}"
+        try:
+            yield
+        except oe.AlreadyExistsError:
+            raise KeyExists(key) from None
+        except oe.PreconditionError:
+            raise PreconditionFailed(key) from None
+        except (FileNotFoundError, oe.NotFoundError) as exc:
+            if "ContainerNotFound" in str(exc):
+                raise ConfigError(
+                    f"the container {self.container!r} does not exist on {server}: create it, or fix the store URL"
+                ) from None
+            raise KeyMissing(key) from None
+        except (oe.PermissionDeniedError, oe.UnauthenticatedError, PermissionError):
+            raise ConfigError(
+                f"{server} denied access to {where}: check the account, key or SAS token "
+                "(GITFREE_AZURE_ACCOUNT_NAME / GITFREE_AZURE_ACCOUNT_KEY / GITFREE_AZURE_SAS_TOKEN)"
+            ) from None
+        except (oe.BaseError, OSError, TimeoutError) as exc:
+            raise self._failed(exc, key, write=write, where=where, server=server) from None
+
+    def _failed(self, exc: BaseException, key: str, *, write: bool, where: str, server: str) -> Exception:
+        text = str(exc).lower()
+        if "containernotfound" in text or "container does not exist" in text:
+            return ConfigError(
+                f"the container {self.container!r} does not exist on {server}: create it, or fix the store URL"
+            )
+        if "403 forbidden" in text or "401 unauthorized" in text or "authenticationfailed" in text:
+            return ConfigError(
+                f"{server} denied access to {where}: check the account, key or SAS token "
+                "(GITFREE_AZURE_ACCOUNT_NAME / GITFREE_AZURE_ACCOUNT_KEY / GITFREE_AZURE_SAS_TOKEN)"
+            )
+        if any(marker in text for marker in _UNREACHABLE):
+            return ConfigError(
+                f"cannot reach the Azure endpoint {server} ({self._settings.retries + 1} attempt(s)): is it running "
+                "and is the URL right? (GITFREE_ENDPOINT_URL or the connection string's BlobEndpoint)"
+            )
+        if write:  # a timeout, a 5xx or a cut connection: the write may have happened
+            return OutcomeUnknown(key)
+        return GitfreeError(f"the Azure request for {where} failed: {_first_line(exc)}; retry")
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        import obstore
+
+        with self._translate(key):
+            result = obstore.get(self._store, key)
+            return bytes(result.bytes()), str(result.meta["e_tag"])
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        import obstore
+
+        _check_range(start, end)
+        if end <= start:
+            return b""
+        size = self.size(key)  # obstore refuses a range past the end: cut it here
+        if start >= size:
+            return b""
+        with self._translate(key):
+            return bytes(obstore.get_range(self._store, key, start=start, end=min(end, size)))
+
+    def create(self, key: str, data: bytes) -> str:
+        import obstore
+
+        with self._translate(key, write=True):
+            return str(obstore.put(self._store, key, data, mode="create")["e_tag"])
+
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        import obstore
+
+        try:
+            with self._translate(key, write=True):
+                return str(obstore.put(self._store, key, data, mode={"e_tag": etag})["e_tag"])
+        except KeyMissing:
+            raise PreconditionFailed(key) from None
+
+    def put(self, key: str, data: bytes) -> None:
+        import obstore
+
+        with self._translate(key, write=True):
+            obstore.put(self._store, key, data)
+
+    def delete(self, key: str) -> None:
+        import obstore
+
+        with contextlib.suppress(KeyMissing), self._translate(key, write=True):
+            obstore.delete(self._store, key)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except KeyMissing:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        import obstore
+
+        with self._translate(key):
+            return int(obstore.head(self._store, key)["size"])
+
+    def scan(self, prefix: str) -> Iterator[ObjectInfo]:
+        import obstore
+
+        with self._translate(prefix):
+            for page in obstore.list(self._store, prefix.rstrip("/") or None):
+                for obj in page:
+                    path = str(obj["path"])
+                    if prefix and not (path == prefix or path.startswith(prefix)):
+                        continue
+                    etag = obj.get("e_tag")
+                    yield ObjectInfo(path, int(obj["size"]), obj["last_modified"], etag.strip('"') if etag else None)
+
+    def md5(self, key: str) -> tuple[str, int]:
+        import obstore
+
+        digest, size = hashlib.md5(usedforsecurity=False), 0
+        with self._translate(key):
+            for chunk in obstore.get(self._store, key).stream(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
+    def object_store(self, *, timeout: float | None = None) -> ObjectStore:
+        from obstore.store import AzureStore
+
+        return AzureStore(
+            self.container,
+            prefix=self.prefix or None,
+            account_name=self._account,
+            endpoint=self.endpoint,
+            client_options=self._client_options(self._settings.transfer_timeout if timeout is None else timeout),
+            retry_config={
+                "max_retries": self._settings.retries,
+                "backoff": {"init_backoff": timedelta(milliseconds=100)},
+            },
+            **self._auth,
+        )
+
+
+def _az_location(url: str) -> tuple[str, str]:
+    """``(container, prefix)`` of an ``az://CONTAINER/PREFIX`` URL; :class:`InputError` if it is malformed."""
+    if not re.match(r"az://", url, re.IGNORECASE):
+        raise InputError(f"store URL {url!r} is malformed: an Azure store needs az://CONTAINER/PREFIX")
+    container, _, prefix = url[len("az://") :].partition("/")
+    if "@" in container:  # never echo it: it may hold a secret
+        raise InputError(
+            "the store URL holds credentials (az://...@...): remove them and set GITFREE_AZURE_ACCOUNT_NAME and "
+            "GITFREE_AZURE_ACCOUNT_KEY (or AZURE_STORAGE_CONNECTION_STRING)"
+        )
+    if not _AZ_CONTAINER.fullmatch(container):
+        raise InputError(
+            f"store URL {url!r}: {container!r} is not an Azure container name (3 to 63 lowercase letters, digits "
+            "and single hyphens, beginning and ending with a letter or digit); write it as az://CONTAINER/PREFIX"
+        )
+    if "?" in prefix or "#" in prefix:
+        raise InputError(f"store URL {url!r} has a '?' or '#', which a store prefix cannot hold: az://CONTAINER/PREFIX")
+    segments = unquote(prefix).strip("/").split("/")
+    if any(segment in ("", ".", "..") for segment in segments) and segments != [""]:
+        raise InputError(
+            f"store URL {url!r}: a prefix of an Azure store has no empty, '.' or '..' part: write it as "
+            "az://CONTAINER/PART/PART"
+        )
+    return container, unquote(prefix)

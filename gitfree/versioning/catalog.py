@@ -163,6 +163,10 @@ class Catalog:
         raw, _ = self.backend.get(key)
         return self.version_record(key, raw, dataset, number)
 
+    def taken(self, dataset: str, number: int) -> bool:
+        """Whether ``dataset@number`` has a record (a version, a tombstone or an unreadable one); one request."""
+        return self.backend.exists(layout.version_key(dataset, number))
+
     def version(self, dataset: str, number: int) -> Version:
         """The version ``dataset@number``; raise ``KeyMissing`` (:class:`Gone` when GC dropped it)."""
         record = self.record(dataset, number)

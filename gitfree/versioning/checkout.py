@@ -162,15 +162,42 @@ def guard_source(source: Path, *, store_root: Path | None, cache_dir: Path) -> N
             )
 
 
-def write_dvc_file(version: Version, store_url: str, path: Path) -> Path:
+def write_dvc_file(version: Version, store_url: str, path: Path, *, store_root: Path | None, cache_dir: Path) -> Path:
     """Write the ``.dvc`` file of ``version`` at ``path`` (``NAME.dvc``, or a directory to put it in): DVC's
     own pointer (md5, size, nfiles, path), which ``dvc pull`` resolves against a remote that is the store."""
     target = path / f"{version.pointer.out.path}.dvc" if path.is_dir() else path
     if target.suffix != ".dvc" or target.name == ".dvc":
         raise InputError(f"export to a file named NAME.dvc (got {target.name!r}); DVC tracks NAME next to it")
+    guard_export(target, store_root=store_root, cache_dir=cache_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(dvc_file_text(version, store_url, target.name[: -len(".dvc")]), encoding="utf-8")
+    text = dvc_file_text(version, store_url, target.name[: -len(".dvc")])
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)  # a reader sees the old pointer or the new one, never half of one
+    finally:
+        temporary.unlink(missing_ok=True)
     return target
+
+
+def guard_export(target: Path, *, store_root: Path | None, cache_dir: Path) -> None:
+    """Refuse a ``.dvc`` target below a file, that is not a regular file, that is a symbolic link (writing
+    through it would change the file it points to), or inside the store or the worker cache (a key outside
+    the store's layout). An existing regular file is replaced: that is how a project's pointer moves on."""
+    mode = _writable_kind(target, doing="export to")
+    if mode is not None and not stat.S_ISREG(mode):
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "a folder"
+        raise InputError(
+            f"cannot export to {target}: it is {what}, and export writes a regular NAME.dvc file; remove it or "
+            "choose another path"
+        )
+    places = [("the worker cache", cache_dir)] + ([("the store", store_root)] if store_root is not None else [])
+    for what, place in places:
+        if path_relation(target, place, inside_too=True) is not None:
+            raise InputError(
+                f"cannot export to {target}: it lies inside {what} ({place}), which holds only what gitfree "
+                "writes; export into your DVC project instead"
+            )
 
 
 def dvc_file_text(version: Version, store_url: str, name: str) -> str:
@@ -223,7 +250,7 @@ def guard_destination(dest: Path, *, store_root: Path | None, cache_dir: Path, h
         )
 
 
-def _writable_kind(dest: Path) -> int | None:
+def _writable_kind(dest: Path, doing: str = "pull to") -> int | None:
     """The file mode of ``dest`` (``None`` if it does not exist), refusing a destination below a file or
     one that is a device, FIFO or socket."""
     for parent in dest.parents:
@@ -231,7 +258,7 @@ def _writable_kind(dest: Path) -> int | None:
             if not os.path.isdir(parent):
                 what = "a symbolic link to nothing" if os.path.islink(parent) else "a file, not a folder"
                 raise InputError(
-                    f"cannot pull to {dest}: {parent} is {what}, so nothing can be written below it; "
+                    f"cannot {doing} {dest}: {parent} is {what}, so nothing can be written below it; "
                     "choose a destination in a folder"
                 )
             break
@@ -240,10 +267,10 @@ def _writable_kind(dest: Path) -> int | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise InputError(f"cannot pull to {dest}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot {doing} {dest}: {exc.strerror or exc}") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
         raise InputError(
-            f"cannot pull to {dest}: it is a device, FIFO or socket, not a file or a folder; choose another path"
+            f"cannot {doing} {dest}: it is a device, FIFO or socket, not a file or a folder; choose another path"
         )
     return mode
 

@@ -109,8 +109,22 @@ class StoreSettings(BaseSettings):
     """Seconds one object transfer (a PUT of up to 100 MiB, a part or a range of a larger one) may take."""
     retries: int = Field(default=2, ge=0, le=20)
     """How many times a failed S3 request (refused connection, timeout, 5xx, throttling) is retried."""
+    azure_account_name: str | None = None
+    """Azure storage account of an ``az://`` store. Default: ``AZURE_STORAGE_ACCOUNT_NAME``
+    (or ``AZURE_STORAGE_ACCOUNT``), else the connection string's ``AccountName``."""
+    azure_account_key: SecretStr | None = None
+    """Its shared key. Default: ``AZURE_STORAGE_ACCOUNT_KEY`` (or ``AZURE_STORAGE_KEY``), else the connection
+    string's."""
+    azure_sas_token: SecretStr | None = None
+    """A SAS token instead of the key. Default: ``AZURE_STORAGE_SAS_TOKEN``, else the connection string's."""
+    azure_connection_string: SecretStr | None = None
+    """An Azure connection string (``AccountName=...;AccountKey=...;BlobEndpoint=...``).
+    Default: ``AZURE_STORAGE_CONNECTION_STRING``. Its ``BlobEndpoint`` is the endpoint unless ``endpoint_url``
+    is set."""
 
-    @field_validator("store", "cache_dir", "endpoint_url", "access_key_id", "region", "profile", mode="before")
+    @field_validator(
+        "store", "cache_dir", "endpoint_url", "access_key_id", "region", "profile", "azure_account_name", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -128,6 +142,29 @@ class StoreSettings(BaseSettings):
             return cls.model_validate({**settings.model_dump(exclude_none=True), **given})
         except ValidationError as exc:
             raise InputError(f"invalid store settings: {first_error(exc)}") from None
+
+    def azure_credentials(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The Azure account, key or SAS token and endpoint of an ``az://`` store: these settings, then the
+        ``AZURE_STORAGE_*`` variables, then the connection string. Keys: ``account``, ``key``, ``sas`` and
+        ``endpoint``, each present only when found (``key`` and ``sas`` are secrets: never print them)."""
+        env = os.environ if environ is None else environ
+        conn = self.azure_connection_string.get_secret_value() if self.azure_connection_string else ""
+        parts = _connection_string(conn or env.get("AZURE_STORAGE_CONNECTION_STRING", ""))
+        found = {
+            "account": self.azure_account_name
+            or env.get("AZURE_STORAGE_ACCOUNT_NAME")
+            or env.get("AZURE_STORAGE_ACCOUNT")
+            or parts.get("accountname"),
+            "key": (self.azure_account_key.get_secret_value() if self.azure_account_key else None)
+            or env.get("AZURE_STORAGE_ACCOUNT_KEY")
+            or env.get("AZURE_STORAGE_KEY")
+            or parts.get("accountkey"),
+            "sas": (self.azure_sas_token.get_secret_value() if self.azure_sas_token else None)
+            or env.get("AZURE_STORAGE_SAS_TOKEN")
+            or parts.get("sharedaccesssignature"),
+            "endpoint": self.resolved_endpoint() or parts.get("blobendpoint"),
+        }
+        return {name: value for name, value in found.items() if value}
 
     def resolved_store(self) -> str:
         return self.store or default_store_url()
@@ -216,6 +253,16 @@ class StoreSettings(BaseSettings):
         if self.region:
             options["client_kwargs"] = {"region_name": self.region}
         return options
+
+
+def _connection_string(text: str) -> dict[str, str]:
+    """The ``Name=value`` parts of an Azure connection string, names in lower case (values may hold '=')."""
+    parts: dict[str, str] = {}
+    for item in text.split(";"):
+        name, sep, value = item.strip().partition("=")
+        if sep and name.strip():
+            parts[name.strip().lower()] = value.strip()
+    return parts
 
 
 def _unset(value: object) -> bool:

@@ -12,6 +12,7 @@ import json
 import math
 import numbers
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -65,6 +66,7 @@ __all__ = [
     "Uploads",
     "UsedBy",
     "Version",
+    "parse_metric",
 ]
 
 FORMAT: Literal[1] = 1
@@ -75,6 +77,8 @@ def _metric_value(value: object) -> object:
     which pydantic made a float) is an integer."""
     if isinstance(value, bool):
         raise ValueError(f"{value} is a boolean, not a number")
+    if isinstance(value, str):  # pydantic's lax mode read "5" as 5: text is parsed where it is text (parse_metric)
+        raise ValueError(f"{value[:40]!r} is text, not a number: pass a number, or parse it with gitfree.parse_metric")
     if isinstance(value, numbers.Integral) and not isinstance(value, int):
         return int(value)
     return value
@@ -86,6 +90,28 @@ Metric = Annotated[int | float, BeforeValidator(_metric_value)]
 METRIC_INT_MAX = 2**63 - 1
 """Integer metrics are 64-bit: what every reader of the JSON (and DVC's metrics) holds exactly."""
 METRIC_INT_MIN = -(2**63)
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+"""A float as written in ASCII (Python's float() also takes ``1_000`` and other scripts' digits: not a metric)."""
+
+
+def parse_metric(text: str) -> int | float:
+    """A metric from text, as ``--metric rows=120000`` and Airflow's templated metrics give it: an integer
+    (``120000``) stays an integer, a decimal (``0.91``, ``1e-3``) is a float; ASCII digits only.
+
+    Raises:
+        ValueError: the text is no number (``12abc``, ``1_000``); the caller names the metric.
+        InputError: an integer of more than 19 digits (metrics fit in 64 bits).
+    """
+    text = text.strip()
+    if _INTEGER.fullmatch(text):
+        if len(text.lstrip("+-")) > 19:
+            raise InputError(f"the integer {text[:24]}... has {len(text.lstrip('+-'))} digits; metrics fit in 64 bits")
+        return int(text)
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
 
 
 Clock = Callable[[], datetime]

@@ -203,7 +203,8 @@ def create_version(
     """Step 8: create-only write of the next number; on a conflict or a lost answer, read what is there.
 
     Our own id: it landed (only the answer was lost). A tombstone or an unreadable record: the number
-    is taken, try the next. The same data from the same inputs by another writer: that is our version.
+    is taken, try the first free number after it (:func:`_first_free`: writers that fell behind catch up at
+    once). The same data from the same inputs by another writer: that is our version.
     """
     dataset = fields["dataset"]
     try:
@@ -239,8 +240,10 @@ def create_version(
                 return existing
             if not force and same_version(existing, record.md5, record.inputs):  # another writer made it
                 return existing
-        number += 1
         time.sleep(_jitter.uniform(0, min(0.005 * 2**attempt, 0.2)))
+        number, made = _next_number(catalog, record, number, force)
+        if made is not None:
+            return made
     why = (
         f"the store's answer to {unanswered} of them was lost (and what they wrote is not there)"
         if unanswered
@@ -250,6 +253,38 @@ def create_version(
         f"could not commit to {dataset!r} after {attempts} attempts: {why}; retry (the uploaded objects stay "
         "in the store, and large ones are not sent again)"
     )
+
+
+def _first_free(catalog: Catalog, dataset: str, taken: int) -> int:
+    """The first number after ``taken`` (seen taken) that has no record now: probe 1, 2, 4, ... ahead, then
+    bisect back. A writer that lost its number while others took k more spends about 2·log2(k) existence
+    checks, not k attempts. The number returned always follows one seen taken, so no gap is made."""
+    low, step = taken, 1
+    while catalog.taken(dataset, low + step):
+        low, step = low + step, step * 2
+    high = low + step  # seen free; low seen taken
+    while high - low > 1:
+        middle = (low + high) // 2
+        if catalog.taken(dataset, middle):
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _next_number(catalog: Catalog, record: Version, lost: int, force: bool) -> tuple[int, Version | None]:
+    """After losing ``lost``: the number to try next, and (without ``force``) the newest version if it is
+    the same data from the same inputs as ``record`` (another writer made our version while we were behind)."""
+    number = _first_free(catalog, record.dataset, lost)
+    if force or number - 1 == lost:  # the record at ``lost`` was already compared
+        return number, None
+    try:
+        newest = catalog.record(record.dataset, number - 1)
+    except (KeyMissing, IntegrityError):
+        return number, None
+    if isinstance(newest, Version) and same_version(newest, record.md5, record.inputs):
+        return number, newest
+    return number, None
 
 
 ABSENT = -1

@@ -66,6 +66,9 @@ class Store:
         jobs: parallel transfers.
         settings: a complete :class:`StoreSettings`; the other arguments override it.
         progress: a factory of fsspec callbacks to report progress of long phases.
+        azure_account_name, azure_account_key, azure_sas_token, azure_connection_string: access to an
+            ``az://container/prefix`` store (``endpoint_url`` for Azurite or another endpoint); anything not
+            given comes from ``GITFREE_AZURE_*``, then ``AZURE_STORAGE_*``.
 
     Example:
         >>> store = Store("s3://ml-data/versions")                     # doctest: +SKIP
@@ -87,6 +90,10 @@ class Store:
         jobs: int | None = None,
         settings: StoreSettings | None = None,
         progress: ProgressFactory | None = None,
+        azure_account_name: str | None = None,
+        azure_account_key: str | SecretStr | None = None,
+        azure_sas_token: str | SecretStr | None = None,
+        azure_connection_string: str | SecretStr | None = None,
     ) -> None:
         settings = StoreSettings.merged(
             settings,
@@ -99,6 +106,10 @@ class Store:
             region=region,
             profile=profile,
             jobs=jobs,
+            azure_account_name=azure_account_name,
+            azure_account_key=azure_account_key,
+            azure_sas_token=azure_sas_token,
+            azure_connection_string=azure_connection_string,
         )
         self.backend: Backend = open_backend(settings)
         self.url = self.backend.url
@@ -356,7 +367,9 @@ class Store:
     def export_dvc(self, ref: str | Ref | Version, path: str | os.PathLike[str]) -> Path:
         """Write the ``.dvc`` file of a version for a git+DVC project whose remote is this store: ``path`` is the
         file (``repo/images.dvc``) or a directory. Then ``dvc remote add -d store <URL>`` and ``dvc pull``."""
-        return write_dvc_file(self.show(ref), self.url, Path(path).expanduser())
+        return write_dvc_file(
+            self.show(ref), self.url, Path(path).expanduser(), store_root=self._store_root(), cache_dir=self.cache_dir
+        )
 
     # ------------------------------------------------------------------ writing
 

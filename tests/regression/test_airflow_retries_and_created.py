@@ -114,3 +114,5 @@ def test_the_commit_operator_says_created_then_unchanged(airflow_env: AirflowEnv
         ("demo/created@1", True, True),
         ("demo/created@1", False, False),
     ]
+    metrics = airflow_env.store().show("demo/created@1").metrics
+    assert metrics == {"rows": 42, "loss": 0.25} and type(metrics["rows"]) is int  # rendered text, read as numbers

@@ -1,4 +1,4 @@
-"""``export`` writes wherever it is pointed, and fails on a path below a file with an internal error.
+"""``export`` wrote wherever it was pointed, and failed on a path below a file with an internal error.
 
 - ``gitfree export ds@1 afile/x.dvc`` (``afile`` a regular file): ``error: unexpected FileExistsError: [Errno 17]
   File exists: 'afile' (run with -vv for details)``, exit 1. ``pull`` says the same case clearly (exit 2:
@@ -19,14 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import write_tree
 
-from gitfree import Store
-
-# Known bugs, found on 2026-12-01 by a hostile pass over the refactored core and not fixed in that round:
-# strict, so the fix turns these into failures until this mark is removed.
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    reason="export does not guard its destination yet (below a file: exit 1; the store root; through a symlink)",
-)
+from gitfree import InputError, Store
 
 GITFREE = str(Path(sys.executable).with_name("gitfree"))
 
@@ -58,5 +51,31 @@ def test_export_does_not_write_through_a_link(tmp_path: Path) -> None:
     _committed(tmp_path)
     (tmp_path / "precious.txt").write_text("mine")
     os.symlink(tmp_path / "precious.txt", tmp_path / "x.dvc")
-    _run(tmp_path, "export", "ds@1", str(tmp_path / "x.dvc"))
+    result = _run(tmp_path, "export", "ds@1", str(tmp_path / "x.dvc"))
     assert (tmp_path / "precious.txt").read_text() == "mine"
+    assert result.returncode == 2 and "symbolic link" in result.stderr, result.stderr
+
+
+def test_export_never_writes_into_the_worker_cache(tmp_path: Path) -> None:
+    _committed(tmp_path)
+    result = _run(tmp_path, "export", "ds@1", str(tmp_path / "cache" / "x.dvc"))
+    assert not (tmp_path / "cache" / "x.dvc").exists(), result.stdout
+    assert result.returncode == 2 and "worker cache" in result.stderr, result.stderr
+
+
+def test_the_python_api_refuses_the_store_as_the_cli_does(tmp_path: Path) -> None:
+    _committed(tmp_path)
+    store = Store(tmp_path / "store", cache_dir=tmp_path / "cache")
+    with pytest.raises(InputError, match="inside the store"):
+        store.export_dvc("ds@1", tmp_path / "store" / "sub" / "x.dvc")
+    assert not (tmp_path / "store" / "sub").exists()
+
+
+def test_export_over_its_own_pointer_moves_it_on(tmp_path: Path) -> None:
+    _committed(tmp_path)
+    store = Store(tmp_path / "store", cache_dir=tmp_path / "cache")
+    store.commit("ds", write_tree(tmp_path / "src2", {"a": b"2"}))
+    target = store.export_dvc("ds@1", tmp_path / "ds.dvc")
+    assert "ds@1" in target.read_text()
+    assert store.export_dvc("ds@2", target) == target and "ds@2" in target.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -21,13 +21,8 @@ from helpers import write_tree
 from gitfree import InputError, Store
 from gitfree.cli import cli
 
-# Found on 2026-12-01 by a hostile pass over the refactored core; fixed in the issue 14 audit but for the
-# string: an Airflow operator's templated metrics arrive as text ("{{ ti.xcom_pull(...) }}" renders "120000")
-# and are read as numbers by this lax parse, so refusing text in the core needs the operator to parse its
-# rendered values first. Strict, so that fix turns it into a failure until the mark is removed.
-_TEXT_STILL_A_NUMBER = pytest.mark.xfail(
-    strict=True, reason="metrics={'n': '5'} is still read as 5 (Airflow's templated metrics rely on it)"
-)
+# Found on 2026-12-01 by a hostile pass over the refactored core. Text was the last to be refused: the Airflow
+# operator now parses its rendered (templated) metrics itself (tests/regression/test_airflow_retries_and_created.py).
 
 
 def _store(tmp_path: Path) -> Store:
@@ -51,7 +46,7 @@ def test_the_cli_reads_a_metric_as_an_ascii_integer_or_refuses_it(tmp_path: Path
     assert isinstance(value, int), f"--metric n={raw} was recorded as {value!r}"
 
 
-@pytest.mark.parametrize("value", [True, pytest.param("5", marks=_TEXT_STILL_A_NUMBER)])
+@pytest.mark.parametrize("value", [True, "5", " 0.5", ""])
 def test_a_metric_that_is_not_a_number_is_refused(tmp_path: Path, value: object) -> None:
     with pytest.raises(InputError):
         _store(tmp_path).commit("m", write_tree(tmp_path / "s", {"f": b"1"}), metrics={"x": value})  # type: ignore[dict-item]

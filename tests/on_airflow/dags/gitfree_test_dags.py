@@ -112,11 +112,13 @@ def gitfree_retries() -> None:
 
 @dag(schedule=None, params={"source": ""})
 def gitfree_commit_created() -> None:
-    """A commit operator with retries: its XCom says ``created`` (true: a new version; false: unchanged)."""
+    """A commit operator with retries: its XCom says ``created`` (true: a new version; false: unchanged); its
+    templated metrics render as text."""
     GitfreeCommitOperator(
         task_id="commit",
         dataset="demo/created",
         path="{{ params.source }}",
+        metrics={"rows": "{{ 40 + 2 }}", "loss": "{{ 0.25 }}"},  # Jinja renders text: read as --metric reads it
         retries=2,
         retry_delay=timedelta(seconds=0),
     )
