@@ -555,6 +555,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @click.option("--metric", multiple=True, metavar="KEY=NUMBER", help="A metric; repeatable.")
 @click.option("--input", "inputs", multiple=True, metavar="REF", help="A version this one was made from; repeatable.")
 @click.option("--force", is_flag=True, help="Create a version even if the data is unchanged.")
+@click.option(
+    "--by-reference",
+    is_flag=True,
+    help="Version the files where they are (PATH: s3://BUCKET/PREFIX/ or a shared folder); upload nothing.",
+)
 @json_option
 @click.pass_context
 def commit(
@@ -566,6 +571,7 @@ def commit(
     metric: tuple[str, ...],
     inputs: tuple[str, ...],
     force: bool,
+    by_reference: bool,
     as_json: bool,
 ) -> None:
     """Commit PATH (a file or directory) as the next version of DATASET."""
@@ -578,6 +584,7 @@ def commit(
         metrics=_parse_pairs(metric, "--metric", parse_metric),
         inputs=list(inputs),
         force=force,
+        by_reference=by_reference,
     )
     if as_json:
         # A version this call created had no tag when it was made: no need to ask.
@@ -588,7 +595,8 @@ def commit(
             f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {format_size(version.size)})"
         )
     else:
-        _output().print(f"committed {version.ref}: {version.nfiles} files, {format_size(version.size)}")
+        where = f" by reference to {version.reference.source}" if version.reference else ""
+        _output().print(f"committed {version.ref}{where}: {version.nfiles} files, {format_size(version.size)}")
 
 
 @cli.command()

@@ -44,6 +44,7 @@ RANKS = {
     "tree": 2,
     "kit": 2,
     "backends": 3,
+    "sources": 3,
     "transfer": 3,
     "staging": 3,
     "checkout": 3,

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from obstore.store import ObjectStore
 
-__all__ = ["AzureBackend", "Backend", "FileBackend", "ObjectInfo", "S3Backend", "open_backend"]
+__all__ = ["AzureBackend", "Backend", "FileBackend", "Head", "ObjectInfo", "S3Backend", "open_backend"]
 
 _CHUNK = 1 << 20
 
@@ -50,6 +50,28 @@ class ObjectInfo:
     modified: datetime
     etag: str | None
     """The server's ETag without quotes (S3: the md5 of the content unless uploaded in parts)."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a HEAD (or a GET) of one S3 object says of it: its size, ETag (no quotes), VersionId (``None`` when
+    the bucket gives none, or ``"null"``) and whether the server encrypted it with KMS or a customer key."""
+
+    size: int
+    etag: str
+    version_id: str | None
+    encrypted: bool
+
+    @classmethod
+    def of(cls, response: Any) -> Head:
+        sse = str(response.get("ServerSideEncryption") or "")
+        version = response.get("VersionId")
+        return cls(
+            size=int(response.get("ContentLength", 0)),
+            etag=str(response.get("ETag", "")).strip('"'),
+            version_id=None if version in (None, "", "null") else str(version),
+            encrypted=sse.startswith("aws:kms") or bool(response.get("SSECustomerAlgorithm")),
+        )
 
 
 class KeyExists(Exception):
@@ -556,6 +578,29 @@ class S3Backend(Backend):
                         obj["LastModified"],
                         obj.get("ETag", "").strip('"') or None,
                     )
+
+    def head(self, key: str) -> Head:
+        """One HEAD of ``key``; :class:`KeyMissing` if there is none."""
+        with self._translate(key):
+            return Head.of(self._client.head_object(Bucket=self.bucket, Key=self._key(key)))
+
+    def read_pinned(
+        self, key: str, *, version_id: str | None, etag: str, start: int | None = None, end: int | None = None
+    ) -> tuple[Head, Iterator[bytes]]:
+        """A GET of ``key`` pinned to ``version_id`` (else to ``etag`` with ``If-Match``), optionally of the range
+        ``[start, end)``: what the server says of the object, and its bytes as they stream.
+        :class:`KeyMissing` (no such key or version), :class:`PreconditionFailed` (the ETag is no longer it)."""
+        pin: dict[str, Any] = {"VersionId": version_id} if version_id else {"IfMatch": f'"{etag}"'}
+        if start is not None and end is not None:
+            pin["Range"] = f"bytes={start}-{end - 1}"
+        with self._translate(key):
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key), **pin)
+
+        def chunks() -> Iterator[bytes]:
+            with self._translate(key):
+                yield from response["Body"].iter_chunks(_CHUNK)
+
+        return Head.of(response), chunks()
 
     def delete_many(self, keys: Iterable[str]) -> None:
         batch: list[str] = []

@@ -11,6 +11,7 @@ once is :meth:`Catalog.inventory`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -30,9 +31,11 @@ from .errors import ConfigError, InputError, IntegrityError, NotFoundError, firs
 from .kit import who
 from .models import (
     FORMAT,
+    REFERENCE_FORMAT,
     Dropped,
     Latest,
     Lease,
+    References,
     RunNote,
     Stages,
     StepRun,
@@ -129,7 +132,9 @@ class Catalog:
             data = json.loads(raw)
         except (UnicodeDecodeError, ValueError):
             raise IntegrityError(f"the record {key} in {self.url} is not valid JSON (truncated or corrupted)") from None
-        if (fmt := _newer_format(data)) is not None:
+        # A version (and the hint holding one) may be of format 2, by reference; every other record is of 1.
+        newest = REFERENCE_FORMAT if model in (Version, Latest) else FORMAT
+        if (fmt := _newer_format(data, newest)) is not None:
             raise IntegrityError(f"the record {key} in {self.url} has format {fmt}; upgrade gitfree to read it")
         try:
             return model.model_validate(data)
@@ -173,6 +178,37 @@ class Catalog:
         if isinstance(record, Dropped):
             raise Gone(record)
         return record
+
+    def references(self, version: Version) -> tuple[References, bytes]:
+        """The reference table of a version by reference and its rebuilt ``.dir`` listing's bytes, both checked:
+        the table's bytes have the md5 its key names, it names the version's source, and the listing rebuilt
+        from it has the md5 of the version's ``pointer`` (docs/design.md, "Versions by reference").
+
+        Raises:
+            IntegrityError: the version is not by reference, or its table is missing, unreadable or not the
+                version's (naming the table's key, and the listing's when they disagree).
+        """
+        if version.reference is None:
+            raise IntegrityError(f"{version.ref} is not a version by reference")
+        key = layout.reference_key(version.reference.table)
+        try:
+            raw, _ = self.backend.get(key)
+        except KeyMissing:
+            raise IntegrityError(
+                f"the reference table {key} of {version.ref} is missing from {self.url}; run `gitfree fsck`"
+            ) from None
+        if hashlib.md5(raw, usedforsecurity=False).hexdigest() != version.reference.table:
+            raise IntegrityError(f"the reference table {key} of {version.ref} does not match its hash; it was not used")
+        table = self.parse(key, raw, References)
+        listing = table.listing()
+        if table.source != version.reference.source:
+            raise IntegrityError(f"the reference table {key} names {table.source}, not {version.ref}'s source")
+        if hashlib.md5(listing, usedforsecurity=False).hexdigest() != layout.md5_of(version.md5):
+            raise IntegrityError(
+                f"the reference table {key} of {version.ref} does not make its listing {layout.object_key(version.md5)}"
+                " (the listing rebuilt from the table has another md5); it was not used"
+            )
+        return table, listing
 
     def numbers(self, dataset: str) -> list[int]:
         """Every number with a record (versions and tombstones of dropped ones), ascending."""
@@ -481,6 +517,21 @@ class Catalog:
         """
         return self.backend.create(key, record.model_dump_json(indent=2).encode())
 
+    def create_table(self, md5: str, data: bytes) -> None:
+        """Create the reference table ``references/<md5>.json`` (``data``, whose md5 is ``md5``). Its key is its
+        content's hash, so finding it there already is success; an answer lost is settled by looking."""
+        key = layout.reference_key(md5)
+        for _ in range(3):
+            try:
+                self.backend.create(key, data)
+                return
+            except KeyExists:
+                return
+            except OutcomeUnknown:
+                if self.backend.exists(key):
+                    return
+        raise OutcomeUnknown(key)
+
     def swap(self, key: str, record: BaseModel, etag: str) -> str:
         """Replace what is at ``key`` only if it still has ``etag`` (``If-Match``); the new etag.
 
@@ -505,7 +556,7 @@ class Catalog:
         """Move ``latest.json`` forward to ``version`` (never back) with ``If-Match``. It is only a hint:
         false if it could not be moved (readers then find the head by probing)."""
         key = layout.latest_key(version.dataset)
-        data = Latest(number=version.number, version=version).model_dump_json().encode()
+        data = Latest(format=version.format, number=version.number, version=version).model_dump_json().encode()
         for _ in range(20):
             try:
                 raw, etag = self.backend.get(key)
@@ -534,7 +585,7 @@ class Catalog:
             current = self.parse(key, raw, Latest)
             if current.number >= head.number and self.record(head.dataset, current.number) == current.version:
                 return False  # a writer made it good meanwhile
-        data = Latest(number=head.number, version=head).model_dump_json().encode()
+        data = Latest(format=head.format, number=head.number, version=head).model_dump_json().encode()
         try:
             self.backend.replace(key, data, etag)
         except (PreconditionFailed, OutcomeUnknown):
@@ -909,10 +960,11 @@ def parse_lease(raw: bytes, key: str, url: str) -> Lease | None:
     return None
 
 
-def _newer_format(data: object) -> int | None:
-    """The ``format`` a parsed record names when it is newer than this gitfree's (``None`` otherwise)."""
+def _newer_format(data: object, newest: int = FORMAT) -> int | None:
+    """The ``format`` a parsed record names when it is newer than ``newest``, the newest this gitfree reads of
+    that kind of record (``None`` otherwise). A gitfree before references called it with 1 for every record."""
     fmt = data.get("format") if isinstance(data, dict) else None
-    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT else None
+    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > newest else None
 
 
 def made_by(version: Version) -> str | None:

@@ -27,8 +27,10 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    SerializerFunctionWrapHandler,
     computed_field,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -37,6 +39,7 @@ from .layout import OID_PATTERN, is_listing
 from .refs import validate_dataset_name
 
 __all__ = [
+    "REFERENCE_FORMAT",
     "AuditEvent",
     "Author",
     "Diff",
@@ -56,6 +59,9 @@ __all__ = [
     "Output",
     "Pointer",
     "Problem",
+    "Reference",
+    "ReferenceEntry",
+    "References",
     "ReindexReport",
     "RunNote",
     "Stages",
@@ -70,6 +76,9 @@ __all__ = [
 ]
 
 FORMAT: Literal[1] = 1
+REFERENCE_FORMAT: Literal[2] = 2
+"""The format of a version by reference and of the ``latest.json`` holding one (docs/design.md, "Versions by
+reference"): a gitfree that knows only format 1 refuses both by their format instead of reading them."""
 
 
 def _metric_value(value: object) -> object:
@@ -422,10 +431,18 @@ class Pointer(_Record):
         return self.outs[0]
 
 
-class Version(_Record):
-    """An immutable, committed version of a dataset (format 1)."""
+class Reference(_Record):
+    """What a version by reference names: its reference table (``references/<table>.json``) and its source."""
 
-    format: Literal[1] = FORMAT
+    table: str = Field(pattern=r"^[0-9a-f]{32}$")
+    source: str
+
+
+class Version(_Record):
+    """An immutable, committed version of a dataset (format 1; format 2 with ``reference``: a version by
+    reference, whose files stay in its source)."""
+
+    format: Literal[1, 2] = FORMAT
     dataset: str
     number: int = Field(ge=1)
     id: uuid.UUID
@@ -442,6 +459,9 @@ class Version(_Record):
     """Name → number. An integer stays an integer (``rows=120000`` is recorded, read and printed as
     ``120000``), a float a float; NaN and infinities are refused."""
     inputs: list[InputRef] = Field(default_factory=list)
+    reference: Reference | None = None
+    """Only in format 2: the reference table and source of a version by reference (not written when ``None``,
+    so a format-1 record is byte for byte what a gitfree before references writes)."""
     created: bool | None = Field(default=None, exclude=True)
     """Not part of the record. On what :meth:`Store.commit` returns: true when that call created this
     version, false when the store already held the data (and the inputs) so nothing was written.
@@ -462,6 +482,19 @@ class Version(_Record):
                     "in 64 bits (record larger numbers in metadata, or as a float)"
                 )
         return metrics
+
+    @model_validator(mode="after")
+    def _format_says_reference(self) -> Version:
+        if (self.format == REFERENCE_FORMAT) != (self.reference is not None):
+            raise ValueError("a version has format 2 exactly when it is by reference (it has a reference)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_no_reference(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if self.reference is None:
+            data.pop("reference", None)
+        return data
 
     def __eq__(self, other: object) -> bool:
         # The record is the version: ``created`` says what one call did, not what the version is.
@@ -537,8 +570,8 @@ class ReferenceEntry(_Record):
 class References(_Record):
     """``references/<md5>.json``: the reference table of a version by reference, named by its bytes' md5.
 
-    Not written by anything yet: the commit by reference (designed in docs/design.md) will create it before
-    the version record that names it."""
+    The commit by reference (:func:`.protocol.commit_by_reference`) creates it, create-only, before the version
+    record that names it; :meth:`.Catalog.references` reads it back."""
 
     format: Literal[1] = FORMAT
     source: str
@@ -565,6 +598,17 @@ class References(_Record):
             if entry.version_id == "null":
                 raise ValueError(f"the entry {entry.path!r} has VersionId 'null', which pins nothing")
         return self
+
+    def listing(self) -> bytes:
+        """The DVC ``.dir`` listing of these files, byte for byte what dvc-data writes for them (``relpath`` and
+        ``md5`` of each, sorted by ``relpath``, ``json.dumps`` with sorted keys): a function of the table, so a
+        reader rebuilds it and checks it against the version's ``pointer``."""
+        items = sorted(({"md5": e.md5, "relpath": e.path} for e in self.entries), key=lambda item: item["relpath"])
+        return json.dumps(items, sort_keys=True).encode("utf-8")
+
+    def data(self) -> bytes:
+        """The table's bytes as written at ``references/<md5 of them>.json`` (no field that is ``None``)."""
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 class Uploads(_Record):
@@ -787,7 +831,8 @@ class AuditEvent(BaseModel):
 class Latest(_Record):
     """``latest.json``: a hint to the newest version, with its record so a reader needs one request."""
 
-    format: Literal[1] = FORMAT
+    format: Literal[1, 2] = FORMAT
+    """2 when ``version`` is by reference (so a gitfree before references refuses it by its format)."""
     number: int = Field(ge=1)
     version: Version
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
@@ -26,7 +27,8 @@ from . import layout
 from .backends import Backend, KeyMissing, ObjectInfo
 from .errors import InputError, IntegrityError
 from .localfs import atomic_write, md5_file
-from .models import FileEntry, Output
+from .models import FileEntry, Output, ReferenceEntry, References
+from .sources import Source
 from .staging import HashState
 from .transfer import Transfer
 from .tree import Tree, validate_entries
@@ -143,6 +145,8 @@ class Objects:
         self._checked_lock = threading.Lock()
         self._vouched: dict[str, tuple[int, int, int]] = {}
         """Objects whose cached copy the hash state vouched for: oid -> (inode, size, mtime) then (:meth:`peek`)."""
+        self._referenced: dict[str, tuple[Source, ReferenceEntry]] = {}
+        """Files of versions by reference this process was told of (:meth:`refer`): md5 -> where its bytes are."""
 
     def callback(self, description: str, unit: str = "file") -> Callback:
         return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
@@ -197,6 +201,25 @@ class Objects:
             with contextlib.suppress(IsADirectoryError, NotADirectoryError):  # something else there: leave it
                 atomic_write(path, raw)
         return entries
+
+    def keep_listing(self, oid: str, listing: bytes) -> None:
+        """Put the listing ``oid`` (``listing``: its bytes, hash-checked here) in the worker cache unless it is
+        there intact: a version by reference's listing is rebuilt from its table, not read from the store."""
+        parse_listing(oid, listing)
+        path = self.cached(oid)
+        with contextlib.suppress(OSError):
+            if path.read_bytes() == listing:
+                return
+        atomic_write(path, listing)
+
+    def refer(self, oid: str, table: References, listing: bytes, source: Source) -> None:
+        """Learn where the files of a version by reference are (its listing ``oid``, rebuilt from ``table`` as
+        ``listing``, and the ``source`` its entries name): a read that finds an object neither in the worker
+        cache nor in ``files/md5/`` reads it from there, pinned and hash-checked (:meth:`fetch`, :meth:`peek`)."""
+        self.keep_listing(oid, listing)
+        with self._checked_lock:
+            for entry in table.entries:
+                self._referenced[entry.md5] = (source, entry)
 
     def files(self, out: Output) -> list[FileEntry]:
         """The files of a version's output: its listing's entries, or the one file."""
@@ -263,7 +286,8 @@ class Objects:
             try:
                 return self.backend.size(layout.object_key(md5))
             except KeyMissing:
-                return -1
+                where = self._referenced.get(md5)
+                return where[1].size if where else -1
 
         unique = sorted(set(md5s))
         with ThreadPoolExecutor(max_workers=_SIZE_JOBS) as pool:
@@ -296,6 +320,12 @@ class Objects:
             return
         failed = self.transfer().download(missing, self.callback(f"Downloading {ref}"))
         state.remember((str(self.cached(md5)), md5) for md5 in missing if md5 not in failed)
+        referenced = sorted(md5 for md5 in failed if md5 in self._referenced)
+        if referenced:  # not in the store (not materialised): from the source, pinned and hash-checked
+            with ThreadPoolExecutor(max_workers=min(self.jobs, 32)) as pool:
+                list(pool.map(self._from_source, referenced))
+            state.remember((str(self.cached(md5)), md5) for md5 in referenced)
+            failed -= set(referenced)
         if len(failed) == 1:
             raise IntegrityError(
                 f"the object {layout.object_key(next(iter(failed)))} of {ref} is missing from {self.url} "
@@ -306,6 +336,27 @@ class Objects:
                 f"{len(failed)} objects of {ref} are missing from {self.url} or do not match their hash "
                 f"(e.g. {layout.object_key(min(failed))}); run `gitfree fsck`"
             )
+
+    def _from_source(self, md5: str) -> None:
+        """Read one referenced file from its source into a temporary file beside its place in the cache, hashed
+        as it streams; only bytes of the entry's md5 and size are renamed into the cache (R1)."""
+        source, entry = self._referenced[md5]
+        target = self.cached(md5)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{md5}.", suffix=".ref")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                got = source.read_into(entry, out)
+                size = out.tell()
+            if (got, size) != (entry.md5, entry.size):
+                raise IntegrityError(
+                    f"{source.key_url(entry)} changed since it was committed by reference: md5 {got} ({size} bytes) "
+                    f"of the bytes read, expected {entry.md5} ({entry.size} bytes); nothing was kept of it"
+                )
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def verified(self, ref: str, md5: str) -> Path:
         """The worker cache's copy of one object of ``ref``, proven intact (by the hash state or by hashing),
@@ -330,7 +381,13 @@ class Objects:
                 size = os.fstat(f.fileno()).st_size
                 f.seek(min(start, size))
                 return f.read(max(0, min(end, size) - start))
-        return self.backend.get_range(layout.object_key(oid), start, end)
+        try:
+            return self.backend.get_range(layout.object_key(oid), start, end)
+        except KeyMissing:
+            where = self._referenced.get(oid)
+            if where is None:
+                raise
+            return where[0].read_range(where[1], start, end)  # pinned as a read is
 
     def sized(self, ref: str, entry: FileEntry) -> FileEntry:
         """``entry`` with its size (see :meth:`.Store.file`); ``IntegrityError`` if the store lacks its object."""

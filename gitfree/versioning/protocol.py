@@ -16,6 +16,7 @@ of writers and a garbage collection at once, over nothing but conditional writes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -31,9 +32,23 @@ from .backends import KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .catalog import Catalog
 from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError, first_error
 from .leases import Coordinator, Holder
-from .models import Author, Dropped, InputRef, Output, Tag, TagEvent, Uploads, Version, utcnow
+from .models import (
+    REFERENCE_FORMAT,
+    Author,
+    Dropped,
+    InputRef,
+    Output,
+    Reference,
+    References,
+    Tag,
+    TagEvent,
+    Uploads,
+    Version,
+    utcnow,
+)
 from .objects import Objects
 from .refs import validate_dataset_name, validate_tag_name
+from .sources import Source
 from .staging import HashState, stage
 
 __all__ = [
@@ -41,6 +56,7 @@ __all__ = [
     "TagWrite",
     "check_fields",
     "commit",
+    "commit_by_reference",
     "delete_tag",
     "move_tag",
     "same_version",
@@ -119,6 +135,92 @@ def commit(
     version = version.model_copy(update={"created": version.id == commit_id})
     logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
     return version
+
+
+def commit_by_reference(
+    catalog: Catalog,
+    objects: Objects,
+    coordinator: Coordinator,
+    *,
+    source: Source,
+    fields: dict[str, Any],
+    force: bool,
+    attempts: int,
+) -> Version:
+    """Commit the files of ``source`` where they are as the next version of ``fields["dataset"]``
+    (docs/design.md, "Versions by reference", "The commit"); see :meth:`.Store.commit`."""
+    dataset, commit_id = fields["dataset"], fields["id"]
+    check_fields(fields)
+    # 1. The head, and its table when it references the same source: unchanged files are neither read nor HEADed.
+    head = catalog.head(dataset)
+    previous = _head_table(catalog, head, source.url)
+    # 2. LIST the source; HEAD (and hash when the ETag is no md5) only the new or changed files.
+    table = References(source=source.url, kind=source.kind, entries=source.entries(previous))
+    data, listing = table.data(), table.listing()
+    reference = Reference(table=_md5(data), source=source.url)
+    out = Output(
+        md5=_md5(listing) + layout.LISTING,
+        size=sum(e.size for e in table.entries),
+        nfiles=len(table.entries),
+        path=_output_name(source.url),
+    )
+    # 3. The same table from the same inputs is the head: nothing is written (R4: no object was read).
+    if head is not None and not force and same_version(head, out.md5, fields["inputs"], reference):
+        logger.info("%s is unchanged since %s; no new version", source.url, head.ref)
+        if head.id == commit_id and head.inputs:
+            _write_edges(catalog, head)
+        return head.model_copy(update={"created": head.id == commit_id})
+    catalog.ensure_writable()
+    objects.keep_listing(out.md5, listing)
+    fields = {
+        **fields,
+        "format": REFERENCE_FORMAT,
+        "reference": reference,
+        "pointer": {"outs": [out]},
+        "size": out.size,
+        "nfiles": out.nfiles,
+    }
+    # 4. The lease names the listing: a GC in flight keeps it (and the entries' md5s, should they be materialised).
+    with coordinator.commit_lease(dataset, out.md5) as lease:
+        # 5. The rebuilt listing into files/md5/ (journaled as a commit's upload), then the table, create-only:
+        # a record never names a table or a listing that is not durable (R5: a failure leaves no record).
+        journal = push(catalog, objects, out, frozenset({out.md5}), head, lease)
+        catalog.create_table(reference.table, data)
+        _still_leased(lease, dataset)
+        # 6. The record, format 2, as Commit step 8 writes one.
+        version = create_version(
+            catalog, head.number + 1 if head else 1, fields, force, attempts, lambda: _still_leased(lease, dataset)
+        )
+        if version.id == commit_id and version.inputs:
+            _write_edges(catalog, version)
+        if journal is not None:
+            with contextlib.suppress(GitfreeError):
+                catalog.backend.delete(journal)
+    # 7. The hint, moved forward only.
+    catalog.advance_latest(version)
+    version = version.model_copy(update={"created": version.id == commit_id})
+    logger.info("committed %s by reference to %s (%d files)", version.ref, source.url, version.nfiles)
+    return version
+
+
+def _head_table(catalog: Catalog, head: Version | None, url: str) -> References | None:
+    """The head's reference table when the head references ``url`` (an unreadable one helps nothing: ``None``)."""
+    if head is None or head.reference is None or head.reference.source != url:
+        return None
+    try:
+        return catalog.references(head)[0]
+    except IntegrityError as exc:
+        logger.warning("every file of %s is looked at again: %s", url, exc)
+        return None
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _output_name(url: str) -> str:
+    """The output's name in the ``.dvc`` pointer: the source prefix's last segment (the bucket's for a root)."""
+    return url.rstrip("/").rsplit("/", 1)[-1] or "data"
 
 
 def _write_edges(catalog: Catalog, version: Version) -> None:
@@ -238,7 +340,7 @@ def create_version(
         elif existing is not None:
             if existing.id == record.id:  # our write landed; only its response was lost
                 return existing
-            if not force and same_version(existing, record.md5, record.inputs):  # another writer made it
+            if not force and same_version(existing, record.md5, record.inputs, record.reference):  # another made it
                 return existing
         time.sleep(_jitter.uniform(0, min(0.005 * 2**attempt, 0.2)))
         number, made = _next_number(catalog, record, number, force)
@@ -282,7 +384,7 @@ def _next_number(catalog: Catalog, record: Version, lost: int, force: bool) -> t
         newest = catalog.record(record.dataset, number - 1)
     except (KeyMissing, IntegrityError):
         return number, None
-    if isinstance(newest, Version) and same_version(newest, record.md5, record.inputs):
+    if isinstance(newest, Version) and same_version(newest, record.md5, record.inputs, record.reference):
         return number, newest
     return number, None
 
@@ -524,11 +626,14 @@ def _permanent(error: ConflictError) -> ConflictError:
     return error
 
 
-def same_version(head: Version, md5: str, inputs: Sequence[InputRef]) -> bool:
-    """Would a commit of ``md5`` made from ``inputs`` say nothing ``head`` does not? Lineage is part of
-    what a version means: the same data made from other inputs is a new version (same objects)."""
+def same_version(head: Version, md5: str, inputs: Sequence[InputRef], reference: Reference | None = None) -> bool:
+    """Would a commit of ``md5`` made from ``inputs`` (by ``reference``, or uploaded) say nothing ``head`` does
+    not? Lineage is part of what a version means: the same data made from other inputs is a new version (same
+    objects); so is the same data by another reference table, or uploaded instead of referenced (what a reader
+    fetches changed)."""
     key = lambda ref: (ref.store or "", ref.dataset, ref.number)  # noqa: E731
-    return head.md5 == md5 and sorted(head.inputs, key=key) == sorted(inputs, key=key)
+    same_inputs = sorted(head.inputs, key=key) == sorted(inputs, key=key)
+    return head.md5 == md5 and same_inputs and head.reference == reference
 
 
 def check_fields(fields: dict[str, Any]) -> None:

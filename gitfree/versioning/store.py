@@ -26,6 +26,7 @@ from .backends import Backend, FileBackend, open_backend
 from .catalog import Catalog
 from .checkout import destination, dvc_file_text, guard_destination, guard_source, pull_into, write_dvc_file
 from .config import StoreSettings
+from .errors import InputError
 from .leases import Coordinator
 from .models import (
     AuditEvent,
@@ -46,6 +47,7 @@ from .models import (
 )
 from .objects import PEEK_LENGTH, PEEK_MAX, TRANSFER_JOBS, Objects, ProgressFactory, check_peek
 from .refs import Ref, validate_dataset_name, validate_tag_name
+from .sources import FileSource, S3Source, Source, open_source
 from .staging import HashState, check_source
 from .tree import Tree, changes, diff_entries
 
@@ -117,6 +119,8 @@ class Store:
         self.objects = Objects(self.backend, self.cache_dir, settings.jobs, progress, settings.read_timeout)
         self.catalog = Catalog(self.backend, self.objects.read_many)
         self.settings = settings
+        self._referred: set[str] = set()
+        """The reference tables already given to the objects (:meth:`_refer`)."""
 
     @property
     def settings(self) -> StoreSettings:
@@ -145,9 +149,20 @@ class Store:
             NotFoundError: no such dataset, version or tag, or the version was dropped by garbage
                 collection (the message says when, and what exists).
         """
-        return ref if isinstance(ref, Version) else self.catalog.resolve(ref)
+        version = ref if isinstance(ref, Version) else self.catalog.resolve(ref)
+        if version.reference is not None and version.reference.table not in self._referred:
+            self._refer(version)
+        return version
 
     resolve = show
+
+    def _refer(self, version: Version) -> None:
+        """Tell the objects where a version by reference's files are (its table read and checked once)."""
+        if version.reference is None:
+            return
+        table, listing = self.catalog.references(version)
+        self.objects.refer(version.md5, table, listing, open_source(table.source, self.settings))
+        self._referred.add(version.reference.table)
 
     def log(self, dataset: str, limit: int | None = None, *, before: int | None = None) -> list[Version]:
         """The versions of a dataset, newest first (at most ``limit``; with ``before``, only those numbered below
@@ -333,7 +348,7 @@ class Store:
     def dvc_file(self, ref: str | Ref | Version) -> str:
         """The text of the ``.dvc`` file of a version as :meth:`export_dvc` writes it (its data named as the
         version's output: ``images`` for ``images.dvc``); the store's URL in its comment has no credentials."""
-        version = self.show(ref)
+        version = self._exportable(self.show(ref))
         return dvc_file_text(version, self.url, version.pointer.out.path)
 
     def peek(
@@ -368,8 +383,24 @@ class Store:
         """Write the ``.dvc`` file of a version for a git+DVC project whose remote is this store: ``path`` is the
         file (``repo/images.dvc``) or a directory. Then ``dvc remote add -d store <URL>`` and ``dvc pull``."""
         return write_dvc_file(
-            self.show(ref), self.url, Path(path).expanduser(), store_root=self._store_root(), cache_dir=self.cache_dir
+            self._exportable(self.show(ref)),
+            self.url,
+            Path(path).expanduser(),
+            store_root=self._store_root(),
+            cache_dir=self.cache_dir,
         )
+
+    def _exportable(self, version: Version) -> Version:
+        """``version``, unless it is by reference and ``files/md5/`` lacks some of its files (``InputError``):
+        plain DVC reads only the store, so its ``.dvc`` would name objects a ``dvc pull`` cannot find."""
+        if version.reference is not None:
+            md5s = {entry.md5 for entry in self.files(version)}
+            if self.objects.present(md5s) != md5s:
+                raise InputError(
+                    f"{version.ref} is versioned by reference (its files stay in {version.reference.source}), so "
+                    "plain DVC cannot pull it from this store; read it with gitfree (pull, open) instead"
+                )
+        return version
 
     # ------------------------------------------------------------------ writing
 
@@ -385,6 +416,7 @@ class Store:
         author: Author | None = None,
         force: bool = False,
         commit_id: uuid.UUID | None = None,
+        by_reference: bool = False,
     ) -> Version:
         """Commit the file or directory at ``path`` as the next version of ``dataset`` (``images``, ``raw/sales``).
 
@@ -400,16 +432,30 @@ class Store:
             author: who made it; default: this user and host.
             commit_id: this attempt's id (default: a new UUID); a retry passing the same id recognises the
                 version its earlier attempt created.
+            by_reference: version the files where they are instead of uploading them: ``path`` is then an
+                ``s3://bucket/prefix/`` (on this store's endpoint and credentials) or a folder every worker
+                shares (``file:///…`` or a path). Nothing is uploaded or copied into the worker cache; an
+                unchanged source makes no version and reads no object (docs/design.md, "Versions by reference").
 
         Returns:
             The version holding the data; ``version.created`` is false when the newest version already held
             it (its message and metadata are then not this call's).
 
         Raises:
-            InputError: bad name, or a path that is missing, empty or not committable.
-            ConflictError: other writers kept winning, or garbage collection holds the store.
+            InputError: bad name, or a path that is missing, empty or not committable (by reference: a source
+                holding no files, a name a version cannot hold, a source inside the store or the worker cache).
+            ConfigError: by reference, a source the credentials cannot list.
+            ConflictError: other writers kept winning, or garbage collection holds the store; by reference,
+                a source file changed or vanished while it was imported.
         """
         validate_dataset_name(dataset)
+        if by_reference:
+            return self._commit_by_reference(
+                dataset,
+                os.fspath(path),
+                self._fields(dataset, message, metadata, metrics, inputs, author, commit_id),
+                force,
+            )
         source = Path(path).expanduser().absolute()
         check_source(source)  # missing, special or oddly named: before anything else
         guard_source(source, store_root=self._store_root(), cache_dir=self.cache_dir)
@@ -428,6 +474,60 @@ class Store:
         return protocol.commit(
             *parts, source=source, fields=fields, force=force, attempts=self.settings.commit_attempts
         )
+
+    def _fields(
+        self,
+        dataset: str,
+        message: str,
+        metadata: Mapping[str, JsonValue] | None,
+        metrics: Mapping[str, float] | None,
+        inputs: Iterable[str | Ref | Version | InputRef] | None,
+        author: Author | None,
+        commit_id: uuid.UUID | None,
+    ) -> dict[str, object]:
+        """The record's own fields of a commit by reference (as :meth:`commit` builds them for an upload)."""
+        given = [i if isinstance(i, InputRef) else self.show(i) for i in inputs or ()]
+        return {
+            "dataset": dataset,
+            "id": commit_id or uuid.uuid4(),
+            "message": message,
+            "author": author or Author.current(),
+            "metadata": dict(metadata or {}),
+            "metrics": dict(metrics or {}),
+            "inputs": list(dict.fromkeys(lineage_module.input_of(self.catalog, i) for i in given)),
+        }
+
+    def _commit_by_reference(self, dataset: str, url: str, fields: dict[str, object], force: bool) -> Version:
+        source = open_source(url, self.settings)
+        self._guard_reference(source)
+        return protocol.commit_by_reference(
+            self.catalog,
+            self.objects,
+            self.coordinator,
+            source=source,
+            fields=fields,
+            force=force,
+            attempts=self.settings.commit_attempts,
+        )
+
+    def _guard_reference(self, source: Source) -> None:
+        """A source inside this store (which GC owns) or the worker cache cannot be referenced (InputError)."""
+        inside = False
+        if isinstance(source, S3Source) and self.url.startswith("s3://"):
+            store = self.url.rstrip("/") + "/"
+            inside = store.startswith(source.url) or source.url.startswith(store)
+        elif isinstance(source, FileSource):
+            root = source.root.resolve()
+            for place in (self._store_root(), self.cache_dir):
+                if place is not None and (
+                    root == place.resolve() or place.resolve() in root.parents or root in place.resolve().parents
+                ):
+                    inside = True
+        if inside:
+            raise InputError(
+                f"the source {source.url} overlaps the store {self.url} or its worker cache, whose files gitfree "
+                "owns; reference data kept elsewhere"
+            )
 
     def _store_root(self) -> Path | None:
         return self.backend.root if isinstance(self.backend, FileBackend) else None
