@@ -1,0 +1,349 @@
+"""Versions by reference (docs/design.md, "Versions by reference"): commit files where they are, on a real
+SeaweedFS bucket (versioning on or off) and a local folder, and read them back hash-checked, pinned to what
+was committed."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from helpers import read_tree, write_tree
+
+from gitfree import Store
+from gitfree.cli import cli
+from gitfree.testing import SeaweedFS
+from gitfree.versioning import ConfigError, ConflictError, InputError, IntegrityError, NotFoundError, layout
+from gitfree.versioning.backends import S3Backend
+from gitfree.versioning.catalog import _newer_format
+
+FILES = {
+    "a.csv": b"x,y\n1,2\n",
+    "d/b.txt": b"hello b",
+    "d/e/c.bin": bytes(range(256)) * 40,
+    "z.json": b"{}",
+}
+
+
+@dataclass
+class Place:
+    """A source of files (an S3 prefix on SeaweedFS, or a local folder) and stores to commit them into."""
+
+    kind: str
+    url: str
+    write: Callable[[str, bytes], object]
+    remove: Callable[[str], object]
+    store: Callable[..., Store]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _s3_place(seaweedfs: SeaweedFS, make_store: Callable[..., Store], *, versioned: bool) -> Place:
+    client = seaweedfs.client()
+    bucket = f"ref-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    if versioned:
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return Place(
+        "s3",
+        f"s3://{bucket}/data/",
+        lambda path, data: client.put_object(Bucket=bucket, Key=f"data/{path}", Body=data),
+        lambda path: client.delete_object(Bucket=bucket, Key=f"data/{path}"),
+        lambda **kw: make_store("s3", **kw),
+        {"client": client, "bucket": bucket},
+    )
+
+
+def _file_place(tmp_path: Path, make_store: Callable[..., Store]) -> Place:
+    root = tmp_path / "shared" / "data"
+    root.mkdir(parents=True)
+    return Place(
+        "file",
+        f"file://{root}/",
+        lambda path, data: write_tree(root, {path: data}),
+        lambda path: (root / path).unlink(),
+        lambda **kw: make_store("file", **kw),
+        {"root": root},
+    )
+
+
+@pytest.fixture(params=["s3", "file"])
+def place(
+    request: pytest.FixtureRequest, seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+) -> Place:
+    """A versioned S3 bucket, or a shared folder."""
+    if request.param == "s3":
+        return _s3_place(seaweedfs, make_store, versioned=True)
+    return _file_place(tmp_path, make_store)
+
+
+@pytest.fixture(params=["s3", "file"])
+def drifting(
+    request: pytest.FixtureRequest, seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+) -> Place:
+    """A source that keeps no old bytes: an S3 bucket without versioning, or a shared folder."""
+    if request.param == "s3":
+        return _s3_place(seaweedfs, make_store, versioned=False)
+    return _file_place(tmp_path, make_store)
+
+
+def _fill(place: Place, files: dict[str, bytes] = FILES) -> None:
+    for path, data in files.items():
+        place.write(path, data)
+
+
+def _file_objects(store: Store) -> set[str]:
+    """The file objects (not listings) in the store's files/md5/."""
+    return {oid for oid in store.objects.scan() if not layout.is_listing(oid)}
+
+
+def _cached_files(store: Store) -> list[Path]:
+    return [p for p in (store.cache_dir / "files" / "md5").rglob("*") if p.is_file() and p.suffix != ".dir"]
+
+
+def test_a_version_by_reference_is_read_like_any_other(place: Place, tmp_path: Path) -> None:
+    _fill(place)
+    writer = place.store()
+    version = writer.commit("images", place.url, by_reference=True, message="in place")
+    assert (version.ref, version.created, version.format, version.nfiles) == ("images@1", True, 2, 4)
+    assert version.reference is not None and version.reference.source == place.url
+    assert version.size == sum(len(d) for d in FILES.values())
+    # Nothing uploaded but the listing, nothing copied into the worker cache.
+    assert _file_objects(writer) == set()
+    assert _cached_files(writer) == []
+    # An unchanged source is no new version.
+    again = writer.commit("images", place.url, by_reference=True)
+    assert (again.ref, again.created) == ("images@1", False)
+
+    reader = place.store()  # another worker, its own cache
+    assert read_tree(reader.pull("images@1", tmp_path / "out")) == FILES
+    assert reader.open("images", "d/b.txt").read() == b"hello b"
+    assert read_tree(reader.pull("images@1", tmp_path / "part", paths=["d/e"])) == {"d/e/c.bin": FILES["d/e/c.bin"]}
+    assert reader.peek("images@1", "d/e/c.bin", 256, 4) == bytes(range(4))
+    assert reader.peek(place.store().show("images@1"), "a.csv", -2) == b"2\n"
+    assert {e.path: e.size for e in place.store().files("images@1", sizes=True)} == {
+        p: len(d) for p, d in FILES.items()
+    }
+    assert _file_objects(reader) == set()  # reading put nothing into the store
+
+
+def test_the_listing_is_the_one_an_upload_makes(place: Place, tmp_path: Path) -> None:
+    """The .dir listing rebuilt from the table is DVC's own bytes: an upload of the same files has its md5. The
+    same data uploaded or referenced are different versions (what a reader fetches differs)."""
+    _fill(place)
+    store = place.store()
+    referenced = store.commit("images", place.url, by_reference=True)
+    uploaded = store.commit("images", write_tree(tmp_path / "data", FILES))
+    assert uploaded.md5 == referenced.md5
+    assert (uploaded.number, uploaded.created, uploaded.format, uploaded.reference) == (2, True, 1, None)
+    back = store.commit("images", place.url, by_reference=True)
+    assert (back.number, back.created, back.reference) == (3, True, referenced.reference)
+
+
+def test_only_new_or_changed_keys_are_looked_at_and_a_versionid_keeps_the_old_bytes(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    _fill(place)
+    store = place.store()
+    first = store.commit("images", place.url, by_reference=True)
+    heads: list[str] = []
+    real_head = S3Backend.head
+
+    def head(self: S3Backend, key: str) -> Any:
+        heads.append(key)
+        return real_head(self, key)
+
+    monkeypatch.setattr(S3Backend, "head", head)
+    assert not store.commit("images", place.url, by_reference=True).created
+    assert heads == []  # R4: a no-op import HEADs and reads nothing
+    place.write("d/b.txt", b"hello again")
+    second = store.commit("images", place.url, by_reference=True)
+    assert (second.number, second.created) == (2, True)
+    assert heads == ["d/b.txt"]
+    reader = place.store()
+    assert reader.open(first, "d/b.txt").read() == b"hello b"  # pinned by its VersionId
+    assert reader.open(second, "d/b.txt").read() == b"hello again"
+
+
+def test_a_source_that_changed_is_an_integrity_error_and_nothing_else_is_kept(drifting: Place, tmp_path: Path) -> None:
+    _fill(drifting)
+    drifting.store().commit("images", drifting.url, by_reference=True)
+    drifting.write("d/b.txt", b"other bytes, longer")
+    drifting.remove("z.json")
+    reader = drifting.store()
+    with pytest.raises(IntegrityError, match=rf"{drifting.url}d/b\.txt changed since it was committed"):
+        reader.open("images@1", "d/b.txt")
+    with pytest.raises(IntegrityError, match=rf"{drifting.url}z\.json changed .*no longer exists"):
+        reader.open("images@1", "z.json")
+    with pytest.raises(IntegrityError):
+        reader.pull("images@1", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # What was intact may be in the cache, and only that (R1).
+    assert all(p.read_bytes() in FILES.values() for p in _cached_files(reader))
+    assert {p.read_bytes() for p in _cached_files(reader)} <= {FILES["a.csv"], FILES["d/e/c.bin"]}
+    assert reader.open("images@1", "a.csv").read() == FILES["a.csv"]
+
+
+def test_the_bytes_are_hashed_even_when_the_file_looks_unchanged(
+    tmp_path: Path, make_store: Callable[..., Store]
+) -> None:
+    """A file rewritten in place with the same size and its mtime set back passes every stat check: only the
+    md5 of the bytes read tells, and they never reach the cache."""
+    place = _file_place(tmp_path, make_store)
+    _fill(place)
+    place.store().commit("images", place.url, by_reference=True)
+    path = place.extra["root"] / "d" / "b.txt"
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.write(b"HELLO B")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    reader = place.store()
+    with pytest.raises(IntegrityError, match=r"d/b\.txt changed .*md5 [0-9a-f]{32} \(7 bytes\) of the bytes read"):
+        reader.open("images@1", "d/b.txt")
+    assert _cached_files(reader) == []
+
+
+def test_bad_sources_are_one_clear_error_and_nothing_is_written(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    s3 = _s3_place(seaweedfs, make_store, versioned=False)
+    local = _file_place(tmp_path, make_store)
+    s3.write("folder/", b"")  # a console's folder marker is no file
+    store, files = s3.store(), local.store()
+    cases: list[tuple[Store, str, type[Exception], str]] = [
+        (store, s3.url, InputError, "holds no objects; check the prefix"),
+        (files, local.url, InputError, "holds no objects; check the prefix"),
+        (store, f"s3://no-such-{uuid.uuid4().hex[:8]}/p/", ConfigError, "cannot list the source"),
+        (files, str(tmp_path / "missing"), InputError, "is not a folder"),
+        (store, "gs://bucket/p/", InputError, "has the scheme 'gs'"),
+        (store, store.url + "/", InputError, "overlaps the store"),
+        (files, str(tmp_path / "file-store"), InputError, "overlaps the store"),
+        (files, str(files.cache_dir), InputError, "overlaps the store"),
+    ]
+    for target, url, error, message in cases:
+        with pytest.raises(error, match=message):
+            target.commit("images", url, by_reference=True)
+    # (SeaweedFS refuses keys with '.' or '..' segments and folds '//' and '\\' into '/': the names the path
+    # rules refuse are made in a folder.)
+    local.write("back\\slash.txt", b"1")
+    with pytest.raises(InputError, match=r"holds a name a version cannot hold \(lists the path 'back\\\\slash\.txt'"):
+        files.commit("images", local.url, by_reference=True)
+    for target in (store, files):
+        with pytest.raises(NotFoundError):
+            target.show("images")
+        assert not list(target.backend.list(layout.REFERENCES))
+
+
+def test_a_key_that_changes_or_vanishes_between_list_and_head_commits_nothing(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A race a real server cannot be made to lose on cue: the key is rewritten (then deleted) by a real PUT
+    (DELETE) just before the commit's own HEAD of it."""
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    _fill(place)
+    store = place.store()
+    real_head = S3Backend.head
+    for meddle, what in ((lambda key: place.write(key, b"rewritten"), "changed"), (place.remove, "vanished")):
+
+        def head(self: S3Backend, key: str, meddle: Callable[[str], Any] = meddle) -> Any:
+            if key == "d/b.txt":
+                meddle(key)
+            return real_head(self, key)
+
+        monkeypatch.setattr(S3Backend, "head", head)
+        with pytest.raises(ConflictError, match=rf"{place.url}d/b\.txt {what} while it was imported; run the commit"):
+            store.commit("images", place.url, by_reference=True)
+        place.write("d/b.txt", FILES["d/b.txt"])
+    with pytest.raises(NotFoundError):
+        store.show("images")
+    assert not list(store.backend.list(layout.REFERENCES))
+
+
+def test_a_multipart_object_is_hashed_by_one_read(seaweedfs: SeaweedFS, make_store: Callable[..., Store]) -> None:
+    """A multipart ETag is no md5: the commit reads the object once (not into the cache) to hash it."""
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    client, bucket = place.extra["client"], place.extra["bucket"]
+    part = os.urandom(5 * 1024 * 1024)
+    upload = client.create_multipart_upload(Bucket=bucket, Key="data/big.bin")["UploadId"]
+    etags = [
+        client.upload_part(Bucket=bucket, Key="data/big.bin", UploadId=upload, PartNumber=n, Body=part)["ETag"]
+        for n in (1, 2)
+    ]
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key="data/big.bin",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in zip((1, 2), etags, strict=True)]},
+    )
+    store = place.store()
+    version = store.commit("big", place.url, by_reference=True)
+    assert _cached_files(store) == []
+    table, _ = store.catalog.references(version)
+    assert table.entries[0].etag is not None and table.entries[0].etag.endswith("-2")
+    assert place.store().open(version, "big.bin").read() == part * 2
+
+
+def test_a_gitfree_before_references_refuses_them_by_their_format(place: Place, tmp_path: Path) -> None:
+    """R3. The records of a version by reference and its latest.json say format 2, which the format check of a
+    gitfree before references (``_newer_format`` with its newest, 1) refuses; an uploaded version's record
+    holds no ``reference`` key, so that gitfree reads it as before."""
+    _fill(place)
+    store = place.store()
+    version = store.commit("images", place.url, by_reference=True)
+    record, _ = store.backend.get(layout.version_key("images", version.number))
+    latest, _ = store.backend.get(layout.latest_key("images"))
+    assert _newer_format(json.loads(record)) == 2
+    assert _newer_format(json.loads(latest)) == 2
+    assert _newer_format(json.loads(record), 2) is None
+    uploaded = store.commit("other", write_tree(tmp_path / "upload", FILES))
+    raw, _ = store.backend.get(layout.version_key("other", uploaded.number))
+    assert json.loads(raw)["format"] == 1 and "reference" not in json.loads(raw)
+
+
+def test_a_table_that_is_not_the_records_is_refused(place: Place) -> None:
+    _fill(place)
+    store = place.store()
+    version = store.commit("images", place.url, by_reference=True)
+    assert version.reference is not None
+    key = layout.reference_key(version.reference.table)
+    raw, _ = store.backend.get(key)
+    store.backend.put(key, raw.replace(b"hello", b"HELLO") if b"hello" in raw else raw + b" ")
+    with pytest.raises(IntegrityError, match=rf"the reference table {key} of images@1 does not match its hash"):
+        place.store().open("images@1", "a.csv")
+    store.backend.delete(key)
+    with pytest.raises(IntegrityError, match=rf"the reference table {key} of images@1 is missing"):
+        place.store().files("images@1")
+
+
+def test_export_of_a_version_by_reference_refuses(place: Place, tmp_path: Path) -> None:
+    _fill(place)
+    store = place.store()
+    store.commit("images", place.url, by_reference=True)
+    with pytest.raises(InputError, match=r"images@1 is versioned by reference .*plain DVC cannot pull it"):
+        store.export_dvc("images@1", tmp_path / "images.dvc")
+    assert not (tmp_path / "images.dvc").exists()
+
+
+def test_the_cli_commits_by_reference(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    _fill(place)
+    for key, value in seaweedfs.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GITFREE_STORE", s3_url)
+    monkeypatch.setenv("GITFREE_CACHE_DIR", str(tmp_path / "cli-cache"))
+    runner = CliRunner()
+    done = runner.invoke(cli, ["commit", "images", place.url, "--by-reference"])
+    assert (done.exit_code, done.output) == (0, f"committed images@1 by reference to {place.url}: 4 files, 10.0 KiB\n")
+    again = runner.invoke(cli, ["commit", "images", place.url, "--by-reference"])
+    assert (again.exit_code, again.output) == (0, "unchanged: images@1 already holds this data (4 files, 10.0 KiB)\n")
+    empty = runner.invoke(cli, ["commit", "images", place.url + "nothing/", "--by-reference"])
+    assert empty.exit_code == 2
+    assert empty.output.strip().splitlines() == [f"error: {place.url}nothing/ holds no objects; check the prefix"]
