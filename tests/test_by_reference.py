@@ -181,6 +181,8 @@ def test_a_source_that_changed_is_an_integrity_error_and_nothing_else_is_kept(dr
         reader.open("images@1", "d/b.txt")
     with pytest.raises(IntegrityError, match=rf"{drifting.url}z\.json changed .*no longer exists"):
         reader.open("images@1", "z.json")
+    with pytest.raises(IntegrityError, match=rf"{drifting.url}d/b\.txt changed since it was committed"):
+        reader.peek("images@1", "d/b.txt", 0, 3)  # a range is not hashed: it is pinned (If-Match; the stat)
     with pytest.raises(IntegrityError):
         reader.pull("images@1", tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -347,3 +349,24 @@ def test_the_cli_commits_by_reference(
     empty = runner.invoke(cli, ["commit", "images", place.url + "nothing/", "--by-reference"])
     assert empty.exit_code == 2
     assert empty.output.strip().splitlines() == [f"error: {place.url}nothing/ holds no objects; check the prefix"]
+
+
+def test_a_record_naming_a_table_of_other_files_or_another_source_is_refused(place: Place) -> None:
+    """A table is checked against the record that names it: the listing it makes must be the record's pointer,
+    and its source the record's (a forged record naming a real table of other files reads nothing)."""
+    _fill(place)
+    store = place.store()
+    first = store.commit("images", place.url, by_reference=True)
+    place.write("d/b.txt", b"other")
+    second = store.commit("images", place.url, by_reference=True)
+    assert first.reference is not None and second.reference is not None
+    forged = first.model_copy(update={"number": 3, "parent": 2, "reference": second.reference})
+    store.catalog.create(layout.version_key("images", 3), forged)
+    with pytest.raises(IntegrityError, match=r"does not make its listing .* it was not used"):
+        place.store().open("images@3", "a.csv")
+    elsewhere = first.reference.model_copy(update={"source": place.url + "elsewhere/"})
+    store.catalog.create(
+        layout.version_key("images", 4), first.model_copy(update={"number": 4, "reference": elsewhere})
+    )
+    with pytest.raises(IntegrityError, match=r"names .*, not images@4's source"):
+        place.store().open("images@4", "a.csv")
