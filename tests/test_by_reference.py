@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +371,19 @@ def test_a_record_naming_a_table_of_other_files_or_another_source_is_refused(pla
     )
     with pytest.raises(IntegrityError, match=r"names .*, not images@4's source"):
         place.store().open("images@4", "a.csv")
+
+
+def test_gc_and_fsck_take_versions_by_reference(place: Place) -> None:
+    """fsck does not count a referenced file missing from files/md5/ (it is its source's), but still needs the
+    listing there; GC drops a version by reference like any other, deleting its listing and never a source file."""
+    _fill(place)
+    store = place.store()
+    first = store.commit("images", place.url, by_reference=True)
+    place.write("d/b.txt", b"changed")
+    store.commit("images", place.url, by_reference=True)
+    assert store.fsck().problems == []
+    report = store.gc(keep_last=1, grace=timedelta(0))
+    assert (report.versions_deleted, report.deleted) == (["images@1"], [layout.object_key(first.md5)])
+    assert place.store().open("images@2", "a.csv").read() == FILES["a.csv"]  # the source is untouched
+    store.backend.delete(layout.object_key(store.show("images@2").md5))
+    assert [p.kind for p in store.fsck().problems] == ["missing_listing"]

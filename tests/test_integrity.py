@@ -144,7 +144,8 @@ def test_truncated_or_invalid_records_name_the_key(
 
 def test_record_from_a_newer_format_asks_for_an_upgrade(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
-    store.backend.put(layout.version_key("ds", 2), b'{"format": 2, "dataset": "ds"}')
+    # Format 2 is a version by reference (docs/design.md, "Versions by reference"): 3 is newer than this gitfree.
+    store.backend.put(layout.version_key("ds", 2), b'{"format": 3, "dataset": "ds"}')
     with pytest.raises(IntegrityError, match="upgrade gitfree"):
         store.show("ds@2")
 

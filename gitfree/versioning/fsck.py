@@ -141,6 +141,8 @@ def _objects(objects: Objects, found: _Found, deep: bool) -> None:
         except UnsafePathError as exc:
             found.problems.append(_problem("bad_listing", layout.object_key(out.md5), str(exc), version))
             continue
+        if version.reference is not None:
+            continue  # its files are its source's, not files/md5/'s: drift is judged there (not built yet)
         for entry in entries:
             found.needs[entry.md5].append(version)
     verdicts = _judge(objects, objects.scan(), found, deep)
