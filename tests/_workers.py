@@ -92,6 +92,29 @@ def commit_and_crash(url: str, options: dict[str, Any], cache: str, dataset: str
         store.commit(dataset, src)
 
 
+def commit_by_reference_and_crash(url: str, options: dict[str, Any], cache: str, source: str, step: str) -> None:
+    """Commit ``source`` by reference as ``images`` and SIGKILL this process at ``step``: ``table`` just after the
+    reference table was created, ``record`` just before the version record is sent."""
+    import os
+    import re
+    import signal
+
+    from gitfree import Store
+    from gitfree.testing import Faults
+    from gitfree.versioning import layout
+
+    def die(*_: Any) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    store = Store(url, cache_dir=cache, **options)
+    with Faults(store) as faults:
+        if step == "table":
+            faults.call("create", layout.REFERENCES, die, when="after")
+        else:
+            faults.call("create", re.compile(r"^datasets/[^/]+/versions/"), die)
+        store.commit("images", source, by_reference=True)
+
+
 def tag_after_barrier(
     barrier: Barrier, results: Queue[Any], url: str, options: dict[str, Any], ref: str, tag: str
 ) -> None:

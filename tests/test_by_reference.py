@@ -5,7 +5,9 @@ was committed."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _workers import commit_by_reference_and_crash
 from click.testing import CliRunner
 from helpers import read_tree, write_tree
 
@@ -24,6 +27,7 @@ from gitfree.versioning import ConfigError, ConflictError, InputError, Integrity
 from gitfree.versioning.backends import S3Backend
 from gitfree.versioning.catalog import _newer_format
 
+SPAWN = multiprocessing.get_context("spawn")
 FILES = {
     "a.csv": b"x,y\n1,2\n",
     "d/b.txt": b"hello b",
@@ -387,3 +391,30 @@ def test_gc_and_fsck_take_versions_by_reference(place: Place) -> None:
     assert place.store().open("images@2", "a.csv").read() == FILES["a.csv"]  # the source is untouched
     store.backend.delete(layout.object_key(store.show("images@2").md5))
     assert [p.kind for p in store.fsck().problems] == ["missing_listing"]
+
+
+@pytest.mark.parametrize("step", ["table", "record"])
+def test_a_commit_by_reference_killed_before_its_record_commits_nothing(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], s3_url: str, tmp_path: Path, step: str
+) -> None:
+    """R5: kill -9 after the table was created, or just before the record: no version; the next commit makes
+    version 1; GC judges the killed writer's lease dead and fsck is clean."""
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    _fill(place)
+    proc = SPAWN.Process(
+        target=commit_by_reference_and_crash,
+        args=(s3_url, seaweedfs.store_options(), str(tmp_path / "crash"), place.url, step),
+    )
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == -signal.SIGKILL, f"the fault at {step} was not reached (exit {proc.exitcode})"
+    store = place.store()
+    with pytest.raises(NotFoundError):
+        store.show("images")
+    # What it leaves is a table no record names (and its journaled listing).
+    assert len(list(store.backend.list(layout.REFERENCES))) == 1
+    version = store.commit("images", place.url, by_reference=True)
+    assert (version.number, version.created) == (1, True)
+    assert store.gc(grace=timedelta(0)).leases_live == 0
+    assert store.fsck().problems == []
+    assert read_tree(place.store().pull("images", tmp_path / "out")) == FILES
