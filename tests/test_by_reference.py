@@ -8,8 +8,10 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +20,12 @@ from typing import Any
 import pytest
 from _workers import commit_by_reference_and_crash
 from click.testing import CliRunner
+from figures import FULL
 from helpers import read_tree, write_tree
 
 from gitfree import Store
 from gitfree.cli import cli
-from gitfree.testing import SeaweedFS
+from gitfree.testing import CountingProxy, SeaweedFS
 from gitfree.versioning import ConfigError, ConflictError, InputError, IntegrityError, NotFoundError, layout
 from gitfree.versioning.backends import S3Backend
 from gitfree.versioning.catalog import _newer_format
@@ -418,3 +421,43 @@ def test_a_commit_by_reference_killed_before_its_record_commits_nothing(
     assert store.gc(grace=timedelta(0)).leases_live == 0
     assert store.fsck().problems == []
     assert read_tree(place.store().pull("images", tmp_path / "out")) == FILES
+
+
+def test_a_no_op_import_costs_the_list_and_a_constant_and_1_percent_changed_heads_only_those(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], s3_url: str, tmp_path: Path
+) -> None:
+    """R4, counted on the wire (the counting proxy): a no-op import of N objects is the LIST of the source (one
+    request per 1,000 keys) plus a constant number of GETs, and reads no object; with 1% changed, only those
+    are HEADed and none is read (a single-part ETag is the md5). N is 1,000 (10,000 with GITFREE_RELIABILITY=full)."""
+    n = 10_000 if FULL else 1_000
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    client, bucket = seaweedfs.client(max_pool_connections=32), place.extra["bucket"]
+
+    def put(i: int, body: bytes | None = None) -> None:
+        client.put_object(Bucket=bucket, Key=f"data/{i // 100:03d}/{i:05d}.txt", Body=body or f"object {i}".encode())
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(put, range(n)))
+    options = seaweedfs.store_options()
+    Store(s3_url, cache_dir=tmp_path / "first", **options).commit("many", place.url, by_reference=True)
+    with CountingProxy(seaweedfs.s3_port) as proxy:
+        store = Store(s3_url, cache_dir=tmp_path / "worker", **{**options, "endpoint_url": proxy.endpoint})
+        proxy.take()
+        started = time.monotonic()
+        same = store.commit("many", place.url, by_reference=True)
+        noop, noop_s = proxy.take(), time.monotonic() - started
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            list(pool.map(lambda i: put(i, b"changed %d" % i), range(0, n, 100)))
+        proxy.take()
+        changed = store.commit("many", place.url, by_reference=True)
+        few = proxy.take()
+    assert (same.number, same.created, changed.number, changed.created) == (1, False, 2, True)
+    lists = -(-n // 1000)
+    # The head (latest.json, the record it names, the number after it: none), the head's table; the LIST pages.
+    assert noop.requests == {"GET": 4 + lists}, noop.as_dict()
+    assert noop.bytes_down < 400 * n, noop.as_dict()  # the table and the LIST, no object
+    assert few.requests["HEAD"] == n // 100, few.as_dict()
+    print(
+        f"\nno-op import by reference of {n} objects: {noop.total} requests ({dict(noop.requests)}), "
+        f"{noop.bytes_down} B down, {noop_s:.2f} s; 1% changed: {few.total} requests ({dict(few.requests)})"
+    )
