@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -461,3 +462,31 @@ def test_a_no_op_import_costs_the_list_and_a_constant_and_1_percent_changed_head
         f"\nno-op import by reference of {n} objects: {noop.total} requests ({dict(noop.requests)}), "
         f"{noop.bytes_down} B down, {noop_s:.2f} s; 1% changed: {few.total} requests ({dict(few.requests)})"
     )
+
+
+def test_concurrent_imports_make_one_version_of_one_source_and_gap_free_versions_of_many(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """Workers released together: of the same source, the same table (one create wins, the others find it) and
+    one version, created by exactly one; of different sources, one version each, numbers 1..N without a gap."""
+    places = [_s3_place(seaweedfs, make_store, versioned=True) for _ in range(4)]
+    for i, place in enumerate(places):
+        _fill(place, {**FILES, "which.txt": str(i).encode()})
+    barrier = threading.Barrier(4)
+
+    def commit(url: str) -> tuple[int, bool]:
+        store = places[0].store()
+        barrier.wait(timeout=60)
+        version = store.commit("images", url, by_reference=True)
+        return version.number, bool(version.created)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        same = list(pool.map(commit, [places[0].url] * 4))
+    assert sorted(same) == [(1, False), (1, False), (1, False), (1, True)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        many = list(pool.map(commit, [p.url for p in places[1:]] + [places[0].url]))
+    created = sorted(n for n, made in many if made)
+    assert created == list(range(2, 2 + len(created))) and len(created) >= 3
+    reader = places[0].store()
+    seen = {reader.open(v, "which.txt").read() for v in reader.log("images")}
+    assert seen == {b"0", b"1", b"2", b"3"}
