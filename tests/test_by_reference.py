@@ -30,6 +30,7 @@ from gitfree.testing import CountingProxy, SeaweedFS
 from gitfree.versioning import ConfigError, ConflictError, InputError, IntegrityError, NotFoundError, layout
 from gitfree.versioning.backends import S3Backend
 from gitfree.versioning.catalog import _newer_format
+from gitfree.versioning.fs import GitfreeFileSystem
 
 SPAWN = multiprocessing.get_context("spawn")
 FILES = {
@@ -139,6 +140,9 @@ def test_a_version_by_reference_is_read_like_any_other(place: Place, tmp_path: P
         p: len(d) for p, d in FILES.items()
     }
     assert _file_objects(reader) == set()  # reading put nothing into the store
+    fs = GitfreeFileSystem(place.store(), skip_instance_cache=True)
+    assert fs.cat("images@1/d/b.txt") == b"hello b"
+    assert sorted(fs.find("images@1")) == sorted(f"images@1/{p}" for p in FILES)
 
 
 def test_the_listing_is_the_one_an_upload_makes(place: Place, tmp_path: Path) -> None:
