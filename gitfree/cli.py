@@ -1424,6 +1424,16 @@ def fsck(ctx: click.Context, datasets: tuple[str, ...], deep: bool, repair: bool
         ctx.exit(IntegrityError.exit_code)
 
 
+@cli.command()
+@click.argument("ref")
+@click.pass_context
+def materialize(ctx: click.Context, ref: str) -> None:
+    """Copy the files of REF, a version by reference, into the store (then `gitfree export` works)."""
+    store = _store(ctx)
+    version = store.materialize(ref)
+    _output().print(f"materialized {version.ref}: its {version.nfiles} files are in {store.url}", highlight=False)
+
+
 @cli.command(name="export")
 @click.argument("ref")
 @click.argument("path", type=click.Path(path_type=str))

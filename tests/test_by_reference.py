@@ -340,9 +340,32 @@ def test_export_of_a_version_by_reference_refuses(place: Place, tmp_path: Path) 
     _fill(place)
     store = place.store()
     store.commit("images", place.url, by_reference=True)
-    with pytest.raises(InputError, match=r"images@1 is versioned by reference .*plain DVC cannot pull it"):
+    with pytest.raises(InputError, match=r"images@1 is versioned by reference .*run `gitfree materialize images@1`"):
         store.export_dvc("images@1", tmp_path / "images.dvc")
     assert not (tmp_path / "images.dvc").exists()
+
+
+def test_materialize_copies_the_files_into_the_store_and_then_export_works(place: Place, tmp_path: Path) -> None:
+    _fill(place)
+    store = place.store()
+    version = store.commit("images", place.url, by_reference=True)
+    assert store.materialize("images@1") == version
+    assert _file_objects(store) == {e.md5 for e in store.files(version)}
+    assert "md5: " in store.export_dvc("images@1", tmp_path / "images.dvc").read_text()
+    for path in FILES:  # the source goes away: the version reads from the store
+        place.remove(path)
+    assert read_tree(place.store().pull("images@1", tmp_path / "out")) == FILES
+    assert store.materialize("images@1") == version  # again: nothing to copy
+
+
+def test_materialize_of_a_drifted_source_uploads_nothing_of_what_changed(drifting: Place) -> None:
+    _fill(drifting)
+    store = drifting.store()
+    store.commit("images", drifting.url, by_reference=True)
+    drifting.write("d/b.txt", b"not what was committed")
+    with pytest.raises(IntegrityError, match=r"d/b\.txt changed since it was committed"):
+        drifting.store().materialize("images@1")
+    assert all(store.backend.get(layout.object_key(md5))[0] in FILES.values() for md5 in _file_objects(store))
 
 
 def test_the_cli_commits_by_reference(
@@ -359,6 +382,8 @@ def test_the_cli_commits_by_reference(
     assert (done.exit_code, done.output) == (0, f"committed images@1 by reference to {place.url}: 4 files, 10.0 KiB\n")
     again = runner.invoke(cli, ["commit", "images", place.url, "--by-reference"])
     assert (again.exit_code, again.output) == (0, "unchanged: images@1 already holds this data (4 files, 10.0 KiB)\n")
+    done = runner.invoke(cli, ["materialize", "images@1"])
+    assert (done.exit_code, done.output) == (0, f"materialized images@1: its 4 files are in {s3_url}\n")
     empty = runner.invoke(cli, ["commit", "images", place.url + "nothing/", "--by-reference"])
     assert empty.exit_code == 2
     assert empty.output.strip().splitlines() == [f"error: {place.url}nothing/ holds no objects; check the prefix"]
@@ -494,3 +519,24 @@ def test_concurrent_imports_make_one_version_of_one_source_and_gap_free_versions
     reader = places[0].store()
     seen = {reader.open(v, "which.txt").read() for v in reader.log("images")}
     assert seen == {b"0", b"1", b"2", b"3"}
+
+
+def test_gc_deletes_nothing_that_lies_in_the_source_of_a_kept_version(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R2, the explicit check: a version by reference whose source lies inside the store's own files/md5/ (the
+    commit refuses one; here its guard is bypassed, as a forged record would) keeps the objects it names there
+    when the uploaded version that wrote them is dropped; GC counts what only the check kept in ``in_sources``."""
+    store.commit("up", write_tree(tmp_path / "v1", {"a.txt": b"one", "b.txt": b"two"}))
+    monkeypatch.setattr(Store, "_guard_reference", lambda self, source: None)
+    inside = store.commit("inside", store.url + "/files/md5/", by_reference=True)
+    assert inside.nfiles == 3  # the two files and up@1's listing
+    store.commit("up", write_tree(tmp_path / "v2", {"c.txt": b"three"}))
+    report = store.gc(keep_last=1, grace=timedelta(0))
+    assert report.versions_deleted == ["up@1"]
+    # The two files are roots anyway (a kept listing's md5s are); up@1's listing is named by its md5 less ".dir",
+    # so only the check keeps it.
+    assert report.in_sources == 1 and report.deleted == [], report
+    reader = Store(settings=store.settings, cache_dir=tmp_path / "reader")
+    read = sorted(reader.open(inside, e.path).read() for e in reader.files(inside))
+    assert read[0].startswith(b'[{"md5"') and read[1:] == [b"one", b"two"]  # up@1's listing, and its files

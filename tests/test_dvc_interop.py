@@ -61,3 +61,22 @@ def test_exported_file_version_pulls_with_dvc(tmp_path: Path) -> None:
     store.export_dvc("model", project / "weights.pt.dvc")
     _run(DVC, "pull", "-q", cwd=project)
     assert (project / "weights.pt").read_bytes() == model.read_bytes()
+
+
+def test_a_materialized_version_by_reference_pulls_with_dvc(tmp_path: Path) -> None:
+    """After `materialize`, a version by reference is exported as a plain .dvc that `dvc pull` takes from the
+    store alone (the source is gone by then)."""
+    files = {"a.csv": b"x,y\n1,2\n", "d/b.txt": b"hello b"}
+    source = write_tree(tmp_path / "shared" / "images", files)
+    store = Store(tmp_path / "store", cache_dir=tmp_path / "cache")
+    store.commit("images", source, by_reference=True)
+    store.materialize("images@1")
+    shutil.rmtree(source)
+    project = tmp_path / "project"
+    project.mkdir()
+    _run("git", "init", "-q", cwd=project)
+    _run(DVC, "init", "-q", cwd=project)
+    _run(DVC, "remote", "add", "-d", "store", str(tmp_path / "store"), cwd=project)
+    assert store.export_dvc("images@1", project) == project / "images.dvc"
+    _run(DVC, "pull", "-q", cwd=project)
+    assert read_tree(project / "images") == files

@@ -269,6 +269,34 @@ def _plan(
     return plan
 
 
+def _spare_sources(url: str, inventory: Inventory, kept: dict[str, set[int]], plan: _Plan) -> int:
+    """R2, checked before anything is deleted: a key to delete is an object key of this store (``files/md5/``),
+    and no kept version by reference has its source above it (only a source overlapping the store, which the
+    commit refuses, or a forged record, can). Such keys are kept, counted and said; returns how many."""
+    sources = {
+        version.reference.source
+        for name, numbers in kept.items()
+        for number in numbers
+        if (version := inventory.datasets[name].versions.get(number)) is not None and version.reference is not None
+    }
+    base = url.rstrip("/") + "/"
+    spared = [
+        info
+        for info in plan.doomed
+        if layout.parse_object_key(info.key) is None or any(f"{base}{info.key}".startswith(s) for s in sources)
+    ]
+    if spared:
+        logger.warning(
+            "gc: kept %d objects that lie in the source of a version by reference (e.g. %s%s)",
+            len(spared),
+            base,
+            spared[0].key,
+        )
+        keys = {info.key for info in spared}
+        plan.doomed = [info for info in plan.doomed if info.key not in keys]
+    return len(spared)
+
+
 def _dead_edges(catalog: Catalog, inventory: Inventory, dropping: Iterable[Version]) -> list[str]:
     """The reverse edges of dropped versions (now or before) through which no version that exists is reached
     (by the records' inputs or the edges): lineage goes on through a dropped version while something made
@@ -427,6 +455,7 @@ def collect(
         plan = _plan(
             objects, inventory, roots, dropping, in_flight.live, _before(started, policy.grace), delete_foreign
         )
+        in_sources = _spare_sources(catalog.url, inventory, kept, plan)
         plan.edges = _dead_edges(catalog, inventory, dropping)
         notes = _expired_notes(catalog, started)
         steps = _dead_steps(catalog, inventory, dropping)
@@ -440,6 +469,7 @@ def collect(
         report = _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
         return report.model_copy(
             update={
+                "in_sources": in_sources,
                 "run_notes_removed": len(notes),
                 "step_notes_removed": len(steps),
                 "step_claims_stale": claims,

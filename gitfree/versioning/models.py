@@ -949,6 +949,9 @@ class GcReport(BaseModel):
     foreign_bytes: int = 0
     foreign_deleted: bool = False
     """Whether the foreign objects (older than the grace period) were deleted (or, dry run, would be)."""
+    in_sources: int = 0
+    """Objects it would have deleted that lie under the source of a kept version by reference, so were kept (R2:
+    GC deletes no source object; only a source that overlaps the store, which a commit refuses, has any)."""
     unreadable_records: list[str] = Field(default_factory=list)
     """Keys of version records that could not be read. Their datasets drop nothing; the objects they may
     name are kept (see :meth:`Store.gc`)."""

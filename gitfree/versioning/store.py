@@ -390,6 +390,27 @@ class Store:
             cache_dir=self.cache_dir,
         )
 
+    def materialize(self, ref: str | Ref | Version) -> Version:
+        """Copy the files of a version by reference into this store's ``files/md5/``, so that it no longer needs
+        its source and :meth:`export_dvc` gives a ``.dvc`` plain DVC can ``dvc pull``. Each file the store lacks
+        is read from the source as a read is (pinned, hash-checked into the worker cache), then uploaded; the
+        record does not change (records are immutable). A version not by reference, or already materialised,
+        costs one HEAD per file and uploads nothing.
+
+        Raises:
+            IntegrityError: a source file no longer holds what was committed (nothing of it is uploaded; what
+                was copied before stays, and a later call goes on from there).
+        """
+        version = self.show(ref)
+        md5s = {entry.md5 for entry in self.files(version)}
+        missing = sorted(md5s - self.objects.present(md5s))
+        if missing:
+            with HashState(self.cache_dir) as state:
+                self.objects.fetch(version.ref, missing, state)
+            self.objects.upload(missing, f"Materializing {version.ref}")
+            logger.info("materialized %s: %d files copied into %s", version.ref, len(missing), self.url)
+        return version
+
     def _exportable(self, version: Version) -> Version:
         """``version``, unless it is by reference and ``files/md5/`` lacks some of its files (``InputError``):
         plain DVC reads only the store, so its ``.dvc`` would name objects a ``dvc pull`` cannot find."""
@@ -397,8 +418,8 @@ class Store:
             md5s = {entry.md5 for entry in self.files(version)}
             if self.objects.present(md5s) != md5s:
                 raise InputError(
-                    f"{version.ref} is versioned by reference (its files stay in {version.reference.source}), so "
-                    "plain DVC cannot pull it from this store; read it with gitfree (pull, open) instead"
+                    f"{version.ref} is versioned by reference (its files stay in {version.reference.source}); run "
+                    f"`gitfree materialize {version.ref}` first"
                 )
         return version
 
