@@ -70,8 +70,13 @@ def ingest_dataset(
     message: str = "",
     metadata: dict[str, JsonValue] | None = None,
     source_options: dict[str, Any] | None = None,
+    by_reference: bool = False,
 ) -> Version:
     """Copy ``source`` into a staging area and commit it as the next version of ``dataset``.
+
+    With ``by_reference=True`` nothing is copied: the files of ``source`` (an ``s3://bucket/prefix/`` on the
+    store's endpoint and credentials, or a folder every worker shares) are versioned where they are, and an
+    unchanged source costs its LIST and reads no object (docs/design.md, "Versions by reference").
 
     When the source has not changed since the newest version, no version is created (and no
     event is emitted). Run it on a schedule::
@@ -84,6 +89,8 @@ def ingest_dataset(
     validate_dataset_name(dataset)
     target = resolve_store(store)
     logger = get_run_logger()
+    if by_reference:
+        return _ingest_by_reference(source, dataset, target, message, metadata, source_options)
     with tempfile.TemporaryDirectory(prefix="gitfree-ingest-") as tmp:
         staging = Path(tmp) / dataset.rsplit("/", 1)[-1]
         staging.mkdir()
@@ -98,6 +105,28 @@ def ingest_dataset(
         )
     else:
         logger.info("%s: %s files, %s bytes", version.ref, version.nfiles, version.size)
+    return version
+
+
+def _ingest_by_reference(
+    source: str,
+    dataset: str,
+    target: Store,
+    message: str,
+    metadata: dict[str, JsonValue] | None,
+    source_options: dict[str, Any] | None,
+) -> Version:
+    if source_options:
+        raise InputError(
+            "source options are not taken by reference yet: a source by reference is read with the store's "
+            "endpoint and credentials (leave out source_options)"
+        )
+    meta = {"source": source, **(metadata or {})}
+    text = message or f"ingested from {source}"
+    version = commit_dataset(dataset, source, store=target, message=text, metadata=meta, by_reference=True)
+    get_run_logger().info(
+        "%s by reference to %s: %s files (new: %s)", version.ref, source, version.nfiles, version.created
+    )
     return version
 
 

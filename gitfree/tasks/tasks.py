@@ -89,8 +89,10 @@ def commit_dataset(
     inputs: Iterable[str | Version | InputRef] | None = None,
     force: bool = False,
     auto_inputs: bool = True,
+    by_reference: bool = False,
 ) -> Version:
-    """Commit a file or directory as the next version of a dataset.
+    """Commit a file or directory as the next version of a dataset (``by_reference=True``: the files of an
+    ``s3://bucket/prefix/`` or a shared folder, versioned where they are; see :meth:`gitfree.Store.commit`).
 
     Inside a flow run the version's author records the flow, flow run and task run, and the versions
     :func:`pull_dataset` pulled earlier in the same flow run are added to ``inputs``, whichever task runner
@@ -127,6 +129,7 @@ def commit_dataset(
         author=_runtime.author(),
         force=force,
         commit_id=commit_id,
+        by_reference=by_reference,
     )
     # ``created`` is true when this task run made it: this attempt, or an earlier one that died before
     # publishing (the retry passes the same commit id, and Store.commit recognises its own record).

@@ -141,3 +141,25 @@ def test_new_version_triggers_the_training_deployment(
     assert [str(i) for i in model.inputs] == [run.parameters["ref"]]
     assert model.author.pipeline == "gitfree-train-example"
     assert model.metrics["values"] >= 1
+
+
+def test_ingest_an_s3_prefix_by_reference(
+    store: Store, block: GitfreeStore, seaweedfs: SeaweedFS, dataset: str, tmp_path: Path
+) -> None:
+    """Nothing is copied or uploaded but the listing; an unchanged source is no new version."""
+    s3 = seaweedfs.client()
+    bucket = f"raw-{dataset.replace('_', '-')}"[:40].rstrip("-")
+    s3.create_bucket(Bucket=bucket)
+    files = {"day=1/a.json": b'{"a": 1}', "readme.txt": b"raw drop"}
+    for key, body in files.items():
+        s3.put_object(Bucket=bucket, Key=f"drop/{key}", Body=body)
+    version = ingest_dataset(f"s3://{bucket}/drop/", dataset, store=block, by_reference=True)
+    assert (version.nfiles, version.reference is not None, version.metadata["source"]) == (
+        2,
+        True,
+        f"s3://{bucket}/drop/",
+    )
+    assert not [oid for oid in store.objects.scan() if not oid.endswith(".dir")]
+    assert read_tree(store.pull(version, tmp_path / "out")) == files
+    again = ingest_dataset(f"s3://{bucket}/drop/", dataset, store=block, by_reference=True)
+    assert (again.number, again.created) == (1, False)
