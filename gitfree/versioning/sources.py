@@ -61,7 +61,7 @@ class Source(ABC):
     def _changed(self, entry: ReferenceEntry, what: str) -> IntegrityError:
         return IntegrityError(
             f"{self.key_url(entry)} changed since it was committed by reference: {what}; nothing was read from it "
-            "(run `gitfree fsck` to see which versions depend on it)"
+            "(restore it, or commit the source again; materialize a version while its source holds it)"
         )
 
 
