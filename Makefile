@@ -33,6 +33,9 @@ tools:
 	@command -v docker-compose >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq docker-compose >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }; }; } || \
 	  echo "docker-compose is not installed: the test of docker-compose.yml will be skipped"
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; }; } || \
+	  echo "chromium and chromium-driver are not installed: apt-get install chromium chromium-driver (as root) to run the browser tests"
 
 # The main suite on every core (pytest-xdist), each test file on one worker: a file's module fixtures are
 # made once, and its tests run one after another as they do alone. Each worker starts its own SeaweedFS
