@@ -119,6 +119,8 @@ def test_datasets_page_and_filter(driver: Any, site: Served) -> None:
     text = visit(driver, site, "/", "datasets")
     for name in ("sales", "eu", "stores", "features", "churn"):
         assert name in text
+    groups = [g.text for g in driver.find_elements(By.CSS_SELECTOR, "tr.group")]
+    assert sorted(groups) == sorted(set(groups)) == ["models/", "raw/", "raw/sales/"], "a folder's heading twice"
     box = driver.find_element(By.CSS_SELECTOR, "form.filter input[name=q]")
     box.send_keys("churn")
     box.submit()
