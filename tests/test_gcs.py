@@ -48,6 +48,10 @@ def test_conditions_are_gcs_generation_preconditions(fake_gcs: FakeGCS) -> None:
         backend.replace("k", b"4", generation)
     with pytest.raises(PreconditionFailed):  # a swap of a missing object is no create
         backend.replace("gone", b"5", new)
+    for not_a_generation in ("0", "W/abc", ""):  # ifGenerationMatch=0 would be a create: never sent for a swap
+        with pytest.raises(PreconditionFailed):
+            backend.replace("gone", b"6", not_a_generation)
+    assert not backend.exists("gone")
     assert backend.get("k") == (b"3", new)
     with pytest.raises(KeyMissing):
         backend.get("gone")
