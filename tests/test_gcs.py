@@ -236,3 +236,21 @@ def test_cli_commit_pull_log(fake_gcs: FakeGCS, tmp_path: Path) -> None:
     assert logged.exit_code == 0 and "first" in logged.output, logged.output
     bad = runner.invoke(cli, ["--store", "gs://Bad_Name/x", "log", "ds"], env=env)
     assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1, bad.output
+
+
+def test_an_object_corrupted_on_gcs_is_never_materialised_and_fsck_finds_it(
+    gcs_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    from gitfree.versioning import layout
+    from gitfree.versioning.errors import IntegrityError
+
+    writer = gcs_store()
+    version = writer.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"original", "b.txt": b"other"}))
+    victim = next(f for f in writer.files(version) if f.path == "a.txt")
+    writer.backend.put(layout.object_key(victim.md5), b"tampered")
+    reader = gcs_store()
+    with pytest.raises(IntegrityError, match="does not match its hash"):
+        reader.pull("ds", tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+    assert not (reader.cache_dir / layout.object_key(victim.md5)).exists()
+    assert not reader.fsck().ok, "quick fsck compares GCS's md5 with the object's name"
