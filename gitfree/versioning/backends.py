@@ -954,6 +954,7 @@ def _az_location(url: str) -> tuple[str, str]:
 
 _GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _GCS_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
+_GCS_CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB, as GCS's resumable uploads require
 _REFUSED = ("connection refused", "failed to establish a new connection", "name or service not known", "nodename")
 
 
@@ -1056,10 +1057,20 @@ class GCSBackend(Backend):
                 time.sleep(min(1.0, 0.1 * 2**attempt))
         return call()
 
-    def _bucket_missing(self) -> bool:
-        """Whether the bucket is gone (asked once a 404 leaves it open; a bucket once seen is not asked again)."""
+    def _bucket_missing(self, exc: BaseException) -> bool:
+        """Whether the 404 ``exc`` means the bucket is gone: GCS says so in its message; an emulator answers a
+        missing bucket and a missing object alike, so the bucket is asked about once (once seen, not again).
+        A key allowed to read objects but not the bucket (403 on it) takes the 404 for a missing object."""
+        g = _google()
+        if "bucket does not exist" in str(exc).lower():
+            return True
         if not self._bucket_seen:
-            self._bucket_seen = bool(self._retrying(lambda: self._bucket.exists(timeout=self._timeout, retry=None)))
+            try:
+                self._bucket_seen = bool(self._retrying(lambda: self._bucket.exists(timeout=self._timeout, retry=None)))
+            except (g.ge.Forbidden, g.ge.Unauthorized):
+                self._bucket_seen = True
+            except (g.ge.GoogleAPICallError, g.gae.GoogleAuthError, g.requests.RequestException, OSError):
+                return False  # cannot tell now: the object is missing
         return not self._bucket_seen
 
     @contextlib.contextmanager
@@ -1076,8 +1087,8 @@ class GCSBackend(Backend):
             yield
         except g.ge.PreconditionFailed:
             raise taken(key) from None
-        except g.ge.NotFound:
-            if self._bucket_missing():
+        except g.ge.NotFound as exc:
+            if self._bucket_missing(exc):
                 raise ConfigError(
                     f"the bucket {self.bucket!r} does not exist on {server}: create it, or fix the store URL"
                 ) from None
@@ -1214,8 +1225,9 @@ class GCSBackend(Backend):
         return self._upload_file
 
     def _upload_file(self, key: str, path: Path) -> None:
-        """One object file to ``key`` through the JSON API (resumable past google-cloud-storage's 8 MiB)."""
-        blob = self._bucket.blob(self._name(key))
+        """One object file to ``key`` through the JSON API (resumable past 8 MiB, in 8 MiB chunks, so a large
+        file holds 8 MiB of memory, not google-cloud-storage's default 100 MiB)."""
+        blob = self._bucket.blob(self._name(key), chunk_size=_GCS_CHUNK)
         with self._translate(key, write=True):
             self._retrying(
                 lambda: blob.upload_from_filename(
