@@ -207,6 +207,13 @@ def test_a_service_account_key_is_read_and_never_printed(fake_gcs: FakeGCS, tmp_
     path.write_text(key)
     found = StoreSettings().gcs_settings({"GOOGLE_APPLICATION_CREDENTIALS": str(path), "STORAGE_EMULATOR_HOST": "h:1"})
     assert found == {"key": key, "endpoint": "http://h:1", "project": "gitfree-tests"}
+    own = StoreSettings(gcs_credentials=key, endpoint_url="https://gcs.internal", gcs_project="p1")
+    env = {
+        "GOOGLE_APPLICATION_CREDENTIALS": "/elsewhere.json",
+        "STORAGE_EMULATOR_HOST": "h:1",
+        "GOOGLE_CLOUD_PROJECT": "p2",
+    }
+    assert own.gcs_settings(env) == {"key": key, "endpoint": "https://gcs.internal", "project": "p1"}  # gitfree's win
     store = Store(
         f"gs://{fake_gcs.bucket}/keyed", cache_dir=tmp_path / "c", gcs_credentials=str(path), **fake_gcs.store_options()
     )
