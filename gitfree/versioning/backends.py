@@ -40,7 +40,7 @@ from .layout import probe_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from obstore.store import ObjectStore
+    from obstore.store import ObjectStore, RetryConfig
 
 __all__ = ["AzureBackend", "Backend", "FileBackend", "GCSBackend", "ObjectInfo", "S3Backend", "open_backend"]
 
@@ -635,12 +635,15 @@ class S3Backend(Backend):
                 "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
                 "timeout": timedelta(seconds=self._settings.transfer_timeout if timeout is None else timeout),
             },
-            retry_config={
-                "max_retries": self._settings.retries,
-                "backoff": {"init_backoff": timedelta(milliseconds=100)},
-            },
+            retry_config=_retry_config(self._settings.retries),
             **config,
         )
+
+
+def _retry_config(retries: int) -> RetryConfig:
+    """obstore's retries of a failed request, as every backend's object store takes them: ``retries`` times,
+    backing off from 100 ms."""
+    return {"max_retries": retries, "backoff": {"init_backoff": timedelta(milliseconds=100)}}
 
 
 def _check_range(start: int, end: int) -> None:
@@ -763,7 +766,7 @@ class AzureBackend(Backend):
             account_name=found["account"],
             endpoint=self.endpoint,
             client_options=self._client_options(settings.read_timeout),
-            retry_config={"max_retries": settings.retries, "backoff": {"init_backoff": timedelta(milliseconds=100)}},
+            retry_config=_retry_config(settings.retries),
             **auth,
         )
         self._auth, self._account = auth, found["account"]
@@ -915,10 +918,7 @@ class AzureBackend(Backend):
             account_name=self._account,
             endpoint=self.endpoint,
             client_options=self._client_options(self._settings.transfer_timeout if timeout is None else timeout),
-            retry_config={
-                "max_retries": self._settings.retries,
-                "backoff": {"init_backoff": timedelta(milliseconds=100)},
-            },
+            retry_config=_retry_config(self._settings.retries),
             **self._auth,
         )
 
@@ -1256,10 +1256,7 @@ class GCSBackend(Backend):
                 "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
                 "timeout": timedelta(seconds=self._settings.transfer_timeout if timeout is None else timeout),
             },
-            retry_config={
-                "max_retries": self._settings.retries,
-                "backoff": {"init_backoff": timedelta(milliseconds=100)},
-            },
+            retry_config=_retry_config(self._settings.retries),
             **auth,
         )
 
