@@ -36,6 +36,9 @@ tools:
 	@test -x $(HOME)/.cache/gitfree-azurite/node_modules/.bin/azurite-blob || \
 	  { command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(HOME)/.cache/gitfree-azurite azurite@3 >/dev/null 2>&1; } || \
 	  echo "Azurite is not installed (needs npm): the Azure Blob tests will be skipped"
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; }; } || \
+	  echo "chromium and chromium-driver are not installed: apt-get install chromium chromium-driver (as root) to run the browser tests"
 
 # The main suite on every core (pytest-xdist), each test file on one worker: a file's module fixtures are
 # made once, and its tests run one after another as they do alone. Each worker starts its own SeaweedFS

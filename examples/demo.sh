@@ -45,3 +45,7 @@ say "diff -r restored day-1 data against the original"
 diff -r "$work/day1" "$work/restored"
 echo "identical: $(find "$work/restored" -type f | wc -l) files restored byte for byte"
 run gitfree show demo/sensors
+
+echo
+echo "To look at the store in a browser (read-only; Ctrl+C stops it): gitfree ui --open"
+echo "(in this checkout: .venv/bin/gitfree ui --open), then http://127.0.0.1:8765/d/demo/sensors"

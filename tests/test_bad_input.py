@@ -48,8 +48,8 @@ def test_not_found_says_what_exists(store: Store, tmp_path: Path) -> None:
 
 
 def test_unknown_scheme() -> None:
-    with pytest.raises(ConfigError, match="unknown scheme 'gs'"):
-        Store("gs://bucket/x")
+    with pytest.raises(ConfigError, match="unknown scheme 'hdfs'"):
+        Store("hdfs://bucket/x")
 
 
 def test_missing_bucket(seaweedfs: SeaweedFS, tmp_path: Path) -> None:

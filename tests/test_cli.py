@@ -94,7 +94,7 @@ def test_commit_log_show_diff_tag_pull_export(run, tmp_path: Path) -> None:  # t
         (["show", "Bad@@ref"], 2, "malformed ref"),
         (["commit", "ds", "/definitely/not/here"], 2, "does not exist"),
         (["commit", "ds", "x", "--metric", "acc=high"], 2, "must be a number"),
-        (["--store", "gs://x/y", "datasets"], 6, "unknown scheme"),
+        (["--store", "hdfs://x/y", "datasets"], 6, "unknown scheme"),
     ],
 )
 def test_errors_are_one_line_with_distinct_exit_codes(run, args: list[str], code: int, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -64,7 +64,7 @@ class GitfreeCommitOperator(BaseOperator):
         path: str | os.PathLike[str],
         message: str = "",
         metadata: dict[str, JsonValue] | None = None,
-        metrics: dict[str, float] | None = None,
+        metrics: dict[str, float | str] | None = None,  # text: a template, rendered then read as a number
         inputs: list[str] | None = None,
         force: bool = False,
         skip_if_unchanged: bool = False,

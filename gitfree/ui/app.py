@@ -57,9 +57,9 @@ __all__ = ["create_app"]
 logger = logging.getLogger("gitfree.ui")
 
 HERE = Path(__file__).parent
-STATIC = {name: (HERE / "static" / name).read_bytes() for name in ("gitfree.css", "gitfree.js")}
+STATIC = {name: (HERE / "static" / name).read_bytes() for name in ("gitfree.css", "gitfree.js", "favicon.svg")}
 """The CSS and JS the pages load, read once: ``/static/NAME`` serves only these, from memory."""
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 INLINE_TYPES = frozenset(
     {"image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "text/csv", "application/json"}
 )

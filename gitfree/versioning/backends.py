@@ -14,14 +14,20 @@ below; :class:`~gitfree.versioning.store.Store` turns them into protocol steps.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import functools
 import hashlib
+import io
+import json
 import os
 import re
+import time
+import types
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,9 +40,9 @@ from .layout import probe_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from obstore.store import ObjectStore
+    from obstore.store import ObjectStore, RetryConfig
 
-__all__ = ["AzureBackend", "Backend", "FileBackend", "Head", "ObjectInfo", "S3Backend", "open_backend"]
+__all__ = ["AzureBackend", "Backend", "FileBackend", "GCSBackend", "Head", "ObjectInfo", "S3Backend", "open_backend"]
 
 _CHUNK = 1 << 20
 
@@ -162,6 +168,18 @@ class Backend(ABC):
         """An obstore store rooted at the store's root, for bulk object transfer (and batched record reads:
         those pass ``timeout``, the read timeout, instead of the transfer timeout)."""
 
+    def object_uploader(self) -> Callable[[str, Path], None] | None:
+        """A function uploading one object file to a key, for a service obstore cannot write to; ``None``
+        (the default): the bulk transfer PUTs objects with obstore."""
+        return None
+
+    create_condition = "'If-None-Match: *'"
+    """How the service is asked for a create-only write (named in the probe's refusal)."""
+    swap_condition = "'If-Match'"
+    """How the service is asked for a compare-and-swap (named in the probe's refusal)."""
+    conditional_service = "an S3 server with conditional writes (AWS S3, SeaweedFS 4.18+, MinIO 2024+)"
+    """What to use instead, in the probe's refusal."""
+
     def probe_conditional_writes(self) -> None:
         """Prove that a second create of a key fails and a stale swap fails; else :class:`ConfigError`."""
         key = probe_key(uuid.uuid4().hex)
@@ -173,10 +191,9 @@ class Backend(ABC):
                 pass
             else:
                 raise ConfigError(
-                    f"the server behind {self.url} ignores 'If-None-Match: *' (a second create of the "
+                    f"the server behind {self.url} ignores {self.create_condition} (a second create of the "
                     "same key succeeded), so concurrent commits could overwrite each other; gitfree "
-                    "refuses to write to it. Use an S3 server with conditional writes (AWS S3, "
-                    "SeaweedFS 4.18+, MinIO 2024+)."
+                    f"refuses to write to it. Use {self.conditional_service}."
                 )
             try:
                 self.replace(key, b"3", '"0"' if etag.startswith('"') else "0")
@@ -184,9 +201,9 @@ class Backend(ABC):
                 pass
             else:
                 raise ConfigError(
-                    f"the server behind {self.url} ignores 'If-Match' (a swap with a stale ETag "
+                    f"the server behind {self.url} ignores {self.swap_condition} (a swap with a stale ETag "
                     "succeeded), so tags and the latest pointer could be lost; gitfree refuses to "
-                    "write to it. Use an S3 server with conditional writes."
+                    f"write to it. Use {self.conditional_service}."
                 )
         finally:
             self.delete(key)
@@ -663,12 +680,15 @@ class S3Backend(Backend):
                 "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
                 "timeout": timedelta(seconds=self._settings.transfer_timeout if timeout is None else timeout),
             },
-            retry_config={
-                "max_retries": self._settings.retries,
-                "backoff": {"init_backoff": timedelta(milliseconds=100)},
-            },
+            retry_config=_retry_config(self._settings.retries),
             **config,
         )
+
+
+def _retry_config(retries: int) -> RetryConfig:
+    """obstore's retries of a failed request, as every backend's object store takes them: ``retries`` times,
+    backing off from 100 ms."""
+    return {"max_retries": retries, "backoff": {"init_backoff": timedelta(milliseconds=100)}}
 
 
 def _check_range(start: int, end: int) -> None:
@@ -735,6 +755,8 @@ def open_backend(settings: StoreSettings) -> Backend:
         return S3Backend(*_s3_location(url), settings)
     if scheme == "az":
         return AzureBackend(*_az_location(url), settings)
+    if scheme == "gs":
+        return GCSBackend(*_gs_location(url), settings)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise InputError(f"store URL {url!r}: a file:// URL names a local path, e.g. file:///srv/data-store")
@@ -743,7 +765,7 @@ def open_backend(settings: StoreSettings) -> Backend:
         return FileBackend(Path(url).expanduser().absolute())
     raise ConfigError(
         f"store URL {url!r} has the unknown scheme {scheme!r}: use s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, "
-        "file:///PATH or a local path"
+        "gs://BUCKET/PREFIX, file:///PATH or a local path"
     )
 
 
@@ -789,7 +811,7 @@ class AzureBackend(Backend):
             account_name=found["account"],
             endpoint=self.endpoint,
             client_options=self._client_options(settings.read_timeout),
-            retry_config={"max_retries": settings.retries, "backoff": {"init_backoff": timedelta(milliseconds=100)}},
+            retry_config=_retry_config(settings.retries),
             **auth,
         )
         self._auth, self._account = auth, found["account"]
@@ -941,10 +963,7 @@ class AzureBackend(Backend):
             account_name=self._account,
             endpoint=self.endpoint,
             client_options=self._client_options(self._settings.transfer_timeout if timeout is None else timeout),
-            retry_config={
-                "max_retries": self._settings.retries,
-                "backoff": {"init_backoff": timedelta(milliseconds=100)},
-            },
+            retry_config=_retry_config(self._settings.retries),
             **self._auth,
         )
 
@@ -973,3 +992,348 @@ def _az_location(url: str) -> tuple[str, str]:
             "az://CONTAINER/PART/PART"
         )
     return container, unquote(prefix)
+
+
+# --------------------------------------------------------------------------- google cloud storage
+
+
+_GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_GCS_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
+_GCS_CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB, as GCS's resumable uploads require
+_REFUSED = ("connection refused", "failed to establish a new connection", "name or service not known", "nodename")
+
+
+@functools.cache
+def _google() -> Any:
+    """google-cloud-storage's modules (the ``gcs`` extra), imported once; :class:`ConfigError` without them."""
+    try:
+        import google.api_core.exceptions as ge
+        import google.auth.exceptions as gae
+        import requests
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+        from google.oauth2 import service_account
+    except ImportError:
+        raise ConfigError("a gs:// store needs the gcs extra: pip install 'gitfree[gcs]'") from None
+    return types.SimpleNamespace(
+        ge=ge,
+        gae=gae,
+        requests=requests,
+        AnonymousCredentials=AnonymousCredentials,
+        storage=storage,
+        service_account=service_account,
+    )
+
+
+def _anonymous_token() -> dict[str, Any]:
+    """obstore's credential for an emulator that checks none: a token, never a metadata-server lookup."""
+    return {"token": "anonymous", "expires_at": None}
+
+
+class GCSBackend(Backend):
+    """A store under ``gs://bucket/prefix`` on Google Cloud Storage (or fake-gcs-server).
+
+    Records, tags and leases go through the JSON API with ``google-cloud-storage`` (the ``gcs`` extra), with
+    GCS's own preconditions: ``ifGenerationMatch=0`` (create-only) and ``ifGenerationMatch=<generation>``
+    (compare-and-swap), both answered 412 when they fail. The object generation is the etag the protocol
+    swaps on. Objects are read with obstore's ``GCSStore`` and uploaded through the JSON API too
+    (:meth:`object_uploader`): obstore's XML-API PUT is not accepted by the emulator. Errors are translated
+    in :meth:`_translate`; deletes are unconditional (the protocol needs no conditional delete)."""
+
+    create_condition = "ifGenerationMatch=0"
+    swap_condition = "ifGenerationMatch=<generation>"
+    conditional_service = "Google Cloud Storage itself, or an emulator that enforces generation preconditions"
+
+    def __init__(self, bucket: str, prefix: str, settings: StoreSettings) -> None:
+        g = _google()
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"gs://{bucket}/{self.prefix}".rstrip("/")
+        self._settings = settings
+        found = settings.gcs_settings()
+        if "key" not in found and "endpoint" not in found:
+            raise ConfigError(
+                "no Google Cloud credentials for a gs:// store: set GOOGLE_APPLICATION_CREDENTIALS (or "
+                "GITFREE_GCS_CREDENTIALS) to a service-account JSON key, or STORAGE_EMULATOR_HOST for an emulator"
+            )
+        self.endpoint = found.get("endpoint")
+        self._key = found.get("key")
+        credentials: Any = g.AnonymousCredentials()
+        if self._key is not None:
+            try:
+                credentials = g.service_account.Credentials.from_service_account_info(
+                    json.loads(self._key), scopes=[_GCS_SCOPE]
+                )
+            except ValueError:  # never echo the key
+                raise ConfigError(
+                    "the Google Cloud service-account key is malformed (its private_key cannot be read): "
+                    "download a new JSON key and point GOOGLE_APPLICATION_CREDENTIALS at it"
+                ) from None
+        options = {"api_endpoint": self.endpoint} if self.endpoint else None
+        self._client = g.storage.Client(
+            project=found.get("project", "gitfree"), credentials=credentials, client_options=options
+        )
+        self._bucket = self._client.bucket(bucket)
+        self._bucket_seen = False
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+
+    def __repr__(self) -> str:
+        return f"GCSBackend({self.url!r}, endpoint={self.endpoint!r})"
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _retrying(self, call: Callable[[], Any]) -> Any:
+        """``call()``, again after a transient failure (a refused or cut connection, a timeout, 429, 5xx), up to
+        ``retries`` more times; only for reads and writes that may be repeated (never a conditional one)."""
+        g = _google()
+
+        transient = (
+            g.ge.TooManyRequests,
+            g.ge.ServerError,
+            g.gae.TransportError,
+            g.requests.ConnectionError,
+            g.requests.Timeout,
+        )
+        for attempt in range(self._settings.retries):
+            try:
+                return call()
+            except transient:
+                time.sleep(min(1.0, 0.1 * 2**attempt))
+        return call()
+
+    def _bucket_missing(self, exc: BaseException) -> bool:
+        """Whether the 404 ``exc`` means the bucket is gone: GCS says so in its message; an emulator answers a
+        missing bucket and a missing object alike, so the bucket is asked about once (once seen, not again).
+        A key allowed to read objects but not the bucket (403 on it) takes the 404 for a missing object."""
+        g = _google()
+        if "bucket does not exist" in str(exc).lower():
+            return True
+        if not self._bucket_seen:
+            try:
+                self._bucket_seen = bool(self._retrying(lambda: self._bucket.exists(timeout=self._timeout, retry=None)))
+            except (g.ge.Forbidden, g.ge.Unauthorized):
+                self._bucket_seen = True
+            except (g.ge.GoogleAPICallError, g.gae.GoogleAuthError, g.requests.RequestException, OSError):
+                return False  # cannot tell now: the object is missing
+        return not self._bucket_seen
+
+    @contextlib.contextmanager
+    def _translate(
+        self, key: str, *, write: bool = False, taken: type[Exception] = PreconditionFailed
+    ) -> Iterator[None]:
+        """Turn google-cloud-storage's errors into ours; the one place that knows them. ``taken`` is what a
+        failed precondition (412) means for this call."""
+        g = _google()
+
+        where = f"{self.url}/{key}"
+        server = self.endpoint or "Google Cloud Storage"
+        try:
+            yield
+        except g.ge.PreconditionFailed:
+            raise taken(key) from None
+        except g.ge.NotFound as exc:
+            if self._bucket_missing(exc):
+                raise ConfigError(
+                    f"the bucket {self.bucket!r} does not exist on {server}: create it, or fix the store URL"
+                ) from None
+            raise KeyMissing(key) from None
+        except (g.ge.Forbidden, g.ge.Unauthorized, g.gae.RefreshError):
+            raise ConfigError(
+                f"{server} denied access to {where}: check the service-account key (GOOGLE_APPLICATION_CREDENTIALS "
+                "or GITFREE_GCS_CREDENTIALS) and its roles on the bucket"
+            ) from None
+        except (g.ge.GoogleAPICallError, g.gae.TransportError, g.requests.RequestException, OSError) as exc:
+            raise self._failed(exc, key, write=write, where=where, server=server) from None
+
+    def _failed(self, exc: BaseException, key: str, *, write: bool, where: str, server: str) -> Exception:
+        g = _google()
+
+        if isinstance(exc, g.gae.TransportError):  # nothing was sent to the bucket: the token could not be had
+            return ConfigError(
+                f"cannot get an access token for the service account of {self.url} from its token_uri "
+                f"({self._settings.retries + 1} attempt(s)): check the network and the key's token_uri"
+            )
+        text = str(exc).lower()
+        unsent = isinstance(exc, g.requests.ConnectTimeout) or any(marker in text for marker in _REFUSED)
+        if unsent:
+            return ConfigError(
+                f"cannot reach the Google Cloud Storage endpoint {server} ({self._settings.retries + 1} attempt(s)): "
+                "is it running and is the URL right? (GITFREE_ENDPOINT_URL or STORAGE_EMULATOR_HOST)"
+            )
+        if write:  # a timeout, a 5xx or a cut connection: the write may have happened
+            return OutcomeUnknown(key)
+        return GitfreeError(f"the Google Cloud Storage request for {where} failed: {_first_line(exc)}; retry")
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        blob = self._bucket.blob(self._name(key))
+        with self._translate(key):
+            data = self._retrying(lambda: blob.download_as_bytes(timeout=self._timeout, retry=None))
+        return data, str(blob.generation)
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        g = _google()
+
+        _check_range(start, end)
+        if end <= start:
+            return b""
+        blob = self._bucket.blob(self._name(key))
+        try:
+            with self._translate(key):
+                data: bytes = self._retrying(
+                    lambda: blob.download_as_bytes(
+                        start=start, end=end - 1, checksum=None, timeout=self._timeout, retry=None
+                    )
+                )
+        except GitfreeError as exc:
+            if isinstance(exc.__context__, g.ge.RequestRangeNotSatisfiable):  # at or past the end
+                return b""
+            raise
+        return data
+
+    def _upload(self, key: str, data: bytes, generation: int | None, *, taken: type[Exception]) -> str:
+        blob = self._bucket.blob(self._name(key))
+
+        # No retry of a conditional write: a retried create could meet itself (412) and report a taken key;
+        # a lost answer is OutcomeUnknown, and the protocol re-reads.
+        def upload() -> None:
+            blob.upload_from_string(
+                data,
+                content_type="application/octet-stream",
+                if_generation_match=generation,
+                timeout=self._timeout,
+                retry=None,
+            )
+
+        with self._translate(key, write=True, taken=taken):
+            upload() if generation is not None else self._retrying(upload)
+        return str(blob.generation)
+
+    def create(self, key: str, data: bytes) -> str:
+        return self._upload(key, data, 0, taken=KeyExists)
+
+    def replace(self, key: str, data: bytes, etag: str) -> str:
+        if not etag.isdigit() or int(etag) == 0:  # not a generation: it cannot match
+            raise PreconditionFailed(key)
+        return self._upload(key, data, int(etag), taken=PreconditionFailed)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._upload(key, data, None, taken=PreconditionFailed)
+
+    def delete(self, key: str) -> None:
+        blob = self._bucket.blob(self._name(key))
+        with contextlib.suppress(KeyMissing), self._translate(key, write=True):
+            self._retrying(lambda: blob.delete(timeout=self._timeout, retry=None))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except KeyMissing:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        blob = self._bucket.blob(self._name(key))
+        with self._translate(key):
+            self._retrying(lambda: blob.reload(timeout=self._timeout, retry=None))
+        return int(blob.size or 0)
+
+    def scan(self, prefix: str) -> Iterator[ObjectInfo]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        with self._translate(prefix):
+            for blob in self._client.list_blobs(self.bucket, prefix=root + prefix, timeout=self._timeout, retry=None):
+                etag = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None  # composed objects: none
+                yield ObjectInfo(blob.name[len(root) :], int(blob.size or 0), blob.updated, etag)
+
+    def md5(self, key: str) -> tuple[str, int]:
+        digest = hashlib.md5(usedforsecurity=False)
+
+        class _Hashing(io.RawIOBase):
+            size = 0
+
+            def write(self, chunk: Any) -> int:
+                digest.update(chunk)
+                self.size += len(chunk)
+                return len(chunk)
+
+        sink = _Hashing()
+        blob = self._bucket.blob(self._name(key))
+        with self._translate(key):
+            blob.download_to_file(
+                sink,
+                timeout=(self._settings.connect_timeout, self._settings.transfer_timeout),
+                retry=None,
+            )
+        return digest.hexdigest(), sink.size
+
+    def object_uploader(self) -> Callable[[str, Path], None]:
+        return self._upload_file
+
+    def _upload_file(self, key: str, path: Path) -> None:
+        """One object file to ``key`` through the JSON API (resumable past 8 MiB, in 8 MiB chunks, so a large
+        file holds 8 MiB of memory, not google-cloud-storage's default 100 MiB)."""
+        blob = self._bucket.blob(self._name(key), chunk_size=_GCS_CHUNK)
+        with self._translate(key, write=True):
+            self._retrying(
+                lambda: blob.upload_from_filename(
+                    str(path),
+                    content_type="application/octet-stream",
+                    timeout=(self._settings.connect_timeout, self._settings.transfer_timeout),
+                    retry=None,
+                )
+            )
+
+    def object_store(self, *, timeout: float | None = None) -> ObjectStore:
+        from obstore.store import GCSStore
+
+        # Credentials are always explicit: a key, or for an emulator a fixed token, so obstore never falls back
+        # to the instance metadata server (skip_signature would).
+        auth: dict[str, Any] = (
+            {"service_account_key": self._key} if self._key is not None else {"credential_provider": _anonymous_token}
+        )
+        if self.endpoint:
+            auth["base_url"] = self.endpoint
+        return GCSStore(
+            self.bucket,
+            prefix=self.prefix or None,
+            client_options={
+                "allow_http": True,
+                "connect_timeout": timedelta(seconds=self._settings.connect_timeout),
+                "timeout": timedelta(seconds=self._settings.transfer_timeout if timeout is None else timeout),
+            },
+            retry_config=_retry_config(self._settings.retries),
+            **auth,
+        )
+
+
+def _gs_location(url: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of a ``gs://BUCKET/PREFIX`` URL; :class:`InputError` if it is malformed."""
+    if not re.match(r"gs://", url, re.IGNORECASE):
+        raise InputError(f"store URL {url!r} is malformed: a Google Cloud Storage store needs gs://BUCKET/PREFIX")
+    bucket, _, prefix = url[len("gs://") :].partition("/")
+    if "@" in bucket or ":" in bucket:  # never echo it: it may hold a secret
+        raise InputError(
+            "the store URL holds credentials or a port (gs://...@... or gs://HOST:PORT): a gs:// URL names a bucket; "
+            "set GOOGLE_APPLICATION_CREDENTIALS for the key and GITFREE_ENDPOINT_URL for another server"
+        )
+    parts = bucket.split(".")
+    if (
+        not _GCS_BUCKET.fullmatch(bucket)
+        or any(not part or len(part) > 63 for part in parts)
+        or (len(parts) == 1 and len(bucket) > 63)
+        or bucket.startswith("goog")
+        or re.fullmatch(r"[0-9.]+", bucket)
+    ):
+        raise InputError(
+            f"store URL {url!r}: {bucket!r} is not a Google Cloud Storage bucket name (3 to 63 lowercase letters, "
+            "digits, '-', '_' and '.', beginning and ending with a letter or digit); write it as gs://BUCKET/PREFIX"
+        )
+    if "?" in prefix or "#" in prefix:
+        raise InputError(f"store URL {url!r} has a '?' or '#', which a store prefix cannot hold: gs://BUCKET/PREFIX")
+    segments = unquote(prefix).strip("/").split("/")
+    if any(segment in ("", ".", "..") for segment in segments) and segments != [""]:
+        raise InputError(
+            f"store URL {url!r}: a prefix of a Google Cloud Storage store has no empty, '.' or '..' part: write it "
+            "as gs://BUCKET/PART/PART"
+        )
+    return bucket, unquote(prefix).strip("/")

@@ -153,13 +153,18 @@ def guard_source(source: Path, *, store_root: Path | None, cache_dir: Path) -> N
     """Refuse to commit the store, the worker cache, or a folder holding or inside either: the commit would
     snapshot what gitfree writes into at that moment. The same comparison as :func:`guard_destination`
     (resolved paths, and device and inode)."""
-    places = [("the worker cache", cache_dir)] + ([("the store", store_root)] if store_root is not None else [])
+    places = _gitfree_places(store_root, cache_dir)
     for what, place in places:
         if path_relation(source, place, inside_too=True) is not None:
             raise InputError(
                 f"cannot commit {source}: it is, holds or lies inside {what} ({place.resolve()}); gitfree writes "
                 "there while it commits. Commit your data from a folder of its own"
             )
+
+
+def _gitfree_places(store_root: Path | None, cache_dir: Path) -> list[tuple[str, Path]]:
+    """Where gitfree itself writes, which no commit may read from and no export write into."""
+    return [("the worker cache", cache_dir)] + ([("the store", store_root)] if store_root is not None else [])
 
 
 def write_dvc_file(version: Version, store_url: str, path: Path, *, store_root: Path | None, cache_dir: Path) -> Path:
@@ -191,7 +196,7 @@ def guard_export(target: Path, *, store_root: Path | None, cache_dir: Path) -> N
             f"cannot export to {target}: it is {what}, and export writes a regular NAME.dvc file; remove it or "
             "choose another path"
         )
-    places = [("the worker cache", cache_dir)] + ([("the store", store_root)] if store_root is not None else [])
+    places = _gitfree_places(store_root, cache_dir)
     for what, place in places:
         if path_relation(target, place, inside_too=True) is not None:
             raise InputError(

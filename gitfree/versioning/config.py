@@ -6,6 +6,7 @@ profile, instance role), resolved by boto3 and by DVC's S3 filesystem alike.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -122,8 +123,24 @@ class StoreSettings(BaseSettings):
     Default: ``AZURE_STORAGE_CONNECTION_STRING``. Its ``BlobEndpoint`` is the endpoint unless ``endpoint_url``
     is set."""
 
+    gcs_credentials: SecretStr | None = None
+    """Google Cloud credentials of a ``gs://`` store: a service-account JSON key, or the path of its file.
+    Default: the file ``GOOGLE_APPLICATION_CREDENTIALS`` names. Without it, only an emulator
+    (``STORAGE_EMULATOR_HOST`` or ``endpoint_url``) is reached, anonymously: gitfree never asks a metadata server."""
+    gcs_project: str | None = None
+    """The Google Cloud project (only named in requests that need one). Default: ``GOOGLE_CLOUD_PROJECT``,
+    else the key's ``project_id``."""
+
     @field_validator(
-        "store", "cache_dir", "endpoint_url", "access_key_id", "region", "profile", "azure_account_name", mode="before"
+        "store",
+        "cache_dir",
+        "endpoint_url",
+        "access_key_id",
+        "region",
+        "profile",
+        "azure_account_name",
+        "gcs_project",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -165,6 +182,33 @@ class StoreSettings(BaseSettings):
             "endpoint": self.resolved_endpoint() or parts.get("blobendpoint"),
         }
         return {name: value for name, value in found.items() if value}
+
+    def gcs_settings(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The credentials, endpoint and project of a ``gs://`` store: these settings, then
+        ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST`` and ``GOOGLE_CLOUD_PROJECT``. Keys:
+        ``key`` (the service-account JSON: a secret, never print it), ``endpoint`` and ``project``, each
+        present only when found; :class:`ConfigError` for a key file that cannot be read or is not JSON."""
+        env = os.environ if environ is None else environ
+        found: dict[str, str] = {}
+        given = self.gcs_credentials.get_secret_value().strip() if self.gcs_credentials else ""
+        source = "GITFREE_GCS_CREDENTIALS"
+        if not given and env.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            given, source = env["GOOGLE_APPLICATION_CREDENTIALS"].strip(), "GOOGLE_APPLICATION_CREDENTIALS"
+        if given:
+            found["key"] = _service_account_json(given, source)
+        emulator = env.get("STORAGE_EMULATOR_HOST", "").strip()
+        if emulator and "://" not in emulator:
+            emulator = f"http://{emulator}"
+        if self.endpoint_url:
+            found["endpoint"] = validate_endpoint_url(
+                self.endpoint_url.strip(), "GITFREE_ENDPOINT_URL / --endpoint-url"
+            )
+        elif emulator:
+            found["endpoint"] = validate_endpoint_url(emulator, "STORAGE_EMULATOR_HOST")
+        project = self.gcs_project or env.get("GOOGLE_CLOUD_PROJECT") or _json_field(found.get("key"), "project_id")
+        if project:
+            found["project"] = project
+        return found
 
     def resolved_store(self) -> str:
         return self.store or default_store_url()
@@ -263,6 +307,35 @@ def _connection_string(text: str) -> dict[str, str]:
         if sep and name.strip():
             parts[name.strip().lower()] = value.strip()
     return parts
+
+
+def _service_account_json(given: str, source: str) -> str:
+    """The service-account JSON ``given`` is or names (a path); else :class:`ConfigError` naming ``source``."""
+    text = given
+    if not given.startswith("{"):
+        try:
+            text = Path(given).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise ConfigError(
+                f"the Google Cloud key file {given!r} ({source}) cannot be read ({reason}): point {source} at a "
+                "service-account JSON key"
+            ) from None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not parsed.get("client_email") or not parsed.get("private_key"):
+        raise ConfigError(
+            f"the Google Cloud credentials of {source} are not a service-account JSON key (with client_email and "
+            "private_key): download one for the service account and point it there"
+        )
+    return text
+
+
+def _json_field(text: str | None, name: str) -> str | None:
+    value = json.loads(text).get(name) if text else None
+    return value if isinstance(value, str) and value else None
 
 
 def _unset(value: object) -> bool:

@@ -157,7 +157,8 @@ class Objects:
 
     def transfer(self) -> Transfer:
         """The engine that moves objects between the worker cache and the store (obstore, many in flight)."""
-        return Transfer(self.backend.object_store(), self.cache_dir, self.jobs, self.url)
+        uploader = self.backend.object_uploader()
+        return Transfer(self.backend.object_store(), self.cache_dir, self.jobs, self.url, upload_file=uploader)
 
     def read_many(self, keys: Collection[str]) -> dict[str, bytes | None]:
         """Many small keys read at once (``None`` for one that does not exist)."""

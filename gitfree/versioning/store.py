@@ -71,6 +71,9 @@ class Store:
         azure_account_name, azure_account_key, azure_sas_token, azure_connection_string: access to an
             ``az://container/prefix`` store (``endpoint_url`` for Azurite or another endpoint); anything not
             given comes from ``GITFREE_AZURE_*``, then ``AZURE_STORAGE_*``.
+        gcs_credentials, gcs_project: access to a ``gs://bucket/prefix`` store: a service-account JSON key (or
+            its path), default ``GITFREE_GCS_CREDENTIALS``, then ``GOOGLE_APPLICATION_CREDENTIALS``; an emulator
+            is reached anonymously at ``endpoint_url`` or ``STORAGE_EMULATOR_HOST``.
 
     Example:
         >>> store = Store("s3://ml-data/versions")                     # doctest: +SKIP
@@ -96,6 +99,8 @@ class Store:
         azure_account_key: str | SecretStr | None = None,
         azure_sas_token: str | SecretStr | None = None,
         azure_connection_string: str | SecretStr | None = None,
+        gcs_credentials: str | SecretStr | None = None,
+        gcs_project: str | None = None,
     ) -> None:
         settings = StoreSettings.merged(
             settings,
@@ -112,6 +117,8 @@ class Store:
             azure_account_key=azure_account_key,
             azure_sas_token=azure_sas_token,
             azure_connection_string=azure_connection_string,
+            gcs_credentials=gcs_credentials,
+            gcs_project=gcs_project,
         )
         self.backend: Backend = open_backend(settings)
         self.url = self.backend.url

@@ -204,12 +204,21 @@ class Transfer:
         cache_dir: the worker cache.
         jobs: requests in flight.
         where: the store URL, for error messages.
+        upload_file: uploads one object file to its key where obstore cannot write to the service (the GCS
+            emulator: :meth:`.backends.Backend.object_uploader`); ``None``: obstore's PUT.
     """
 
     def __init__(
-        self, store: ObjectStore, cache_dir: Path, jobs: int, where: str, answer_within: float | None = None
+        self,
+        store: ObjectStore,
+        cache_dir: Path,
+        jobs: int,
+        where: str,
+        answer_within: float | None = None,
+        upload_file: Callable[[str, Path], None] | None = None,
     ) -> None:
         self.store = store
+        self.upload_file = upload_file
         self.cache_dir = cache_dir
         self.jobs = max(1, jobs)
         self.where = where
@@ -320,7 +329,11 @@ class Transfer:
             async def one(oid: str) -> None:
                 path = self.cached(oid)
                 size = sizes[oid]
-                if size <= SINGLE_PUT_MAX:
+                if self.upload_file is not None:  # its own client, in a thread; it streams large files itself
+                    async with budget.take(min(size, PART * PART_CONCURRENCY)):
+                        await asyncio.to_thread(self.upload_file, object_key(oid), path)
+                    progress.moved(size)
+                elif size <= SINGLE_PUT_MAX:
                     async with budget.take(size):
                         data = await asyncio.to_thread(path.read_bytes) if size > _CHUNK else path.read_bytes()
                         await obstore.put_async(self.store, object_key(oid), data, use_multipart=False)

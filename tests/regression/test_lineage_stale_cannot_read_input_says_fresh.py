@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from gitfree import Store
@@ -15,10 +16,11 @@ from gitfree.cli import cli
 from gitfree.versioning.models import InputRef
 
 
+@pytest.mark.parametrize("other", ["hdfs://team-b/raw", "gs://team-b/raw"], ids=["unknown-scheme", "no-credentials"])
 def test_stale_does_not_say_fresh_when_it_could_not_check(
-    make_store: Callable[..., Store], src: Callable[[str], Path]
+    make_store: Callable[..., Store], src: Callable[[str], Path], other: str
 ) -> None:
     store = make_store("file")
-    store.commit("model", src("m"), inputs=[InputRef(dataset="raw", number=1, store="gs://team-b/raw")])
+    store.commit("model", src("m"), inputs=[InputRef(dataset="raw", number=1, store=other)])
     result = CliRunner().invoke(cli, ["--store", str(store.backend.root), "stale"])
     assert not (result.exit_code == 0 and "nothing is stale" in result.output), result.output
