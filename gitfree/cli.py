@@ -65,6 +65,7 @@ from .versioning import (
     TagEvent,
     Tree,
     Version,
+    format_count,
     format_size,
     parse_metric,
     step_status,
@@ -591,12 +592,15 @@ def commit(
         tags = [] if version.created else _tags_by_number(store, dataset).get(version.number, [])
         _print_json({**_version_json(version, tags), "created": bool(version.created)})
     elif not version.created:
-        _output().print(
-            f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {format_size(version.size)})"
-        )
+        _output().print(f"unchanged: {version.ref} already holds this data ({_amount(version)})")
     else:
         where = f" by reference to {version.reference.source}" if version.reference else ""
-        _output().print(f"committed {version.ref}{where}: {version.nfiles} files, {format_size(version.size)}")
+        _output().print(f"committed {version.ref}{where}: {_amount(version)}")
+
+
+def _amount(version: Version) -> str:
+    """``4 files, 10.0 KiB``."""
+    return f"{format_count(version.nfiles, 'file')}, {format_size(version.size)}"
 
 
 @cli.command()

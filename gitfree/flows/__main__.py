@@ -20,7 +20,15 @@ from pathlib import Path
 import click
 
 from gitfree.cli import OneLineErrors
-from gitfree.versioning import STORE_MARKER, InputError, Store, parse_ref, validate_dataset_name
+from gitfree.versioning import (
+    STORE_MARKER,
+    InputError,
+    Store,
+    format_count,
+    format_size,
+    parse_ref,
+    validate_dataset_name,
+)
 
 _STORE_HELP = "Store URL (s3://bucket/prefix, file:///path). Default: GITFREE_STORE, else a local directory."
 
@@ -103,10 +111,11 @@ def ingest(source: str, dataset: str, cron: str | None, store_url: str | None) -
         ingest_dataset.serve(name=f"ingest-{slug}", cron=cron, parameters=parameters)
         return
     version = ingest_dataset(source, dataset, store=store_url)
+    amount = f"{format_count(version.nfiles, 'file')}, {format_size(version.size)}"
     if version.created is False:
-        click.echo(f"unchanged: {version.ref} already holds this data ({version.nfiles} files, {version.size} bytes)")
+        click.echo(f"unchanged: {version.ref} already holds this data ({amount})")
     else:
-        click.echo(f"{version.ref}: {version.nfiles} files, {version.size} bytes")
+        click.echo(f"{version.ref}: {amount}")
 
 
 @main.command()

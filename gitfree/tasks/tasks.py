@@ -12,7 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import JsonValue
 
-from gitfree.versioning import Diff, InputRef, Store, Tag, Version, is_transient
+from gitfree.versioning import Diff, InputRef, Store, Tag, Version, format_count, format_size, is_transient
 
 from . import _runtime, _tags
 from .blocks import GitfreeStore
@@ -135,7 +135,8 @@ def commit_dataset(
     # publishing (the retry passes the same commit id, and Store.commit recognises its own record).
     if version.created:
         _runtime.publish(target, version)
-        _run_logger().info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
+        files, size = format_count(version.nfiles, "file"), format_size(version.size)
+        _run_logger().info("committed %s (%s, %s)", version.ref, files, size)
     else:
         _run_logger().info("%s is unchanged since %s: no new version, no artifact, no event", dataset, version.ref)
     return version

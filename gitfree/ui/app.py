@@ -43,6 +43,7 @@ from gitfree.versioning import (
     Store,
     UnsafePathError,
     Version,
+    format_count,
     format_size,
     who,
 )
@@ -192,7 +193,7 @@ def create_app(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, size=_size, metric=_metric, who=who, json=_json)
+    env.filters.update(when=_when, size=_size, metric=_metric, who=who, json=_json, count=format_count)
     site = Site(store, access, links, Listings(), env, _secrets(store, token))
     app = _App(
         routes=_routes(),

@@ -12,7 +12,7 @@ from .errors import (
     UnsafePathError,
     is_transient,
 )
-from .kit import format_size, stable_commit_id, tag_event, version_event, who
+from .kit import format_count, format_size, stable_commit_id, tag_event, version_event, who
 from .layout import MARKER as STORE_MARKER
 from .models import (
     AuditEvent,
@@ -78,6 +78,7 @@ __all__ = [
     "UnsafePathError",
     "Version",
     "fingerprint",
+    "format_count",
     "format_size",
     "is_transient",
     "parse_metric",

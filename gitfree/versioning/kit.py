@@ -22,7 +22,7 @@ from pydantic import JsonValue
 
 from .models import Author, Tag, TagEvent, Version
 
-__all__ = ["COMMIT_NAMESPACES", "format_size", "stable_commit_id", "tag_event", "version_event", "who"]
+__all__ = ["COMMIT_NAMESPACES", "format_count", "format_size", "stable_commit_id", "tag_event", "version_event", "who"]
 
 COMMIT_NAMESPACES: dict[str, uuid.UUID] = {
     "prefect": uuid.UUID("6b0f7e43-5d0c-4c55-9b1e-6c8e3f0a9d21"),
@@ -102,6 +102,12 @@ def tag_event(tag: Tag, store_url: str) -> dict[str, JsonValue]:
 
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def format_count(n: int, noun: str) -> str:
+    """``n`` things for people, in English: ``"1 file"``, ``"0 files"``, ``"2 files"`` (``noun`` singular,
+    plural by an ``s``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def format_size(n: int) -> str:

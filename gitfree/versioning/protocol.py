@@ -31,6 +31,7 @@ from . import layout
 from .backends import KeyExists, KeyMissing, OutcomeUnknown, PreconditionFailed
 from .catalog import Catalog
 from .errors import ConflictError, GitfreeError, InputError, IntegrityError, NotFoundError, first_error
+from .kit import format_count, format_size
 from .leases import Coordinator, Holder
 from .models import (
     REFERENCE_FORMAT,
@@ -133,7 +134,7 @@ def commit(
     # 10. The hint, moved forward only.
     catalog.advance_latest(version)
     version = version.model_copy(update={"created": version.id == commit_id})
-    logger.info("committed %s (%d files, %d bytes)", version.ref, version.nfiles, version.size)
+    logger.info("committed %s (%s, %s)", version.ref, format_count(version.nfiles, "file"), format_size(version.size))
     return version
 
 

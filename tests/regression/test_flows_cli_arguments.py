@@ -104,7 +104,7 @@ def test_an_ingestion_that_makes_no_version_says_unchanged(
     runner = CliRunner()
     first = runner.invoke(main, ["ingest", str(source), "demo/sensors"])
     assert first.exit_code == 0, (first.output, first.exception)
-    assert "demo/sensors@1: 1 files" in first.stdout and "unchanged" not in first.stdout
+    assert "demo/sensors@1: 1 file" in first.stdout and "unchanged" not in first.stdout
     second = runner.invoke(main, ["ingest", str(source), "demo/sensors"])
     assert second.exit_code == 0, (second.output, second.exception)
     assert "unchanged: demo/sensors@1 already holds this data" in second.stdout
