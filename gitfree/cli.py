@@ -677,6 +677,8 @@ def show(ctx: click.Context, ref: str, with_files: bool, as_json: bool) -> None:
         ("parent", str(version.parent) if version.parent else "-"),
         ("inputs", ", ".join(str(i) for i in version.inputs) or "-"),
     ]
+    if version.reference is not None:
+        rows.insert(7, ("source", f"{version.reference.source} (by reference)"))
     rows += [(f"metric {k}", _metric(v)) for k, v in version.metrics.items()]
     rows += [(f"meta {k}", json.dumps(v, ensure_ascii=False)) for k, v in version.metadata.items()]
     if version.author.run_id:

@@ -382,6 +382,8 @@ def test_the_cli_commits_by_reference(
     assert (done.exit_code, done.output) == (0, f"committed images@1 by reference to {place.url}: 4 files, 10.0 KiB\n")
     again = runner.invoke(cli, ["commit", "images", place.url, "--by-reference"])
     assert (again.exit_code, again.output) == (0, "unchanged: images@1 already holds this data (4 files, 10.0 KiB)\n")
+    shown = runner.invoke(cli, ["show", "images@1"], env={"COLUMNS": "200"})
+    assert f"source   {place.url} (by reference)" in shown.output.splitlines()[7], shown.output
     done = runner.invoke(cli, ["materialize", "images@1"])
     assert (done.exit_code, done.output) == (0, f"materialized images@1: its 4 files are in {s3_url}\n")
     empty = runner.invoke(cli, ["commit", "images", place.url + "nothing/", "--by-reference"])
