@@ -26,7 +26,7 @@ from helpers import read_tree, write_tree
 
 from gitfree import Store
 from gitfree.cli import cli
-from gitfree.testing import CountingProxy, SeaweedFS
+from gitfree.testing import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, CountingProxy, FakeGCS, SeaweedFS
 from gitfree.versioning import ConfigError, ConflictError, InputError, IntegrityError, NotFoundError, layout
 from gitfree.versioning.backends import S3Backend
 from gitfree.versioning.catalog import _newer_format
@@ -69,6 +69,52 @@ def _s3_place(seaweedfs: SeaweedFS, make_store: Callable[..., Store], *, version
     )
 
 
+def _az_place(azurite: Azurite, make_store: Callable[..., Store]) -> Place:
+    """A prefix of Azurite's test container (Azurite keeps no blob versions: an overwrite is drift)."""
+    import obstore
+    from obstore.store import AzureStore
+
+    blobs = AzureStore(
+        azurite.container,
+        account_name=AZURITE_ACCOUNT,
+        account_key=AZURITE_KEY,
+        endpoint=azurite.endpoint,
+        client_options={"allow_http": True},
+    )
+    prefix = f"ref-{uuid.uuid4().hex[:12]}/data"
+    return Place(
+        "az",
+        f"az://{azurite.container}/{prefix}/",
+        lambda path, data: obstore.put(blobs, f"{prefix}/{path}", data),
+        lambda path: obstore.delete(blobs, f"{prefix}/{path}"),
+        lambda **kw: make_store("az", **kw),
+        {"blobs": blobs, "prefix": prefix},
+    )
+
+
+def _gs_place(fake_gcs: FakeGCS, make_store: Callable[..., Store], *, versioned: bool) -> Place:
+    """A bucket of its own on fake-gcs-server, with object versioning on (old generations kept) or off."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="gitfree",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": fake_gcs.endpoint},
+    )
+    bucket = client.bucket(f"ref-{uuid.uuid4().hex[:12]}")
+    bucket.versioning_enabled = versioned
+    bucket = client.create_bucket(bucket)
+    return Place(
+        "gs",
+        f"gs://{bucket.name}/data/",
+        lambda path, data: bucket.blob(f"data/{path}").upload_from_string(data),
+        lambda path: bucket.blob(f"data/{path}").delete(),
+        lambda **kw: make_store("gs", **kw),
+        {"bucket": bucket},
+    )
+
+
 def _file_place(tmp_path: Path, make_store: Callable[..., Store]) -> Place:
     root = tmp_path / "shared" / "data"
     root.mkdir(parents=True)
@@ -82,23 +128,33 @@ def _file_place(tmp_path: Path, make_store: Callable[..., Store]) -> Place:
     )
 
 
-@pytest.fixture(params=["s3", "file"])
+@pytest.fixture(params=["s3", "file", "az", "gs"])
 def place(
     request: pytest.FixtureRequest, seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
 ) -> Place:
-    """A versioned S3 bucket, or a shared folder."""
+    """A versioned S3 bucket, a shared folder, an Azurite prefix (in an az:// store) or a versioned GCS bucket
+    (in a gs:// store)."""
     if request.param == "s3":
         return _s3_place(seaweedfs, make_store, versioned=True)
+    if request.param == "az":
+        return _az_place(request.getfixturevalue("azurite"), make_store)
+    if request.param == "gs":
+        return _gs_place(request.getfixturevalue("fake_gcs"), make_store, versioned=True)
     return _file_place(tmp_path, make_store)
 
 
-@pytest.fixture(params=["s3", "file"])
+@pytest.fixture(params=["s3", "file", "az", "gs"])
 def drifting(
     request: pytest.FixtureRequest, seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
 ) -> Place:
-    """A source that keeps no old bytes: an S3 bucket without versioning, or a shared folder."""
+    """A source that keeps no old bytes: an S3 bucket without versioning, a shared folder, an Azurite prefix or
+    a GCS bucket without versioning."""
     if request.param == "s3":
         return _s3_place(seaweedfs, make_store, versioned=False)
+    if request.param == "az":
+        return _az_place(request.getfixturevalue("azurite"), make_store)
+    if request.param == "gs":
+        return _gs_place(request.getfixturevalue("fake_gcs"), make_store, versioned=False)
     return _file_place(tmp_path, make_store)
 
 
@@ -236,7 +292,8 @@ def test_bad_sources_are_one_clear_error_and_nothing_is_written(
         (files, local.url, InputError, "holds no objects; check the prefix"),
         (store, f"s3://no-such-{uuid.uuid4().hex[:8]}/p/", ConfigError, "cannot list the source"),
         (files, str(tmp_path / "missing"), InputError, "is not a folder"),
-        (store, "gs://bucket/p/", InputError, "has the scheme 'gs'"),
+        (store, "hdfs://nn/p/", InputError, "has the scheme 'hdfs'"),
+        (store, "gs://bucket/p/", InputError, "is on Google Cloud Storage and the store s3://"),
         (store, store.url + "/", InputError, "overlaps the store"),
         (files, str(tmp_path / "file-store"), InputError, "overlaps the store"),
         (files, str(files.cache_dir), InputError, "overlaps the store"),
