@@ -969,6 +969,9 @@ class AzureBackend(Backend):
 
     # ------------------------------------------------------------------ a source of versions by reference
 
+    list_page = 5000
+    """Blobs per List Blobs request (Azure's most)."""
+
     def blobs(self, prefix: str) -> Iterator[BlobInfo]:
         """Every blob under ``prefix`` (recursively) as List Blobs describes it, with the Content-MD5 and the
         versionId that obstore's listing leaves out: one signed request per 5,000 blobs."""
@@ -977,7 +980,7 @@ class AzureBackend(Backend):
         root = f"{self.prefix}/" if self.prefix else ""
         marker = ""
         while True:
-            query = {"comp": "list", "restype": "container"}
+            query = {"comp": "list", "maxresults": str(self.list_page), "restype": "container"}
             if root + prefix:
                 query["prefix"] = root + prefix
             if marker:
@@ -998,7 +1001,7 @@ class AzureBackend(Backend):
         from urllib.parse import quote, urlencode
 
         base = (self.endpoint or f"https://{self._account}.blob.core.windows.net").rstrip("/")
-        url = f"{base}/{quote(self.container)}?{urlencode(query)}"
+        url = f"{base}/{quote(self.container)}?{urlencode(query, quote_via=quote)}"  # a space is %20, never +
         if "sas_key" in self._auth:
             url += "&" + str(self._auth["sas_key"]).lstrip("?")
         where, server = f"{self.url}/{key}", self.endpoint or f"Azure account {self._account}"

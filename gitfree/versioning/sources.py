@@ -392,7 +392,9 @@ class AzureSource(Source):
         if blob.md5 is not None:
             return entry
         try:
-            _, chunks = self.backend.read_pinned(blob.key, etag=blob.etag, version_id=blob.version_id)
+            served, chunks = self.backend.read_pinned(blob.key, etag=blob.etag, version_id=blob.version_id)
+            if served != blob.etag:  # a server that ignored If-Match: these are other bytes
+                raise PreconditionFailed(blob.key)
             md5 = _hashed(chunks)
         except KeyMissing:
             raise ConflictError(f"{self.url}{blob.key} vanished while it was imported; run the commit again") from None
