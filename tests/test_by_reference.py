@@ -117,6 +117,15 @@ def _gs_place(fake_gcs: FakeGCS, make_store: Callable[..., Store], *, versioned:
     )
 
 
+def _cloud_place(kind: str, request: pytest.FixtureRequest, make_store: Callable[..., Store]) -> Place:
+    """A versioned S3 bucket, an Azurite prefix or a versioned GCS bucket, by ``kind``."""
+    if kind == "az":
+        return _az_place(request.getfixturevalue("azurite"), make_store)
+    if kind == "gs":
+        return _gs_place(request.getfixturevalue("fake_gcs"), make_store, versioned=True)
+    return _s3_place(request.getfixturevalue("seaweedfs"), make_store, versioned=True)
+
+
 def _file_place(tmp_path: Path, make_store: Callable[..., Store]) -> Place:
     root = tmp_path / "shared" / "data"
     root.mkdir(parents=True)
@@ -552,12 +561,14 @@ def test_a_no_op_import_costs_the_list_and_a_constant_and_1_percent_changed_head
     )
 
 
+@pytest.mark.parametrize("kind", ["s3", "az", "gs"])
 def test_concurrent_imports_make_one_version_of_one_source_and_gap_free_versions_of_many(
-    seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+    kind: str, request: pytest.FixtureRequest, make_store: Callable[..., Store], tmp_path: Path
 ) -> None:
     """Workers released together: of the same source, the same table (one create wins, the others find it) and
-    one version, created by exactly one; of different sources, one version each, numbers 1..N without a gap."""
-    places = [_s3_place(seaweedfs, make_store, versioned=True) for _ in range(4)]
+    one version, created by exactly one; of different sources, one version each, numbers 1..N without a gap
+    (S3 on SeaweedFS; an az:// store and sources on Azurite; a gs:// store and sources on fake-gcs-server)."""
+    places = [_cloud_place(kind, request, make_store) for _ in range(4)]
     for i, place in enumerate(places):
         _fill(place, {**FILES, "which.txt": str(i).encode()})
     barrier = threading.Barrier(4)
