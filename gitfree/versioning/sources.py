@@ -1,9 +1,11 @@
-"""The sources of versions by reference: an ``s3://bucket/prefix/`` or a shared local folder whose files a version
-names where they are (docs/design.md, "Versions by reference").
+"""The sources of versions by reference: an ``s3://bucket/prefix/``, an ``az://container/prefix/`` or
+``gs://bucket/prefix/`` in the store's own service, or a shared local folder whose files a version names where
+they are (docs/design.md, "Versions by reference").
 
 A :class:`Source` lists its files as reference entries (keeping a previous table's entry whole where the file did
 not change, and reading a new or changed file at most once, to hash it, never keeping its bytes), and reads one
-entry back pinned to what was committed: an S3 GET by VersionId or ``If-Match`` on the ETag; a local file whose
+entry back pinned to what was committed: an S3 GET by VersionId or ``If-Match`` on the ETag (Azure: ``If-Match``;
+GCS: the generation); a local file whose
 size, mtime, inode and device are still the entry's. What differs is an :class:`IntegrityError` naming the source
 key and what differs.
 """
@@ -49,7 +51,8 @@ class Source(ABC):
     """Where the files of a version by reference are."""
 
     url: str
-    """The prefix, ending in ``/``: ``s3://bucket/prefix/`` or ``file:///shared/folder/``."""
+    """The prefix, ending in ``/``: ``s3://bucket/prefix/``, ``az://container/prefix/``, ``gs://bucket/prefix/``
+    or ``file:///shared/folder/``."""
     kind: str
 
     @abstractmethod
@@ -76,8 +79,9 @@ class Source(ABC):
 
 
 def open_source(url: str, settings: StoreSettings) -> Source:
-    """The source at ``url``: ``s3://bucket/prefix`` (on the store's endpoint and credentials), ``file:///path``
-    or a local path. ``InputError`` for anything else."""
+    """The source at ``url``: ``s3://bucket/prefix`` (on the store's endpoint and credentials), ``az://`` or
+    ``gs://`` (only on a store of that service, with its credentials), ``file:///path`` or a local path.
+    ``InputError`` for anything else."""
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme == "s3":
         rest = url[len("s3://") :]
