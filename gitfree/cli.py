@@ -559,7 +559,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @click.option(
     "--by-reference",
     is_flag=True,
-    help="Version the files where they are (PATH: s3://BUCKET/PREFIX/ or a shared folder); upload nothing.",
+    help="Version the files where they are (PATH: s3://BUCKET/PREFIX/, a shared folder, or on an az:// or gs:// "
+    "store az://CONTAINER/PREFIX/ or gs://BUCKET/PREFIX/); upload nothing.",
 )
 @json_option
 @click.pass_context

@@ -4,6 +4,8 @@ was committed."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -18,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import obstore
 import pytest
 from _workers import commit_by_reference_and_crash
 from click.testing import CliRunner
@@ -26,9 +29,9 @@ from helpers import read_tree, write_tree
 
 from gitfree import Store
 from gitfree.cli import cli
-from gitfree.testing import CountingProxy, SeaweedFS
+from gitfree.testing import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, CountingProxy, FakeGCS, SeaweedFS
 from gitfree.versioning import ConfigError, ConflictError, InputError, IntegrityError, NotFoundError, layout
-from gitfree.versioning.backends import S3Backend
+from gitfree.versioning.backends import AzureBackend, GCSBackend, S3Backend
 from gitfree.versioning.catalog import _newer_format
 from gitfree.versioning.fs import GitfreeFileSystem
 
@@ -69,6 +72,60 @@ def _s3_place(seaweedfs: SeaweedFS, make_store: Callable[..., Store], *, version
     )
 
 
+def _az_place(azurite: Azurite, make_store: Callable[..., Store]) -> Place:
+    """A prefix of Azurite's test container (Azurite keeps no blob versions: an overwrite is drift)."""
+    from obstore.store import AzureStore
+
+    blobs = AzureStore(
+        azurite.container,
+        account_name=AZURITE_ACCOUNT,
+        account_key=AZURITE_KEY,
+        endpoint=azurite.endpoint,
+        client_options={"allow_http": True},
+    )
+    prefix = f"ref-{uuid.uuid4().hex[:12]}/data"
+    return Place(
+        "az",
+        f"az://{azurite.container}/{prefix}/",
+        lambda path, data: obstore.put(blobs, f"{prefix}/{path}", data),
+        lambda path: obstore.delete(blobs, f"{prefix}/{path}"),
+        lambda **kw: make_store("az", **kw),
+        {"blobs": blobs, "prefix": prefix},
+    )
+
+
+def _gs_place(fake_gcs: FakeGCS, make_store: Callable[..., Store], *, versioned: bool) -> Place:
+    """A bucket of its own on fake-gcs-server, with object versioning on (old generations kept) or off."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="gitfree",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": fake_gcs.endpoint},
+    )
+    bucket = client.bucket(f"ref-{uuid.uuid4().hex[:12]}")
+    bucket.versioning_enabled = versioned
+    bucket = client.create_bucket(bucket)
+    return Place(
+        "gs",
+        f"gs://{bucket.name}/data/",
+        lambda path, data: bucket.blob(f"data/{path}").upload_from_string(data),
+        lambda path: bucket.blob(f"data/{path}").delete(),
+        lambda **kw: make_store("gs", **kw),
+        {"bucket": bucket},
+    )
+
+
+def _cloud_place(kind: str, request: pytest.FixtureRequest, make_store: Callable[..., Store]) -> Place:
+    """A versioned S3 bucket, an Azurite prefix or a versioned GCS bucket, by ``kind``."""
+    if kind == "az":
+        return _az_place(request.getfixturevalue("azurite"), make_store)
+    if kind == "gs":
+        return _gs_place(request.getfixturevalue("fake_gcs"), make_store, versioned=True)
+    return _s3_place(request.getfixturevalue("seaweedfs"), make_store, versioned=True)
+
+
 def _file_place(tmp_path: Path, make_store: Callable[..., Store]) -> Place:
     root = tmp_path / "shared" / "data"
     root.mkdir(parents=True)
@@ -82,23 +139,33 @@ def _file_place(tmp_path: Path, make_store: Callable[..., Store]) -> Place:
     )
 
 
-@pytest.fixture(params=["s3", "file"])
+@pytest.fixture(params=["s3", "file", "az", "gs"])
 def place(
     request: pytest.FixtureRequest, seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
 ) -> Place:
-    """A versioned S3 bucket, or a shared folder."""
+    """A versioned S3 bucket, a shared folder, an Azurite prefix (in an az:// store) or a versioned GCS bucket
+    (in a gs:// store)."""
     if request.param == "s3":
         return _s3_place(seaweedfs, make_store, versioned=True)
+    if request.param == "az":
+        return _az_place(request.getfixturevalue("azurite"), make_store)
+    if request.param == "gs":
+        return _gs_place(request.getfixturevalue("fake_gcs"), make_store, versioned=True)
     return _file_place(tmp_path, make_store)
 
 
-@pytest.fixture(params=["s3", "file"])
+@pytest.fixture(params=["s3", "file", "az", "gs"])
 def drifting(
     request: pytest.FixtureRequest, seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
 ) -> Place:
-    """A source that keeps no old bytes: an S3 bucket without versioning, or a shared folder."""
+    """A source that keeps no old bytes: an S3 bucket without versioning, a shared folder, an Azurite prefix or
+    a GCS bucket without versioning."""
     if request.param == "s3":
         return _s3_place(seaweedfs, make_store, versioned=False)
+    if request.param == "az":
+        return _az_place(request.getfixturevalue("azurite"), make_store)
+    if request.param == "gs":
+        return _gs_place(request.getfixturevalue("fake_gcs"), make_store, versioned=False)
     return _file_place(tmp_path, make_store)
 
 
@@ -236,7 +303,8 @@ def test_bad_sources_are_one_clear_error_and_nothing_is_written(
         (files, local.url, InputError, "holds no objects; check the prefix"),
         (store, f"s3://no-such-{uuid.uuid4().hex[:8]}/p/", ConfigError, "cannot list the source"),
         (files, str(tmp_path / "missing"), InputError, "is not a folder"),
-        (store, "gs://bucket/p/", InputError, "has the scheme 'gs'"),
+        (store, "hdfs://nn/p/", InputError, "has the scheme 'hdfs'"),
+        (store, "gs://bucket/p/", InputError, "is on Google Cloud Storage and the store s3://"),
         (store, store.url + "/", InputError, "overlaps the store"),
         (files, str(tmp_path / "file-store"), InputError, "overlaps the store"),
         (files, str(files.cache_dir), InputError, "overlaps the store"),
@@ -495,12 +563,14 @@ def test_a_no_op_import_costs_the_list_and_a_constant_and_1_percent_changed_head
     )
 
 
+@pytest.mark.parametrize("kind", ["s3", "az", "gs"])
 def test_concurrent_imports_make_one_version_of_one_source_and_gap_free_versions_of_many(
-    seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+    kind: str, request: pytest.FixtureRequest, make_store: Callable[..., Store], tmp_path: Path
 ) -> None:
     """Workers released together: of the same source, the same table (one create wins, the others find it) and
-    one version, created by exactly one; of different sources, one version each, numbers 1..N without a gap."""
-    places = [_s3_place(seaweedfs, make_store, versioned=True) for _ in range(4)]
+    one version, created by exactly one; of different sources, one version each, numbers 1..N without a gap
+    (S3 on SeaweedFS; an az:// store and sources on Azurite; a gs:// store and sources on fake-gcs-server)."""
+    places = [_cloud_place(kind, request, make_store) for _ in range(4)]
     for i, place in enumerate(places):
         _fill(place, {**FILES, "which.txt": str(i).encode()})
     barrier = threading.Barrier(4)
@@ -542,3 +612,357 @@ def test_gc_deletes_nothing_that_lies_in_the_source_of_a_kept_version(
     reader = Store(settings=store.settings, cache_dir=tmp_path / "reader")
     read = sorted(reader.open(inside, e.path).read() for e in reader.files(inside))
     assert read[0].startswith(b'[{"md5"') and read[1:] == [b"one", b"two"]  # up@1's listing, and its files
+
+
+# ---------------------------------------------------------------------------- az:// and gs:// sources
+
+
+def _container_sas(container: str, permissions: str = "racwdl") -> str:
+    """A service SAS for one Azurite container, signed with the development key (Azure's string-to-sign of
+    version 2021-08-06)."""
+    import base64
+    import hashlib
+    import hmac
+    from urllib.parse import urlencode
+
+    version, expiry = "2021-08-06", "2099-01-01T00:00:00Z"
+    fields = [permissions, "", expiry, f"/blob/{AZURITE_ACCOUNT}/{container}", "", "", "", version, "c"]
+    to_sign = "\n".join(fields + [""] * 7)
+    signature = hmac.new(base64.b64decode(AZURITE_KEY), to_sign.encode(), hashlib.sha256).digest()
+    return urlencode({"sv": version, "se": expiry, "sr": "c", "sp": permissions, "sig": base64.b64encode(signature)})
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[str]:
+    """The keys ``cls.name`` (a backend's object read) is called with, the real method still doing the work."""
+    calls: list[str] = []
+    real = getattr(cls, name)
+
+    def spied(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(key)
+        return real(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, spied)
+    return calls
+
+
+def test_an_azure_blob_put_in_blocks_is_hashed_by_one_read_and_a_put_blob_by_its_content_md5(
+    azurite: Azurite, make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Azure sets Content-MD5 for a single Put Blob, and none for a blob put as a block list (Put Block + Put
+    Block List, as large uploads go): List Blobs tells them apart, and only the block blob is read (once,
+    streamed, pinned with If-Match, never cached) to hash it. A no-op reads nothing; a changed Put Blob neither."""
+    place = _az_place(azurite, make_store)
+    _fill(place)
+    big = os.urandom(6 * 1024 * 1024)
+    blobs, prefix = place.extra["blobs"], place.extra["prefix"]
+    obstore.put(blobs, f"{prefix}/big.bin", big, use_multipart=True, chunk_size=5 * 1024 * 1024)
+    listed = {b.key: b.md5 for b in AzureBackend(azurite.container, prefix, place.store().settings).blobs("")}
+    assert listed == {**{p: hashlib.md5(d).hexdigest() for p, d in FILES.items()}, "big.bin": None}
+    reads = _spy(monkeypatch, AzureBackend, "read_pinned")
+    store = place.store()
+    version = store.commit("images", place.url, by_reference=True)
+    assert reads == ["big.bin"]
+    assert _cached_files(store) == []
+    table, _ = store.catalog.references(version)
+    assert {e.path: e.md5 for e in table.entries}["big.bin"] == hashlib.md5(big).hexdigest()
+    reads.clear()
+    assert not store.commit("images", place.url, by_reference=True).created
+    place.write("d/b.txt", b"hello again")
+    assert store.commit("images", place.url, by_reference=True).number == 2
+    assert reads == []
+    reader = place.store()
+    assert reader.open("images@1", "big.bin").read() == big
+    assert reader.open("images@2", "d/b.txt").read() == b"hello again"
+    with pytest.raises(IntegrityError, match=r"d/b\.txt changed since it was committed by reference: ETag was "):
+        reader.open("images@1", "d/b.txt")  # Azurite keeps no blob versions: the old bytes are gone
+
+
+def test_a_composite_gcs_object_is_hashed_by_one_read_and_a_generation_keeps_the_committed_bytes(
+    fake_gcs: FakeGCS, make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GCS gives a composed object no md5Hash (it says componentCount instead), so it is read once, pinned to
+    its generation, to hash it; any other object's md5Hash is its md5. fake-gcs-server gives a composed object
+    an md5Hash and no componentCount, so the test has ``Blob.component_count`` say what GCS says for that one
+    object (the only thing patched). In a versioned bucket the generation keeps the committed bytes readable
+    after an overwrite and a delete; only a changed object is looked at again."""
+    from google.cloud import storage
+
+    place = _gs_place(fake_gcs, make_store, versioned=True)
+    _fill(place)
+    bucket, parts = place.extra["bucket"], [os.urandom(300_000), os.urandom(200_000)]
+    for i, part in enumerate(parts):
+        place.write(f"parts/{i}", part)
+    bucket.blob("data/big.bin").compose([bucket.blob("data/parts/0"), bucket.blob("data/parts/1")])
+    real_count = storage.Blob.component_count
+    monkeypatch.setattr(
+        storage.Blob,
+        "component_count",
+        property(lambda blob: 2 if blob.name == "data/big.bin" else real_count.fget(blob)),
+    )
+    reads = _spy(monkeypatch, GCSBackend, "read_generation")
+    store = place.store()
+    first = store.commit("images", place.url, by_reference=True)
+    assert reads == ["big.bin"]
+    assert _cached_files(store) == []
+    table, _ = store.catalog.references(first)
+    assert {e.path: e.md5 for e in table.entries}["big.bin"] == hashlib.md5(b"".join(parts)).hexdigest()
+    assert all(e.version_id and e.version_id.isdigit() for e in table.entries)
+    reads.clear()
+    assert not store.commit("images", place.url, by_reference=True).created
+    place.write("d/b.txt", b"hello again")
+    second = store.commit("images", place.url, by_reference=True)
+    assert (second.number, reads) == (2, [])
+    place.remove("d/b.txt")
+    reader = place.store()
+    assert reader.open(first, "d/b.txt").read() == b"hello b"  # pinned by its generation
+    assert reader.open(second, "d/b.txt").read() == b"hello again"
+    assert reader.open(first, "big.bin").read() == b"".join(parts)
+    assert reader.peek(first, "big.bin", 299_998, 4) == parts[0][-2:] + parts[1][:2]
+
+
+@pytest.mark.parametrize("kind", ["az", "gs"])
+def test_a_blob_that_changes_while_it_is_hashed_commits_nothing(
+    kind: str, request: pytest.FixtureRequest, make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A race a real server cannot be made to lose on cue: the blob (a block blob; a composite object) is
+    rewritten by a real PUT just before the commit's one read of it, which is pinned to what was listed (If-Match
+    on the ETag; the generation), so the commit stops with ConflictError and writes nothing."""
+    cls: type[AzureBackend | GCSBackend]
+    if kind == "az":
+        place = _az_place(request.getfixturevalue("azurite"), make_store)
+        obstore.put(place.extra["blobs"], f"{place.extra['prefix']}/big.bin", b"x" * 100, use_multipart=True)
+        cls, name = AzureBackend, "read_pinned"
+    else:
+        from google.cloud import storage
+
+        place = _gs_place(request.getfixturevalue("fake_gcs"), make_store, versioned=False)
+        place.write("big.bin", b"x" * 100)
+        monkeypatch.setattr(storage.Blob, "component_count", property(lambda blob: 2))
+        cls, name = GCSBackend, "read_generation"
+    real = getattr(cls, name)
+
+    def meddled(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        place.write(key, b"rewritten")
+        return real(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, meddled)
+    store = place.store()
+    with pytest.raises(ConflictError, match=rf"^{place.url}big\.bin changed while it was imported; run the commit"):
+        store.commit("images", place.url, by_reference=True)
+    with pytest.raises(NotFoundError):
+        store.show("images")
+    assert not list(store.backend.list(layout.REFERENCES))
+
+
+@pytest.mark.parametrize("kind", ["az", "gs"])
+def test_a_no_op_import_from_azure_or_gcs_costs_the_list_and_a_constant(
+    kind: str,
+    request: pytest.FixtureRequest,
+    make_store: Callable[..., Store],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """R4 on the wire (the counting proxy in front of the emulator): a no-op import of 300 objects is the
+    head's and the table's GETs plus one LIST, and reads no object."""
+    n, size = 300, 8192
+    server: Azurite | FakeGCS = request.getfixturevalue("azurite" if kind == "az" else "fake_gcs")
+    if isinstance(server, Azurite):
+        place = _az_place(server, make_store)
+    else:
+        place = _gs_place(server, make_store, versioned=False)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda i: place.write(f"{i // 100:03d}/{i:05d}.bin", os.urandom(size)), range(n)))
+    url = place.store().url
+    monkeypatch.setattr(AzureBackend, "list_page", 100)  # Azure's pages hold 5,000: make 3 of them
+    assert place.store().commit("many", place.url, by_reference=True).nfiles == n
+    with CountingProxy(server.port) as proxy:
+        endpoint = f"{proxy.endpoint}/{AZURITE_ACCOUNT}" if kind == "az" else proxy.endpoint
+        store = Store(url, cache_dir=tmp_path / "worker", **{**server.store_options(), "endpoint_url": endpoint})
+        proxy.take()
+        same = store.commit("many", place.url, by_reference=True)
+        noop = proxy.take()
+    assert (same.number, same.created) == (1, False)
+    # The head (latest.json, the record it names, the number after it: none), the head's table, the LIST (Azure:
+    # 3 pages of 100; GCS: 1 of 1,000). On GCS
+    # also, whatever N: google-cloud-storage's own GET of each bucket's metadata (once per bucket and client, in
+    # the background, for its tracing cache) and the backend's "does the bucket exist" after a 404 (once per
+    # backend), up to 4 more.
+    assert noop.requests.keys() == {"GET"}, noop.as_dict()
+    assert (noop.requests["GET"] == 4 + 3) if kind == "az" else (5 <= noop.requests["GET"] <= 9), noop.as_dict()
+    assert noop.bytes_down < size * n // 4, noop.as_dict()  # no object: they hold 2.4 MiB
+    print(f"\nno-op import by reference of {n} objects on {kind}: {noop.as_dict()}")
+
+
+def test_bad_azure_and_gcs_sources_are_one_clear_error_and_nothing_is_written(
+    azurite: Azurite, fake_gcs: FakeGCS, make_store: Callable[..., Store]
+) -> None:
+    az, gs, s3, files = make_store("az"), make_store("gs"), make_store("s3"), make_store("file")
+    tag = uuid.uuid4().hex[:8]
+    cases: list[tuple[Store, str, type[Exception], str]] = [
+        (az, f"az://{azurite.container}/empty-{tag}/", InputError, "holds no objects; check the prefix"),
+        (gs, f"gs://{fake_gcs.bucket}/empty-{tag}/", InputError, "holds no objects; check the prefix"),
+        (az, f"az://gone-{tag}/p/", ConfigError, f"cannot list the source az://gone-{tag}/p/: the container"),
+        (
+            gs,
+            f"gs://gone-{tag}/p/",
+            ConfigError,
+            f"cannot list the source gs://gone-{tag}/p/: the bucket .*fix the URL$",
+        ),
+        (az, "az://Bad_Name/p/", InputError, "^the source 'az://Bad_Name/p/': 'Bad_Name' is not an Azure container"),
+        (gs, "gs://goog-x/p/", InputError, "^the source 'gs://goog-x/p/': 'goog-x' is not a Google Cloud Storage"),
+        (az, "az://key@container/p/", InputError, "holds credentials"),
+        (az, az.url + "/", InputError, "overlaps the store"),
+        (gs, f"gs://{fake_gcs.bucket}/", InputError, "overlaps the store"),
+        (
+            s3,
+            "az://container/p/",
+            InputError,
+            "^the source az://container/p/ is on Azure Blob Storage and the store s3",
+        ),
+        (files, "gs://bucket/p/", InputError, "is on Google Cloud Storage and the store /.* is not"),
+        (az, "gs://bucket/p/", InputError, "a gs:// source needs a gs:// store"),
+        (gs, "az://container/p/", InputError, "an az:// source needs an az:// store"),
+    ]
+    for target, url, error, message in cases:
+        with pytest.raises(error, match=message) as caught:
+            target.commit("images", url, by_reference=True)
+        assert "\n" not in str(caught.value)
+    for target in (az, gs, s3, files):
+        with pytest.raises(NotFoundError):
+            target.show("images")
+        assert not list(target.backend.list(layout.REFERENCES))
+
+
+def test_azure_credentials_that_cannot_list_the_source_are_one_clear_error(
+    azurite: Azurite, make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """A SAS token for the store's container lists and reads a source there, and is denied (403) another
+    container: "cannot list the source", nothing written."""
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    azurite.create_container(other)
+    place = _az_place(azurite, make_store)
+    _fill(place)
+    sas = {"endpoint_url": azurite.endpoint, "azure_account_name": AZURITE_ACCOUNT}
+    sas["azure_sas_token"] = _container_sas(azurite.container)
+    store = Store(place.store().url, cache_dir=tmp_path / "sas", **sas)  # type: ignore[arg-type]
+    assert store.commit("images", place.url, by_reference=True).nfiles == len(FILES)
+    assert store.open("images", "d/b.txt").read() == b"hello b"
+    with pytest.raises(ConfigError, match=rf"^cannot list the source az://{other}/p/: .* denied access .*\(HTTP 403\)"):
+        store.commit("other", f"az://{other}/p/", by_reference=True)
+    with pytest.raises(NotFoundError):
+        store.show("other")
+
+
+@pytest.mark.parametrize("kind", ["az", "gs"])
+def test_the_cli_commits_by_reference_from_azure_and_gcs(
+    kind: str,
+    request: pytest.FixtureRequest,
+    make_store: Callable[..., Store],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server: Azurite | FakeGCS = request.getfixturevalue("azurite" if kind == "az" else "fake_gcs")
+    place = (
+        _az_place(server, make_store) if isinstance(server, Azurite) else _gs_place(server, make_store, versioned=True)
+    )
+    _fill(place)
+    url = place.store().url
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GITFREE_STORE", url)
+    monkeypatch.setenv("GITFREE_CACHE_DIR", str(tmp_path / "cli-cache"))
+    runner = CliRunner()
+    done = runner.invoke(cli, ["commit", "images", place.url, "--by-reference"])
+    assert (done.exit_code, done.output) == (0, f"committed images@1 by reference to {place.url}: 4 files, 10.0 KiB\n")
+    again = runner.invoke(cli, ["commit", "images", place.url, "--by-reference"])
+    assert (again.exit_code, again.output) == (0, "unchanged: images@1 already holds this data (4 files, 10.0 KiB)\n")
+    shown = runner.invoke(cli, ["cat", "images@1", "d/b.txt"])
+    assert (shown.exit_code, shown.output) == (0, "hello b")
+    done = runner.invoke(cli, ["materialize", "images@1"])
+    assert (done.exit_code, done.output) == (0, f"materialized images@1: its 4 files are in {url}\n")
+    other = "gs://bucket/p/" if kind == "az" else "az://container/p/"
+    refused = runner.invoke(cli, ["commit", "images", other, "--by-reference"])
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
+
+
+def _set_content_md5(azurite: Azurite, blob: str, md5: bytes) -> None:
+    """Set Blob Properties with a Content-MD5 of the caller's choosing (Azure stores it unchecked), signed with
+    the development key."""
+    import base64
+    import hmac
+    import urllib.request
+    from email.utils import formatdate
+    from urllib.parse import quote
+
+    headers = {
+        "x-ms-blob-content-md5": base64.b64encode(md5).decode(),
+        "x-ms-date": formatdate(usegmt=True),
+        "x-ms-version": "2021-08-06",
+    }
+    path = f"/{AZURITE_ACCOUNT}/{azurite.container}/{quote(blob)}"
+    canonical = "".join(f"{name}:{value}\n" for name, value in sorted(headers.items()))
+    to_sign = "PUT\n" + "\n" * 11 + canonical + f"/{AZURITE_ACCOUNT}{path}\ncomp:properties"
+    signature = hmac.new(base64.b64decode(AZURITE_KEY), to_sign.encode(), hashlib.sha256).digest()
+    headers["Authorization"] = f"SharedKey {AZURITE_ACCOUNT}:{base64.b64encode(signature).decode()}"
+    url = azurite.endpoint.rsplit("/", 1)[0] + path + "?comp=properties"
+    request = urllib.request.Request(url, method="PUT", headers={**headers, "Content-Length": "0"})  # noqa: S310
+    urllib.request.urlopen(request, timeout=5).close()  # noqa: S310 - http://127.0.0.1 only
+
+
+def test_a_content_md5_a_client_set_falsely_never_yields_other_bytes(
+    azurite: Azurite, make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """Azure keeps whatever Content-MD5 a client sets on a blob (Set Blob Properties, or a block list's
+    x-ms-blob-content-md5) without checking it, and a commit by reference takes it for the md5 as it takes an
+    S3 ETag. A false one makes a version whose reads fail hash-checked (R1), naming the key; nothing reaches
+    the cache or the destination, and the other files read."""
+    place = _az_place(azurite, make_store)
+    _fill(place)
+    _set_content_md5(azurite, f"{place.extra['prefix']}/d/b.txt", hashlib.md5(b"not these bytes").digest())
+    place.store().commit("images", place.url, by_reference=True)
+    reader = place.store()
+    with pytest.raises(
+        IntegrityError, match=rf"{place.url}d/b\.txt changed since it was committed .*md5 [0-9a-f]{{32}}"
+    ):
+        reader.open("images@1", "d/b.txt")
+    with pytest.raises(IntegrityError):
+        reader.pull("images@1", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert {p.read_bytes() for p in _cached_files(reader)} <= set(FILES.values()) - {FILES["d/b.txt"]}
+    assert reader.open("images@1", "a.csv").read() == FILES["a.csv"]
+
+
+@pytest.mark.parametrize("kind", ["az", "gs"])
+def test_names_with_spaces_and_unicode_and_the_names_a_version_cannot_hold(
+    kind: str, request: pytest.FixtureRequest, make_store: Callable[..., Store]
+) -> None:
+    """A prefix and keys with a space, '+', '%' and non-ASCII letters are listed and read as they are. On GCS a
+    key the readers' path rules refuse (a backslash) is one InputError naming it, nothing written; Azure turns a
+    backslash in a blob name into '/' itself, so there it is a folder."""
+    server: Azurite | FakeGCS = request.getfixturevalue("azurite" if kind == "az" else "fake_gcs")
+    if isinstance(server, Azurite):
+        place = _az_place(server, make_store)
+        place = dataclasses.replace(place, url=place.url.replace("/data/", "/d a+t%é/"))
+        prefix = place.extra["prefix"].replace("/data", "/d a+t%é")
+        blobs = place.extra["blobs"]
+        place.write = lambda path, data: obstore.put(blobs, f"{prefix}/{path}", data)
+    else:
+        place = _gs_place(server, make_store, versioned=False)
+        bucket = place.extra["bucket"]
+        place = dataclasses.replace(place, url=place.url.replace("/data/", "/d a+t%é/"))
+        place.write = lambda path, data: bucket.blob(f"d a+t%é/{path}").upload_from_string(data)
+    names = {"ça va.txt": b"oui", "x+y %41.bin": b"plus", "sub dir/ü.csv": b"1,2"}
+    _fill(place, names)
+    store = place.store()
+    version = store.commit("odd", place.url, by_reference=True)
+    assert version.nfiles == 3
+    reader = place.store()
+    assert {p: reader.open(version, p).read() for p in names} == names
+    place.write("back\\slash.txt", b"1")
+    if kind == "az":  # Azure (and Azurite) turn a backslash in a blob name into '/'
+        assert "back/slash.txt" in {e.path for e in store.files(store.commit("odd", place.url, by_reference=True))}
+        return
+    with pytest.raises(InputError, match=r"holds a name a version cannot hold \(lists the path 'back\\\\slash\.txt'"):
+        store.commit("bad", place.url, by_reference=True)
+    with pytest.raises(NotFoundError):
+        store.show("bad")

@@ -75,7 +75,8 @@ def ingest_dataset(
     """Copy ``source`` into a staging area and commit it as the next version of ``dataset``.
 
     With ``by_reference=True`` nothing is copied: the files of ``source`` (an ``s3://bucket/prefix/`` on the
-    store's endpoint and credentials, or a folder every worker shares) are versioned where they are, and an
+    store's endpoint and credentials, an ``az://`` or ``gs://`` prefix on a store of that service, or a folder
+    every worker shares) are versioned where they are, and an
     unchanged source costs its LIST and reads no object (docs/design.md, "Versions by reference").
 
     When the source has not changed since the newest version, no version is created (and no

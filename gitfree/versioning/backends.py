@@ -967,6 +967,165 @@ class AzureBackend(Backend):
             **self._auth,
         )
 
+    # ------------------------------------------------------------------ a source of versions by reference
+
+    list_page = 5000
+    """Blobs per List Blobs request (Azure's most)."""
+
+    def blobs(self, prefix: str) -> Iterator[BlobInfo]:
+        """Every blob under ``prefix`` (recursively) as List Blobs describes it, with the Content-MD5 and the
+        versionId that obstore's listing leaves out: one signed request per 5,000 blobs."""
+        import xml.etree.ElementTree as ET
+
+        root = f"{self.prefix}/" if self.prefix else ""
+        marker = ""
+        while True:
+            query = {"comp": "list", "maxresults": str(self.list_page), "restype": "container"}
+            if root + prefix:
+                query["prefix"] = root + prefix
+            if marker:
+                query["marker"] = marker
+            page = ET.fromstring(self._rest(prefix, query))  # noqa: S314 - the service's own answer, no entities
+            for blob in page.iter("Blob"):
+                yield _blob_info(blob, len(root))
+            marker = page.findtext("NextMarker") or ""
+            if not marker:
+                return
+
+    def _rest(self, key: str, query: dict[str, str]) -> bytes:
+        """A GET of the container with ``query``, signed with the account key (or carrying the SAS token), retried
+        after a refused connection, 429 or a 5xx; every error is translated here, once."""
+        import urllib.error
+        import urllib.request
+        from email.utils import formatdate
+        from urllib.parse import quote, urlencode
+
+        base = (self.endpoint or f"https://{self._account}.blob.core.windows.net").rstrip("/")
+        url = f"{base}/{quote(self.container)}?{urlencode(query, quote_via=quote)}"  # a space is %20, never +
+        if "sas_key" in self._auth:
+            url += "&" + str(self._auth["sas_key"]).lstrip("?")
+        where, server = f"{self.url}/{key}", self.endpoint or f"Azure account {self._account}"
+        for attempt in range(self._settings.retries + 1):
+            headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
+            if "account_key" in self._auth:
+                headers["Authorization"] = self._shared_key(urlsplit(url).path, query, headers)
+            try:
+                request = urllib.request.Request(url, headers=headers)  # noqa: S310 - the store's own endpoint
+                with urllib.request.urlopen(request, timeout=self._settings.read_timeout) as response:  # noqa: S310
+                    return bytes(response.read())
+            except urllib.error.HTTPError as exc:
+                body = exc.read().decode("utf-8", "replace")
+                if (exc.code < 500 and exc.code != 429) or attempt == self._settings.retries:
+                    raise self._rest_error(exc.code, body, where, server) from None
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt == self._settings.retries:
+                    raise self._failed(exc, key, write=False, where=where, server=server) from None
+            time.sleep(min(1.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
+
+    def _shared_key(self, path: str, query: dict[str, str], headers: dict[str, str]) -> str:
+        """The ``Authorization`` header of a GET (Azure's Shared Key scheme; the key is never in a message)."""
+        import binascii
+        import hmac
+
+        canonical = "".join(f"{name}:{value}\n" for name, value in sorted(headers.items()))
+        resource = f"/{self._account}{path}" + "".join(f"\n{name}:{value}" for name, value in sorted(query.items()))
+        try:
+            secret = base64.b64decode(str(self._auth["account_key"]), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(
+                f"the account key of the Azure account {self._account!r} is not base64: copy it again from the "
+                "portal (GITFREE_AZURE_ACCOUNT_KEY or AZURE_STORAGE_ACCOUNT_KEY)"
+            ) from None
+        signature = hmac.new(secret, ("GET\n" + "\n" * 11 + canonical + resource).encode(), hashlib.sha256).digest()
+        return f"SharedKey {self._account}:{base64.b64encode(signature).decode()}"
+
+    def _rest_error(self, status: int, body: str, where: str, server: str) -> GitfreeError:
+        if status == 404 and "ContainerNotFound" in body:
+            return ConfigError(
+                f"the container {self.container!r} does not exist on {server}: create it, or fix the URL"
+            )
+        if status in (401, 403):
+            return ConfigError(
+                f"{server} denied access to {where} (HTTP {status}): check the account, key or SAS token "
+                "(GITFREE_AZURE_ACCOUNT_NAME / GITFREE_AZURE_ACCOUNT_KEY / GITFREE_AZURE_SAS_TOKEN) and that they "
+                "may list the container"
+            )
+        code = re.search(r"<Code>([^<]{1,100})</Code>", body)
+        return GitfreeError(f"{server} answered {status} {code.group(1) if code else ''} for {where}; retry")
+
+    @functools.cached_property
+    def _reader(self) -> ObjectStore:
+        return self.object_store()  # the transfer timeout: a pinned read streams a whole object
+
+    def read_pinned(
+        self, key: str, *, etag: str, version_id: str | None, start: int | None = None, end: int | None = None
+    ) -> tuple[str, Iterator[bytes]]:
+        """A GET of ``key`` with ``If-Match: "<etag>"`` (and ``versionid`` when one was recorded), optionally of
+        ``[start, end)``: the ETag served (no quotes) and the bytes as they stream. :class:`KeyMissing` (no such
+        blob or version), :class:`PreconditionFailed` (its ETag is no longer ``etag``)."""
+        import obstore
+
+        options: dict[str, Any] = {"if_match": f'"{etag}"'}
+        if version_id:
+            options["version"] = version_id
+        if start is not None and end is not None:
+            options["range"] = (start, end)
+        with self._translate(key):
+            result = obstore.get(self._reader, key, options=options)  # type: ignore[arg-type]
+
+        def chunks() -> Iterator[bytes]:
+            with self._translate(key):
+                for chunk in result.stream(_CHUNK):
+                    yield bytes(chunk)
+
+        return str(result.meta["e_tag"]).strip('"'), chunks()
+
+    def etag(self, key: str) -> str:
+        """The blob's ETag now (no quotes); :class:`KeyMissing`."""
+        import obstore
+
+        with self._translate(key):
+            return str(obstore.head(self._store, key)["e_tag"]).strip('"')
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A blob found by :meth:`AzureBackend.blobs`: its key below the store prefix, size and ETag (no quotes), its
+    Content-MD5 as hex (``None`` unless it is a block blob that has one), and its versionId (``None`` unless the
+    account versions blobs)."""
+
+    key: str
+    size: int
+    etag: str
+    md5: str | None
+    version_id: str | None
+
+
+def _blob_info(blob: Any, strip: int) -> BlobInfo:
+    """A ``<Blob>`` element of List Blobs. Only a block blob's Content-MD5 is taken for its md5: the service sets
+    it for a single Put Blob; a block list or an append or page blob has none unless a client set one."""
+    properties = blob.find("Properties")
+
+    def text(name: str) -> str | None:
+        return properties.findtext(name) if properties is not None else None
+
+    md5 = None
+    content_md5 = text("Content-MD5")
+    if content_md5 and text("BlobType") in (None, "BlockBlob"):
+        try:
+            raw = base64.b64decode(content_md5, validate=True)
+        except ValueError:
+            raw = b""
+        md5 = raw.hex() if len(raw) == 16 else None
+    return BlobInfo(
+        key=str(blob.findtext("Name") or "")[strip:],
+        size=int(text("Content-Length") or 0),
+        etag=str(text("Etag") or "").strip('"'),
+        md5=md5,
+        version_id=blob.findtext("VersionId") or None,
+    )
+
 
 def _az_location(url: str) -> tuple[str, str]:
     """``(container, prefix)`` of an ``az://CONTAINER/PREFIX`` URL; :class:`InputError` if it is malformed."""
@@ -1305,6 +1464,70 @@ class GCSBackend(Backend):
             **auth,
         )
 
+    # ------------------------------------------------------------------ a source of versions by reference
+
+    def objects(self, prefix: str) -> Iterator[GCSObjectInfo]:
+        """Every object under ``prefix`` (recursively) with its generation, etag and md5Hash (one JSON-API list
+        request per 1,000 objects)."""
+        root = f"{self.prefix}/" if self.prefix else ""
+        with self._translate(prefix):
+            for blob in self._client.list_blobs(self.bucket, prefix=root + prefix, timeout=self._timeout, retry=None):
+                # A composite object (componentCount) has no md5Hash on GCS: it is hashed instead.
+                md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash and not blob.component_count else None
+                generation = int(blob.generation or 0)
+                yield GCSObjectInfo(
+                    blob.name[len(root) :], int(blob.size or 0), generation, str(blob.etag or generation), md5
+                )
+
+    def read_generation(
+        self,
+        key: str,
+        generation: int,
+        sink: Callable[[bytes], object],
+        start: int | None = None,
+        end: int | None = None,
+    ) -> None:
+        """Stream generation ``generation`` of ``key`` (optionally its bytes ``[start, end)``) into ``sink``, as it
+        arrives. :class:`KeyMissing` when that generation no longer exists; :class:`PreconditionFailed` when the
+        server served another one."""
+
+        class _Sink(io.RawIOBase):
+            def write(self, chunk: Any) -> int:
+                sink(bytes(chunk))
+                return len(chunk)
+
+        blob = self._bucket.blob(self._name(key), generation=generation)
+        with self._translate(key):
+            blob.download_to_file(
+                _Sink(),
+                start=start,
+                end=None if end is None else end - 1,
+                checksum=None,  # gitfree hashes what it reads itself
+                timeout=(self._settings.connect_timeout, self._settings.transfer_timeout),
+                retry=None,
+            )
+        if blob.generation is not None and int(blob.generation) != generation:
+            raise PreconditionFailed(key)
+
+    def generation(self, key: str) -> int:
+        """The object's generation now; :class:`KeyMissing`."""
+        blob = self._bucket.blob(self._name(key))
+        with self._translate(key):
+            self._retrying(lambda: blob.reload(timeout=self._timeout, retry=None))
+        return int(blob.generation or 0)
+
+
+@dataclass(frozen=True)
+class GCSObjectInfo:
+    """An object found by :meth:`GCSBackend.objects`: its key below the store prefix, size, generation, etag and
+    md5Hash as hex (``None`` for a composite object, which GCS gives none)."""
+
+    key: str
+    size: int
+    generation: int
+    etag: str
+    md5: str | None
+
 
 def _gs_location(url: str) -> tuple[str, str]:
     """``(bucket, prefix)`` of a ``gs://BUCKET/PREFIX`` URL; :class:`InputError` if it is malformed."""
@@ -1337,3 +1560,12 @@ def _gs_location(url: str) -> tuple[str, str]:
             "as gs://BUCKET/PART/PART"
         )
     return bucket, unquote(prefix).strip("/")
+
+
+def cloud_source_location(url: str) -> tuple[str, str]:
+    """``(container, prefix)`` of an ``az://`` or ``(bucket, prefix)`` of a ``gs://`` source of a version by
+    reference, checked as a store URL is; :class:`InputError` naming the source."""
+    try:
+        return _az_location(url) if url[:5].lower() == "az://" else _gs_location(url)
+    except InputError as exc:
+        raise InputError(str(exc).replace("store URL", "the source", 1)) from None

@@ -554,7 +554,9 @@ class Dropped(_Record):
 class ReferenceEntry(_Record):
     """One file of a version by reference: where its bytes are and what they were when it was committed
     (docs/design.md, "Versions by reference"). S3 entries have ``etag`` (and ``version_id`` when the bucket
-    versions objects); file entries have ``mtime_ns``, ``inode`` and ``device``."""
+    versions objects); file entries have ``mtime_ns``, ``inode`` and ``device``. Azure (``az``) entries are as
+    S3's (the blob's ETag, its ``versionId`` when the account versions blobs); GCS (``gs``) entries have the
+    object's ``etag`` and its generation in ``version_id``, which pins the bytes."""
 
     path: str = Field(min_length=1)
     """The key below the source prefix, which is also the listing's ``relpath``."""
@@ -575,8 +577,9 @@ class References(_Record):
 
     format: Literal[1] = FORMAT
     source: str
-    """The source prefix, ending in ``/``: ``s3://bucket/prefix/`` or ``file:///shared/folder/``."""
-    kind: Literal["s3", "file"]
+    """The source prefix, ending in ``/``: ``s3://bucket/prefix/``, ``az://container/prefix/``,
+    ``gs://bucket/prefix/`` or ``file:///shared/folder/``."""
+    kind: Literal["s3", "file", "az", "gs"]
     entries: list[ReferenceEntry] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -593,8 +596,10 @@ class References(_Record):
                 and entry.version_id is None
                 and None not in (entry.mtime_ns, entry.inode, entry.device)
             )
-            if not (s3 if self.kind == "s3" else local):
+            if not (local if self.kind == "file" else s3):
                 raise ValueError(f"the entry {entry.path!r} does not have the fields of a {self.kind} reference")
+            if self.kind == "gs" and not (entry.version_id or "").isdigit():
+                raise ValueError(f"the entry {entry.path!r} of a gs reference has no generation in version_id")
             if entry.version_id == "null":
                 raise ValueError(f"the entry {entry.path!r} has VersionId 'null', which pins nothing")
         return self

@@ -1,9 +1,11 @@
-"""The sources of versions by reference: an ``s3://bucket/prefix/`` or a shared local folder whose files a version
-names where they are (docs/design.md, "Versions by reference").
+"""The sources of versions by reference: an ``s3://bucket/prefix/``, an ``az://container/prefix/`` or
+``gs://bucket/prefix/`` in the store's own service, or a shared local folder whose files a version names where
+they are (docs/design.md, "Versions by reference").
 
 A :class:`Source` lists its files as reference entries (keeping a previous table's entry whole where the file did
 not change, and reading a new or changed file at most once, to hash it, never keeping its bytes), and reads one
-entry back pinned to what was committed: an S3 GET by VersionId or ``If-Match`` on the ETag; a local file whose
+entry back pinned to what was committed: an S3 GET by VersionId or ``If-Match`` on the ETag (Azure: ``If-Match``;
+GCS: the generation); a local file whose
 size, mtime, inode and device are still the entry's. What differs is an :class:`IntegrityError` naming the source
 key and what differs.
 """
@@ -14,21 +16,31 @@ import hashlib
 import os
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from . import layout
-from .backends import KeyMissing, ObjectInfo, PreconditionFailed, S3Backend
+from .backends import (
+    AzureBackend,
+    BlobInfo,
+    GCSBackend,
+    GCSObjectInfo,
+    KeyMissing,
+    ObjectInfo,
+    PreconditionFailed,
+    S3Backend,
+    cloud_source_location,
+)
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, InputError, IntegrityError, UnsafePathError
 from .localfs import md5_file
 from .models import FileEntry, ReferenceEntry, References
 from .tree import validate_entries
 
-__all__ = ["FileSource", "S3Source", "Source", "open_source"]
+__all__ = ["AzureSource", "FileSource", "GCSSource", "S3Source", "Source", "open_source"]
 
 _HEAD_JOBS = 32
 """HEADs (and hashing reads) in flight while a commit looks at new or changed keys."""
@@ -39,7 +51,8 @@ class Source(ABC):
     """Where the files of a version by reference are."""
 
     url: str
-    """The prefix, ending in ``/``: ``s3://bucket/prefix/`` or ``file:///shared/folder/``."""
+    """The prefix, ending in ``/``: ``s3://bucket/prefix/``, ``az://container/prefix/``, ``gs://bucket/prefix/``
+    or ``file:///shared/folder/``."""
     kind: str
 
     @abstractmethod
@@ -66,8 +79,9 @@ class Source(ABC):
 
 
 def open_source(url: str, settings: StoreSettings) -> Source:
-    """The source at ``url``: ``s3://bucket/prefix`` (on the store's endpoint and credentials), ``file:///path``
-    or a local path. ``InputError`` for anything else."""
+    """The source at ``url``: ``s3://bucket/prefix`` (on the store's endpoint and credentials), ``az://`` or
+    ``gs://`` (only on a store of that service, with its credentials), ``file:///path`` or a local path.
+    ``InputError`` for anything else."""
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme == "s3":
         rest = url[len("s3://") :]
@@ -80,10 +94,12 @@ def open_source(url: str, settings: StoreSettings) -> Source:
         if parts.netloc not in ("", "localhost"):
             raise InputError(f"the source {url!r}: a file:// URL names a local path, e.g. file:///shared/images")
         return FileSource(Path(unquote(parts.path)))
+    if scheme in ("az", "gs"):
+        return _cloud_source(url, scheme, settings)
     if scheme:
         raise InputError(
             f"the source {url!r} has the scheme {scheme!r}; a version by reference takes s3://BUCKET/PREFIX/, "
-            "file:///PATH or a local path"
+            "az://CONTAINER/PREFIX/, gs://BUCKET/PREFIX/, file:///PATH or a local path"
         )
     return FileSource(Path(url).expanduser().absolute())
 
@@ -304,3 +320,202 @@ def _stat_change(old: ReferenceEntry, now: ReferenceEntry) -> str:
     if (old.inode, old.device) != (now.inode, now.device):
         return "it was replaced by another file"
     return f"modified (mtime_ns was {old.mtime_ns}, is {now.mtime_ns})"
+
+
+# --------------------------------------------------------------------------- az:// and gs:// sources
+
+_SERVICES = {"s3": "S3", "az": "Azure Blob Storage", "gs": "Google Cloud Storage"}
+
+
+def _cloud_source(url: str, scheme: str, settings: StoreSettings) -> Source:
+    """An ``az://`` or ``gs://`` source, only in the store's own service (read with the store's credentials)."""
+    store = settings.resolved_store()
+    if (urlsplit(store).scheme.lower() if "://" in store else "") != scheme:
+        article = "an" if scheme == "az" else "a"
+        raise InputError(
+            f"the source {url} is on {_SERVICES[scheme]} and the store {store} is not: a version by reference reads "
+            f"its source with the store's own credentials, so {article} {scheme}:// source needs {article} "
+            f"{scheme}:// store (or commit without --by-reference to upload a copy)"
+        )
+    location = cloud_source_location(url)
+    if scheme == "az":
+        return AzureSource(AzureBackend(*location, settings))
+    return GCSSource(GCSBackend(*location, settings))
+
+
+def _kept(previous: References | None, url: str) -> dict[str, ReferenceEntry]:
+    return {e.path: e for e in previous.entries} if previous and previous.source == url else {}
+
+
+def _hashed(chunks: Iterator[bytes]) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class AzureSource(Source):
+    """An ``az://container/prefix/`` in the store's Azure account, on the store's credentials.
+
+    The md5 of a blob is its Content-MD5 (List Blobs gives it; the service sets it for a single Put Blob), else
+    (a block list: the upload of a large blob in blocks) one streamed read hashes it. Reads are pinned with
+    ``If-Match`` on the ETag (and the versionId when the account versions blobs)."""
+
+    kind = "az"
+
+    def __init__(self, backend: AzureBackend) -> None:
+        self.backend = backend
+        self.url = f"{backend.url}/"
+
+    def _listed(self) -> list[BlobInfo]:
+        try:
+            found = [b for b in self.backend.blobs("") if not (b.key.endswith("/") and b.size == 0)]
+        except ConfigError as exc:
+            raise ConfigError(
+                f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"
+            ) from None
+        if not found:
+            raise _empty(self.url)
+        _checked_paths(self.url, [b.key for b in found])
+        return sorted(found, key=lambda b: b.key)
+
+    def entries(self, previous: References | None) -> list[ReferenceEntry]:
+        kept, listed = _kept(previous, self.url), self._listed()
+        # The same blob with the same size and ETag is the same bytes (an ETag changes at every write).
+        same = {b.key: old for b in listed if (old := kept.get(b.key)) and (old.size, old.etag) == (b.size, b.etag)}
+        fresh = [b for b in listed if b.key not in same]
+        with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
+            new = dict(zip((b.key for b in fresh), pool.map(self._entry, fresh), strict=True))
+        return [same.get(b.key) or new[b.key] for b in listed]
+
+    def _entry(self, blob: BlobInfo) -> ReferenceEntry:
+        """A new or changed blob: its Content-MD5, else one read pinned to the listed ETag to hash it."""
+        entry = ReferenceEntry(
+            path=blob.key, md5=blob.md5 or "0" * 32, size=blob.size, etag=blob.etag, version_id=blob.version_id
+        )
+        if blob.md5 is not None:
+            return entry
+        try:
+            served, chunks = self.backend.read_pinned(blob.key, etag=blob.etag, version_id=blob.version_id)
+            if served != blob.etag:  # a server that ignored If-Match: these are other bytes
+                raise PreconditionFailed(blob.key)
+            md5 = _hashed(chunks)
+        except KeyMissing:
+            raise ConflictError(f"{self.url}{blob.key} vanished while it was imported; run the commit again") from None
+        except PreconditionFailed:
+            raise ConflictError(f"{self.url}{blob.key} changed while it was imported; run the commit again") from None
+        return entry.model_copy(update={"md5": md5})
+
+    def _pinned(self, entry: ReferenceEntry, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
+        etag = entry.etag or ""
+        try:
+            served, chunks = self.backend.read_pinned(
+                entry.path, etag=etag, version_id=entry.version_id, start=start, end=end
+            )
+        except KeyMissing:
+            what = f"its version {entry.version_id} no longer exists" if entry.version_id else "it no longer exists"
+            raise self._changed(entry, what) from None
+        except PreconditionFailed:  # a GET with If-Match of a blob that is gone is answered 412 too
+            try:
+                what = f"ETag was {etag}, is {self.backend.etag(entry.path)}"
+            except KeyMissing:
+                what = "it no longer exists"
+            raise self._changed(entry, what) from None
+        if served != etag:
+            raise self._changed(entry, f"ETag was {etag}, is {served}")
+        return chunks
+
+    def read_into(self, entry: ReferenceEntry, out: BinaryIO) -> str:
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in self._pinned(entry):
+            digest.update(chunk)
+            out.write(chunk)
+        return digest.hexdigest()
+
+    def read_range(self, entry: ReferenceEntry, start: int, end: int) -> bytes:
+        end = min(end, entry.size)
+        if end <= start:
+            return b""
+        return b"".join(self._pinned(entry, start, end))
+
+
+class GCSSource(Source):
+    """A ``gs://bucket/prefix/`` on the store's Google Cloud credentials (or emulator).
+
+    The md5 of an object is its md5Hash, except for a composite object (``componentCount``), which GCS gives
+    none: one streamed read hashes it. Reads are pinned to the generation listed at the commit (kept in the
+    entry's ``version_id``): a generation is never rewritten, so it reads the committed bytes while it exists."""
+
+    kind = "gs"
+
+    def __init__(self, backend: GCSBackend) -> None:
+        self.backend = backend
+        self.url = f"{backend.url}/"
+
+    def _listed(self) -> list[GCSObjectInfo]:
+        try:
+            found = [o for o in self.backend.objects("") if not (o.key.endswith("/") and o.size == 0)]
+        except ConfigError as exc:
+            raise ConfigError(
+                f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"
+            ) from None
+        if not found:
+            raise _empty(self.url)
+        _checked_paths(self.url, [o.key for o in found])
+        return sorted(found, key=lambda o: o.key)
+
+    def entries(self, previous: References | None) -> list[ReferenceEntry]:
+        kept, listed = _kept(previous, self.url), self._listed()
+        # The same generation is the same bytes (a generation changes at every write, not at a metadata update).
+        same = {
+            o.key: old
+            for o in listed
+            if (old := kept.get(o.key)) and (old.size, old.version_id) == (o.size, str(o.generation))
+        }
+        fresh = [o for o in listed if o.key not in same]
+        with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
+            new = dict(zip((o.key for o in fresh), pool.map(self._entry, fresh), strict=True))
+        return [same.get(o.key) or new[o.key] for o in listed]
+
+    def _entry(self, info: GCSObjectInfo) -> ReferenceEntry:
+        """A new or changed object: its md5Hash, else one read of the listed generation to hash it."""
+        entry = ReferenceEntry(
+            path=info.key, md5=info.md5 or "0" * 32, size=info.size, etag=info.etag, version_id=str(info.generation)
+        )
+        if info.md5 is not None:
+            return entry
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            self.backend.read_generation(info.key, info.generation, digest.update)
+        except (KeyMissing, PreconditionFailed):
+            raise ConflictError(f"{self.url}{info.key} changed while it was imported; run the commit again") from None
+        return entry.model_copy(update={"md5": digest.hexdigest()})
+
+    def _read(self, entry: ReferenceEntry, sink: Callable[[bytes], object], start: int | None, end: int | None) -> None:
+        generation = int(entry.version_id or 0)
+        try:
+            self.backend.read_generation(entry.path, generation, sink, start, end)
+        except (KeyMissing, PreconditionFailed):
+            try:
+                now = f"it is now generation {self.backend.generation(entry.path)}"
+            except KeyMissing:
+                now = "it no longer exists"
+            raise self._changed(entry, f"its generation {generation} no longer exists ({now})") from None
+
+    def read_into(self, entry: ReferenceEntry, out: BinaryIO) -> str:
+        digest = hashlib.md5(usedforsecurity=False)
+
+        def sink(chunk: bytes) -> None:
+            digest.update(chunk)
+            out.write(chunk)
+
+        self._read(entry, sink, None, None)
+        return digest.hexdigest()
+
+    def read_range(self, entry: ReferenceEntry, start: int, end: int) -> bytes:
+        end = min(end, entry.size)
+        if end <= start:
+            return b""
+        parts: list[bytes] = []
+        self._read(entry, parts.append, start, end)
+        return b"".join(parts)

@@ -47,7 +47,7 @@ from .models import (
 )
 from .objects import PEEK_LENGTH, PEEK_MAX, TRANSFER_JOBS, Objects, ProgressFactory, check_peek
 from .refs import Ref, validate_dataset_name, validate_tag_name
-from .sources import FileSource, S3Source, Source, open_source
+from .sources import AzureSource, FileSource, GCSSource, S3Source, Source, open_source
 from .staging import HashState, check_source
 from .tree import Tree, changes, diff_entries
 
@@ -543,6 +543,9 @@ class Store:
         inside = False
         if isinstance(source, S3Source) and self.url.startswith("s3://"):
             store = self.url.rstrip("/") + "/"
+            inside = store.startswith(source.url) or source.url.startswith(store)
+        elif isinstance(source, AzureSource | GCSSource) and self.url.startswith(f"{source.kind}://"):
+            store = self.url.rstrip("/") + "/"  # the same service and account (a source takes the store's)
             inside = store.startswith(source.url) or source.url.startswith(store)
         elif isinstance(source, FileSource):
             root = source.root.resolve()
