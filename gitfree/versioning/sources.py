@@ -24,7 +24,6 @@ from . import layout
 from .backends import KeyMissing, ObjectInfo, PreconditionFailed, S3Backend
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, InputError, IntegrityError, UnsafePathError
-from .localfs import md5_file
 from .models import FileEntry, ReferenceEntry, References
 from .tree import validate_entries
 
@@ -89,7 +88,16 @@ def open_source(url: str, settings: StoreSettings) -> Source:
 
 
 def _checked_paths(url: str, paths: list[str]) -> None:
-    """The readers' path rules on the names a source lists (one ``InputError`` naming the first refused)."""
+    """The readers' path rules on the names a source lists (one ``InputError`` naming the first refused), and valid
+    UTF-8 (a folder's name that is not arrives as surrogates, which no table or listing can hold)."""
+    for path in paths:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                f"the source {url} holds a name that is not valid UTF-8 (its bytes are {os.fsencode(path)!r}), which "
+                "a version cannot hold; rename or remove it"
+            ) from None
     try:
         validate_entries([FileEntry(path=path, md5="0" * 32) for path in paths])
     except UnsafePathError as exc:
@@ -164,12 +172,31 @@ class S3Source(Source):
                 entry.path, version_id=entry.version_id, etag=etag, start=start, end=end
             )
         except KeyMissing:
-            what = f"its version {entry.version_id} no longer exists" if entry.version_id else "it no longer exists"
-            raise self._changed(entry, what) from None
+            if entry.version_id:  # the pinned version was deleted: the key's bytes now, if they are the same ETag
+                return self._unpinned(entry, start, end)
+            raise self._changed(entry, "it no longer exists") from None
         except PreconditionFailed:
             raise self._changed(entry, f"ETag was {etag}, is {self._etag_now(entry)}") from None
         if head.etag != etag:
             raise self._changed(entry, f"ETag was {etag}, is {head.etag}")
+        return chunks
+
+    def _unpinned(self, entry: ReferenceEntry, start: int | None, end: int | None) -> Iterator[bytes]:
+        """A read whose pinned VersionId no longer exists: the key as it is now, with ``If-Match`` on the entry's
+        ETag (and hash-checked by the reader, as every read is), since a commit finding the same size and ETag
+        keeps the entry, VersionId included, and could never make the version readable again."""
+        gone = f"its version {entry.version_id} no longer exists"
+        try:
+            head, chunks = self.backend.read_pinned(
+                entry.path, version_id=None, etag=entry.etag or "", start=start, end=end
+            )
+        except KeyMissing:
+            raise self._changed(entry, f"{gone}, nor does the key") from None
+        except PreconditionFailed:
+            now = self._etag_now(entry)
+            raise self._changed(entry, f"{gone}, and the key's ETag is {now}, not {entry.etag}") from None
+        if head.etag != (entry.etag or ""):
+            raise self._changed(entry, f"{gone}, and the key's ETag is {head.etag}, not {entry.etag}")
         return chunks
 
     def _etag_now(self, entry: ReferenceEntry) -> str:
@@ -250,11 +277,12 @@ class FileSource(Source):
             if old is not None and _same_file(old, now):
                 return old
             try:
-                md5 = md5_file(self.root / path)
+                md5 = _md5_regular(self.root / path)
                 again = os.stat(self.root / path, follow_symlinks=False)
             except FileNotFoundError:
                 raise ConflictError(f"{self.url}{path} vanished while it was imported; run the commit again") from None
-            if (again.st_size, again.st_mtime_ns, again.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            moved = (again.st_size, again.st_mtime_ns, again.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino)
+            if md5 is None or moved:
                 raise ConflictError(f"{self.url}{path} changed while it was imported; run the commit again")
             return now.model_copy(update={"md5": md5})
 
@@ -263,9 +291,11 @@ class FileSource(Source):
 
     def _opened(self, entry: ReferenceEntry) -> BinaryIO:
         try:
-            f = open(self.root / entry.path, "rb")  # noqa: SIM115 - returned open
+            f = _open_regular(self.root / entry.path)
         except FileNotFoundError:
             raise self._changed(entry, "it no longer exists") from None
+        if f is None:
+            raise self._changed(entry, "it is no longer a regular file (a FIFO, a device or a link to one)")
         self._check_stat(entry, os.fstat(f.fileno()), f)
         return f
 
@@ -292,6 +322,29 @@ class FileSource(Source):
         with self._opened(entry) as f:
             f.seek(start)
             return f.read(end - start)
+
+
+def _open_regular(path: Path) -> BinaryIO | None:
+    """``path`` opened for reading if it is a regular file now, else ``None``: opened without blocking, so a FIFO
+    put in a file's place (or a link to one) is refused at once instead of hanging the read or the commit forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _md5_regular(path: Path) -> str | None:
+    """The md5 of the regular file at ``path``, or ``None`` if it is no longer one (see :func:`_open_regular`)."""
+    f = _open_regular(path)
+    if f is None:
+        return None
+    digest = hashlib.md5(usedforsecurity=False)
+    with f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _same_file(old: ReferenceEntry, now: ReferenceEntry) -> bool:
