@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -83,6 +84,11 @@ def open_source(url: str, settings: StoreSettings) -> Source:
         raise InputError(
             f"the source {url!r} has the scheme {scheme!r}; a version by reference takes s3://BUCKET/PREFIX/, "
             "file:///PATH or a local path"
+        )
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", url) and not os.path.lexists(url):  # s3:/b/p, s3:b/p: a typo
+        raise InputError(
+            f"the source {url!r} is neither a folder nor a URL; write a URL with '://' (s3://BUCKET/PREFIX/, "
+            "file:///PATH) or the path of a folder"
         )
     return FileSource(Path(url).expanduser().absolute())
 
