@@ -129,7 +129,7 @@ class S3Source(Source):
 
     def _listed(self) -> list[ObjectInfo]:
         try:
-            found = [i for i in self.backend.scan("") if not (i.key.endswith("/") and i.size == 0)]
+            found = [i for i in self.backend.scan("") if not _folder_marker(i)]
         except ConfigError as exc:
             raise ConfigError(f"cannot list the source {self.url}: {exc}") from None
         if not found:
@@ -223,6 +223,12 @@ class S3Source(Source):
         if end <= start:
             return b""
         return b"".join(self._pinned(entry, start, end))
+
+
+def _folder_marker(info: ObjectInfo) -> bool:
+    """A console's zero-byte folder marker: ``sub/`` below the prefix, or the prefix's own ``prefix/`` (the key
+    ``""`` once the prefix is cut off, which a console's "Create folder" makes for the folder itself)."""
+    return info.size == 0 and (info.key.endswith("/") or not info.key)
 
 
 def _unchanged_s3(old: ReferenceEntry | None, info: ObjectInfo) -> bool:
