@@ -26,6 +26,7 @@ from .backends import KeyMissing, ObjectInfo, PreconditionFailed, S3Backend
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, InputError, IntegrityError, UnsafePathError
 from .models import FileEntry, ReferenceEntry, References
+from .staging import ignore_rules
 from .tree import validate_entries
 
 __all__ = ["FileSource", "S3Source", "Source", "open_source"]
@@ -247,22 +248,26 @@ class FileSource(Source):
         self.url = f"file://{root.as_posix().rstrip('/')}/"
 
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Every file a commit by upload would take (DVC's ignore rules, :func:`.staging.ignore_rules`), so the
+        same folder makes the same listing either way and ``.git`` or ignored files never become references."""
+        kept = ignore_rules(self.root)
         stack = [""]
         while stack:
             rel = stack.pop()
             with os.scandir(self.root / rel) as found:
-                for item in found:
-                    path = f"{rel}{item.name}"
-                    st = item.stat(follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(f"{path}/")
-                    elif stat.S_ISREG(st.st_mode):
-                        yield path, st
-                    else:
-                        raise InputError(
-                            f"{self.url}{path} is not a regular file (a link or a special file); a version by "
-                            "reference holds regular files only"
-                        )
+                items = {item.name: (item, item.stat(follow_symlinks=False)) for item in found}
+            dirs = [name for name, (_, st) in items.items() if stat.S_ISDIR(st.st_mode)]
+            files = [name for name, (_, st) in items.items() if not stat.S_ISDIR(st.st_mode)]
+            kept_dirs, kept_files = kept(str(self.root / rel) if rel else str(self.root), dirs, files)
+            stack.extend(f"{rel}{name}/" for name in kept_dirs)
+            for name in kept_files:
+                path, st = f"{rel}{name}", items[name][1]
+                if not stat.S_ISREG(st.st_mode):
+                    raise InputError(
+                        f"{self.url}{path} is not a regular file (a link or a special file); a version by "
+                        "reference holds regular files only"
+                    )
+                yield path, st
 
     def _listed(self) -> list[tuple[str, os.stat_result]]:
         if not self.root.is_dir():
