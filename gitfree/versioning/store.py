@@ -309,7 +309,9 @@ class Store:
         Raises:
             InputError: ``dest`` holds other data or local changes and ``overwrite`` is false; or, even with
                 ``overwrite``, ``dest`` is, holds or lies in the store or the worker cache, is the current
-                directory or a parent of it, home or ``/``, lies below a file, or is a device or mount point.
+                directory or a parent of it, home or ``/``, lies below a file, or is a device or mount point; or
+                it is, holds or lies in the folder this version (or, if ``dest`` exists, the dataset's newest) is
+                by reference of, while that version is not materialised (its files there are their only copy).
             UnsafePathError: the version names a path outside ``dest`` (nothing is written).
             IntegrityError: an object is missing from the store or does not match its hash.
         """
