@@ -578,8 +578,8 @@ class Store:
             head = self.catalog.head(version.dataset)
             named_ones.update({head.id: head} if head is not None else {})
         for named in named_ones.values():
-            if named.reference is None:
-                continue
+            if named.reference is None or not named.reference.source.startswith("file://"):
+                continue  # an S3 source is no folder a pull writes to
             source = open_source(named.reference.source, self.settings)
             if not isinstance(source, FileSource):
                 continue
