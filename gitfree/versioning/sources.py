@@ -4,7 +4,7 @@ names where they are (docs/design.md, "Versions by reference").
 A :class:`Source` lists its files as reference entries (keeping a previous table's entry whole where the file did
 not change, and reading a new or changed file at most once, to hash it, never keeping its bytes), and reads one
 entry back pinned to what was committed: an S3 GET by VersionId or ``If-Match`` on the ETag; a local file whose
-size, mtime, inode and device are still the entry's. What differs is an :class:`IntegrityError` naming the source
+size, mtime and inode are still the entry's. What differs is an :class:`IntegrityError` naming the source
 key and what differs.
 """
 
@@ -239,7 +239,8 @@ def _unchanged_s3(old: ReferenceEntry | None, info: ObjectInfo) -> bool:
 
 
 class FileSource(Source):
-    """A local folder on a filesystem every worker shares, referenced by path, size, mtime, inode and device."""
+    """A local folder on a filesystem every worker shares, referenced by path, size, mtime and inode
+    (and its device, recorded but not compared: see :func:`_same_file`)."""
 
     kind = "file"
 
@@ -365,12 +366,15 @@ def _md5_regular(path: Path) -> str | None:
 
 
 def _same_file(old: ReferenceEntry, now: ReferenceEntry) -> bool:
-    return (old.size, old.mtime_ns, old.inode, old.device) == (now.size, now.mtime_ns, now.inode, now.device)
+    """The same file, unchanged: its size, mtime and inode. Not its device: the device number of a network share
+    is each client's own (NFS gives every mount its own), so another worker, or the same one after a remount,
+    sees another for the very same file; the md5 of the bytes read is checked at every read anyway (R1)."""
+    return (old.size, old.mtime_ns, old.inode) == (now.size, now.mtime_ns, now.inode)
 
 
 def _stat_change(old: ReferenceEntry, now: ReferenceEntry) -> str:
     if old.size != now.size:
         return f"size {old.size}, is {now.size}"
-    if (old.inode, old.device) != (now.inode, now.device):
+    if old.inode != now.inode:
         return "it was replaced by another file"
     return f"modified (mtime_ns was {old.mtime_ns}, is {now.mtime_ns})"
