@@ -145,8 +145,9 @@ class Objects:
         self._checked_lock = threading.Lock()
         self._vouched: dict[str, tuple[int, int, int]] = {}
         """Objects whose cached copy the hash state vouched for: oid -> (inode, size, mtime) then (:meth:`peek`)."""
-        self._referenced: dict[str, tuple[Source, ReferenceEntry]] = {}
-        """Files of versions by reference this process was told of (:meth:`refer`): md5 -> where its bytes are."""
+        self._referenced: dict[str, list[tuple[Source, ReferenceEntry]]] = {}
+        """Files of versions by reference this process was told of (:meth:`refer`): md5 -> every place its bytes
+        are, the latest told first (a read tries each: one version's drifted source never fails another's read)."""
 
     def callback(self, description: str, unit: str = "file") -> Callback:
         return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
@@ -220,7 +221,9 @@ class Objects:
         self.keep_listing(oid, listing)
         with self._checked_lock:
             for entry in table.entries:
-                self._referenced[entry.md5] = (source, entry)
+                places = self._referenced.setdefault(entry.md5, [])
+                if all((s.url, e) != (source.url, entry) for s, e in places):
+                    places.insert(0, (source, entry))
 
     def files(self, out: Output) -> list[FileEntry]:
         """The files of a version's output: its listing's entries, or the one file."""
@@ -288,7 +291,7 @@ class Objects:
                 return self.backend.size(layout.object_key(md5))
             except KeyMissing:
                 where = self._referenced.get(md5)
-                return where[1].size if where else -1
+                return where[0][1].size if where else -1
 
         unique = sorted(set(md5s))
         with ThreadPoolExecutor(max_workers=_SIZE_JOBS) as pool:
@@ -341,7 +344,16 @@ class Objects:
     def _from_source(self, md5: str) -> None:
         """Read one referenced file from its source into a temporary file beside its place in the cache, hashed
         as it streams; only bytes of the entry's md5 and size are renamed into the cache (R1)."""
-        source, entry = self._referenced[md5]
+        errors: list[IntegrityError] = []
+        for source, entry in list(self._referenced[md5]):
+            try:
+                return self._read_source(md5, source, entry)
+            except IntegrityError as exc:
+                errors.append(exc)
+        raise errors[0]  # the place told last: the version being read, in a command reading one
+
+    def _read_source(self, md5: str, source: Source, entry: ReferenceEntry) -> None:
+        """One place of ``md5``: ``entry`` of ``source``, read and checked as :meth:`_from_source` says."""
         target = self.cached(md5)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{md5}.", suffix=".ref")
@@ -385,10 +397,19 @@ class Objects:
         try:
             return self.backend.get_range(layout.object_key(oid), start, end)
         except KeyMissing:
-            where = self._referenced.get(oid)
-            if where is None:
+            if not self._referenced.get(oid):
                 raise
-            return where[0].read_range(where[1], start, end)  # pinned as a read is
+            return self._peek_source(oid, start, end)
+
+    def _peek_source(self, oid: str, start: int, end: int) -> bytes:
+        """:meth:`peek` of a referenced file the store lacks: each place it is (pinned as a read is), in turn."""
+        errors: list[IntegrityError] = []
+        for source, entry in list(self._referenced[oid]):
+            try:
+                return source.read_range(entry, start, end)
+            except IntegrityError as exc:
+                errors.append(exc)
+        raise errors[0]  # the place told last: the version being read, in a command reading one
 
     def sized(self, ref: str, entry: FileEntry) -> FileEntry:
         """``entry`` with its size (see :meth:`.Store.file`); ``IntegrityError`` if the store lacks its object."""

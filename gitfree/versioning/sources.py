@@ -5,8 +5,8 @@ they are (docs/design.md, "Versions by reference").
 A :class:`Source` lists its files as reference entries (keeping a previous table's entry whole where the file did
 not change, and reading a new or changed file at most once, to hash it, never keeping its bytes), and reads one
 entry back pinned to what was committed: an S3 GET by VersionId or ``If-Match`` on the ETag (Azure: ``If-Match``;
-GCS: the generation); a local file whose
-size, mtime, inode and device are still the entry's. What differs is an :class:`IntegrityError` naming the source
+GCS: the generation); a local file whose size, mtime and inode are still the entry's. What differs is an
+:class:`IntegrityError` naming the source
 key and what differs.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -36,8 +37,8 @@ from .backends import (
 )
 from .config import StoreSettings
 from .errors import ConfigError, ConflictError, InputError, IntegrityError, UnsafePathError
-from .localfs import md5_file
 from .models import FileEntry, ReferenceEntry, References
+from .staging import ignore_rules
 from .tree import validate_entries
 
 __all__ = ["AzureSource", "FileSource", "GCSSource", "S3Source", "Source", "open_source"]
@@ -101,11 +102,25 @@ def open_source(url: str, settings: StoreSettings) -> Source:
             f"the source {url!r} has the scheme {scheme!r}; a version by reference takes s3://BUCKET/PREFIX/, "
             "az://CONTAINER/PREFIX/, gs://BUCKET/PREFIX/, file:///PATH or a local path"
         )
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", url) and not os.path.lexists(url):  # s3:/b/p, s3:b/p: a typo
+        raise InputError(
+            f"the source {url!r} is neither a folder nor a URL; write a URL with '://' (s3://BUCKET/PREFIX/, "
+            "file:///PATH) or the path of a folder"
+        )
     return FileSource(Path(url).expanduser().absolute())
 
 
 def _checked_paths(url: str, paths: list[str]) -> None:
-    """The readers' path rules on the names a source lists (one ``InputError`` naming the first refused)."""
+    """The readers' path rules on the names a source lists (one ``InputError`` naming the first refused), and valid
+    UTF-8 (a folder's name that is not arrives as surrogates, which no table or listing can hold)."""
+    for path in paths:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                f"the source {url} holds a name that is not valid UTF-8 (its bytes are {os.fsencode(path)!r}), which "
+                "a version cannot hold; rename or remove it"
+            ) from None
     try:
         validate_entries([FileEntry(path=path, md5="0" * 32) for path in paths])
     except UnsafePathError as exc:
@@ -131,7 +146,7 @@ class S3Source(Source):
 
     def _listed(self) -> list[ObjectInfo]:
         try:
-            found = [i for i in self.backend.scan("") if not (i.key.endswith("/") and i.size == 0)]
+            found = [i for i in self.backend.scan("") if not _folder_marker(i)]
         except ConfigError as exc:
             raise ConfigError(f"cannot list the source {self.url}: {exc}") from None
         if not found:
@@ -180,12 +195,31 @@ class S3Source(Source):
                 entry.path, version_id=entry.version_id, etag=etag, start=start, end=end
             )
         except KeyMissing:
-            what = f"its version {entry.version_id} no longer exists" if entry.version_id else "it no longer exists"
-            raise self._changed(entry, what) from None
+            if entry.version_id:  # the pinned version was deleted: the key's bytes now, if they are the same ETag
+                return self._unpinned(entry, start, end)
+            raise self._changed(entry, "it no longer exists") from None
         except PreconditionFailed:
             raise self._changed(entry, f"ETag was {etag}, is {self._etag_now(entry)}") from None
         if head.etag != etag:
             raise self._changed(entry, f"ETag was {etag}, is {head.etag}")
+        return chunks
+
+    def _unpinned(self, entry: ReferenceEntry, start: int | None, end: int | None) -> Iterator[bytes]:
+        """A read whose pinned VersionId no longer exists: the key as it is now, with ``If-Match`` on the entry's
+        ETag (and hash-checked by the reader, as every read is), since a commit finding the same size and ETag
+        keeps the entry, VersionId included, and could never make the version readable again."""
+        gone = f"its version {entry.version_id} no longer exists"
+        try:
+            head, chunks = self.backend.read_pinned(
+                entry.path, version_id=None, etag=entry.etag or "", start=start, end=end
+            )
+        except KeyMissing:
+            raise self._changed(entry, f"{gone}, nor does the key") from None
+        except PreconditionFailed:
+            now = self._etag_now(entry)
+            raise self._changed(entry, f"{gone}, and the key's ETag is {now}, not {entry.etag}") from None
+        if head.etag != (entry.etag or ""):
+            raise self._changed(entry, f"{gone}, and the key's ETag is {head.etag}, not {entry.etag}")
         return chunks
 
     def _etag_now(self, entry: ReferenceEntry) -> str:
@@ -208,6 +242,12 @@ class S3Source(Source):
         return b"".join(self._pinned(entry, start, end))
 
 
+def _folder_marker(info: ObjectInfo | BlobInfo | GCSObjectInfo) -> bool:
+    """A console's zero-byte folder marker: ``sub/`` below the prefix, or the prefix's own ``prefix/`` (the key
+    ``""`` once the prefix is cut off, which a console's "Create folder" makes for the folder itself)."""
+    return info.size == 0 and (info.key.endswith("/") or not info.key)
+
+
 def _unchanged_s3(old: ReferenceEntry | None, info: ObjectInfo) -> bool:
     """The same key with the same size and ETag is the same bytes (a plain ETag is their MD5, a multipart one the
     MD5 of the same parts' MD5s, an SSE-KMS one changes at every upload): its entry is kept whole."""
@@ -215,7 +255,8 @@ def _unchanged_s3(old: ReferenceEntry | None, info: ObjectInfo) -> bool:
 
 
 class FileSource(Source):
-    """A local folder on a filesystem every worker shares, referenced by path, size, mtime, inode and device."""
+    """A local folder on a filesystem every worker shares, referenced by path, size, mtime and inode
+    (and its device, recorded but not compared: see :func:`_same_file`)."""
 
     kind = "file"
 
@@ -224,22 +265,26 @@ class FileSource(Source):
         self.url = f"file://{root.as_posix().rstrip('/')}/"
 
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Every file a commit by upload would take (DVC's ignore rules, :func:`.staging.ignore_rules`), so the
+        same folder makes the same listing either way and ``.git`` or ignored files never become references."""
+        kept = ignore_rules(self.root)
         stack = [""]
         while stack:
             rel = stack.pop()
             with os.scandir(self.root / rel) as found:
-                for item in found:
-                    path = f"{rel}{item.name}"
-                    st = item.stat(follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(f"{path}/")
-                    elif stat.S_ISREG(st.st_mode):
-                        yield path, st
-                    else:
-                        raise InputError(
-                            f"{self.url}{path} is not a regular file (a link or a special file); a version by "
-                            "reference holds regular files only"
-                        )
+                items = {item.name: (item, item.stat(follow_symlinks=False)) for item in found}
+            dirs = [name for name, (_, st) in items.items() if stat.S_ISDIR(st.st_mode)]
+            files = [name for name, (_, st) in items.items() if not stat.S_ISDIR(st.st_mode)]
+            kept_dirs, kept_files = kept(str(self.root / rel) if rel else str(self.root), dirs, files)
+            stack.extend(f"{rel}{name}/" for name in kept_dirs)
+            for name in kept_files:
+                path, st = f"{rel}{name}", items[name][1]
+                if not stat.S_ISREG(st.st_mode):
+                    raise InputError(
+                        f"{self.url}{path} is not a regular file (a link or a special file); a version by "
+                        "reference holds regular files only"
+                    )
+                yield path, st
 
     def _listed(self) -> list[tuple[str, os.stat_result]]:
         if not self.root.is_dir():
@@ -266,11 +311,12 @@ class FileSource(Source):
             if old is not None and _same_file(old, now):
                 return old
             try:
-                md5 = md5_file(self.root / path)
+                md5 = _md5_regular(self.root / path)
                 again = os.stat(self.root / path, follow_symlinks=False)
             except FileNotFoundError:
                 raise ConflictError(f"{self.url}{path} vanished while it was imported; run the commit again") from None
-            if (again.st_size, again.st_mtime_ns, again.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            moved = (again.st_size, again.st_mtime_ns, again.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino)
+            if md5 is None or moved:
                 raise ConflictError(f"{self.url}{path} changed while it was imported; run the commit again")
             return now.model_copy(update={"md5": md5})
 
@@ -279,9 +325,11 @@ class FileSource(Source):
 
     def _opened(self, entry: ReferenceEntry) -> BinaryIO:
         try:
-            f = open(self.root / entry.path, "rb")  # noqa: SIM115 - returned open
+            f = _open_regular(self.root / entry.path)
         except FileNotFoundError:
             raise self._changed(entry, "it no longer exists") from None
+        if f is None:
+            raise self._changed(entry, "it is no longer a regular file (a FIFO, a device or a link to one)")
         self._check_stat(entry, os.fstat(f.fileno()), f)
         return f
 
@@ -310,14 +358,40 @@ class FileSource(Source):
             return f.read(end - start)
 
 
+def _open_regular(path: Path) -> BinaryIO | None:
+    """``path`` opened for reading if it is a regular file now, else ``None``: opened without blocking, so a FIFO
+    put in a file's place (or a link to one) is refused at once instead of hanging the read or the commit forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _md5_regular(path: Path) -> str | None:
+    """The md5 of the regular file at ``path``, or ``None`` if it is no longer one (see :func:`_open_regular`)."""
+    f = _open_regular(path)
+    if f is None:
+        return None
+    digest = hashlib.md5(usedforsecurity=False)
+    with f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _same_file(old: ReferenceEntry, now: ReferenceEntry) -> bool:
-    return (old.size, old.mtime_ns, old.inode, old.device) == (now.size, now.mtime_ns, now.inode, now.device)
+    """The same file, unchanged: its size, mtime and inode. Not its device: the device number of a network share
+    is each client's own (NFS gives every mount its own), so another worker, or the same one after a remount,
+    sees another for the very same file; the md5 of the bytes read is checked at every read anyway (R1)."""
+    return (old.size, old.mtime_ns, old.inode) == (now.size, now.mtime_ns, now.inode)
 
 
 def _stat_change(old: ReferenceEntry, now: ReferenceEntry) -> str:
     if old.size != now.size:
         return f"size {old.size}, is {now.size}"
-    if (old.inode, old.device) != (now.inode, now.device):
+    if old.inode != now.inode:
         return "it was replaced by another file"
     return f"modified (mtime_ns was {old.mtime_ns}, is {now.mtime_ns})"
 
@@ -369,7 +443,7 @@ class AzureSource(Source):
 
     def _listed(self) -> list[BlobInfo]:
         try:
-            found = [b for b in self.backend.blobs("") if not (b.key.endswith("/") and b.size == 0)]
+            found = [b for b in self.backend.blobs("") if not _folder_marker(b)]
         except ConfigError as exc:
             raise ConfigError(
                 f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"
@@ -454,7 +528,7 @@ class GCSSource(Source):
 
     def _listed(self) -> list[GCSObjectInfo]:
         try:
-            found = [o for o in self.backend.objects("") if not (o.key.endswith("/") and o.size == 0)]
+            found = [o for o in self.backend.objects("") if not _folder_marker(o)]
         except ConfigError as exc:
             raise ConfigError(
                 f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"

@@ -28,7 +28,7 @@ import logging
 import os
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,7 @@ from .models import FileEntry, Output
 if TYPE_CHECKING:
     from dvc_data.hashfile.state import State
 
-__all__ = ["HashState", "Source", "Staged", "check_source", "scan", "stage"]
+__all__ = ["HashState", "Source", "Staged", "check_source", "ignore_rules", "scan", "stage"]
 
 _COPY_THREADS = 4
 _DVCIGNORE = ".dvcignore"
@@ -268,6 +268,31 @@ def scan(source: Path) -> Source:
             nfiles += len(kept_files)
     _conclude(source, problems, folders, cut, nfiles, left_out)
     return Source(path=source, folders=tuple(folders), nfiles=nfiles, left_out=left_out)
+
+
+def ignore_rules(folder: Path) -> Callable[[str, list[str], list[str]], tuple[list[str], list[str]]]:
+    """What a commit of ``folder`` takes, as :func:`scan` decides it (DVC's own ignore filter: ``.git``, ``.hg``,
+    ``.dvc``, nested DVC repositories, the ``.dvcignore`` rules, and the ``.dvcignore`` files themselves): a
+    function of a folder's path below ``folder`` (as ``str(folder)`` spells it), its folders' and its files' names,
+    giving the folders and the files kept. For versions by reference, whose folder is walked by ``sources``.
+
+    Raises:
+        InputError: the DVC repository ``folder`` lies in ignores it, or a ``.dvcignore`` cannot be read.
+    """
+    _quiet_dvc()
+    root = _workspace(folder)
+    ignore = _ignore_filter(folder, root)
+    if root != str(folder):
+        _refuse_ignored(folder, root, ignore)
+
+    def kept(path: str, dirs: list[str], files: list[str]) -> tuple[list[str], list[str]]:
+        try:
+            kept_dirs, kept_files = ignore(path, list(dirs), list(files))
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise InputError(f"cannot commit {folder}: a .dvcignore in {path!r} cannot be read: {exc}") from None
+        return list(kept_dirs), [name for name in kept_files if name != _DVCIGNORE]
+
+    return kept
 
 
 def _conclude(

@@ -24,7 +24,15 @@ from . import metrics as metrics_module
 from . import promotion, protocol
 from .backends import Backend, FileBackend, open_backend
 from .catalog import Catalog
-from .checkout import destination, dvc_file_text, guard_destination, guard_source, pull_into, write_dvc_file
+from .checkout import (
+    destination,
+    dvc_file_text,
+    guard_destination,
+    guard_source,
+    path_relation,
+    pull_into,
+    write_dvc_file,
+)
 from .config import StoreSettings
 from .errors import InputError
 from .leases import Coordinator
@@ -301,7 +309,9 @@ class Store:
         Raises:
             InputError: ``dest`` holds other data or local changes and ``overwrite`` is false; or, even with
                 ``overwrite``, ``dest`` is, holds or lies in the store or the worker cache, is the current
-                directory or a parent of it, home or ``/``, lies below a file, or is a device or mount point.
+                directory or a parent of it, home or ``/``, lies below a file, or is a device or mount point; or
+                it is, holds or lies in the folder this version (or, if ``dest`` exists, the dataset's newest) is
+                by reference of, while that version is not materialised (its files there are their only copy).
             UnsafePathError: the version names a path outside ``dest`` (nothing is written).
             IntegrityError: an object is missing from the store or does not match its hash.
         """
@@ -313,6 +323,7 @@ class Store:
         target = destination(dest, version.pointer.out.path if single else None)
         hint = version.dataset.rpartition("/")[2]
         guard_destination(target, store_root=self._store_root(), cache_dir=self.cache_dir, hint=hint)
+        self._guard_sources(version, target)
         with HashState(self.cache_dir) as state:
             wrote = pull_into(
                 entries,
@@ -559,6 +570,33 @@ class Store:
                 f"the source {source.url} overlaps the store {self.url} or its worker cache, whose files gitfree "
                 "owns; reference data kept elsewhere"
             )
+
+    def _guard_sources(self, version: Version, target: Path) -> None:
+        """Refuse, even with ``overwrite``, a pull into, around or inside the folder that the pulled version or its
+        dataset's newest version is by reference of, unless that version is materialised: the pull would replace
+        the files it names, which are its only copy (R1). The newest version is read only for a ``target`` that
+        exists (a new folder inside a source adds files and replaces none)."""
+        named_ones = {version.id: version}
+        if os.path.lexists(target):
+            head = self.catalog.head(version.dataset)
+            named_ones.update({head.id: head} if head is not None else {})
+        for named in named_ones.values():
+            if named.reference is None or not named.reference.source.startswith("file://"):
+                continue  # an S3 source is no folder a pull writes to
+            source = open_source(named.reference.source, self.settings)
+            if not isinstance(source, FileSource):
+                continue
+            how = path_relation(target, source.root, inside_too=True)
+            if how is not None and not self._materialized(named):
+                raise InputError(
+                    f"cannot pull to {target}: it {how} {source.root}, the folder {named.ref} is versioned by "
+                    f"reference from, and the pull would replace the files it names (their only copy); pull "
+                    f"elsewhere, or run `gitfree materialize {named.ref}` first"
+                )
+
+    def _materialized(self, version: Version) -> bool:
+        md5s = {entry.md5 for entry in self.files(version)}
+        return self.objects.present(md5s) == md5s
 
     def _store_root(self) -> Path | None:
         return self.backend.root if isinstance(self.backend, FileBackend) else None
