@@ -314,7 +314,10 @@ class StoreSettings(BaseSettings):
         ``gs://`` store (a local or ``file://`` store may hold S3's, for ``s3://`` sources by reference). An
         integration refuses such a setting in one line instead of silently ignoring it."""
         store = self.resolved_store()
-        scheme = store.split("://", 1)[0].lower() if "://" in store else "file"
+        try:  # as open_backend reads it (urlsplit drops leading spaces); a malformed URL fails there
+            scheme = urlsplit(store).scheme.lower() if "://" in store else "file"
+        except ValueError:
+            scheme = "file"
         allowed = _SERVICE_SETTINGS.get(scheme, _SERVICE_SETTINGS["s3"] if scheme == "file" else frozenset())
         every = frozenset().union(*_SERVICE_SETTINGS.values())
         return sorted(name for name in set(given) if name in every and name not in allowed)

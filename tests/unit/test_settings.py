@@ -196,6 +196,7 @@ def test_s3fs_options_reach_s3_as_the_store_does() -> None:
         ("s3://b/p", ["azure_account_key", "gcs_credentials"]),
         ("S3://b/p", ["azure_account_key", "gcs_credentials"]),
         ("az://c/p", ["access_key_id", "gcs_credentials"]),
+        (" az://c/p", ["access_key_id", "gcs_credentials"]),  # as open_backend reads it
         ("gs://b/p", ["access_key_id", "azure_account_key"]),
         ("file:///srv/store", ["azure_account_key", "gcs_credentials"]),
         ("/srv/store", ["azure_account_key", "gcs_credentials"]),
