@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 from helpers import read_tree, write_tree
-from on_prefect.prefect_helpers import committed_events, read_artifacts
+from on_prefect.prefect_helpers import committed_events, read_artifacts, wait_for
 from prefect import flow
 from prefect.client.orchestration import get_client
 
@@ -174,3 +174,20 @@ def test_a_store_from_gitfree_store_is_checked_when_opened(monkeypatch: pytest.M
         block.get_store()
     # the right service's credentials pass the check (the store itself is not reached here)
     assert GitfreeStore(url="az://c/p", azure_account_name="acct").store_settings().azure_account_name == "acct"
+
+
+def test_the_event_of_a_version_by_reference_names_its_source(dataset: str, tmp_path: Path) -> None:
+    """``version_event`` adds ``source`` for a version by reference: the Prefect event (and Airflow's asset event)."""
+    from gitfree import Store
+
+    store = Store((tmp_path / "store").as_uri(), cache_dir=tmp_path / "cache")
+    source = write_tree(tmp_path / "shared", FILES)
+
+    @flow
+    def import_in_place() -> int:
+        return commit_dataset(dataset, str(source), store=store, by_reference=True).number
+
+    assert import_in_place() == 1
+    [event] = wait_for(lambda: committed_events(dataset))
+    assert event.payload["source"] == store.show(f"{dataset}@1").reference.source  # type: ignore[union-attr]
+    assert str(source) in event.payload["source"]
