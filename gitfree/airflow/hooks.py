@@ -252,7 +252,7 @@ def _check_fit(conn_id: str, fields: dict[str, Any], labels: dict[str, str], sto
         listed = ", ".join(f"{labels.get(name, name)} ({_service_of(name)})" for name in foreign)
         raise ConfigError(
             f"the Airflow connection {conn_id!r} sets credentials its store {settings.resolved_store()} does not use: "
-            f"{listed}; remove them, or use a connection to the store they are for"
+            f"{listed}; remove {'them' if len(foreign) > 1 else 'it'}, or use a connection to the store it is for"
         )
 
 

@@ -183,7 +183,7 @@ def _check_fit(block: GitfreeStore, settings: StoreSettings) -> None:
         listed = ", ".join(f"{field} ({_service_of(field)})" for field in named)
         raise ConfigError(
             f"the GitfreeStore block sets credentials its store {settings.resolved_store()} does not use: {listed}; "
-            "remove them, or point url at the store they are for"
+            f"remove {'them' if len(named) > 1 else 'it'}, or point url at the store it is for"
         )
 
 
