@@ -155,10 +155,11 @@ def test_a_service_account_key_is_a_prefect_secret(dataset: str, tmp_path: Path)
         ("az://c/p", {"gcs_credentials": "{}"}, "gcs_credentials (gs:// stores only)"),
         ("az://c/p", {"access_key_id": "AKIA", "secret_access_key": "S"}, "access_key_id (s3:// and local stores"),
         ("s3://b/p", {"azure_sas_token": "sv=1"}, "azure_sas_token (az:// stores only)"),
+        ("gs://b/p", {"aws_credentials": {"aws_access_key_id": "AKIA"}}, "aws_credentials (s3:// and local stores"),
         ("file:///srv/store", {"gcs_project": "p"}, "gcs_project (gs:// stores only)"),
     ],
 )
-def test_credentials_of_another_service_are_one_clear_error(url: str, given: dict[str, str], named: str) -> None:
+def test_credentials_of_another_service_are_one_clear_error(url: str, given: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match="does not use") as raised:
         GitfreeStore(url=url, **given)
     message = str(raised.value)
