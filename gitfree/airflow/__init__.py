@@ -2,9 +2,11 @@
 
 ::
 
-    GitfreeCommitOperator   commit a path as the next version; a new version is an event of gitfree://<dataset>
+    GitfreeCommitOperator   commit a path (or, by_reference=True, a source URL) as the next version; a new version
+                            is an event of gitfree://<dataset>
     GitfreePullOperator     materialise a version (named by a ref, or by the asset event that triggered the run)
     GitfreeTagOperator      point a tag at a version, or promote one through a metric gate (require=)
+    GitfreeMaterializeOperator  copy a version by reference (GitfreeCommitOperator(by_reference=True)) into the store
     commit_dataset, pull_dataset, tag_version, version_from_asset    the same from inside any task
     step(output, inputs)        a versioned step as a TaskFlow task: its body runs only when what it reads changed
     run_step(featurize, ...)    a gitfree.step inside any task: a new version only is an event of gitfree://<output>
@@ -30,12 +32,13 @@ if TYPE_CHECKING:
     from .assets import dataset_asset, dataset_of, dataset_outlet, tag_asset, tag_outlet, version_extra
     from .functions import commit_dataset, pull_dataset, tag_version, version_from_asset
     from .hooks import GitfreeHook
-    from .operators import GitfreeCommitOperator, GitfreePullOperator, GitfreeTagOperator
+    from .operators import GitfreeCommitOperator, GitfreeMaterializeOperator, GitfreePullOperator, GitfreeTagOperator
     from .steps import run_step, step
 
 __all__ = [
     "GitfreeCommitOperator",
     "GitfreeHook",
+    "GitfreeMaterializeOperator",
     "GitfreePullOperator",
     "GitfreeTagOperator",
     "commit_dataset",
@@ -55,6 +58,7 @@ __all__ = [
 
 _MODULES = {
     "GitfreeCommitOperator": "operators",
+    "GitfreeMaterializeOperator": "operators",
     "GitfreePullOperator": "operators",
     "GitfreeTagOperator": "operators",
     "GitfreeHook": "hooks",

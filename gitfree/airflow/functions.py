@@ -40,6 +40,7 @@ def commit_with_store(
     force: bool,
     context: Mapping[str, Any] | None,
     auto_inputs: bool = True,
+    by_reference: bool = False,
 ) -> tuple[Version, Store]:
     """:func:`commit_dataset`, and the store it committed to (the operators' XCom names its URL).
 
@@ -61,6 +62,7 @@ def commit_with_store(
             author=_runtime.author(context),
             force=force,
             commit_id=attempt,
+            by_reference=by_reference,
         )
     # ``created`` is true when this task instance made it: this try, or an earlier one that died before
     # its asset event (the retry passes the same commit id, and Store.commit recognises its own record).
@@ -84,6 +86,7 @@ def commit_dataset(
     force: bool = False,
     context: Mapping[str, Any] | None = None,
     auto_inputs: bool = True,
+    by_reference: bool = False,
 ) -> Version:
     """Commit a file or directory as the next version of ``dataset``, from inside an Airflow task.
 
@@ -104,6 +107,9 @@ def commit_dataset(
         context: the task's context (default: the running task's).
         auto_inputs: add the versions pulled earlier in this DAG run to ``inputs`` (a version pulled from
             another store is not found: pass it in ``inputs``).
+        by_reference: version the files where they are (:meth:`gitfree.Store.commit`): ``path`` is then a source
+            URL (``s3://bucket/prefix/``, or a folder every worker shares); nothing is uploaded, and an unchanged
+            source makes no version and reads no object. The asset event's ``extra`` then has ``source``.
 
     Raises:
         AirflowFailException: an error retrying cannot fix (bad input such as a malformed name or a missing,
@@ -134,8 +140,22 @@ def commit_dataset(
         force=force,
         context=context,
         auto_inputs=auto_inputs,
+        by_reference=by_reference,
     )
     return version
+
+
+def materialize_with_store(
+    ref: str, *, gitfree_conn_id: str | None, store: str | Store | None
+) -> tuple[Version, Store]:
+    """Copy a version by reference into its store (:meth:`gitfree.Store.materialize`), and the store."""
+    with _runtime.translated():
+        target = _runtime.store_from(gitfree_conn_id, store)
+        version = target.materialize(ref)
+    log.info(
+        "%s of %s no longer needs its source: its %d files are in the store", version.ref, target.url, version.nfiles
+    )
+    return version, target
 
 
 def version_from_asset(asset: Asset, context: Mapping[str, Any] | None = None) -> str:

@@ -19,9 +19,9 @@ from pydantic import JsonValue
 
 from . import _runtime
 from .assets import dataset_asset, dataset_of, dataset_outlet, tag_outlet, version_extra
-from .functions import DEFAULT_CONN_ID, commit_with_store, pull_with_store, tag_with_store
+from .functions import DEFAULT_CONN_ID, commit_with_store, materialize_with_store, pull_with_store, tag_with_store
 
-__all__ = ["GitfreeCommitOperator", "GitfreePullOperator", "GitfreeTagOperator"]
+__all__ = ["GitfreeCommitOperator", "GitfreeMaterializeOperator", "GitfreePullOperator", "GitfreeTagOperator"]
 
 
 class GitfreeCommitOperator(BaseOperator):
@@ -45,12 +45,17 @@ class GitfreeCommitOperator(BaseOperator):
         skip_if_unchanged: skip the task (and its downstream) when the data is unchanged.
         gitfree_conn_id: the store's connection (``None``: the ``GITFREE_*`` variables).
         store: a store URL overriding the connection's.
+        by_reference: version the files where they are: ``path`` is a source URL (``s3://bucket/prefix/`` on the
+            store's endpoint, or a folder every worker shares), nothing is uploaded, and an unchanged source makes
+            no version and reads no object; the asset event's ``extra`` (and the XCom) add ``source``.
 
     Example:
         ```python
         from gitfree.airflow import GitfreeCommitOperator
 
         GitfreeCommitOperator(task_id="commit", dataset="images", path="/data/images", message="{{ ds }}")
+        GitfreeCommitOperator(task_id="import", dataset="raw/images", path="s3://landing/images/{{ ds }}/",
+                              by_reference=True)
         ```
     """
 
@@ -71,6 +76,7 @@ class GitfreeCommitOperator(BaseOperator):
         gitfree_conn_id: str | None = DEFAULT_CONN_ID,
         store: str | None = None,
         auto_inputs: bool = True,
+        by_reference: bool = False,
         **kwargs: Any,
     ) -> None:
         with _runtime.translated():
@@ -88,6 +94,7 @@ class GitfreeCommitOperator(BaseOperator):
         self.gitfree_conn_id = gitfree_conn_id
         self.store = store
         self.auto_inputs = auto_inputs
+        self.by_reference = by_reference
 
     def execute(self, context: Any) -> dict[str, JsonValue]:
         version, target = commit_with_store(
@@ -102,6 +109,7 @@ class GitfreeCommitOperator(BaseOperator):
             force=self.force,
             context=context,
             auto_inputs=self.auto_inputs,
+            by_reference=self.by_reference,
         )
         new = bool(version.created)
         if not new and self.skip_if_unchanged:
@@ -259,3 +267,46 @@ class GitfreeTagOperator(BaseOperator):
             "version": made.version_ref,
             "store": target.url,
         }
+
+
+class GitfreeMaterializeOperator(BaseOperator):
+    """Copy the files of a version by reference into its store, so that it no longer needs its source.
+
+    After it, the version reads from the store alone (its source may change or go) and ``gitfree export`` gives a
+    ``.dvc`` plain DVC can ``dvc pull``. A version already materialised, or not by reference, copies nothing.
+    A source file that no longer holds what was committed fails the task without retrying (nothing of it is
+    copied; a later run goes on from what was). The XCom is the version's, as the commit operator's, with
+    ``materialized: true``.
+
+    Args:
+        ref: the version, e.g. ``raw/images@4`` or ``{{ ti.xcom_pull('import')['ref'] }}`` (templated).
+        gitfree_conn_id: the store's connection (``None``: the ``GITFREE_*`` variables).
+        store: a store URL overriding the connection's.
+
+    Example:
+        ```python
+        from gitfree.airflow import GitfreeMaterializeOperator
+
+        GitfreeMaterializeOperator(task_id="keep", ref="{{ ti.xcom_pull('import')['ref'] }}")
+        ```
+    """
+
+    template_fields: Sequence[str] = ("ref", "store")
+    ui_color = "#e4dcf0"
+
+    def __init__(
+        self,
+        *,
+        ref: str,
+        gitfree_conn_id: str | None = DEFAULT_CONN_ID,
+        store: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ref = ref
+        self.gitfree_conn_id = gitfree_conn_id
+        self.store = store
+
+    def execute(self, context: Any) -> dict[str, JsonValue]:
+        version, target = materialize_with_store(self.ref, gitfree_conn_id=self.gitfree_conn_id, store=self.store)
+        return {**version_extra(version, target.url), "materialized": True}

@@ -22,8 +22,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "gitfree",
         "name": "gitfree",
-        "description": "Versioned datasets on S3 with DVC's data format and no git: commit, pull and tag "
-        "dataset versions from tasks; a new version is an asset event.",
+        "description": "Versioned datasets on S3, Azure Blob or GCS with DVC's data format and no git: commit, pull "
+        "and tag dataset versions from tasks; a new version is an asset event.",
         "versions": [__version__],
         "integrations": [
             {

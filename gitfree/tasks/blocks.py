@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
-from gitfree.versioning import AWS_NAMES, Store, StoreSettings
+from gitfree.versioning import AWS_NAMES, ConfigError, Store, StoreSettings
 
 __all__ = ["AwsCredentialsValues", "GitfreeStore"]
 
@@ -57,7 +65,11 @@ AwsCredentialsField = Annotated[AwsCredentialsValues | None, WrapValidator(_aws_
 
 
 class GitfreeStore(Block):
-    """A gitfree store: an S3 prefix (or a local directory) holding versioned datasets.
+    """A gitfree store: an S3, Azure Blob or GCS prefix (or a local directory) holding versioned datasets.
+
+    The store URL decides which credentials apply: ``access_key_id``... (or ``aws_credentials``) to ``s3://``,
+    ``azure_*`` to ``az://``, ``gcs_*`` to ``gs://``; one of another service is refused (``ConfigError``).
+    ``endpoint_url`` is each service's: an S3 server, Azure's blob endpoint (Azurite), a GCS emulator.
 
     Example:
         ```python
@@ -80,9 +92,14 @@ class GitfreeStore(Block):
     _documentation_url = "https://github.com/gitfree/gitfree#readme"  # type: ignore[assignment]
 
     url: str | None = Field(
-        default=None, description="s3://bucket/prefix or file:///path; empty: GITFREE_STORE or a local default."
+        default=None,
+        description="s3://bucket/prefix, az://container/prefix, gs://bucket/prefix or file:///path; empty: "
+        "GITFREE_STORE or a local default.",
     )
-    endpoint_url: str | None = Field(default=None, description="S3 endpoint of a non-AWS server (SeaweedFS, MinIO).")
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint of a non-AWS server (SeaweedFS, MinIO); az://: the blob endpoint; gs://: an emulator.",
+    )
     access_key_id: str | None = Field(default=None, description="Access key id; empty: the AWS credential chain.")
     secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
     session_token: SecretStr | None = Field(default=None, description="Session token for temporary credentials.")
@@ -95,6 +112,26 @@ class GitfreeStore(Block):
         default=None,
         description="Take the credentials from a prefect-aws AwsCredentials block (the fields above win).",
     )
+    azure_account_name: str | None = Field(
+        default=None, description="az:// stores: the storage account; empty: AZURE_STORAGE_ACCOUNT_NAME."
+    )
+    azure_account_key: SecretStr | None = Field(default=None, description="az:// stores: the account's shared key.")
+    azure_sas_token: SecretStr | None = Field(default=None, description="az:// stores: a SAS token instead of the key.")
+    azure_connection_string: SecretStr | None = Field(
+        default=None, description="az:// stores: a connection string (AccountName=...;AccountKey=...;BlobEndpoint=...)."
+    )
+    gcs_credentials: SecretStr | None = Field(
+        default=None,
+        description="gs:// stores: a service-account JSON key, or its file's path; empty: "
+        "GOOGLE_APPLICATION_CREDENTIALS, else only an emulator (endpoint_url, STORAGE_EMULATOR_HOST), anonymously.",
+    )
+    gcs_project: str | None = Field(default=None, description="gs:// stores: the Google Cloud project.")
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_url(self) -> GitfreeStore:
+        if self.url:  # without one, the store (GITFREE_STORE) is known only when it is opened: store_settings()
+            _check_fit(self, StoreSettings(store=self.url))
+        return self
 
     def store_settings(self) -> StoreSettings:
         """The :class:`gitfree.versioning.StoreSettings` this block describes (then ``GITFREE_*``)."""
@@ -103,7 +140,7 @@ class GitfreeStore(Block):
         if aws is not None:
             names = {name: getattr(aws, name, None) for name in AWS_NAMES}
             names["endpoint_url"] = getattr(aws.aws_client_parameters, "endpoint_url", None)
-        return StoreSettings.from_aws(
+        settings = StoreSettings.from_aws(
             names,
             store=self.url,
             endpoint_url=self.endpoint_url,
@@ -113,8 +150,46 @@ class GitfreeStore(Block):
             region=self.region,
             profile=self.profile,
             cache_dir=self.cache_dir,
+            **{name: getattr(self, name) for name in _CLOUD_FIELDS},
         )
+        _check_fit(self, settings)
+        return settings
 
     def get_store(self) -> Store:
         """The :class:`gitfree.Store` this block describes."""
         return Store(settings=self.store_settings())
+
+
+_CLOUD_FIELDS = (
+    "azure_account_name",
+    "azure_account_key",
+    "azure_sas_token",
+    "azure_connection_string",
+    "gcs_credentials",
+    "gcs_project",
+)
+_CREDENTIAL_FIELDS = ("access_key_id", "secret_access_key", "session_token", "region", "profile", *_CLOUD_FIELDS)
+
+
+def _check_fit(block: GitfreeStore, settings: StoreSettings) -> None:
+    """``ConfigError`` naming a credential of the block that the store's service does not take (an Azure key on
+    a ``gs://`` store): one line, never the value."""
+    given = [(name, name) for name in _CREDENTIAL_FIELDS if getattr(block, name) not in (None, "")]
+    if block.aws_credentials is not None:
+        given.append(("aws_credentials", "access_key_id"))
+    foreign = set(settings.foreign_credentials(setting for _, setting in given))
+    named = [field for field, setting in given if setting in foreign]
+    if named:
+        listed = ", ".join(f"{field} ({_service_of(field)})" for field in named)
+        raise ConfigError(
+            f"the GitfreeStore block sets credentials its store {settings.resolved_store()} does not use: {listed}; "
+            f"remove {'them' if len(named) > 1 else 'it'}, or point url at the store it is for"
+        )
+
+
+def _service_of(name: str) -> str:
+    if name.startswith("azure_"):
+        return "az:// stores only"
+    if name.startswith("gcs_"):
+        return "gs:// stores only"
+    return "s3:// and local stores only"

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,15 @@ AWS_NAMES: Mapping[str, str] = {
 }
 """The one mapping from AWS's credential names (boto3's, prefect-aws's ``AwsCredentials``, an Airflow ``aws``
 connection's extra) to :class:`StoreSettings` fields."""
+
+
+_SERVICE_SETTINGS: Mapping[str, frozenset[str]] = {
+    "s3": frozenset({"access_key_id", "secret_access_key", "session_token", "region", "profile"}),
+    "az": frozenset({"azure_account_name", "azure_account_key", "azure_sas_token", "azure_connection_string"}),
+    "gs": frozenset({"gcs_credentials", "gcs_project"}),
+}
+"""The credential settings of each store service (``endpoint_url`` is every service's: see
+:meth:`StoreSettings.foreign_credentials`)."""
 
 
 def default_store_url() -> str:
@@ -297,6 +306,21 @@ class StoreSettings(BaseSettings):
         if self.region:
             options["client_kwargs"] = {"region_name": self.region}
         return options
+
+    def foreign_credentials(self, given: Iterable[str]) -> list[str]:
+        """The settings among ``given`` (field names, e.g. the ones a Prefect block or an Airflow connection set)
+        that are credentials of a service this store is not on, sorted: ``azure_*`` anywhere but an ``az://``
+        store, ``gcs_*`` anywhere but a ``gs://`` store, S3's keys, token, region and profile on an ``az://`` or
+        ``gs://`` store (a local or ``file://`` store may hold S3's, for ``s3://`` sources by reference). An
+        integration refuses such a setting in one line instead of silently ignoring it."""
+        store = self.resolved_store()
+        try:  # as open_backend reads it (urlsplit drops leading spaces); a malformed URL fails there
+            scheme = urlsplit(store).scheme.lower() if "://" in store else "file"
+        except ValueError:
+            scheme = "file"
+        allowed = _SERVICE_SETTINGS.get(scheme, _SERVICE_SETTINGS["s3"] if scheme == "file" else frozenset())
+        every = frozenset().union(*_SERVICE_SETTINGS.values())
+        return sorted(name for name in set(given) if name in every and name not in allowed)
 
 
 def _connection_string(text: str) -> dict[str, str]:

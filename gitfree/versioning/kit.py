@@ -57,9 +57,10 @@ def version_event(version: Version, store_url: str) -> dict[str, JsonValue]:
 
     The payload of the Prefect event ``gitfree.dataset.committed`` and the ``extra`` of an Airflow asset
     event (and of a gitfree operator's XCom): ``ref``, ``dataset``, ``number``, ``store``, ``size``,
-    ``nfiles``, ``md5``, ``version_id``, ``created_at`` (ISO 8601) and ``message``.
+    ``nfiles``, ``md5``, ``version_id``, ``created_at`` (ISO 8601) and ``message``; a version by reference
+    adds ``source``, the URL its files stay at.
     """
-    return {
+    event: dict[str, JsonValue] = {
         "ref": version.ref,
         "dataset": version.dataset,
         "number": version.number,
@@ -71,6 +72,9 @@ def version_event(version: Version, store_url: str) -> dict[str, JsonValue]:
         "created_at": version.created_at.isoformat(),
         "message": version.message,
     }
+    if version.reference is not None:
+        event["source"] = version.reference.source
+    return event
 
 
 def tag_event(tag: Tag, store_url: str) -> dict[str, JsonValue]:

@@ -188,3 +188,22 @@ def test_s3fs_options_reach_s3_as_the_store_does() -> None:
     }
     # A key without its secret is not passed: s3fs then uses the AWS chain, as the store does.
     assert "key" not in StoreSettings(access_key_id="AKIA").s3fs_options()
+
+
+@pytest.mark.parametrize(
+    ("url", "foreign"),
+    [
+        ("s3://b/p", ["azure_account_key", "gcs_credentials"]),
+        ("S3://b/p", ["azure_account_key", "gcs_credentials"]),
+        ("az://c/p", ["access_key_id", "gcs_credentials"]),
+        (" az://c/p", ["access_key_id", "gcs_credentials"]),  # as open_backend reads it
+        ("gs://b/p", ["access_key_id", "azure_account_key"]),
+        ("file:///srv/store", ["azure_account_key", "gcs_credentials"]),
+        ("/srv/store", ["azure_account_key", "gcs_credentials"]),
+    ],
+)
+def test_credentials_of_another_service_are_named(url: str, foreign: list[str]) -> None:
+    """What an integration refuses (Prefect block, Airflow connection): the credentials the store's service does not
+    take; ``endpoint_url`` and the other settings are every service's."""
+    given = ["access_key_id", "azure_account_key", "gcs_credentials", "endpoint_url", "cache_dir", "jobs"]
+    assert StoreSettings(store=url).foreign_credentials(given) == foreign
