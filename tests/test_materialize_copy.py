@@ -1,0 +1,429 @@
+"""Materialize by server-side copy, and sources with options of their own (issue 18; docs/design.md,
+"Materialize" and "Source options"), on real SeaweedFS servers: the tests' one, and a second one on another
+port with credentials of its own (an admin, and a user who may only list)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _workers import materialize_and_crash
+from click.testing import CliRunner
+from helpers import read_tree
+from test_by_reference import FILES, SPAWN, _cached_files, _fill, _s3_place
+
+from gitfree import SourceOptions, Store
+from gitfree.cli import cli
+from gitfree.testing import CountingProxy, SeaweedFS, free_port
+from gitfree.versioning import ConfigError, InputError, IntegrityError, layout
+from gitfree.versioning.backends import S3Backend
+
+LISTER = ("lister", "lister-s3cret-" + uuid.uuid4().hex[:8])
+"""A user of the second server who may list its buckets' keys but not read them."""
+
+
+@dataclass
+class OtherSeaweedFS(SeaweedFS):
+    """A second SeaweedFS with identities of its own (``-s3.config``): its admin, and :data:`LISTER`."""
+
+    def command(self, data_dir: Path) -> list[str]:
+        config = data_dir / "s3-identities.json"
+        everything = ["Admin", "Read", "List", "Tagging", "Write"]
+        identities = [
+            {"name": "admin", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]},
+            {"name": "lister", "credentials": [{"accessKey": LISTER[0], "secretKey": LISTER[1]}]},
+        ]
+        identities[0]["actions"], identities[1]["actions"] = everything, ["List"]
+        config.write_text(json.dumps({"identities": identities}), encoding="utf-8")
+        return [*super().command(data_dir), f"-s3.config={config}"]
+
+
+@pytest.fixture(scope="module")
+def other() -> Iterator[OtherSeaweedFS]:
+    server = OtherSeaweedFS(bucket="other-source", access_key="other-admin")
+    with server:
+        yield server
+
+
+def _s3(store: Store) -> S3Backend:
+    assert isinstance(store.backend, S3Backend)
+    return store.backend
+
+
+def _objects_hold_their_md5(store: Store, client: Any, bucket: str) -> set[str]:
+    """The file objects in the store's files/md5/, each checked to hold bytes of the md5 its key names."""
+    found = set()
+    for oid in store.objects.scan():
+        if layout.is_listing(oid):
+            continue
+        body = client.get_object(Bucket=bucket, Key=f"{store.url.split('/', 3)[3]}/{layout.object_key(oid)}")
+        assert hashlib.md5(body["Body"].read(), usedforsecurity=False).hexdigest() == oid
+        found.add(oid)
+    return found
+
+
+def _many(n: int) -> dict[str, bytes]:
+    return {f"d{i % 4}/f{i:03d}.bin": os.urandom(20_000) + bytes([i % 256]) for i in range(n)}
+
+
+# ---------------------------------------------------------------------------------------------- server-side copy
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
+def test_materialize_copies_each_file_on_the_server_and_downloads_none(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], s3_url: str, tmp_path: Path, versioned: bool
+) -> None:
+    """N files on the store's endpoint and credentials: N CopyObject requests (one more, the copy-pin probe, when
+    the pins are ETags), no object read or uploaded, nothing in the worker cache; then the version reads from
+    the store alone (the source deleted) and exports a plain .dvc."""
+    n = 40
+    files = _many(n)
+    place = _s3_place(seaweedfs, make_store, versioned=versioned)
+    _fill(place, files)
+    options = seaweedfs.store_options()
+    Store(s3_url, cache_dir=tmp_path / "committer", **options).commit("images", place.url, by_reference=True)
+    with CountingProxy(seaweedfs.s3_port) as proxy:
+        store = Store(s3_url, cache_dir=tmp_path / "worker", **{**options, "endpoint_url": proxy.endpoint})
+        proxy.take()
+        store.materialize("images@1")
+        counts = proxy.take()
+    probe = 0 if versioned else 1
+    assert counts.copies == counts.requests["PUT"] == n + probe, counts.as_dict()
+    # The record, the table and the listing's presence; then one HEAD per file (what files/md5/ lacks).
+    assert counts.requests["GET"] <= 4 and counts.requests["HEAD"] <= n + 1, counts.as_dict()
+    assert counts.bytes_down < sum(map(len, files.values())) // 10, counts.as_dict()
+    assert counts.bytes_up < 2_000 * (n + 1), counts.as_dict()  # request heads, no bodies
+    assert _cached_files(store) == []
+    store = make_store("s3")
+    client = seaweedfs.client()
+    assert _objects_hold_their_md5(store, client, seaweedfs.bucket) == {e.md5 for e in store.files("images@1")}
+    assert "md5: " in store.export_dvc("images@1", tmp_path / "images.dvc").read_text()
+    for path in files:
+        place.remove(path)
+    assert read_tree(make_store("s3").pull("images@1", tmp_path / "out")) == files
+    print(
+        f"\nmaterialize of {n} files ({sum(map(len, files.values()))} B) by server-side copy "
+        f"({'VersionId' if versioned else 'ETag'} pins): {counts.total} requests {dict(counts.requests)}, "
+        f"{counts.copies} copies, {counts.bytes_down} B down, {counts.bytes_up} B up"
+    )
+
+
+def test_what_a_copy_cannot_vouch_for_is_streamed_and_hash_checked(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multipart object (its ETag is no md5) and an object over the copy limit (lowered here to 30,000 bytes
+    instead of S3's 5 GiB) are streamed and hash-checked; the others are copied."""
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    client, bucket = place.extra["client"], place.extra["bucket"]
+    part = os.urandom(5 * 1024 * 1024)
+    upload = client.create_multipart_upload(Bucket=bucket, Key="data/big.bin")["UploadId"]
+    etags = [
+        client.upload_part(Bucket=bucket, Key="data/big.bin", UploadId=upload, PartNumber=n, Body=part + bytes([n]))[
+            "ETag"
+        ]
+        for n in (1, 2)
+    ]
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key="data/big.bin",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in zip((1, 2), etags, strict=True)]},
+    )
+    files = {"small.txt": b"small", "large.bin": os.urandom(40_000)}
+    _fill(place, files)
+    store = place.store()
+    version = store.commit("mixed", place.url, by_reference=True)
+    monkeypatch.setattr("gitfree.versioning.objects.COPY_MAX", 30_000)
+    copies: list[str] = []
+    real = _s3(store)._client.copy_object
+
+    def counted(**kwargs: Any) -> Any:
+        copies.append(kwargs["CopySource"]["Key"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(_s3(store)._client, "copy_object", counted)
+    store.materialize(version)
+    assert copies == ["data/small.txt"]
+    assert len(_objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)) == 3
+    for path in ("big.bin", *files):
+        place.remove(path)
+    pulled = read_tree(place.store().pull(version, tmp_path / "out"))
+    assert pulled == {**files, "big.bin": part + b"\x01" + part + b"\x02"}
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
+def test_drift_during_materialize_copies_nothing_of_it_and_a_rerun_goes_on(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], versioned: bool
+) -> None:
+    """A key overwritten (no versioning: the ETag pin refuses) or whose version was deleted (VersionId pin): an
+    IntegrityError naming the key; files/md5/ holds only bytes of their md5; once the source holds the committed
+    bytes again, a rerun copies what is still missing."""
+    files = _many(12)
+    place = _s3_place(seaweedfs, make_store, versioned=versioned)
+    client, bucket = place.extra["client"], place.extra["bucket"]
+    _fill(place, files)
+    store = place.store()
+    version = store.commit("images", place.url, by_reference=True)
+    table, _ = store.catalog.references(version)
+    drifted = table.entries[5]
+    if versioned:
+        client.delete_object(Bucket=bucket, Key=f"data/{drifted.path}", VersionId=drifted.version_id)
+        what = f"its version {drifted.version_id} no longer exists"
+    else:
+        place.write(drifted.path, b"other bytes")
+        what = f"ETag was {drifted.etag}, is {hashlib.md5(b'other bytes', usedforsecurity=False).hexdigest()}"
+    with pytest.raises(IntegrityError) as caught:
+        place.store().materialize("images@1")
+    assert str(caught.value).startswith(
+        f"{place.url}{drifted.path} changed since it was committed by reference: {what}; nothing was read from it"
+    )
+    copied = _objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)
+    assert drifted.md5 not in copied
+    if versioned:  # the committed bytes are gone for good: the version cannot be materialised
+        return
+    place.write(drifted.path, files[drifted.path])  # the same bytes again: the same ETag
+    store.materialize("images@1")
+    assert _objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket) == {e.md5 for e in table.entries}
+
+
+def _ignore_copy_pins(store: Store, monkeypatch: pytest.MonkeyPatch, *, except_probes: bool) -> None:
+    """The fault a real server cannot be made to show: one that ignores CopySourceIfMatch (on every copy, or on
+    every copy but the probe's)."""
+    real = _s3(store)._client.copy_object
+
+    def ignoring(**kwargs: Any) -> Any:
+        if not (except_probes and "/probes/" in kwargs["Key"]):
+            kwargs.pop("CopySourceIfMatch", None)
+        return real(**kwargs)
+
+    monkeypatch.setattr(_s3(store)._client, "copy_object", ignoring)
+
+
+def test_a_server_that_ignores_the_copy_pin_is_found_out_and_the_files_are_streamed(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """The probe (a copy with a wrong CopySourceIfMatch, to a probe key) is not refused: nothing is copied, the
+    files are streamed, hash-checked; the drifted one is the read's IntegrityError, and no wrong byte reaches
+    files/md5/ even for a moment. The probe key is removed."""
+    files = _many(6)
+    place = _s3_place(seaweedfs, make_store, versioned=False)
+    _fill(place, files)
+    store = place.store()
+    version = store.commit("images", place.url, by_reference=True)
+    drifted = store.catalog.references(version)[0].entries[2]
+    place.write(drifted.path, b"other bytes")
+    _ignore_copy_pins(store, monkeypatch, except_probes=False)
+    with caplog.at_level(logging.WARNING, "gitfree"), pytest.raises(IntegrityError) as caught:
+        store.materialize(version)
+    assert f"{place.url}{drifted.path} changed since it was committed by reference: ETag was" in str(caught.value)
+    assert "although its CopySourceIfMatch was not the key's ETag" in caplog.text
+    assert drifted.md5 not in _objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)
+    assert list(store.backend.list(layout.PROBES)) == []
+
+
+def test_a_copy_whose_etag_is_not_the_md5_is_removed_and_refused(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that honours the probe's pin but not the others' copies drifted bytes: the copy's ETag is not the
+    md5, so one read of the copy is hashed, and the copy is removed: IntegrityError, files/md5/X never stays
+    holding bytes that are not X; the files that did not drift are copied."""
+    files = _many(6)
+    place = _s3_place(seaweedfs, make_store, versioned=False)
+    _fill(place, files)
+    store = place.store()
+    version = store.commit("images", place.url, by_reference=True)
+    drifted = store.catalog.references(version)[0].entries[2]
+    place.write(drifted.path, b"other bytes")
+    _ignore_copy_pins(store, monkeypatch, except_probes=True)
+    with pytest.raises(IntegrityError) as caught:
+        store.materialize(version)
+    assert str(caught.value).startswith(f"the copy of {place.url}{drifted.path} into {store.url}/files/md5/")
+    assert "it was removed" in str(caught.value)
+    copied = _objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)
+    assert drifted.md5 not in copied and len(copied) == len(files) - 1
+
+
+def test_a_materialize_killed_mid_copy_leaves_a_store_fsck_deep_calls_clean(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], s3_url: str, tmp_path: Path
+) -> None:
+    """kill -9 after the 5th of 30 copies: every object in files/md5/ holds its md5, fsck --deep finds no
+    problem, and the next materialize copies the rest."""
+    files = _many(30)
+    place = _s3_place(seaweedfs, make_store, versioned=True)
+    _fill(place, files)
+    store = place.store()
+    store.commit("images", place.url, by_reference=True)
+    proc = SPAWN.Process(
+        target=materialize_and_crash, args=(s3_url, seaweedfs.store_options(), str(tmp_path / "crash"), "images@1", 5)
+    )
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == -signal.SIGKILL, f"the kill was not reached (exit {proc.exitcode})"
+    copied = _objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)
+    assert 5 <= len(copied) < 30
+    assert store.fsck(deep=True).problems == []
+    store.materialize("images@1")
+    assert len(_objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)) == 30
+    assert store.fsck(deep=True).problems == []
+    for path in files:
+        place.remove(path)
+    assert read_tree(make_store("s3").pull("images@1", tmp_path / "out")) == files
+
+
+# ---------------------------------------------------------------------------------------------- source options
+
+
+def _other_place(other: OtherSeaweedFS) -> tuple[str, SourceOptions]:
+    """FILES under a fresh prefix of the second server; its URL and the options that reach it."""
+    client, prefix = other.client(), f"data-{uuid.uuid4().hex[:8]}"
+    for path, data in FILES.items():
+        client.put_object(Bucket=other.bucket, Key=f"{prefix}/{path}", Body=data)
+    options = SourceOptions(
+        endpoint_url=other.endpoint, access_key_id=other.access_key, secret_access_key=other.secret_key
+    )
+    return f"s3://{other.bucket}/{prefix}/", options
+
+
+def test_a_source_on_another_endpoint_is_read_with_the_options_for_that_endpoint(
+    other: OtherSeaweedFS,
+    seaweedfs: SeaweedFS,
+    make_store: Callable[..., Store],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The table names the source's endpoint, never a credential; a reader without options for that endpoint
+    gets one line saying what to set; with them (GITFREE_SOURCE_*, or Store(source_options=) keyed by the
+    endpoint) it reads the files; materialize streams them (another service: no copy)."""
+    url, options = _other_place(other)
+    store = make_store("s3")
+    version = store.commit("images", url, by_reference=True, source_options=options)
+    assert (version.ref, version.nfiles, version.created) == ("images@1", 4, True)
+    table, _ = store.catalog.references(version)
+    assert table.endpoint == other.endpoint
+    again = store.commit("images", url, by_reference=True, source_options=options)
+    assert (again.ref, again.created) == ("images@1", False)
+    client = seaweedfs.client()
+    prefix = store.url.split("/", 3)[3]
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=seaweedfs.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = client.get_object(Bucket=seaweedfs.bucket, Key=obj["Key"])["Body"].read()
+            assert other.secret_key.encode() not in body, obj["Key"]
+    assert other.secret_key not in repr(options) and other.secret_key not in str(options)
+
+    bare = make_store("s3")  # another worker, with no options for that endpoint
+    assert [e.path for e in bare.files("images@1")] == sorted(FILES)  # the catalog needs none
+    with pytest.raises(ConfigError) as caught:
+        bare.pull("images@1", tmp_path / "bare")
+    assert str(caught.value) == (
+        f"the files of {url} are on {other.endpoint}, and no source options are set for it: set "
+        f"GITFREE_SOURCE_ENDPOINT_URL={other.endpoint} and GITFREE_SOURCE_ACCESS_KEY_ID / "
+        "GITFREE_SOURCE_SECRET_ACCESS_KEY (or GITFREE_SOURCE_PROFILE), or pass Store(source_options=...)"
+    )
+    assert not (tmp_path / "bare").exists()
+
+    keyed = make_store(
+        "s3",
+        source_options={
+            f"{other.endpoint}/": SourceOptions(access_key_id=other.access_key, secret_access_key=other.secret_key)
+        },
+    )
+    assert keyed.open("images", "d/b.txt").read() == FILES["d/b.txt"]
+    for name, value in (
+        ("GITFREE_SOURCE_ENDPOINT_URL", other.endpoint),
+        ("GITFREE_SOURCE_ACCESS_KEY_ID", other.access_key),
+        ("GITFREE_SOURCE_SECRET_ACCESS_KEY", other.secret_key),
+    ):
+        monkeypatch.setenv(name, value)
+    reader = make_store("s3")
+    assert read_tree(reader.pull("images@1", tmp_path / "env")) == FILES
+    reader.materialize("images@1")  # streamed: the source is on another service
+    for path in FILES:
+        other.client().delete_object(Bucket=other.bucket, Key=f"{url.split('/', 3)[3]}{path}")
+    monkeypatch.delenv("GITFREE_SOURCE_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("GITFREE_SOURCE_ACCESS_KEY_ID")
+    monkeypatch.delenv("GITFREE_SOURCE_ENDPOINT_URL")
+    assert read_tree(make_store("s3").pull("images@1", tmp_path / "after")) == FILES  # from the store alone
+
+
+def test_source_options_bad_input_is_one_clear_line_and_nothing_is_written(
+    other: OtherSeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """Options without by_reference, options for a folder, an endpoint that refuses connections, credentials
+    that can list but not read: one error each, naming what to do and no secret; no version is made."""
+    url, options = _other_place(other)
+    store = make_store("s3")
+    with pytest.raises(InputError, match=r"^source options .* are for a commit by reference: add --by-reference"):
+        store.commit("images", tmp_path, source_options=options)
+    with pytest.raises(InputError, match=r"^source options .* are for an s3:// source, not 'file:///"):
+        store.commit("images", f"file://{tmp_path}", by_reference=True, source_options=options)
+    refused = SourceOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="k", secret_access_key="s")
+    with pytest.raises(ConfigError) as caught:
+        store.commit("images", url, by_reference=True, source_options=refused)
+    assert str(caught.value).startswith(f"cannot list the source {url}: cannot reach the S3 endpoint http://127.0.0.1:")
+    assert "GITFREE_SOURCE_ENDPOINT_URL" in str(caught.value)
+    lister = SourceOptions(endpoint_url=other.endpoint, access_key_id=LISTER[0], secret_access_key=LISTER[1])
+    with pytest.raises(ConfigError) as caught:
+        store.commit("images", url, by_reference=True, source_options=lister)
+    message = str(caught.value)
+    assert message.startswith(f"cannot read the source {url}: {other.endpoint} denied access to {url}"), message
+    assert "GITFREE_SOURCE_ACCESS_KEY_ID" in message and LISTER[1] not in message
+    assert store.datasets() == []
+    assert list(store.backend.list(layout.REFERENCES)) == []
+
+
+def test_the_cli_takes_source_options_from_flags_and_gitfree_source_variables(
+    other: OtherSeaweedFS,
+    seaweedfs: SeaweedFS,
+    s3_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, _ = _other_place(other)
+    for key, value in seaweedfs.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GITFREE_STORE", s3_url)
+    monkeypatch.setenv("GITFREE_CACHE_DIR", str(tmp_path / "cli-cache"))
+    runner = CliRunner()
+    wrong = runner.invoke(cli, ["commit", "images", str(tmp_path), "--source-endpoint-url", other.endpoint])
+    assert (wrong.exit_code, wrong.output.strip().splitlines()) == (
+        InputError.exit_code,
+        [
+            "error: --source-endpoint-url, --source-region and --source-profile are for a commit by reference: add "
+            "--by-reference, or leave them out"
+        ],
+    )
+    monkeypatch.setenv("GITFREE_SOURCE_ACCESS_KEY_ID", other.access_key)
+    monkeypatch.setenv("GITFREE_SOURCE_SECRET_ACCESS_KEY", other.secret_key)
+    # GITFREE_SOURCE_* set (as a reader needs them) do not stand in the way of a commit that uploads.
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "x.txt").write_bytes(b"x")
+    assert runner.invoke(cli, ["commit", "uploaded", str(tmp_path / "up")]).exit_code == 0
+    done = runner.invoke(cli, ["commit", "images", url, "--by-reference", "--source-endpoint-url", other.endpoint])
+    assert (done.exit_code, done.output) == (0, f"committed images@1 by reference to {url}: 4 files, 10.0 KiB\n")
+    monkeypatch.delenv("GITFREE_SOURCE_ACCESS_KEY_ID")
+    monkeypatch.delenv("GITFREE_SOURCE_SECRET_ACCESS_KEY")
+    failed = runner.invoke(cli, ["pull", "images@1", str(tmp_path / "out")])
+    assert failed.exit_code == ConfigError.exit_code
+    assert failed.output.strip().splitlines() == [
+        f"error: the files of {url} are on {other.endpoint}, and no source options are set for it: set "
+        f"GITFREE_SOURCE_ENDPOINT_URL={other.endpoint} and GITFREE_SOURCE_ACCESS_KEY_ID / "
+        "GITFREE_SOURCE_SECRET_ACCESS_KEY (or GITFREE_SOURCE_PROFILE), or pass Store(source_options=...)"
+    ]
+    for name, value in (
+        ("GITFREE_SOURCE_ENDPOINT_URL", other.endpoint),
+        ("GITFREE_SOURCE_ACCESS_KEY_ID", other.access_key),
+        ("GITFREE_SOURCE_SECRET_ACCESS_KEY", other.secret_key),
+    ):
+        monkeypatch.setenv(name, value)
+    pulled = runner.invoke(cli, ["pull", "images@1", str(tmp_path / "out")])
+    assert (pulled.exit_code, read_tree(tmp_path / "out")) == (0, FILES), pulled.output
+    assert other.secret_key not in done.output + failed.output + pulled.output
