@@ -91,6 +91,8 @@ def test_materialize_copies_each_file_on_the_server_and_downloads_none(
     _fill(place, files)
     options = seaweedfs.store_options()
     Store(s3_url, cache_dir=tmp_path / "committer", **options).commit("images", place.url, by_reference=True)
+    if versioned:  # overwritten since: its VersionId copies the bytes committed, not the key's new ones
+        place.write("d1/f001.bin", b"newer bytes")
     with CountingProxy(seaweedfs.s3_port) as proxy:
         store = Store(s3_url, cache_dir=tmp_path / "worker", **{**options, "endpoint_url": proxy.endpoint})
         proxy.take()
@@ -109,7 +111,7 @@ def test_materialize_copies_each_file_on_the_server_and_downloads_none(
     assert "md5: " in store.export_dvc("images@1", tmp_path / "images.dvc").read_text()
     for path in files:
         place.remove(path)
-    assert read_tree(make_store("s3").pull("images@1", tmp_path / "out")) == files
+    assert read_tree(make_store("s3").pull("images@1", tmp_path / "out")) == files  # the committed bytes
     print(
         f"\nmaterialize of {n} files ({sum(map(len, files.values()))} B) by server-side copy "
         f"({'VersionId' if versioned else 'ETag'} pins): {counts.total} requests {dict(counts.requests)}, "
@@ -120,8 +122,8 @@ def test_materialize_copies_each_file_on_the_server_and_downloads_none(
 def test_what_a_copy_cannot_vouch_for_is_streamed_and_hash_checked(
     seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A multipart object (its ETag is no md5) and an object over the copy limit (lowered here to 30,000 bytes
-    instead of S3's 5 GiB) are streamed and hash-checked; the others are copied."""
+    """A multipart object (its ETag is no md5) is streamed and hash-checked, and so is an object over the copy
+    limit (lowered here to 30,000 bytes instead of S3's 5 GiB); the others are copied."""
     place = _s3_place(seaweedfs, make_store, versioned=True)
     client, bucket = place.extra["client"], place.extra["bucket"]
     part = os.urandom(5 * 1024 * 1024)
@@ -138,11 +140,8 @@ def test_what_a_copy_cannot_vouch_for_is_streamed_and_hash_checked(
         UploadId=upload,
         MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in zip((1, 2), etags, strict=True)]},
     )
-    files = {"small.txt": b"small", "large.bin": os.urandom(40_000)}
-    _fill(place, files)
+    _fill(place, {"small.txt": b"small"})
     store = place.store()
-    version = store.commit("mixed", place.url, by_reference=True)
-    monkeypatch.setattr("gitfree.versioning.objects.COPY_MAX", 30_000)
     copies: list[str] = []
     real = _s3(store)._client.copy_object
 
@@ -151,13 +150,19 @@ def test_what_a_copy_cannot_vouch_for_is_streamed_and_hash_checked(
         return real(**kwargs)
 
     monkeypatch.setattr(_s3(store)._client, "copy_object", counted)
-    store.materialize(version)
+    store.materialize(store.commit("mixed", place.url, by_reference=True))
     assert copies == ["data/small.txt"]
+    place.remove("big.bin")
+    _fill(place, {"large.bin": os.urandom(40_000)})
+    monkeypatch.setattr("gitfree.versioning.objects.COPY_MAX", 30_000)
+    version = store.commit("mixed", place.url, by_reference=True)
+    store.materialize(version)
+    assert copies == ["data/small.txt"]  # small.txt was in the store already; large.bin was streamed
     assert len(_objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)) == 3
-    for path in ("big.bin", *files):
-        place.remove(path)
-    pulled = read_tree(place.store().pull(version, tmp_path / "out"))
-    assert pulled == {**files, "big.bin": part + b"\x01" + part + b"\x02"}
+    place.remove("large.bin")
+    place.remove("small.txt")
+    assert set(read_tree(place.store().pull("mixed@1", tmp_path / "out"))) == {"big.bin", "small.txt"}
+    assert set(read_tree(place.store().pull(version, tmp_path / "out2"))) == {"large.bin", "small.txt"}
 
 
 @pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
@@ -427,3 +432,42 @@ def test_the_cli_takes_source_options_from_flags_and_gitfree_source_variables(
     pulled = runner.invoke(cli, ["pull", "images@1", str(tmp_path / "out")])
     assert (pulled.exit_code, read_tree(tmp_path / "out")) == (0, FILES), pulled.output
     assert other.secret_key not in done.output + failed.output + pulled.output
+
+
+def test_the_same_bucket_on_another_endpoint_is_another_source(
+    other: OtherSeaweedFS, seaweedfs: SeaweedFS, make_store: Callable[..., Store], s3_url: str, tmp_path: Path
+) -> None:
+    """The same s3://bucket/prefix/ on two servers: the head's entries (VersionIds of the first) are not kept for
+    the second, whose files are looked at afresh; and a source on another endpoint never overlaps the store
+    (the store's own bucket and prefix there can be referenced), while on the store's endpoint it does."""
+    bucket = f"same-{uuid.uuid4().hex[:8]}"
+    here, there = seaweedfs.client(), other.client()
+    for client in (here, there):
+        client.create_bucket(Bucket=bucket)
+    here.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for path, data in FILES.items():
+        for client in (here, there):
+            client.put_object(Bucket=bucket, Key=f"data/{path}", Body=data)
+    url, (_, options) = f"s3://{bucket}/data/", _other_place(other)
+    store = make_store("s3", source_options=options)
+    first = store.commit("images", url, by_reference=True, source_options=SourceOptions(**seaweedfs_options(seaweedfs)))
+    second = store.commit("images", url, by_reference=True)  # the store's options: the other server
+    assert (first.number, second.number) == (1, 2)
+    tables = [store.catalog.references(v)[0] for v in (first, second)]
+    assert all(e.version_id for e in tables[0].entries) and not any(e.version_id for e in tables[1].entries)
+    assert read_tree(store.pull("images@2", tmp_path / "two")) == FILES
+    # The store's own endpoint, recorded: a worker without options for it reads with the store's settings.
+    assert read_tree(make_store("s3").pull("images@1", tmp_path / "one")) == FILES
+
+    store_bucket, store_prefix = s3_url[len("s3://") :].split("/", 1)
+    there.create_bucket(Bucket=store_bucket)
+    there.put_object(Bucket=store_bucket, Key=f"{store_prefix}/data/a.csv", Body=FILES["a.csv"])
+    inside = f"{s3_url}/data/"
+    assert store.commit("elsewhere", inside, by_reference=True).nfiles == 1
+    with pytest.raises(InputError, match=r"overlaps the store"):
+        store.commit("inside", inside, by_reference=True, source_options=SourceOptions(**seaweedfs_options(seaweedfs)))
+
+
+def seaweedfs_options(server: SeaweedFS) -> dict[str, Any]:
+    """Source options that reach ``server`` (the store's own endpoint, given as options)."""
+    return {"endpoint_url": server.endpoint, "access_key_id": server.access_key, "secret_access_key": server.secret_key}

@@ -181,6 +181,12 @@ class Store:
         if table.endpoint is None:
             return open_source(table.source, self.settings)
         options = self._source_options.get(table.endpoint)
+        if (
+            options is None
+            and isinstance(self.backend, S3Backend)
+            and table.endpoint == endpoint_id(self.backend.endpoint)
+        ):
+            return open_source(table.source, self.settings)  # the store's own endpoint: its settings
         if options is None:
             return UnreachableSource(table.source, table.endpoint)
         return open_source(table.source, self.settings, options)
