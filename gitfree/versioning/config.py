@@ -367,7 +367,12 @@ class SourceOptions(BaseSettings):
     def from_env(cls) -> SourceOptions | None:
         """The options the ``GITFREE_SOURCE_*`` variables give, or ``None`` when none is set;
         ``InputError`` naming the first that is invalid."""
-        if not any(name.startswith("GITFREE_SOURCE_") and value for name, value in os.environ.items()):
+        given = [name for name, value in os.environ.items() if name.upper().startswith("GITFREE_SOURCE_") and value]
+        known = [f"GITFREE_SOURCE_{field.upper()}" for field in cls.model_fields]
+        unknown = sorted(name for name in given if name.upper() not in known)
+        if unknown:  # a typo would otherwise send the source to AWS, or leave it on the store's endpoint
+            raise InputError(f"{unknown[0]} is not a source option: set one of {', '.join(known)}")
+        if not given:
             return None
         try:
             return cls()
