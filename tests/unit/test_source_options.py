@@ -79,9 +79,9 @@ def test_a_bad_gitfree_source_variable_is_an_input_error(monkeypatch: pytest.Mon
 
 
 def test_a_table_names_an_endpoint_only_for_s3_and_is_unchanged_without_one() -> None:
-    plain = References(source="s3://b/p/", kind="s3", entries=[S3])  # type: ignore[list-item]
+    plain = References(source="s3://b/p/", kind="s3", entries=[S3])
     assert b"endpoint" not in plain.data()
-    named = References(source="s3://b/p/", kind="s3", entries=[S3], endpoint="http://x:1")  # type: ignore[list-item]
+    named = References(source="s3://b/p/", kind="s3", entries=[S3], endpoint="http://x:1")
     assert b'"endpoint":"http://x:1"' in named.data()
     with pytest.raises(ValidationError, match="names no S3 endpoint"):
-        References(source="file:///p/", kind="file", entries=[FILE], endpoint="http://x:1")  # type: ignore[list-item]
+        References(source="file:///p/", kind="file", entries=[FILE], endpoint="http://x:1")
