@@ -11,6 +11,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -471,3 +472,25 @@ def test_the_same_bucket_on_another_endpoint_is_another_source(
 def seaweedfs_options(server: SeaweedFS) -> dict[str, Any]:
     """Source options that reach ``server`` (the store's own endpoint, given as options)."""
     return {"endpoint_url": server.endpoint, "access_key_id": server.access_key, "secret_access_key": server.secret_key}
+
+
+def test_concurrent_materializes_of_hostile_names_copy_each_file_whole(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """Keys with spaces, '+', '%', '#', '?', '&', '=' and non-ASCII letters are copied as they are (boto3 encodes
+    the copy source); two workers materialising the same version at once both succeed (a copy of the same bytes
+    to the same key is the same object), and the store then holds every file whole."""
+    names = ["a b.txt", "plus+sign.txt", "per%25cent.txt", "hash#tag.txt", "what?.txt", "k&v=1.txt", "ünï/cødé.txt"]
+    files = {name: f"bytes of {name}".encode() * 50 for name in names}
+    place = _s3_place(seaweedfs, make_store, versioned=False)
+    _fill(place, files)
+    version = place.store().commit("odd", place.url, by_reference=True)
+    assert sorted(e.path for e in place.store().files(version)) == sorted(names)
+    workers = [place.store() for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda store: store.materialize("odd@1"), workers))
+    assert len(_objects_hold_their_md5(workers[0], seaweedfs.client(), seaweedfs.bucket)) == len(names)
+    assert [_cached_files(store) for store in workers] == [[], []]  # copied on the server, none streamed
+    for name in names:
+        place.remove(name)
+    assert read_tree(place.store().pull("odd@1", tmp_path / "out")) == files

@@ -75,6 +75,10 @@ class Store:
         gcs_credentials, gcs_project: access to a ``gs://bucket/prefix`` store: a service-account JSON key (or
             its path), default ``GITFREE_GCS_CREDENTIALS``, then ``GOOGLE_APPLICATION_CREDENTIALS``; an emulator
             is reached anonymously at ``endpoint_url`` or ``STORAGE_EMULATOR_HOST``.
+        source_options: how this worker reaches ``s3://`` sources of versions by reference that are not on the
+            store's endpoint or credentials: one :class:`SourceOptions` (also the default of a commit by reference),
+            or a mapping from the endpoint a reference table records to the options for it. Default:
+            ``GITFREE_SOURCE_*``. Never written to the store (docs/design.md, "Source options").
 
     Example:
         >>> store = Store("s3://ml-data/versions")                     # doctest: +SKIP
