@@ -4,6 +4,7 @@ port with credentials of its own (an admin, and a user who may only list)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import pytest
 from _workers import materialize_and_crash
 from click.testing import CliRunner
 from helpers import read_tree
-from test_by_reference import FILES, SPAWN, _cached_files, _fill, _s3_place
+from test_by_reference import FILES, SPAWN, Place, _cached_files, _fill
 
 from gitfree import SourceOptions, Store
 from gitfree.cli import cli
@@ -53,6 +54,31 @@ def other() -> Iterator[OtherSeaweedFS]:
     server = OtherSeaweedFS(bucket="other-source", access_key="other-admin")
     with server:
         yield server
+
+
+_BUCKETS: dict[tuple[str, bool], str] = {}
+"""One source bucket per server and versioning, shared by these tests (each takes a prefix of its own): every bucket
+costs SeaweedFS volumes, and a server whose disk allows few volumes answers InternalError once they run out."""
+
+
+def _place(seaweedfs: SeaweedFS, make_store: Callable[..., Store], *, versioned: bool) -> Place:
+    """A fresh prefix of a source bucket on the tests' SeaweedFS, with versioning on or off."""
+    client = seaweedfs.client()
+    if (seaweedfs.endpoint, versioned) not in _BUCKETS:
+        bucket = f"copy-src-{'v' if versioned else 'u'}-{uuid.uuid4().hex[:8]}"
+        client.create_bucket(Bucket=bucket)
+        if versioned:
+            client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        _BUCKETS[seaweedfs.endpoint, versioned] = bucket
+    bucket, prefix = _BUCKETS[seaweedfs.endpoint, versioned], f"p-{uuid.uuid4().hex[:10]}"
+    return Place(
+        "s3",
+        f"s3://{bucket}/{prefix}/",
+        lambda path, data: client.put_object(Bucket=bucket, Key=f"{prefix}/{path}", Body=data),
+        lambda path: client.delete_object(Bucket=bucket, Key=f"{prefix}/{path}"),
+        lambda **kw: make_store("s3", **kw),
+        {"client": client, "bucket": bucket, "prefix": prefix},
+    )
 
 
 def _s3(store: Store) -> S3Backend:
@@ -88,7 +114,7 @@ def test_materialize_copies_each_file_on_the_server_and_downloads_none(
     the store alone (the source deleted) and exports a plain .dvc."""
     n = 40
     files = _many(n)
-    place = _s3_place(seaweedfs, make_store, versioned=versioned)
+    place = _place(seaweedfs, make_store, versioned=versioned)
     _fill(place, files)
     options = seaweedfs.store_options()
     Store(s3_url, cache_dir=tmp_path / "committer", **options).commit("images", place.url, by_reference=True)
@@ -125,19 +151,17 @@ def test_what_a_copy_cannot_vouch_for_is_streamed_and_hash_checked(
 ) -> None:
     """A multipart object (its ETag is no md5) is streamed and hash-checked, and so is an object over the copy
     limit (lowered here to 30,000 bytes instead of S3's 5 GiB); the others are copied."""
-    place = _s3_place(seaweedfs, make_store, versioned=True)
-    client, bucket = place.extra["client"], place.extra["bucket"]
+    place = _place(seaweedfs, make_store, versioned=True)
+    client, bucket, big = place.extra["client"], place.extra["bucket"], f"{place.extra['prefix']}/big.bin"
     part = os.urandom(5 * 1024 * 1024)
-    upload = client.create_multipart_upload(Bucket=bucket, Key="data/big.bin")["UploadId"]
+    upload = client.create_multipart_upload(Bucket=bucket, Key=big)["UploadId"]
     etags = [
-        client.upload_part(Bucket=bucket, Key="data/big.bin", UploadId=upload, PartNumber=n, Body=part + bytes([n]))[
-            "ETag"
-        ]
+        client.upload_part(Bucket=bucket, Key=big, UploadId=upload, PartNumber=n, Body=part + bytes([n]))["ETag"]
         for n in (1, 2)
     ]
     client.complete_multipart_upload(
         Bucket=bucket,
-        Key="data/big.bin",
+        Key=big,
         UploadId=upload,
         MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in zip((1, 2), etags, strict=True)]},
     )
@@ -152,13 +176,13 @@ def test_what_a_copy_cannot_vouch_for_is_streamed_and_hash_checked(
 
     monkeypatch.setattr(_s3(store)._client, "copy_object", counted)
     store.materialize(store.commit("mixed", place.url, by_reference=True))
-    assert copies == ["data/small.txt"]
+    assert copies == [f"{place.extra['prefix']}/small.txt"]
     place.remove("big.bin")
     _fill(place, {"large.bin": os.urandom(40_000)})
     monkeypatch.setattr("gitfree.versioning.objects.COPY_MAX", 30_000)
     version = store.commit("mixed", place.url, by_reference=True)
     store.materialize(version)
-    assert copies == ["data/small.txt"]  # small.txt was in the store already; large.bin was streamed
+    assert copies == [f"{place.extra['prefix']}/small.txt"]  # small.txt was in the store; large.bin was streamed
     assert len(_objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket)) == 3
     place.remove("large.bin")
     place.remove("small.txt")
@@ -174,7 +198,7 @@ def test_drift_during_materialize_copies_nothing_of_it_and_a_rerun_goes_on(
     IntegrityError naming the key; files/md5/ holds only bytes of their md5; once the source holds the committed
     bytes again, a rerun copies what is still missing."""
     files = _many(12)
-    place = _s3_place(seaweedfs, make_store, versioned=versioned)
+    place = _place(seaweedfs, make_store, versioned=versioned)
     client, bucket = place.extra["client"], place.extra["bucket"]
     _fill(place, files)
     store = place.store()
@@ -182,7 +206,8 @@ def test_drift_during_materialize_copies_nothing_of_it_and_a_rerun_goes_on(
     table, _ = store.catalog.references(version)
     drifted = table.entries[5]
     if versioned:
-        client.delete_object(Bucket=bucket, Key=f"data/{drifted.path}", VersionId=drifted.version_id)
+        key = f"{place.extra['prefix']}/{drifted.path}"
+        client.delete_object(Bucket=bucket, Key=key, VersionId=drifted.version_id)
         what = f"its version {drifted.version_id} no longer exists"
     else:
         place.write(drifted.path, b"other bytes")
@@ -221,7 +246,7 @@ def test_a_server_that_ignores_the_copy_pin_is_found_out_and_the_files_are_strea
     files are streamed, hash-checked; the drifted one is the read's IntegrityError, and no wrong byte reaches
     files/md5/ even for a moment. The probe key is removed."""
     files = _many(6)
-    place = _s3_place(seaweedfs, make_store, versioned=False)
+    place = _place(seaweedfs, make_store, versioned=False)
     _fill(place, files)
     store = place.store()
     version = store.commit("images", place.url, by_reference=True)
@@ -243,7 +268,7 @@ def test_a_copy_whose_etag_is_not_the_md5_is_removed_and_refused(
     md5, so one read of the copy is hashed, and the copy is removed: IntegrityError, files/md5/X never stays
     holding bytes that are not X; the files that did not drift are copied."""
     files = _many(6)
-    place = _s3_place(seaweedfs, make_store, versioned=False)
+    place = _place(seaweedfs, make_store, versioned=False)
     _fill(place, files)
     store = place.store()
     version = store.commit("images", place.url, by_reference=True)
@@ -264,7 +289,7 @@ def test_a_materialize_killed_mid_copy_leaves_a_store_fsck_deep_calls_clean(
     """kill -9 after the 5th of 30 copies: every object in files/md5/ holds its md5, fsck --deep finds no
     problem, and the next materialize copies the rest."""
     files = _many(30)
-    place = _s3_place(seaweedfs, make_store, versioned=True)
+    place = _place(seaweedfs, make_store, versioned=True)
     _fill(place, files)
     store = place.store()
     store.commit("images", place.url, by_reference=True)
@@ -441,15 +466,15 @@ def test_the_same_bucket_on_another_endpoint_is_another_source(
     """The same s3://bucket/prefix/ on two servers: the head's entries (VersionIds of the first) are not kept for
     the second, whose files are looked at afresh; and a source on another endpoint never overlaps the store
     (the store's own bucket and prefix there can be referenced), while on the store's endpoint it does."""
-    bucket = f"same-{uuid.uuid4().hex[:8]}"
+    place = _place(seaweedfs, make_store, versioned=True)
+    bucket, prefix, url = place.extra["bucket"], place.extra["prefix"], place.url
     here, there = seaweedfs.client(), other.client()
-    for client in (here, there):
-        client.create_bucket(Bucket=bucket)
-    here.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    with contextlib.suppress(there.exceptions.BucketAlreadyOwnedByYou, there.exceptions.BucketAlreadyExists):
+        there.create_bucket(Bucket=bucket)
     for path, data in FILES.items():
         for client in (here, there):
-            client.put_object(Bucket=bucket, Key=f"data/{path}", Body=data)
-    url, (_, options) = f"s3://{bucket}/data/", _other_place(other)
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{path}", Body=data)
+    _, options = _other_place(other)
     store = make_store("s3", source_options=options)
     first = store.commit("images", url, by_reference=True, source_options=SourceOptions(**seaweedfs_options(seaweedfs)))
     second = store.commit("images", url, by_reference=True)  # the store's options: the other server
@@ -482,7 +507,7 @@ def test_concurrent_materializes_of_hostile_names_copy_each_file_whole(
     to the same key is the same object), and the store then holds every file whole."""
     names = ["a b.txt", "plus+sign.txt", "per%25cent.txt", "hash#tag.txt", "what?.txt", "k&v=1.txt", "ünï/cødé.txt"]
     files = {name: f"bytes of {name}".encode() * 50 for name in names}
-    place = _s3_place(seaweedfs, make_store, versioned=False)
+    place = _place(seaweedfs, make_store, versioned=False)
     _fill(place, files)
     version = place.store().commit("odd", place.url, by_reference=True)
     assert sorted(e.path for e in place.store().files(version)) == sorted(names)
