@@ -400,7 +400,7 @@ def test_source_options_bad_input_is_one_clear_line_and_nothing_is_written(
     with pytest.raises(ConfigError) as caught:
         store.commit("images", url, by_reference=True, source_options=refused)
     assert str(caught.value).startswith(f"cannot list the source {url}: cannot reach the S3 endpoint http://127.0.0.1:")
-    assert "GITFREE_SOURCE_ENDPOINT_URL" in str(caught.value)
+    assert "(GITFREE_SOURCE_ENDPOINT_URL; GITFREE_CONNECT_TIMEOUT is 3 s)" in str(caught.value)
     lister = SourceOptions(endpoint_url=other.endpoint, access_key_id=LISTER[0], secret_access_key=LISTER[1])
     with pytest.raises(ConfigError) as caught:
         store.commit("images", url, by_reference=True, source_options=lister)

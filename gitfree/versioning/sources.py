@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -189,7 +190,13 @@ class S3Source(Source):
 
     def _settings_named(self, exc: ConfigError) -> str:
         """``exc``'s message, naming the source options' variables where the source has options of its own."""
-        return str(exc).replace("GITFREE_", "GITFREE_SOURCE_") if self.endpoint is not None else str(exc)
+        if self.endpoint is None:
+            return str(exc)
+        return re.sub(
+            r"\bGITFREE_(ENDPOINT_URL|ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|PROFILE)\b",
+            r"GITFREE_SOURCE_\1",
+            str(exc),
+        )
 
     def drift_error(self, entry: ReferenceEntry, *, missing: bool) -> IntegrityError:
         """What a pinned read or copy of ``entry`` says when the key (or its version) is gone (``missing``) or its
