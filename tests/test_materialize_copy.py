@@ -226,6 +226,25 @@ def test_drift_during_materialize_copies_nothing_of_it_and_a_rerun_goes_on(
     assert _objects_hold_their_md5(store, seaweedfs.client(), seaweedfs.bucket) == {e.md5 for e in table.entries}
 
 
+def test_a_source_bucket_deleted_since_the_commit_is_the_drift_error(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store]
+) -> None:
+    """The copy's NoSuchBucket is the source's (the store's bucket answered just before): "it no longer exists",
+    naming the key, not the store's bucket."""
+    client, bucket = seaweedfs.client(), f"gone-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="data/a.csv", Body=FILES["a.csv"])
+    store = make_store("s3")
+    store.commit("gone", f"s3://{bucket}/data/", by_reference=True)
+    client.delete_object(Bucket=bucket, Key="data/a.csv")
+    client.delete_bucket(Bucket=bucket)
+    with pytest.raises(IntegrityError) as caught:
+        store.materialize("gone@1")
+    assert str(caught.value).startswith(
+        f"s3://{bucket}/data/a.csv changed since it was committed by reference: it no longer exists"
+    )
+
+
 def _ignore_copy_pins(store: Store, monkeypatch: pytest.MonkeyPatch, *, except_probes: bool) -> None:
     """The fault a real server cannot be made to show: one that ignores CopySourceIfMatch (on every copy, or on
     every copy but the probe's)."""

@@ -642,14 +642,23 @@ class S3Backend(Backend):
             copy_source["VersionId"] = version_id
         else:
             pin["CopySourceIfMatch"] = f'"{etag}"'
+        import botocore.exceptions as bex
+
         try:
             with self._translate(dest, write=True):
-                response = self._client.copy_object(
-                    Bucket=self.bucket,
-                    Key=self._key(dest),
-                    CopySource=copy_source,  # type: ignore[arg-type]
-                    **pin,  # type: ignore[arg-type]
-                )
+                try:
+                    response = self._client.copy_object(
+                        Bucket=self.bucket,
+                        Key=self._key(dest),
+                        CopySource=copy_source,  # type: ignore[arg-type]
+                        **pin,  # type: ignore[arg-type]
+                    )
+                except bex.ClientError as exc:
+                    # The store's bucket answered the HEADs just before: the source's is gone, and with it the key
+                    # (SeaweedFS names the destination's bucket in this error).
+                    if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+                        raise KeyMissing(key) from None
+                    raise
         except ConfigError as exc:
             raise ConfigError(
                 f"cannot copy s3://{source.bucket}/{source._key(key)} to {self.url}/{dest} on the server: {exc}"
