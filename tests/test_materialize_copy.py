@@ -31,6 +31,8 @@ from gitfree.versioning.backends import S3Backend
 
 LISTER = ("lister", "lister-s3cret-" + uuid.uuid4().hex[:8])
 """A user of the second server who may list its buckets' keys but not read them."""
+READER = ("reader", "reader-s3cret-" + uuid.uuid4().hex[:8])
+"""A user of the second server who may list and read."""
 
 
 @dataclass
@@ -43,8 +45,10 @@ class OtherSeaweedFS(SeaweedFS):
         identities = [
             {"name": "admin", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]},
             {"name": "lister", "credentials": [{"accessKey": LISTER[0], "secretKey": LISTER[1]}]},
+            {"name": "reader", "credentials": [{"accessKey": READER[0], "secretKey": READER[1]}]},
         ]
         identities[0]["actions"], identities[1]["actions"] = everything, ["List"]
+        identities[2]["actions"] = ["List", "Read"]
         config.write_text(json.dumps({"identities": identities}), encoding="utf-8")
         return [*super().command(data_dir), f"-s3.config={config}"]
 
@@ -538,3 +542,20 @@ def test_concurrent_materializes_of_hostile_names_copy_each_file_whole(
     for name in names:
         place.remove(name)
     assert read_tree(place.store().pull("odd@1", tmp_path / "out")) == files
+
+
+def test_a_copy_needs_the_same_credentials_not_only_the_same_endpoint(other: OtherSeaweedFS, tmp_path: Path) -> None:
+    """A store on the second server, a source there read with other credentials (a reader's): the same endpoint,
+    but a copy signed by the store could read what the reader cannot, so the files are streamed; with the store's
+    own credentials as the source options they are copied."""
+    url, admin = _other_place(other)
+    reader = SourceOptions(endpoint_url=other.endpoint, access_key_id=READER[0], secret_access_key=READER[1])
+    for n, (options, copied) in enumerate(((reader, False), (admin, True))):
+        store = Store(
+            f"s3://{other.bucket}/store-{uuid.uuid4().hex[:8]}",
+            cache_dir=tmp_path / f"cache-{n}",
+            **{**other.store_options(), "source_options": options},
+        )
+        store.materialize(store.commit("images", url, by_reference=True))
+        assert (_cached_files(store) == []) is copied
+        assert len(_objects_hold_their_md5(store, other.client(), other.bucket)) == len(FILES)
