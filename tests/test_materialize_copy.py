@@ -8,12 +8,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,37 @@ import pytest
 from _workers import materialize_and_crash
 from click.testing import CliRunner
 from helpers import read_tree
-from test_by_reference import FILES, SPAWN, Place, _cached_files, _fill
 
 from gitfree import SourceOptions, Store
 from gitfree.cli import cli
 from gitfree.testing import CountingProxy, SeaweedFS, free_port
 from gitfree.versioning import ConfigError, InputError, IntegrityError, layout
 from gitfree.versioning.backends import S3Backend
+
+SPAWN = multiprocessing.get_context("spawn")
+FILES = {"a.csv": b"x,y\n1,2\n", "d/b.txt": b"hello b", "d/e/c.bin": bytes(range(256)) * 40, "z.json": b"{}"}
+
+
+@dataclass
+class Place:
+    """An S3 prefix of files to reference (as tests/test_by_reference.py has it), and stores to commit them into."""
+
+    kind: str
+    url: str
+    write: Callable[[str, bytes], object]
+    remove: Callable[[str], object]
+    store: Callable[..., Store]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _fill(place: Place, files: dict[str, bytes] = FILES) -> None:
+    for path, data in files.items():
+        place.write(path, data)
+
+
+def _cached_files(store: Store) -> list[Path]:
+    return [p for p in (store.cache_dir / "files" / "md5").rglob("*") if p.is_file() and p.suffix != ".dir"]
+
 
 LISTER = ("lister", "lister-s3cret-" + uuid.uuid4().hex[:8])
 """A user of the second server who may list its buckets' keys but not read them."""
