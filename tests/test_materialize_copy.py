@@ -274,6 +274,12 @@ def test_a_source_bucket_deleted_since_the_commit_is_the_drift_error(
     )
 
 
+def _see_drift(place: Place, path: str) -> None:
+    """The server says the key now holds the other bytes (a HEAD), before a test relies on copying them."""
+    head = place.extra["client"].head_object(Bucket=place.extra["bucket"], Key=f"{place.extra['prefix']}/{path}")
+    assert head["ETag"].strip('"') == hashlib.md5(b"other bytes", usedforsecurity=False).hexdigest()
+
+
 def _ignore_copy_pins(store: Store, monkeypatch: pytest.MonkeyPatch, *, except_probes: bool) -> None:
     """The fault a real server cannot be made to show: one that ignores CopySourceIfMatch (on every copy, or on
     every copy but the probe's)."""
@@ -300,6 +306,7 @@ def test_a_server_that_ignores_the_copy_pin_is_found_out_and_the_files_are_strea
     version = store.commit("images", place.url, by_reference=True)
     drifted = store.catalog.references(version)[0].entries[2]
     place.write(drifted.path, b"other bytes")
+    _see_drift(place, drifted.path)
     _ignore_copy_pins(store, monkeypatch, except_probes=False)
     with caplog.at_level(logging.WARNING, "gitfree"), pytest.raises(IntegrityError) as caught:
         store.materialize(version)
@@ -322,6 +329,7 @@ def test_a_copy_whose_etag_is_not_the_md5_is_removed_and_refused(
     version = store.commit("images", place.url, by_reference=True)
     drifted = store.catalog.references(version)[0].entries[2]
     place.write(drifted.path, b"other bytes")
+    _see_drift(place, drifted.path)
     _ignore_copy_pins(store, monkeypatch, except_probes=True)
     with pytest.raises(IntegrityError) as caught:
         store.materialize(version)
