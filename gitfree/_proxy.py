@@ -20,6 +20,8 @@ class Counts:
     requests: Counter[str] = field(default_factory=Counter)
     bytes_up: int = 0
     bytes_down: int = 0
+    copies: int = 0
+    """Of the PUTs, the server-side copies (``CopyObject``, ``UploadPartCopy``: a header ``x-amz-copy-source``)."""
 
     @property
     def total(self) -> int:
@@ -31,6 +33,7 @@ class Counts:
             "by_method": dict(self.requests),
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
+            "copies": self.copies,
         }
 
 
@@ -88,6 +91,8 @@ class _RequestParser:
                     self.body_left = int(value.strip())
                 elif name == b"transfer-encoding" and b"chunked" in value.lower():
                     self.chunked = True
+                elif name == b"x-amz-copy-source":
+                    self.counts.copies += 1
 
 
 class CountingProxy:

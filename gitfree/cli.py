@@ -60,6 +60,7 @@ from .versioning import (
     MetricsDiff,
     MetricsPoint,
     NotFoundError,
+    SourceOptions,
     Store,
     Tag,
     TagEvent,
@@ -562,6 +563,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
     help="Version the files where they are (PATH: s3://BUCKET/PREFIX/, a shared folder, or on an az:// or gs:// "
     "store az://CONTAINER/PREFIX/ or gs://BUCKET/PREFIX/); upload nothing.",
 )
+@click.option(
+    "--source-endpoint-url",
+    help="By reference: the source's S3 endpoint, when not the store's. Default: GITFREE_SOURCE_ENDPOINT_URL; "
+    "keys: GITFREE_SOURCE_ACCESS_KEY_ID, GITFREE_SOURCE_SECRET_ACCESS_KEY.",
+)
+@click.option("--source-region", help="By reference: the source's region. Default: GITFREE_SOURCE_REGION.")
+@click.option("--source-profile", help="By reference: the source's AWS profile. Default: GITFREE_SOURCE_PROFILE.")
 @json_option
 @click.pass_context
 def commit(
@@ -574,9 +582,18 @@ def commit(
     inputs: tuple[str, ...],
     force: bool,
     by_reference: bool,
+    source_endpoint_url: str | None,
+    source_region: str | None,
+    source_profile: str | None,
     as_json: bool,
 ) -> None:
     """Commit PATH (a file or directory) as the next version of DATASET."""
+    flags = {"endpoint_url": source_endpoint_url, "region": source_region, "profile": source_profile}
+    if any(flags.values()) and not by_reference:
+        raise InputError(
+            "--source-endpoint-url, --source-region and --source-profile are for a commit by reference: add "
+            "--by-reference, or leave them out"
+        )
     store = _store(ctx)
     version = store.commit(
         dataset,
@@ -587,6 +604,8 @@ def commit(
         inputs=list(inputs),
         force=force,
         by_reference=by_reference,
+        # Without flags, the store's own (GITFREE_SOURCE_*, for s3:// sources only).
+        source_options=_source_options(flags) if any(flags.values()) else None,
     )
     if as_json:
         # A version this call created had no tag when it was made: no need to ask.
@@ -602,6 +621,13 @@ def commit(
 def _amount(version: Version) -> str:
     """``4 files, 10.0 KiB``."""
     return f"{format_count(version.nfiles, 'file')}, {format_size(version.size)}"
+
+
+def _source_options(flags: dict[str, str | None]) -> SourceOptions:
+    """The source options of ``commit --by-reference --source-*``: ``GITFREE_SOURCE_*`` with the flags over them."""
+    given = {name: value for name, value in flags.items() if value}
+    options = SourceOptions.from_env()
+    return SourceOptions(**{**(options.model_dump(exclude_none=True) if options else {}), **given})
 
 
 @cli.command()

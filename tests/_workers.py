@@ -365,3 +365,28 @@ def tag_move_killed_before_its_entry(url: str, options: dict[str, Any], ref: str
     with Faults(store) as faults:
         faults.call("create", entry, lambda _: os.kill(os.getpid(), signal.SIGKILL))
         store.tag(ref, tag, move=True, message="killed before its entry")
+
+
+def materialize_and_crash(url: str, options: dict[str, Any], cache: str, ref: str, copies: int) -> None:
+    """Materialize ``ref`` and SIGKILL this process just after its ``copies``-th server-side copy returned
+    (another copy may be in flight on the server then)."""
+    import os
+    import signal
+    import threading
+
+    from gitfree import Store
+    from gitfree.versioning.backends import S3Backend
+
+    done, lock = [0], threading.Lock()
+    copy = S3Backend.copy_from
+
+    def copy_then_die(self: S3Backend, *args: Any, **kwargs: Any) -> str:
+        etag = copy(self, *args, **kwargs)
+        with lock:
+            done[0] += 1
+            if done[0] >= copies:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return etag
+
+    S3Backend.copy_from = copy_then_die  # type: ignore[method-assign]
+    Store(url, cache_dir=cache, **options).materialize(ref)

@@ -1,6 +1,6 @@
 """The core of gitfree: versioned datasets in a store, with no git (imports neither prefect nor airflow)."""
 
-from .config import AWS_NAMES, StoreSettings
+from .config import AWS_NAMES, SourceOptions, StoreSettings
 from .errors import (
     ConfigError,
     ConflictError,
@@ -65,6 +65,7 @@ __all__ = [
     "NotFoundError",
     "Ref",
     "ReindexReport",
+    "SourceOptions",
     "StaleVersion",
     "Step",
     "StepOutcome",

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .config import StoreSettings
+from .config import StoreSettings, endpoint_id
 from .errors import ConfigError, GitfreeError, InputError, IntegrityError
 from .layout import probe_key
 
@@ -618,6 +618,59 @@ class S3Backend(Backend):
                 yield from response["Body"].iter_chunks(_CHUNK)
 
         return Head.of(response), chunks()
+
+    def shares_access(self, other: S3Backend) -> bool:
+        """Whether ``other`` is on the same S3 service as this backend (the same endpoint, by
+        :func:`.config.endpoint_id`) and reached with the same credentials (the keys and token both sessions
+        resolve to), so that a ``CopyObject`` signed by this backend reads ``other``'s keys as ``other`` would."""
+        if endpoint_id(self.endpoint) != endpoint_id(other.endpoint):
+            return False
+        mine, theirs = self._session.get_credentials(), other._session.get_credentials()
+        if mine is None or theirs is None:
+            return False
+        a, b = mine.get_frozen_credentials(), theirs.get_frozen_credentials()
+        return (a.access_key, a.secret_key, a.token) == (b.access_key, b.secret_key, b.token)
+
+    def copy_from(self, source: S3Backend, key: str, dest: str, *, version_id: str | None, etag: str) -> str:
+        """A server-side ``CopyObject`` of ``source``'s ``key`` to ``dest`` here, no byte downloaded, pinned to
+        ``version_id`` (``CopySourceVersionId``) or else to ``etag`` (``CopySourceIfMatch``); the new object's ETag
+        (no quotes). :class:`KeyMissing` (no such key or version), :class:`PreconditionFailed` (the ETag is not
+        ``etag``); a denied copy is a ``ConfigError`` naming both places."""
+        copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source._key(key)}
+        pin: dict[str, str] = {}
+        if version_id:
+            copy_source["VersionId"] = version_id
+        else:
+            pin["CopySourceIfMatch"] = f'"{etag}"'
+        import botocore.exceptions as bex
+
+        try:
+            with self._translate(dest, write=True):
+                try:
+                    response = self._client.copy_object(
+                        Bucket=self.bucket,
+                        Key=self._key(dest),
+                        CopySource=copy_source,  # type: ignore[arg-type]
+                        **pin,  # type: ignore[arg-type]
+                    )
+                except bex.ClientError as exc:
+                    # The store's bucket answered the HEADs just before: the source's is gone, and with it the key
+                    # (SeaweedFS names the destination's bucket in this error).
+                    if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+                        raise KeyMissing(key) from None
+                    raise
+        except ConfigError as exc:
+            raise ConfigError(
+                f"cannot copy s3://{source.bucket}/{source._key(key)} to {self.url}/{dest} on the server: {exc}"
+            ) from None
+        return str(response.get("CopyObjectResult", {}).get("ETag", "")).strip('"')
+
+    def delete_if(self, key: str, etag: str) -> None:
+        """Delete ``key`` if its ETag is still ``etag`` (a HEAD, then the delete): what a failed copy put there, not
+        what another writer put there since."""
+        with contextlib.suppress(KeyMissing):
+            if self.head(key).etag == etag:
+                self.delete(key)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         batch: list[str] = []

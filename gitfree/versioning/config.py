@@ -21,7 +21,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, InputError, first_error
 
-__all__ = ["AWS_NAMES", "StoreSettings", "default_cache_dir", "default_store_url", "validate_endpoint_url"]
+__all__ = [
+    "AWS_ENDPOINT",
+    "AWS_NAMES",
+    "SourceOptions",
+    "StoreSettings",
+    "default_cache_dir",
+    "default_store_url",
+    "endpoint_id",
+    "validate_endpoint_url",
+]
 
 AWS_NAMES: Mapping[str, str] = {
     "aws_access_key_id": "access_key_id",
@@ -321,6 +330,99 @@ class StoreSettings(BaseSettings):
         allowed = _SERVICE_SETTINGS.get(scheme, _SERVICE_SETTINGS["s3"] if scheme == "file" else frozenset())
         every = frozenset().union(*_SERVICE_SETTINGS.values())
         return sorted(name for name in set(given) if name in every and name not in allowed)
+
+
+AWS_ENDPOINT = "aws"
+"""What a reference table records as the endpoint of a source on AWS S3 itself (source options without an
+endpoint URL: another account's keys, a profile or a region)."""
+
+
+def endpoint_id(url: str | None) -> str:
+    """The name of an S3 endpoint that two workers compare: ``scheme://host:port`` in lower case, the default
+    port and a trailing ``/`` left out; :data:`AWS_ENDPOINT` for ``None`` (AWS S3 itself)."""
+    if not url:
+        return AWS_ENDPOINT
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}{parts.path.rstrip('/')}"
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
+class SourceOptions(BaseSettings):
+    """How to reach the ``s3://`` source of a version by reference that is not on the store's endpoint or not
+    readable with the store's credentials (docs/design.md, "Source options"), as :class:`StoreSettings` takes
+    them for the store: an endpoint, keys (secrets: never printed), a region, a profile.
+
+    Every field can be set with an environment variable named ``GITFREE_SOURCE_`` plus the field name in upper
+    case: ``GITFREE_SOURCE_ENDPOINT_URL``, ``GITFREE_SOURCE_ACCESS_KEY_ID``, ``GITFREE_SOURCE_SECRET_ACCESS_KEY``,
+    ``GITFREE_SOURCE_SESSION_TOKEN``, ``GITFREE_SOURCE_REGION``, ``GITFREE_SOURCE_PROFILE``. A commit records the
+    source's endpoint (:meth:`endpoint`) in its reference table, never a credential; a reader finds the options
+    for that endpoint in its own settings when it reads the files.
+
+    Example:
+        >>> SourceOptions(endpoint_url="http://minio.lab:9000/", access_key_id="reader").endpoint()
+        'http://minio.lab:9000'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GITFREE_SOURCE_", extra="forbid", frozen=True)
+
+    endpoint_url: str | None = None
+    """The source's S3 endpoint; ``None``: AWS S3 itself."""
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    region: str | None = None
+    profile: str | None = None
+    """An AWS profile name from ``~/.aws/config``."""
+
+    @field_validator("endpoint_url", "access_key_id", "region", "profile", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("secret_access_key", "session_token", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if _unset(value) else value
+
+    @classmethod
+    def from_env(cls) -> SourceOptions | None:
+        """The options the ``GITFREE_SOURCE_*`` variables give, or ``None`` when none is set;
+        ``InputError`` naming the first that is invalid."""
+        given = [name for name, value in os.environ.items() if name.upper().startswith("GITFREE_SOURCE_") and value]
+        known = [f"GITFREE_SOURCE_{field.upper()}" for field in cls.model_fields]
+        unknown = sorted(name for name in given if name.upper() not in known)
+        if unknown:  # a typo would otherwise send the source to AWS, or leave it on the store's endpoint
+            raise InputError(f"{unknown[0]} is not a source option: set one of {', '.join(known)}")
+        if not given:
+            return None
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise InputError(f"invalid source options (GITFREE_SOURCE_*): {first_error(exc)}") from None
+
+    def given(self) -> bool:
+        """Whether any option is set."""
+        return any(value is not None for value in self.model_dump().values())
+
+    def endpoint(self) -> str:
+        """The endpoint these options reach, as a reference table records it (:func:`endpoint_id`), checked to be
+        ``http(s)://HOST[:PORT]`` (``ConfigError`` naming ``GITFREE_SOURCE_ENDPOINT_URL`` otherwise)."""
+        if self.endpoint_url:
+            validate_endpoint_url(self.endpoint_url.strip(), "GITFREE_SOURCE_ENDPOINT_URL / --source-endpoint-url")
+        return endpoint_id(self.endpoint_url)
+
+    def settings(self, base: StoreSettings) -> StoreSettings:
+        """``base`` (its timeouts and retries) with these options instead of its S3 endpoint and credentials:
+        what the options do not give is unset (then the AWS chain), never the store's."""
+        if self.endpoint_url:
+            self.endpoint()  # the precise message
+        fields = {"endpoint_url", "access_key_id", "secret_access_key", "session_token", "region", "profile"}
+        kept = base.model_dump(exclude=fields, exclude_none=True)
+        # Every S3 field given, None included, so that no GITFREE_* variable of the store fills one in.
+        return StoreSettings.model_validate({**kept, **self.model_dump(include=fields)})
 
 
 def _connection_string(text: str) -> dict[str, str]:

@@ -581,11 +581,17 @@ class References(_Record):
     ``gs://bucket/prefix/`` or ``file:///shared/folder/``."""
     kind: Literal["s3", "file", "az", "gs"]
     entries: list[ReferenceEntry] = Field(min_length=1)
+    endpoint: str | None = Field(default=None, min_length=1)
+    """An ``s3`` source committed with source options of its own: the endpoint they reach
+    (:func:`.config.endpoint_id`, ``"aws"`` for AWS S3 itself), never a credential; a reader reads the files with
+    its own source options for that endpoint (docs/design.md, "Source options"). ``None``: the store's."""
 
     @model_validator(mode="after")
     def _consistent(self) -> References:
         if not self.source.endswith("/"):
             raise ValueError(f"the source {self.source!r} of a reference table must end with '/'")
+        if self.endpoint is not None and self.kind != "s3":
+            raise ValueError(f"a {self.kind} reference table names no S3 endpoint")
         paths = [entry.path for entry in self.entries]
         if paths != sorted(set(paths)):
             raise ValueError("the entries of a reference table must be sorted by path, each path once")

@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,16 +25,17 @@ from pathlib import Path
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from . import layout
-from .backends import Backend, KeyMissing, ObjectInfo
+from .backends import Backend, KeyMissing, ObjectInfo, PreconditionFailed, S3Backend
 from .errors import InputError, IntegrityError
 from .localfs import atomic_write, md5_file
 from .models import FileEntry, Output, ReferenceEntry, References
-from .sources import Source
+from .sources import S3Source, Source
 from .staging import HashState
 from .transfer import Transfer
 from .tree import Tree, validate_entries
 
 __all__ = [
+    "COPY_MAX",
     "LISTINGS_KEPT",
     "PEEK_LENGTH",
     "PEEK_MAX",
@@ -54,6 +56,9 @@ _SIZE_JOBS = 32
 """Parallel HEADs when sizes are asked for (one small request each)."""
 TRANSFER_JOBS = 64
 """Requests in flight for transfers and batched reads, unless the settings say otherwise."""
+COPY_MAX = 5 * 1024**3
+"""The largest object one ``CopyObject`` copies (5 GiB, S3's limit); a larger one is streamed (it was uploaded in
+parts anyway, so its ETag is no md5 and a copy would need the same read to be checked)."""
 LISTINGS_KEPT = (4, 400_000)
 """The checked listings an :class:`Objects` keeps in memory: the last 4 used, fewer when together they hold
 over 400,000 entries (the newest one is always kept). Parsing a listing of 100,000 files costs about a second."""
@@ -370,6 +375,94 @@ class Objects:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def materialize(self, ref: str, md5s: Collection[str], state: HashState) -> tuple[int, int]:
+        """Put the referenced files ``md5s`` of ``ref`` (which ``files/md5/`` lacks) into the store: by server-side
+        copy where that is safe (:meth:`_copy_place`), else streamed as a read is, then uploaded. Returns how many
+        were copied and how many streamed (docs/design.md, "Materialize").
+
+        Raises:
+            IntegrityError: a source file no longer holds what was committed (naming its key); what was put
+                into the store before stays, and a later call goes on from there.
+        """
+        places = {md5: place for md5 in sorted(md5s) if (place := self._copy_place(md5)) is not None}
+        by_etag = [md5 for md5, (_, entry) in places.items() if not entry.version_id]
+        if by_etag and not self._copy_pin_honoured(*places[by_etag[0]]):
+            places = {md5: place for md5, place in places.items() if md5 not in set(by_etag)}
+        with ThreadPoolExecutor(max_workers=min(self.jobs, 32)) as pool:
+            done = list(pool.map(self._copy_in, places, places.values()))
+        copied = {md5 for md5, ok in zip(places, done, strict=True) if ok}
+        streamed = sorted(set(md5s) - copied)
+        if streamed:
+            self.fetch(ref, streamed, state)
+            self.upload(streamed, f"Materializing {ref}")
+        return len(copied), len(streamed)
+
+    def _copy_place(self, md5: str) -> tuple[S3Source, ReferenceEntry] | None:
+        """Where the referenced file ``md5`` can be copied from server-side into ``files/md5/<md5>``, if anywhere:
+        the first of its places whose source is an S3 prefix on the store's S3 service and credentials
+        (:meth:`.S3Backend.shares_access`), whose recorded ETag is its md5 (a single-part upload, not encrypted: the
+        pinned copy's bytes are those the md5 names, and the copy's ETag proves it) and which fits one
+        ``CopyObject`` (:data:`COPY_MAX`). ``None``: it is streamed."""
+        if not isinstance(self.backend, S3Backend):
+            return None
+        for source, entry in self._referenced.get(md5, []):
+            if (
+                isinstance(source, S3Source)
+                and entry.etag == entry.md5
+                and entry.size <= COPY_MAX
+                and self.backend.shares_access(source.backend)
+            ):
+                return source, entry
+        return None
+
+    def _copy_pin_honoured(self, source: S3Source, entry: ReferenceEntry) -> bool:
+        """Whether the source's server refuses a ``CopySourceIfMatch`` that is not the key's ETag (one copy, to a
+        probe key, that must fail with 412): a server that ignored it could copy drifted bytes into
+        ``files/md5/``, so without it the files pinned by ETag are streamed and hash-checked instead."""
+        assert isinstance(self.backend, S3Backend)  # noqa: S101 - _copy_place said so
+        probe = layout.probe_key(f"copy-{uuid.uuid4().hex}")
+        try:
+            etag = self.backend.copy_from(source.backend, entry.path, probe, version_id=None, etag=f"{'0' * 31}1-0")
+        except PreconditionFailed:
+            return True
+        except KeyMissing:
+            return False  # nothing learned (the key is gone): stream, and the read says what changed
+        self.backend.delete_if(probe, etag)
+        logger.warning(
+            "%s copied %s although its CopySourceIfMatch was not the key's ETag; its files are streamed instead",
+            self.backend.endpoint or "AWS S3",
+            source.key_url(entry),
+        )
+        return False
+
+    def _copy_in(self, md5: str, place: tuple[S3Source, ReferenceEntry]) -> bool:
+        """One server-side copy of a referenced file into ``files/md5/<md5>``, pinned, then checked: the copy's
+        ETag must be the md5 (else one streamed read of the copy must hash to it); a copy that is not is removed
+        and is an ``IntegrityError`` (the store's ``files/md5/X`` holds only bytes whose md5 is X). ``False``: not
+        copied, to be streamed (its pinned VersionId is gone; a read tries the key by its ETag, hash-checked)."""
+        assert isinstance(self.backend, S3Backend)  # noqa: S101 - _copy_place said so
+        source, entry = place
+        key = layout.object_key(md5)
+        try:
+            pin = entry.etag or md5
+            etag = self.backend.copy_from(source.backend, entry.path, key, version_id=entry.version_id, etag=pin)
+        except KeyMissing:
+            if entry.version_id:
+                return False
+            raise source.drift_error(entry, missing=True) from None
+        except PreconditionFailed:
+            raise source.drift_error(entry, missing=False) from None
+        if etag == md5:
+            return True
+        got, size = self.backend.md5(key)  # an ETag that is no md5 (say, a bucket encrypting with KMS): read it
+        if (got, size) != (md5, entry.size):
+            self.backend.delete_if(key, etag)
+            raise IntegrityError(
+                f"the copy of {source.key_url(entry)} into {self.url}/{key} holds md5 {got} ({size} bytes), expected "
+                f"{md5} ({entry.size} bytes); it was removed (restore the source, or commit it again)"
+            )
+        return True
 
     def verified(self, ref: str, md5: str) -> Path:
         """The worker cache's copy of one object of ``ref``, proven intact (by the hash state or by hashing),

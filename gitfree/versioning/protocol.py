@@ -155,8 +155,10 @@ def commit_by_reference(
     # 1. The head, and its table when it references the same source: unchanged files are neither read nor HEADed.
     head = catalog.head(dataset)
     previous = _head_table(catalog, head, source.url)
+    if previous is not None and previous.endpoint != source.endpoint:
+        previous = None  # the same bucket and prefix on another endpoint is another source
     # 2. LIST the source; HEAD (and hash when the ETag is no md5) only the new or changed files.
-    table = References(source=source.url, kind=source.kind, entries=source.entries(previous))
+    table = References(source=source.url, kind=source.kind, entries=source.entries(previous), endpoint=source.endpoint)
     data, listing = table.data(), table.listing()
     reference = Reference(table=_md5(data), source=source.url)
     out = Output(

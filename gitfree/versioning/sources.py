@@ -35,13 +35,13 @@ from .backends import (
     S3Backend,
     cloud_source_location,
 )
-from .config import StoreSettings
+from .config import AWS_ENDPOINT, SourceOptions, StoreSettings
 from .errors import ConfigError, ConflictError, InputError, IntegrityError, UnsafePathError
 from .models import FileEntry, ReferenceEntry, References
 from .staging import ignore_rules
 from .tree import validate_entries
 
-__all__ = ["AzureSource", "FileSource", "GCSSource", "S3Source", "Source", "open_source"]
+__all__ = ["AzureSource", "FileSource", "GCSSource", "S3Source", "Source", "UnreachableSource", "open_source"]
 
 _HEAD_JOBS = 32
 """HEADs (and hashing reads) in flight while a commit looks at new or changed keys."""
@@ -55,6 +55,8 @@ class Source(ABC):
     """The prefix, ending in ``/``: ``s3://bucket/prefix/``, ``az://container/prefix/``, ``gs://bucket/prefix/``
     or ``file:///shared/folder/``."""
     kind: str
+    endpoint: str | None = None
+    """The endpoint of an ``s3://`` source reached with source options of its own (what its table records)."""
 
     @abstractmethod
     def entries(self, previous: References | None) -> list[ReferenceEntry]:
@@ -79,16 +81,25 @@ class Source(ABC):
         )
 
 
-def open_source(url: str, settings: StoreSettings) -> Source:
-    """The source at ``url``: ``s3://bucket/prefix`` (on the store's endpoint and credentials), ``az://`` or
-    ``gs://`` (only on a store of that service, with its credentials), ``file:///path`` or a local path.
-    ``InputError`` for anything else."""
+def open_source(url: str, settings: StoreSettings, options: SourceOptions | None = None) -> Source:
+    """The source at ``url``: ``s3://bucket/prefix`` (on the store's endpoint and credentials, or on those of
+    ``options``), ``az://`` or ``gs://`` (only on a store of that service, with its credentials), ``file:///path``
+    or a local path. ``InputError`` for anything else, and for ``options`` of a source that is not ``s3://``."""
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if options is not None and scheme != "s3":
+        raise InputError(
+            f"source options (an endpoint or credentials of its own) are for an s3:// source, not {url!r}; "
+            "leave them out (GITFREE_SOURCE_*, --source-*)"
+        )
     if scheme == "s3":
         rest = url[len("s3://") :]
         bucket, _, prefix = rest.partition("/")
         if not bucket:
             raise InputError(f"the source {url!r} names no bucket: write it as s3://BUCKET/PREFIX/")
+        if options is not None:
+            source = S3Source(S3Backend(bucket, prefix, options.settings(settings)))
+            source.endpoint = options.endpoint()
+            return source
         return S3Source(S3Backend(bucket, prefix, settings))
     if scheme == "file":
         parts = urlsplit(url)
@@ -148,7 +159,7 @@ class S3Source(Source):
         try:
             found = [i for i in self.backend.scan("") if not _folder_marker(i)]
         except ConfigError as exc:
-            raise ConfigError(f"cannot list the source {self.url}: {exc}") from None
+            raise ConfigError(f"cannot list the source {self.url}: {self._settings_named(exc)}") from None
         if not found:
             raise _empty(self.url)
         _checked_paths(self.url, [i.key for i in found])
@@ -159,8 +170,11 @@ class S3Source(Source):
         listed = self._listed()
         same = {i.key: kept[i.key] for i in listed if _unchanged_s3(kept.get(i.key), i)}
         fresh = [i for i in listed if i.key not in same]
-        with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
-            new = dict(zip((i.key for i in fresh), pool.map(self._entry, fresh), strict=True))
+        try:
+            with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
+                new = dict(zip((i.key for i in fresh), pool.map(self._entry, fresh), strict=True))
+        except ConfigError as exc:  # listed, but not readable (a HEAD or a hashing read denied)
+            raise ConfigError(f"cannot read the source {self.url}: {self._settings_named(exc)}") from None
         return [same.get(i.key) or new[i.key] for i in listed]
 
     def _entry(self, info: ObjectInfo) -> ReferenceEntry:
@@ -222,6 +236,25 @@ class S3Source(Source):
             raise self._changed(entry, f"{gone}, and the key's ETag is {head.etag}, not {entry.etag}")
         return chunks
 
+    def _settings_named(self, exc: ConfigError) -> str:
+        """``exc``'s message, naming the source options' variables where the source has options of its own."""
+        if self.endpoint is None:
+            return str(exc)
+        return re.sub(
+            r"\bGITFREE_(ENDPOINT_URL|ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|PROFILE)\b",
+            r"GITFREE_SOURCE_\1",
+            str(exc),
+        )
+
+    def drift_error(self, entry: ReferenceEntry, *, missing: bool) -> IntegrityError:
+        """What a pinned read or copy of ``entry`` says when the key (or its version) is gone (``missing``) or its
+        ETag is no longer the entry's."""
+        if missing:
+            return self._changed(
+                entry, f"its version {entry.version_id} no longer exists" if entry.version_id else "it no longer exists"
+            )
+        return self._changed(entry, f"ETag was {entry.etag}, is {self._etag_now(entry)}")
+
     def _etag_now(self, entry: ReferenceEntry) -> str:
         try:
             return self.backend.head(entry.path).etag
@@ -246,6 +279,36 @@ def _folder_marker(info: ObjectInfo | BlobInfo | GCSObjectInfo) -> bool:
     """A console's zero-byte folder marker: ``sub/`` below the prefix, or the prefix's own ``prefix/`` (the key
     ``""`` once the prefix is cut off, which a console's "Create folder" makes for the folder itself)."""
     return info.size == 0 and (info.key.endswith("/") or not info.key)
+
+
+class UnreachableSource(Source):
+    """The ``s3://`` source of a reference table that names an endpoint this worker has no source options for:
+    every read is a ``ConfigError`` saying what to set (the table names the endpoint, never a credential)."""
+
+    kind = "s3"
+
+    def __init__(self, url: str, endpoint: str) -> None:
+        self.url, self.endpoint, self._where = url, endpoint, endpoint
+
+    def _unreachable(self) -> ConfigError:
+        if self._where == AWS_ENDPOINT:
+            where, setting = "AWS S3 with credentials of its own", ""
+        else:
+            where, setting = self._where, f"GITFREE_SOURCE_ENDPOINT_URL={self._where} and "
+        return ConfigError(
+            f"the files of {self.url} are on {where}, and no source options are set for it: set {setting}"
+            "GITFREE_SOURCE_ACCESS_KEY_ID / GITFREE_SOURCE_SECRET_ACCESS_KEY (or GITFREE_SOURCE_PROFILE), or pass "
+            "Store(source_options=...)"
+        )
+
+    def entries(self, previous: References | None) -> list[ReferenceEntry]:
+        raise self._unreachable()
+
+    def read_into(self, entry: ReferenceEntry, out: BinaryIO) -> str:
+        raise self._unreachable()
+
+    def read_range(self, entry: ReferenceEntry, start: int, end: int) -> bytes:
+        raise self._unreachable()
 
 
 def _unchanged_s3(old: ReferenceEntry | None, info: ObjectInfo) -> bool:

@@ -22,7 +22,7 @@ from . import gc as gc_module
 from . import lineage as lineage_module
 from . import metrics as metrics_module
 from . import promotion, protocol
-from .backends import Backend, FileBackend, open_backend
+from .backends import Backend, FileBackend, S3Backend, open_backend
 from .catalog import Catalog
 from .checkout import (
     destination,
@@ -33,7 +33,7 @@ from .checkout import (
     pull_into,
     write_dvc_file,
 )
-from .config import StoreSettings
+from .config import AWS_ENDPOINT, SourceOptions, StoreSettings, endpoint_id
 from .errors import InputError
 from .leases import Coordinator
 from .models import (
@@ -47,6 +47,7 @@ from .models import (
     Lineage,
     MetricsDiff,
     MetricsPoint,
+    References,
     ReindexReport,
     StaleVersion,
     Tag,
@@ -55,7 +56,7 @@ from .models import (
 )
 from .objects import PEEK_LENGTH, PEEK_MAX, TRANSFER_JOBS, Objects, ProgressFactory, check_peek
 from .refs import Ref, validate_dataset_name, validate_tag_name
-from .sources import AzureSource, FileSource, GCSSource, S3Source, Source, open_source
+from .sources import AzureSource, FileSource, GCSSource, S3Source, Source, UnreachableSource, open_source
 from .staging import HashState, check_source
 from .tree import Tree, changes, diff_entries
 
@@ -82,6 +83,10 @@ class Store:
         gcs_credentials, gcs_project: access to a ``gs://bucket/prefix`` store: a service-account JSON key (or
             its path), default ``GITFREE_GCS_CREDENTIALS``, then ``GOOGLE_APPLICATION_CREDENTIALS``; an emulator
             is reached anonymously at ``endpoint_url`` or ``STORAGE_EMULATOR_HOST``.
+        source_options: how this worker reaches ``s3://`` sources of versions by reference that are not on the
+            store's endpoint or credentials: one :class:`SourceOptions` (also the default of a commit by reference),
+            or a mapping from the endpoint a reference table records to the options for it. Default:
+            ``GITFREE_SOURCE_*``. Never written to the store (docs/design.md, "Source options").
 
     Example:
         >>> store = Store("s3://ml-data/versions")                     # doctest: +SKIP
@@ -109,6 +114,7 @@ class Store:
         azure_connection_string: str | SecretStr | None = None,
         gcs_credentials: str | SecretStr | None = None,
         gcs_project: str | None = None,
+        source_options: SourceOptions | Mapping[str, SourceOptions] | None = None,
     ) -> None:
         settings = StoreSettings.merged(
             settings,
@@ -136,6 +142,7 @@ class Store:
         self.settings = settings
         self._referred: set[str] = set()
         """The reference tables already given to the objects (:meth:`_refer`)."""
+        self._source_options, self._commit_options = _source_options(source_options)
 
     @property
     def settings(self) -> StoreSettings:
@@ -176,8 +183,25 @@ class Store:
         if version.reference is None:
             return
         table, listing = self.catalog.references(version)
-        self.objects.refer(version.md5, table, listing, open_source(table.source, self.settings))
+        self.objects.refer(version.md5, table, listing, self._source_of(table))
         self._referred.add(version.reference.table)
+
+    def _source_of(self, table: References) -> Source:
+        """The source of a reference table: on the store's endpoint and credentials, or, when the table names an
+        endpoint of its own, with this store's source options for that endpoint (without them, a source whose
+        reads say in one line what to set)."""
+        if table.endpoint is None:
+            return open_source(table.source, self.settings)
+        options = self._source_options.get(table.endpoint)
+        if (
+            options is None
+            and isinstance(self.backend, S3Backend)
+            and table.endpoint == endpoint_id(self.backend.endpoint)
+        ):
+            return open_source(table.source, self.settings)  # the store's own endpoint: its settings
+        if options is None:
+            return UnreachableSource(table.source, table.endpoint)
+        return open_source(table.source, self.settings, options)
 
     def log(self, dataset: str, limit: int | None = None, *, before: int | None = None) -> list[Version]:
         """The versions of a dataset, newest first (at most ``limit``; with ``before``, only those numbered below
@@ -411,8 +435,10 @@ class Store:
     def materialize(self, ref: str | Ref | Version) -> Version:
         """Copy the files of a version by reference into this store's ``files/md5/``, so that it no longer needs
         its source and :meth:`export_dvc` gives a ``.dvc`` plain DVC can ``dvc pull``. Each file the store lacks
-        is read from the source as a read is (pinned, hash-checked into the worker cache), then uploaded; the
-        record does not change (records are immutable). A version not by reference, or already materialised,
+        is copied on the S3 server (``CopyObject``, pinned to its VersionId or ETag, nothing downloaded) when its
+        source is on the store's endpoint and credentials and its ETag is its md5, the copy's ETag checked; any
+        other is read from the source as a read is (pinned, hash-checked into the worker cache), then uploaded.
+        The record does not change (records are immutable). A version not by reference, or already materialised,
         costs one HEAD per file and uploads nothing.
 
         Raises:
@@ -424,9 +450,14 @@ class Store:
         missing = sorted(md5s - self.objects.present(md5s))
         if missing:
             with HashState(self.cache_dir) as state:
-                self.objects.fetch(version.ref, missing, state)
-            self.objects.upload(missing, f"Materializing {version.ref}")
-            logger.info("materialized %s: %d files copied into %s", version.ref, len(missing), self.url)
+                copied, streamed = self.objects.materialize(version.ref, missing, state)
+            logger.info(
+                "materialized %s: %d files copied on the server, %d streamed, into %s",
+                version.ref,
+                copied,
+                streamed,
+                self.url,
+            )
         return version
 
     def _exportable(self, version: Version) -> Version:
@@ -456,6 +487,7 @@ class Store:
         force: bool = False,
         commit_id: uuid.UUID | None = None,
         by_reference: bool = False,
+        source_options: SourceOptions | None = None,
     ) -> Version:
         """Commit the file or directory at ``path`` as the next version of ``dataset`` (``images``, ``raw/sales``).
 
@@ -475,6 +507,9 @@ class Store:
                 ``s3://bucket/prefix/`` (on this store's endpoint and credentials) or a folder every worker
                 shares (``file:///…`` or a path). Nothing is uploaded or copied into the worker cache; an
                 unchanged source makes no version and reads no object (docs/design.md, "Versions by reference").
+            source_options: by reference, how to reach an ``s3://`` source on another endpoint or with other
+                credentials than the store's (default: the store's ``source_options``, else ``GITFREE_SOURCE_*``).
+                The table records the endpoint, never a credential; readers need options for that endpoint.
 
         Returns:
             The version holding the data; ``version.created`` is false when the newest version already held
@@ -488,12 +523,18 @@ class Store:
                 a source file changed or vanished while it was imported.
         """
         validate_dataset_name(dataset)
+        if source_options is not None and not by_reference:
+            raise InputError(
+                "source options (an endpoint or credentials of the source's own) are for a commit by reference: "
+                "add --by-reference (by_reference=True) or leave them out"
+            )
         if by_reference:
             return self._commit_by_reference(
                 dataset,
                 os.fspath(path),
                 self._fields(dataset, message, metadata, metrics, inputs, author, commit_id),
                 force,
+                source_options,
             )
         source = Path(path).expanduser().absolute()
         check_source(source)  # missing, special or oddly named: before anything else
@@ -536,8 +577,13 @@ class Store:
             "inputs": list(dict.fromkeys(lineage_module.input_of(self.catalog, i) for i in given)),
         }
 
-    def _commit_by_reference(self, dataset: str, url: str, fields: dict[str, object], force: bool) -> Version:
-        source = open_source(url, self.settings)
+    def _commit_by_reference(
+        self, dataset: str, url: str, fields: dict[str, object], force: bool, options: SourceOptions | None = None
+    ) -> Version:
+        options = options or self._commit_options
+        if options is not None and not url.lower().startswith("s3://") and options is self._commit_options:
+            options = None  # the store's (or GITFREE_SOURCE_*) options are for s3:// sources; a folder has none
+        source = open_source(url, self.settings, options)
         self._guard_reference(source)
         return protocol.commit_by_reference(
             self.catalog,
@@ -552,7 +598,11 @@ class Store:
     def _guard_reference(self, source: Source) -> None:
         """A source inside this store (which GC owns) or the worker cache cannot be referenced (InputError)."""
         inside = False
-        if isinstance(source, S3Source) and self.url.startswith("s3://"):
+        if source.endpoint is not None and (
+            not isinstance(self.backend, S3Backend) or source.endpoint != endpoint_id(self.backend.endpoint)
+        ):
+            pass  # another S3 service than the store's: no overlap
+        elif isinstance(source, S3Source) and self.url.startswith("s3://"):
             store = self.url.rstrip("/") + "/"
             inside = store.startswith(source.url) or source.url.startswith(store)
         elif isinstance(source, AzureSource | GCSSource) and self.url.startswith(f"{source.kind}://"):
@@ -793,3 +843,23 @@ class Store:
         """
         parts = (self.catalog, self.objects, self.coordinator)
         return fsck_module.run(*parts, deep=deep, repair=repair, datasets=datasets)
+
+
+def _source_options(
+    given: SourceOptions | Mapping[str, SourceOptions] | None,
+) -> tuple[dict[str, SourceOptions], SourceOptions | None]:
+    """The source options of a store, by the endpoint a reference table records (a mapping's key, or the
+    options' own endpoint), and the options a commit by reference uses unless given its own: ``given`` itself
+    when it is one :class:`SourceOptions`, else ``GITFREE_SOURCE_*`` (``None`` when unset)."""
+    if given is None:
+        given = SourceOptions.from_env()
+    if given is None:
+        return {}, None
+    if isinstance(given, SourceOptions):
+        return {given.endpoint(): given}, given
+    by_endpoint: dict[str, SourceOptions] = {}
+    for endpoint, options in given.items():
+        if endpoint != AWS_ENDPOINT and options.endpoint_url is None:
+            options = options.model_copy(update={"endpoint_url": endpoint})
+        by_endpoint[endpoint_id(None if endpoint == AWS_ENDPOINT else endpoint)] = options
+    return by_endpoint, None
