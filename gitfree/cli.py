@@ -1407,10 +1407,21 @@ def fsck(ctx: click.Context, datasets: tuple[str, ...], deep: bool, repair: bool
             for p in found:
                 state = "repaired" if p.repaired else p.kind.replace("_", " ")
                 console.print(f"  {state}: {p.key} ({p.detail})", highlight=False)
+        for note in report.notes:  # breaks no version: a materialised file's source drifted
+            console.print(
+                f"{note.ref}: note: {note.kind.replace('_', ' ')}: {note.key} ({note.detail})", highlight=False
+            )
         summary = (
             f"checked {report.versions} version(s) of {report.datasets} dataset(s), {report.tags} tag(s), "
             f"{report.objects} object(s)"
         )
+        if report.sources:
+            summary += f", {report.sources} source object(s) of versions by reference"
+        if any(p.kind == "drift" for p in report.problems):
+            summary += (
+                "; a drifted source cannot be repaired here: restore it, or commit the source again (materialize "
+                "a version while its source still holds it)"
+            )
         if report.unverified:
             summary += f"; {report.unverified} object(s) checked for presence only (use --deep)"
         if report.stale_leases:

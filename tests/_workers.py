@@ -365,3 +365,24 @@ def tag_move_killed_before_its_entry(url: str, options: dict[str, Any], ref: str
     with Faults(store) as faults:
         faults.call("create", entry, lambda _: os.kill(os.getpid(), signal.SIGKILL))
         store.tag(ref, tag, move=True, message="killed before its entry")
+
+
+def commit_by_reference_paused(url: str, options: dict[str, Any], cache: str, source: str, ready: str, go: str) -> None:
+    """Commit ``source`` by reference as ``images``, holding still between the reference table's create and the
+    version record's (under its live lease): touch ``ready``, then wait until ``go`` exists."""
+    import re
+    import time
+
+    from gitfree import Store
+    from gitfree.testing import Faults
+
+    def hold(*_: Any) -> None:
+        Path(ready).touch()
+        deadline = time.monotonic() + 120
+        while not Path(go).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    store = Store(url, cache_dir=cache, **options)
+    with Faults(store) as faults:
+        faults.call("create", re.compile(r"^datasets/[^/]+/versions/"), hold, times=1)
+        store.commit("images", source, by_reference=True)

@@ -37,6 +37,7 @@ __all__ = [
     "LISTINGS_KEPT",
     "PEEK_LENGTH",
     "PEEK_MAX",
+    "REFERENCES_KEPT",
     "TRANSFER_JOBS",
     "ListingError",
     "Objects",
@@ -57,6 +58,10 @@ TRANSFER_JOBS = 64
 LISTINGS_KEPT = (4, 400_000)
 """The checked listings an :class:`Objects` keeps in memory: the last 4 used, fewer when together they hold
 over 400,000 entries (the newest one is always kept). Parsing a listing of 100,000 files costs about a second."""
+REFERENCES_KEPT = (8, 400_000)
+"""The reference tables an :class:`Objects` keeps in memory (where the files of versions by reference are): the
+last 8 used, fewer when together they hold over 400,000 entries (the newest one is always kept). One dropped is
+read again at the next :meth:`.Store.show` of its version."""
 
 
 class ListingError(IntegrityError):
@@ -145,8 +150,9 @@ class Objects:
         self._checked_lock = threading.Lock()
         self._vouched: dict[str, tuple[int, int, int]] = {}
         """Objects whose cached copy the hash state vouched for: oid -> (inode, size, mtime) then (:meth:`peek`)."""
-        self._referenced: dict[str, tuple[Source, ReferenceEntry]] = {}
-        """Files of versions by reference this process was told of (:meth:`refer`): md5 -> where its bytes are."""
+        self._referenced: OrderedDict[str, tuple[Source, dict[str, ReferenceEntry]]] = OrderedDict()
+        """The tables of versions by reference this process was told of (:meth:`refer`), by the table's md5, the
+        last used last, at most :data:`REFERENCES_KEPT`: the source and each file's entry by md5."""
 
     def callback(self, description: str, unit: str = "file") -> Callback:
         return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
@@ -213,14 +219,37 @@ class Objects:
                 return
         atomic_write(path, listing)
 
-    def refer(self, oid: str, table: References, listing: bytes, source: Source) -> None:
-        """Learn where the files of a version by reference are (its listing ``oid``, rebuilt from ``table`` as
-        ``listing``, and the ``source`` its entries name): a read that finds an object neither in the worker
-        cache nor in ``files/md5/`` reads it from there, pinned and hash-checked (:meth:`fetch`, :meth:`peek`)."""
+    def refer(self, oid: str, table: References, listing: bytes, source: Source, table_md5: str) -> None:
+        """Learn where the files of a version by reference are (its listing ``oid``, rebuilt from ``table`` (whose
+        md5 is ``table_md5``) as ``listing``, and the ``source`` its entries name): a read that finds an object
+        neither in the worker cache nor in ``files/md5/`` reads it from there, pinned and hash-checked
+        (:meth:`fetch`, :meth:`peek`). The last :data:`REFERENCES_KEPT` tables are kept."""
         self.keep_listing(oid, listing)
+        most, entries_max = REFERENCES_KEPT
         with self._checked_lock:
-            for entry in table.entries:
-                self._referenced[entry.md5] = (source, entry)
+            self._referenced[table_md5] = (source, {entry.md5: entry for entry in table.entries})
+            self._referenced.move_to_end(table_md5)
+            while len(self._referenced) > 1 and (
+                len(self._referenced) > most or sum(len(e) for _, e in self._referenced.values()) > entries_max
+            ):
+                self._referenced.popitem(last=False)
+
+    def referred(self, table_md5: str) -> bool:
+        """Whether the table ``table_md5`` is kept (:meth:`refer`); it is then the last used."""
+        with self._checked_lock:
+            if table_md5 not in self._referenced:
+                return False
+            self._referenced.move_to_end(table_md5)
+            return True
+
+    def _where(self, md5: str) -> tuple[Source, ReferenceEntry] | None:
+        """Where the bytes of ``md5`` are, by the kept tables (the last used first)."""
+        with self._checked_lock:
+            for source, entries in reversed(self._referenced.values()):
+                entry = entries.get(md5)
+                if entry is not None:
+                    return source, entry
+        return None
 
     def files(self, out: Output) -> list[FileEntry]:
         """The files of a version's output: its listing's entries, or the one file."""
@@ -287,7 +316,7 @@ class Objects:
             try:
                 return self.backend.size(layout.object_key(md5))
             except KeyMissing:
-                where = self._referenced.get(md5)
+                where = self._where(md5)
                 return where[1].size if where else -1
 
         unique = sorted(set(md5s))
@@ -321,10 +350,10 @@ class Objects:
             return
         failed = self.transfer().download(missing, self.callback(f"Downloading {ref}"))
         state.remember((str(self.cached(md5)), md5) for md5 in missing if md5 not in failed)
-        referenced = sorted(md5 for md5 in failed if md5 in self._referenced)
+        referenced = {md5: where for md5 in sorted(failed) if (where := self._where(md5)) is not None}
         if referenced:  # not in the store (not materialised): from the source, pinned and hash-checked
             with ThreadPoolExecutor(max_workers=min(self.jobs, 32)) as pool:
-                list(pool.map(self._from_source, referenced))
+                list(pool.map(self._from_source, referenced.items()))
             state.remember((str(self.cached(md5)), md5) for md5 in referenced)
             failed -= set(referenced)
         if len(failed) == 1:
@@ -338,10 +367,10 @@ class Objects:
                 f"(e.g. {layout.object_key(min(failed))}); run `gitfree fsck`"
             )
 
-    def _from_source(self, md5: str) -> None:
+    def _from_source(self, item: tuple[str, tuple[Source, ReferenceEntry]]) -> None:
         """Read one referenced file from its source into a temporary file beside its place in the cache, hashed
         as it streams; only bytes of the entry's md5 and size are renamed into the cache (R1)."""
-        source, entry = self._referenced[md5]
+        md5, (source, entry) = item
         target = self.cached(md5)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{md5}.", suffix=".ref")
@@ -385,7 +414,7 @@ class Objects:
         try:
             return self.backend.get_range(layout.object_key(oid), start, end)
         except KeyMissing:
-            where = self._referenced.get(oid)
+            where = self._where(oid)
             if where is None:
                 raise
             return where[0].read_range(where[1], start, end)  # pinned as a read is

@@ -126,8 +126,6 @@ class Store:
         self.objects = Objects(self.backend, self.cache_dir, settings.jobs, progress, settings.read_timeout)
         self.catalog = Catalog(self.backend, self.objects.read_many)
         self.settings = settings
-        self._referred: set[str] = set()
-        """The reference tables already given to the objects (:meth:`_refer`)."""
 
     @property
     def settings(self) -> StoreSettings:
@@ -157,7 +155,7 @@ class Store:
                 collection (the message says when, and what exists).
         """
         version = ref if isinstance(ref, Version) else self.catalog.resolve(ref)
-        if version.reference is not None and version.reference.table not in self._referred:
+        if version.reference is not None and not self.objects.referred(version.reference.table):
             self._refer(version)
         return version
 
@@ -168,8 +166,9 @@ class Store:
         if version.reference is None:
             return
         table, listing = self.catalog.references(version)
-        self.objects.refer(version.md5, table, listing, open_source(table.source, self.settings))
-        self._referred.add(version.reference.table)
+        self.objects.refer(
+            version.md5, table, listing, open_source(table.source, self.settings), version.reference.table
+        )
 
     def log(self, dataset: str, limit: int | None = None, *, before: int | None = None) -> list[Version]:
         """The versions of a dataset, newest first (at most ``limit``; with ``before``, only those numbered below
@@ -749,6 +748,13 @@ class Store:
         it is the md5; ``deep=True`` downloads and hashes every object instead. ``repair=True`` re-uploads
         missing or damaged objects the worker cache holds intact, rewrites edges, then checks again.
         ``report.ok`` tells whether anything is left broken.
+
+        A version by reference needs its table, and its source to hold what it committed: one HEAD (a folder: one
+        ``stat``) per source object, or with ``deep=True`` a pinned read re-hashing it. A difference is ``drift``
+        on that version (``repair`` cannot fix it: the bytes are not the store's), or only a note in
+        ``report.notes`` where ``files/md5/`` holds the file (:meth:`materialize`).
         """
         parts = (self.catalog, self.objects, self.coordinator)
-        return fsck_module.run(*parts, deep=deep, repair=repair, datasets=datasets)
+        return fsck_module.run(
+            *parts, deep=deep, repair=repair, datasets=datasets, sources=lambda url: open_source(url, self.settings)
+        )
