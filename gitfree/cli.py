@@ -1345,6 +1345,8 @@ def gc(
             console.print(f"  version {ref}", highlight=False)
         for key in report.deleted:
             console.print(f"  object  {key}", highlight=False)
+        for key in report.tables_deleted:
+            console.print(f"  table   {key}", highlight=False)
     leases = (
         f"{report.leases_stale} stale lease(s) of dead commits would be removed"
         if dry_run
@@ -1365,6 +1367,13 @@ def gc(
         )
         console.print(
             f"{report.foreign_objects} foreign object(s) ({format_size(report.foreign_bytes)}) {what}", highlight=False
+        )
+    if report.tables_deleted or report.tables_too_young:
+        console.print(
+            f"{len(report.tables_deleted)} reference table(s) no kept version names "
+            + ("would be removed" if dry_run else "removed")
+            + (f"; {report.tables_too_young} younger than the grace period left" if report.tables_too_young else ""),
+            highlight=False,
         )
     if report.run_notes_removed:
         console.print(
