@@ -1345,8 +1345,6 @@ def gc(
             console.print(f"  version {ref}", highlight=False)
         for key in report.deleted:
             console.print(f"  object  {key}", highlight=False)
-        for key in report.tables_deleted:
-            console.print(f"  table   {key}", highlight=False)
     leases = (
         f"{report.leases_stale} stale lease(s) of dead commits would be removed"
         if dry_run
@@ -1368,13 +1366,7 @@ def gc(
         console.print(
             f"{report.foreign_objects} foreign object(s) ({format_size(report.foreign_bytes)}) {what}", highlight=False
         )
-    if report.tables_deleted or report.tables_too_young:
-        console.print(
-            f"{len(report.tables_deleted)} reference table(s) no kept version names "
-            + ("would be removed" if dry_run else "removed")
-            + (f"; {report.tables_too_young} younger than the grace period left" if report.tables_too_young else ""),
-            highlight=False,
-        )
+    _print_tables(console, report, dry_run)
     if report.run_notes_removed:
         console.print(
             f"{report.run_notes_removed} run note(s) over 30 days old (lineage of finished orchestrator runs) "
@@ -1391,6 +1383,20 @@ def gc(
         console.print(
             f"{report.step_claims_stale} claim(s) of workers that died running a step (the next call of each "
             "step takes it over)",
+            highlight=False,
+        )
+
+
+def _print_tables(console: Console, report: Any, dry_run: bool) -> None:
+    """The reference tables (of versions by reference) a GC removed, or would remove."""
+    if dry_run:
+        for key in report.tables_deleted:
+            console.print(f"  table   {key}", highlight=False)
+    if report.tables_deleted or report.tables_too_young:
+        console.print(
+            f"{len(report.tables_deleted)} reference table(s) no kept version names "
+            + ("would be removed" if dry_run else "removed")
+            + (f"; {report.tables_too_young} younger than the grace period left" if report.tables_too_young else ""),
             highlight=False,
         )
 

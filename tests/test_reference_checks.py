@@ -451,7 +451,7 @@ def test_gc_keeps_the_table_an_unreadable_record_names(
     seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
 ) -> None:
     """I5: a record that cannot be read (cut short here) may be a version by reference; the md5s in its bytes are
-    roots, its table among them."""
+    roots, its table among them; and one that names nothing keeps every table."""
     source = _folder(tmp_path / "d", make_store)
     _fill(source)
     store = source.store()
@@ -464,6 +464,12 @@ def test_gc_keeps_the_table_an_unreadable_record_names(
     store.backend.put(key, raw[:-3])
     report = store.gc(keep_last=1, grace=timedelta(0))
     assert report.unreadable_records == [key] and report.tables_deleted == []
+    assert layout.reference_key(first.reference.table) in _tables(store)
+    # A record that names nothing at all (empty) stops every deletion, of tables too (images@1 is dropped).
+    store.backend.put(key, raw)
+    store.backend.put(layout.version_key("other", 1), b"")
+    skipped = store.gc(keep_last=1, grace=timedelta(0))
+    assert skipped.versions_deleted == ["images@1"] and skipped.sweep_skipped and skipped.tables_deleted == []
     assert layout.reference_key(first.reference.table) in _tables(store)
 
 
