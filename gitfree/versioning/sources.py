@@ -17,6 +17,7 @@ import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 from urllib.parse import unquote, urlsplit
@@ -408,5 +409,11 @@ def _file_drift(entry: ReferenceEntry, st: os.stat_result) -> str | None:
     if (st.st_ino, st.st_dev) != (entry.inode, entry.device):
         what.append(f"it is another file (inode {entry.inode} on device {entry.device}, is {st.st_ino} on {st.st_dev})")
     if st.st_mtime_ns != entry.mtime_ns:
-        what.append(f"mtime_ns was {entry.mtime_ns}, is {st.st_mtime_ns}")
+        what.append(f"modified: mtime was {_when(entry.mtime_ns or 0)}, is {_when(st.st_mtime_ns)}")
     return "; ".join(what) or None
+
+
+def _when(ns: int) -> str:
+    """A file time in nanoseconds since the epoch, as UTC to the nanosecond (``2026-12-02 14:43:16.324968867``)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M:%S}.{rest:09d} UTC"
