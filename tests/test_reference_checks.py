@@ -139,9 +139,9 @@ def test_fsck_reports_each_drifted_source_object_per_version_and_writes_nothing(
         assert _found(report) == [
             ("images@1", "drift", "a.csv", a_csv),
             ("images@1", "drift", "b.txt", f"size was 7, is 15; ETag was {old['d/b.txt']}, is {now['d/b.txt']}"),
-            ("images@1", "drift", "z.json", "gone"),
+            ("images@1", "drift", "z.json", "it no longer exists"),
             ("images@2", "drift", "a.csv", a_csv),
-            ("images@2", "drift", "z.json", "gone"),
+            ("images@2", "drift", "z.json", "it no longer exists"),
         ]
     else:
         found = _found(report)
@@ -154,7 +154,7 @@ def test_fsck_reports_each_drifted_source_object_per_version_and_writes_nothing(
         ]
         assert re.fullmatch(r"modified: mtime was 20\d\d-\S+ \S+ UTC, is 20\d\d-\S+ \S+ UTC", found[0][3]), found
         assert found[1][3].startswith("size was 7, is 15; modified: mtime was ")
-        assert found[2][3] == "gone"
+        assert found[2][3] == "it no longer exists"
     assert report.sources == {"s3-versioned": 4, "s3": 3, "file": 3}[source.kind]  # one look per source object
     assert report.broken_versions == ["images@1", "images@2"] and not report.ok
 
@@ -175,7 +175,7 @@ def test_the_cli_says_which_version_which_key_and_what_differs_and_exits_5(
     assert result.output.splitlines() == [
         "images@1:",
         f"  drift: {source.url}a.csv (ETag was {was}, is {_etag(source, 'a.csv')})",
-        f"  drift: {source.url}z.json (gone)",
+        f"  drift: {source.url}z.json (it no longer exists)",
         "checked 1 version(s) of 1 dataset(s), 0 tag(s), 0 object(s), 3 source object(s) of versions by reference; "
         "a drifted source cannot be repaired here: restore it, or commit the source again (materialize a version "
         "while its source still holds it); 1 broken version(s)",

@@ -260,7 +260,7 @@ class S3Source(Source):
 
 
 def _gone(entry: ReferenceEntry) -> str:
-    return f"its version {entry.version_id} no longer exists" if entry.version_id else "gone"
+    return f"its version {entry.version_id} no longer exists" if entry.version_id else "it no longer exists"
 
 
 def _s3_drift(entry: ReferenceEntry, head: Head) -> str | None:
@@ -382,7 +382,7 @@ class FileSource(Source):
                 raise ConfigError(
                     f"cannot read the source {self.url}: it is no longer a folder (unmounted, moved or removed?)"
                 ) from None
-            return ["gone" for _ in entries]
+            return ["it no longer exists" for _ in entries]
         except OSError as exc:
             raise ConfigError(f"cannot read the source {self.url}: {exc.strerror} ({entries[0].path})") from None
         if not stat.S_ISREG(st.st_mode):
