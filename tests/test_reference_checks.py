@@ -28,7 +28,7 @@ from gitfree import Store
 from gitfree.cli import cli
 from gitfree.testing import CountingProxy, SeaweedFS
 from gitfree.versioning import layout
-from gitfree.versioning.models import Reference, References
+from gitfree.versioning.models import FileEntry, Reference, References
 from gitfree.versioning.objects import REFERENCES_KEPT
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -524,7 +524,7 @@ def test_a_long_lived_reader_keeps_a_bounded_number_of_reference_tables(
     make_store: Callable[..., Store], tmp_path: Path
 ) -> None:
     """A web view or a worker reads version after version: it keeps the last REFERENCES_KEPT tables, and reads a
-    dropped one again when its version is read again."""
+    dropped one again when its version is read again, also when it was dropped after the read's show."""
     most, _ = REFERENCES_KEPT
     writer = make_store("file")
     for i in range(most + 4):
@@ -538,3 +538,9 @@ def test_a_long_lived_reader_keeps_a_bounded_number_of_reference_tables(
     shutil.rmtree(reader.cache_dir)  # so the read goes to the source again, through a table read again
     assert reader.open("ds0@1", "f.txt").read() == b"file 0"
     assert len(reader.objects._referenced) == most
+    # A read whose table other reads dropped between its show and its fetch (threads of a web view) learns it
+    # again: here ds4's and ds5's, dropped by the reads above, are read by the steps that follow a show.
+    md5s = {i: hashlib.md5(f"file {i}".encode(), usedforsecurity=False).hexdigest() for i in (4, 5)}
+    assert reader.objects.verified("ds4@1", md5s[4]).read_bytes() == b"file 4"
+    entry = FileEntry(path="f.txt", md5=md5s[5], size=6)
+    assert reader.objects.peek_file("ds5@1", entry, 0, 4) == b"file"

@@ -153,6 +153,9 @@ class Objects:
         self._referenced: OrderedDict[str, tuple[Source, dict[str, ReferenceEntry]]] = OrderedDict()
         """The tables of versions by reference this process was told of (:meth:`refer`), by the table's md5, the
         last used last, at most :data:`REFERENCES_KEPT`: the source and each file's entry by md5."""
+        self.relearn: Callable[[str], None] | None = None
+        """Tell :meth:`refer` again of the table of the version ``ref`` (set by the :class:`.Store`): a read whose
+        files no kept table names calls it once, since other reads may have dropped that table since its ``show``."""
 
     def callback(self, description: str, unit: str = "file") -> Callback:
         return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
@@ -350,7 +353,7 @@ class Objects:
             return
         failed = self.transfer().download(missing, self.callback(f"Downloading {ref}"))
         state.remember((str(self.cached(md5)), md5) for md5 in missing if md5 not in failed)
-        referenced = {md5: where for md5 in sorted(failed) if (where := self._where(md5)) is not None}
+        referenced = self._located(ref, failed)
         if referenced:  # not in the store (not materialised): from the source, pinned and hash-checked
             with ThreadPoolExecutor(max_workers=min(self.jobs, 32)) as pool:
                 list(pool.map(self._from_source, referenced.items()))
@@ -366,6 +369,15 @@ class Objects:
                 f"{len(failed)} objects of {ref} are missing from {self.url} or do not match their hash "
                 f"(e.g. {layout.object_key(min(failed))}); run `gitfree fsck`"
             )
+
+    def _located(self, ref: str, md5s: Collection[str]) -> dict[str, tuple[Source, ReferenceEntry]]:
+        """Where each of ``md5s`` (files ``files/md5/`` lacks) is, by the kept tables; those of ``ref`` learnt again
+        (:attr:`relearn`) when some are in none."""
+        found = {md5: where for md5 in sorted(md5s) if (where := self._where(md5)) is not None}
+        if len(found) < len(md5s) and self.relearn is not None:
+            self.relearn(ref)
+            found = {md5: where for md5 in sorted(md5s) if (where := self._where(md5)) is not None}
+        return found
 
     def _from_source(self, item: tuple[str, tuple[Source, ReferenceEntry]]) -> None:
         """Read one referenced file from its source into a temporary file beside its place in the cache, hashed
@@ -424,6 +436,8 @@ class Objects:
         if entry.size is not None:
             return entry
         size = self.sizes([entry.md5]).get(entry.md5)
+        if size is None and self._located(ref, [entry.md5]):
+            size = self.sizes([entry.md5]).get(entry.md5)
         if size is None:
             raise self._missing(ref, entry)
         return entry.model_copy(update={"size": size})
@@ -435,6 +449,11 @@ class Objects:
         if length == 0:
             return b""
         start = offset if offset >= 0 else max(0, (self.sized(ref, entry).size or 0) + offset)
+        try:
+            return self.peek(entry.md5, start, start + length)
+        except KeyMissing:
+            if not self._located(ref, [entry.md5]):
+                raise self._missing(ref, entry) from None
         try:
             return self.peek(entry.md5, start, start + length)
         except KeyMissing:

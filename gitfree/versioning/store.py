@@ -126,6 +126,7 @@ class Store:
         self.objects = Objects(self.backend, self.cache_dir, settings.jobs, progress, settings.read_timeout)
         self.catalog = Catalog(self.backend, self.objects.read_many)
         self.settings = settings
+        self.objects.relearn = lambda ref: self._refer(self.catalog.resolve(ref))
 
     @property
     def settings(self) -> StoreSettings:
