@@ -287,13 +287,19 @@ def _forge_md5(store: Store, version: Any, path: str, claimed: bytes) -> None:
     VersionId still the object's), its listing uploaded, as a forged or buggy table would make it."""
     table, _ = store.catalog.references(version)
     md5 = hashlib.md5(claimed, usedforsecurity=False).hexdigest()
-    entries = [e.model_copy(update={"md5": md5}) if e.path == path else e for e in table.entries]
+    _forge(store, version, [e.model_copy(update={"md5": md5}) if e.path == path else e for e in table.entries])
+
+
+def _forge(store: Store, version: Any, entries: list[Any], *, listing_too: bool = True) -> None:
+    """Commit ``images@2``: ``version`` with a forged table of ``entries`` (and its listing, unless not)."""
+    table, _ = store.catalog.references(version)
     forged = References(source=table.source, kind=table.kind, entries=entries)
     data, listing = forged.data(), forged.listing()
     table_md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
     oid = layout.listing_oid(hashlib.md5(listing, usedforsecurity=False).hexdigest())
     store.backend.put(layout.reference_key(table_md5), data)
-    store.backend.put(layout.object_key(oid), listing)
+    if listing_too:
+        store.backend.put(layout.object_key(oid), listing)
     out = version.pointer.outs[0].model_copy(update={"md5": oid})
     record = version.model_copy(
         update={
@@ -305,6 +311,25 @@ def _forge_md5(store: Store, version: Any, path: str, claimed: bytes) -> None:
         }
     )
     store.catalog.create(layout.version_key("images", 2), record)
+
+
+def test_a_table_naming_a_path_outside_its_source_is_refused_without_looking(
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """A forged table whose entry climbs out of its folder (``../secret.txt``), its listing not uploaded (a listing
+    in the store is judged by the readers' path rules already): fsck says the listing is missing and the table is
+    bad, and never looks at the file outside."""
+    folder = _folder(tmp_path / "shared" / "data", make_store)
+    _fill(folder)
+    (tmp_path / "shared" / "secret.txt").write_bytes(b"not yours")
+    store = folder.store()
+    version = store.commit("images", folder.url, by_reference=True)
+    table, _ = store.catalog.references(version)
+    outside = table.entries[0].model_copy(update={"path": "../secret.txt"})
+    _forge(store, version, sorted([outside, *table.entries[1:]], key=lambda e: e.path), listing_too=False)
+    report = folder.store().fsck()
+    assert [(p.ref, p.kind) for p in report.problems] == [("images@2", "bad_table"), ("images@2", "missing_listing")]
+    assert "'../secret.txt'" in report.problems[0].detail and report.sources == 3
 
 
 # ---------------------------------------------------------------------------- fsck: a source that cannot be looked at

@@ -5,10 +5,12 @@ Over the catalog and the objects (never the :class:`.Store`), in named phases, i
 version's listing is read and hashed, then one listing of ``files/md5/`` answers existence for all
 versions at once; content is checked by the ETag where the server gives the md5 of the content, as S3
 does for single-part uploads, and by downloading and hashing with ``deep=True``, also for the file backend
-and multipart uploads), **tags** (each names an existing version), **latest** (each hint is a version's
-record), **leases** (stale ones counted; live ones are commits in flight), **edges** (every version's
-reverse lineage edges are there, but for a commit still in flight, and every edge holds), **steps** (each
-step note names a version its step made; a whole-store fsck only) and **repair**: ``repair=True``
+and multipart uploads; a version by reference needs its table, and its source to still hold what it committed:
+one HEAD or ``stat`` per source object, with ``deep=True`` a pinned read re-hashing it), **tags** (each
+names an existing version), **latest** (each hint is a version's record), **leases** (stale ones
+counted; live ones are commits in flight), **edges** (every version's reverse lineage edges are there,
+but for a commit still in flight, and every edge holds), **steps** (each step note names a version its
+step made; a whole-store fsck only) and **repair**: ``repair=True``
 re-uploads missing or damaged objects that the worker cache holds with the right hash (files before
 listings, as a commit does), points a broken ``latest.json`` at the head, writes missing edges and removes
 those that do not hold, and removes orphan step notes.
@@ -162,6 +164,8 @@ def _objects(objects: Objects, found: _Found, deep: bool) -> None:
             validate_entries(entries)
         except ListingError as exc:
             found.problems.append(_problem(exc.kind, layout.object_key(out.md5), str(exc), version))
+            if exc.kind == "missing_listing" and version.reference is not None:
+                found.by_reference.append((version, []))  # its table still says where its files are: checked too
             continue
         except UnsafePathError as exc:
             found.problems.append(_problem("bad_listing", layout.object_key(out.md5), str(exc), version))
@@ -173,10 +177,7 @@ def _objects(objects: Objects, found: _Found, deep: bool) -> None:
             found.needs[entry.md5].append(version)
     stored = objects.scan()
     found.stored = set(stored)
-    for version, files in found.by_reference:  # what files/md5/ holds of them (materialised) is checked as any object
-        for entry in files:
-            if entry.md5 in stored:
-                found.needs[entry.md5].append(version)
+    _materialised(found)
     verdicts = _judge(objects, stored, found, deep)
     for oid, referrers in sorted(found.needs.items()):
         verdict = verdicts.get(oid)
@@ -184,6 +185,14 @@ def _objects(objects: Objects, found: _Found, deep: bool) -> None:
             continue
         detail = "missing from the store" if verdict == "missing_object" else "content does not match its md5"
         found.problems.extend(_problem(verdict, layout.object_key(oid), detail, v) for v in referrers)
+
+
+def _materialised(found: _Found) -> None:
+    """What ``files/md5/`` holds of the versions by reference (materialised) is checked as any object is."""
+    for version, files in found.by_reference:
+        for entry in files:
+            if entry.md5 in found.stored:
+                found.needs[entry.md5].append(version)
 
 
 def _problem(kind: str, key: str, detail: str, version: Version | Dropped) -> Problem:
@@ -268,7 +277,11 @@ def _read_tables(catalog: Catalog, found: _Found) -> list[tuple[Version, Referen
 
     def one(version: Version) -> References | IntegrityError:
         try:
-            return catalog.references(version)[0]
+            table = catalog.references(version)[0]
+            validate_entries([FileEntry(path=e.path, md5=e.md5) for e in table.entries])  # no look outside its source
+            return table
+        except UnsafePathError as exc:
+            return IntegrityError(str(exc))
         except IntegrityError as exc:
             return exc
 

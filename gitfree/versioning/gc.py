@@ -19,14 +19,16 @@ lakeFS's GC do, with the lease protocol of :mod:`.leases`, over the catalog and 
 6. **Plan**: an object is *gitfree's* when a version record, a tombstone of a dropped version or an
    upload journal (``uploads/<lease>.json``, written by a commit before it uploads) names it. gitfree's
    objects that are not roots and older than the grace period go; any other object in DVC's layout is
-   *foreign* (a DVC project pushing to the same remote) and is only counted, unless ``delete_foreign``.
+   *foreign* (a DVC project pushing to the same remote) and is only counted, unless ``delete_foreign``. A
+   reference table (``references/<md5>.json``) no kept version, unreadable record or live commit lease names
+   goes once older than the grace period.
 7. **Sweep**: move each affected ``latest.json`` past what is dropped; replace each dropped version's
    record by a tombstone (the number stays taken, so it is never reused, and readers learn when it went),
    then delete the reverse lineage edges nothing kept is reached through; delete file objects, then
    listings (so a GC that dies part way still finds, through the tombstones' listings, what it has left
    to do), checking before each batch that the lock is still ours; then finished upload journals, dead
    leases and day-old probes; then the run notes (``runs/``) older than :data:`RUN_NOTES_KEPT`; then the
-   step notes of dropped versions (dead step claims are only counted).
+   step notes of dropped versions (dead step claims are only counted); then the reference tables planned.
 """
 
 from __future__ import annotations
