@@ -47,19 +47,29 @@ class Source:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_VERSIONED: dict[int, str] = {}
+"""The one versioned bucket of each SeaweedFS (by port): `weed mini` has volumes for about 30 buckets holding data,
+so the sources here are prefixes, in that bucket or (without versioning) in the session's own bucket."""
+
+
 def _s3(seaweedfs: SeaweedFS, make_store: Callable[..., Store], *, versioned: bool) -> Source:
     client = seaweedfs.client()
-    bucket = f"chk-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
+    bucket = seaweedfs.bucket
     if versioned:
-        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        if seaweedfs.s3_port not in _VERSIONED:
+            name = f"chk-{uuid.uuid4().hex[:12]}"
+            client.create_bucket(Bucket=name)
+            client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+            _VERSIONED[seaweedfs.s3_port] = name
+        bucket = _VERSIONED[seaweedfs.s3_port]
+    prefix = f"src-{uuid.uuid4().hex[:12]}/"
     return Source(
         "s3-versioned" if versioned else "s3",
-        f"s3://{bucket}/data/",
-        lambda path, data: client.put_object(Bucket=bucket, Key=f"data/{path}", Body=data),
-        lambda path: client.delete_object(Bucket=bucket, Key=f"data/{path}"),
+        f"s3://{bucket}/{prefix}",
+        lambda path, data: client.put_object(Bucket=bucket, Key=f"{prefix}{path}", Body=data),
+        lambda path: client.delete_object(Bucket=bucket, Key=f"{prefix}{path}"),
         lambda **kw: make_store("s3", **kw),
-        {"client": client, "bucket": bucket},
+        {"client": client, "bucket": bucket, "prefix": prefix},
     )
 
 
@@ -99,7 +109,7 @@ def _found(report: Any) -> list[tuple[str | None, str, str, str]]:
 
 
 def _etag(source: Source, path: str) -> str:
-    head = source.extra["client"].head_object(Bucket=source.extra["bucket"], Key=f"data/{path}")
+    head = source.extra["client"].head_object(Bucket=source.extra["bucket"], Key=f"{source.extra['prefix']}{path}")
     return str(head["ETag"]).strip('"')
 
 
@@ -126,7 +136,8 @@ def test_fsck_reports_each_drifted_source_object_per_version_and_writes_nothing(
         table, _ = store.catalog.references(first)
         pinned = next(e for e in table.entries if e.path == "a.csv").version_id
         assert pinned is not None
-        source.extra["client"].delete_object(Bucket=source.extra["bucket"], Key="data/a.csv", VersionId=pinned)
+        key = f"{source.extra['prefix']}a.csv"
+        source.extra["client"].delete_object(Bucket=source.extra["bucket"], Key=key, VersionId=pinned)
     before = _store_state(store)
     report = place_fsck = source.store().fsck()
     assert _store_state(store) == before  # fsck writes nothing
@@ -196,7 +207,7 @@ def test_drift_of_what_the_store_holds_is_a_note(source: Source) -> None:
         table, _ = store.catalog.references(version)
         for entry in table.entries:  # every version of the key goes, the pinned one too
             source.extra["client"].delete_object(
-                Bucket=source.extra["bucket"], Key=f"data/{entry.path}", VersionId=entry.version_id
+                Bucket=source.extra["bucket"], Key=f"{source.extra['prefix']}{entry.path}", VersionId=entry.version_id
             )
     else:
         source.remove("z.json")
