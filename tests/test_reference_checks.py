@@ -30,6 +30,8 @@ from gitfree.testing import CountingProxy, SeaweedFS
 from gitfree.versioning import layout
 from gitfree.versioning.models import FileEntry, Reference, References
 from gitfree.versioning.objects import REFERENCES_KEPT
+from gitfree.versioning.sources import FileSource
+from gitfree.versioning.sources import Source as BaseSource
 
 SPAWN = multiprocessing.get_context("spawn")
 FILES = {"a.csv": b"x,y\n1,2\n", "d/b.txt": b"hello b", "z.json": b"{}"}
@@ -341,6 +343,23 @@ def test_a_table_naming_a_path_outside_its_source_is_refused_without_looking(
     report = folder.store().fsck()
     assert [(p.ref, p.kind) for p in report.problems] == [("images@2", "bad_table"), ("images@2", "missing_listing")]
     assert "'../secret.txt'" in report.problems[0].detail and report.sources == 3
+
+
+def test_a_kind_of_source_without_a_look_of_its_own_is_checked_by_a_pinned_read_of_one_byte(
+    make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """``Source.drift`` by default (a kind of source that does not override it) reads one byte of each entry pinned
+    as a read is: here through a folder, whose own look is a stat."""
+    folder = _folder(tmp_path / "shared" / "data", make_store)
+    _fill(folder)
+    store = folder.store()
+    table, _ = store.catalog.references(store.commit("images", folder.url, by_reference=True))
+    source = FileSource(folder.extra["root"])
+    assert [BaseSource.drift(source, [e]) for e in table.entries] == [[None], [None], [None]]
+    folder.write("a.csv", b"x,y\n1,3\n")
+    folder.remove("z.json")
+    found = [BaseSource.drift(source, [e])[0] for e in table.entries]
+    assert found[0] is not None and found[0].startswith("modified") and found[1:] == [None, "it no longer exists"]
 
 
 # ---------------------------------------------------------------------------- fsck: a source that cannot be looked at

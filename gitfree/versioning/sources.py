@@ -97,6 +97,8 @@ class Source(ABC):
                 drift.append(None)
             except SourceChanged as exc:
                 drift.append(exc.what)
+            except KeyMissing:
+                drift.append(_gone(entry))
         return drift
 
     def rehash(self, entry: ReferenceEntry) -> tuple[str | None, int]:
@@ -107,6 +109,8 @@ class Source(ABC):
             got = self.read_into(entry, cast(BinaryIO, sink))
         except SourceChanged as exc:
             return exc.what, sink.size
+        except KeyMissing:
+            return _gone(entry), sink.size
         except OSError as exc:  # a folder's file that cannot be opened
             raise ConfigError(f"cannot read the source {self.url}: {exc.strerror or exc} ({entry.path})") from None
         if (got, sink.size) != (entry.md5, entry.size):
