@@ -358,7 +358,7 @@ class FileSource(Source):
         now = now.model_copy(update={"device": st.st_dev})
         if not _same_file(entry, now):
             f.close()
-            raise self._changed(entry, _stat_change(entry, now))
+            raise self._changed(entry, _file_drift(entry, st) or "changed")
 
     def read_into(self, entry: ReferenceEntry, out: BinaryIO) -> str:
         digest = hashlib.md5(usedforsecurity=False)
@@ -396,14 +396,6 @@ class FileSource(Source):
 
 def _same_file(old: ReferenceEntry, now: ReferenceEntry) -> bool:
     return (old.size, old.mtime_ns, old.inode, old.device) == (now.size, now.mtime_ns, now.inode, now.device)
-
-
-def _stat_change(old: ReferenceEntry, now: ReferenceEntry) -> str:
-    if old.size != now.size:
-        return f"size {old.size}, is {now.size}"
-    if (old.inode, old.device) != (now.inode, now.device):
-        return "it was replaced by another file"
-    return f"modified (mtime_ns was {old.mtime_ns}, is {now.mtime_ns})"
 
 
 def _file_drift(entry: ReferenceEntry, st: os.stat_result) -> str | None:
