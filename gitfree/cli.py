@@ -1399,6 +1399,7 @@ def gc(
         console.print(
             f"{report.foreign_objects} foreign object(s) ({format_size(report.foreign_bytes)}) {what}", highlight=False
         )
+    _print_tables(console, report, dry_run)
     if report.run_notes_removed:
         console.print(
             f"{report.run_notes_removed} run note(s) over 30 days old (lineage of finished orchestrator runs) "
@@ -1415,6 +1416,20 @@ def gc(
         console.print(
             f"{report.step_claims_stale} claim(s) of workers that died running a step (the next call of each "
             "step takes it over)",
+            highlight=False,
+        )
+
+
+def _print_tables(console: Console, report: Any, dry_run: bool) -> None:
+    """The reference tables (of versions by reference) a GC removed, or would remove."""
+    if dry_run:
+        for key in report.tables_deleted:
+            console.print(f"  table   {key}", highlight=False)
+    if report.tables_deleted or report.tables_too_young:
+        console.print(
+            f"{len(report.tables_deleted)} reference table(s) no kept version names "
+            + ("would be removed" if dry_run else "removed")
+            + (f"; {report.tables_too_young} younger than the grace period left" if report.tables_too_young else ""),
             highlight=False,
         )
 
@@ -1440,10 +1455,21 @@ def fsck(ctx: click.Context, datasets: tuple[str, ...], deep: bool, repair: bool
             for p in found:
                 state = "repaired" if p.repaired else p.kind.replace("_", " ")
                 console.print(f"  {state}: {p.key} ({p.detail})", highlight=False)
+        for note in report.notes:  # breaks no version: a materialised file's source drifted
+            console.print(
+                f"{note.ref}: note: {note.kind.replace('_', ' ')}: {note.key} ({note.detail})", highlight=False
+            )
         summary = (
             f"checked {report.versions} version(s) of {report.datasets} dataset(s), {report.tags} tag(s), "
             f"{report.objects} object(s)"
         )
+        if report.sources:
+            summary += f", {report.sources} source object(s) of versions by reference"
+        if any(p.kind == "drift" for p in report.problems):
+            summary += (
+                "; a drifted source cannot be repaired here: restore it, or commit the source again (materialize "
+                "a version while its source still holds it)"
+            )
         if report.unverified:
             summary += f"; {report.unverified} object(s) checked for presence only (use --deep)"
         if report.stale_leases:

@@ -390,3 +390,24 @@ def materialize_and_crash(url: str, options: dict[str, Any], cache: str, ref: st
 
     S3Backend.copy_from = copy_then_die  # type: ignore[method-assign]
     Store(url, cache_dir=cache, **options).materialize(ref)
+
+
+def commit_by_reference_paused(url: str, options: dict[str, Any], cache: str, source: str, ready: str, go: str) -> None:
+    """Commit ``source`` by reference as ``images``, holding still between the reference table's create and the
+    version record's (under its live lease): touch ``ready``, then wait until ``go`` exists."""
+    import re
+    import time
+
+    from gitfree import Store
+    from gitfree.testing import Faults
+
+    def hold(*_: Any) -> None:
+        Path(ready).touch()
+        deadline = time.monotonic() + 120
+        while not Path(go).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    store = Store(url, cache_dir=cache, **options)
+    with Faults(store) as faults:
+        faults.call("create", re.compile(r"^datasets/[^/]+/versions/"), hold, times=1)
+        store.commit("images", source, by_reference=True)

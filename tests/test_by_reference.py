@@ -488,7 +488,9 @@ def test_gc_and_fsck_take_versions_by_reference(place: Place) -> None:
     first = store.commit("images", place.url, by_reference=True)
     place.write("d/b.txt", b"changed")
     store.commit("images", place.url, by_reference=True)
-    assert store.fsck().problems == []
+    # A folder keeps no old bytes: images@1's d/b.txt drifted (a versioned bucket still holds them).
+    drifted = [] if place.kind == "s3" else [("drift", "images@1", f"{place.url}d/b.txt")]
+    assert [(p.kind, p.ref, p.key) for p in store.fsck().problems] == drifted
     report = store.gc(keep_last=1, grace=timedelta(0))
     assert (report.versions_deleted, report.deleted) == (["images@1"], [layout.object_key(first.md5)])
     assert place.store().open("images@2", "a.csv").read() == FILES["a.csv"]  # the source is untouched

@@ -596,10 +596,11 @@ class S3Backend(Backend):
                         obj.get("ETag", "").strip('"') or None,
                     )
 
-    def head(self, key: str) -> Head:
-        """One HEAD of ``key``; :class:`KeyMissing` if there is none."""
+    def head(self, key: str, version_id: str | None = None) -> Head:
+        """One HEAD of ``key`` (of its version ``version_id`` when given); :class:`KeyMissing` if there is none."""
+        pin: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         with self._translate(key):
-            return Head.of(self._client.head_object(Bucket=self.bucket, Key=self._key(key)))
+            return Head.of(self._client.head_object(Bucket=self.bucket, Key=self._key(key), **pin))
 
     def read_pinned(
         self, key: str, *, version_id: str | None, etag: str, start: int | None = None, end: int | None = None

@@ -210,6 +210,22 @@ class Catalog:
             )
         return table, listing
 
+    def table_listings(self, md5s: Iterable[str]) -> dict[str, str | None]:
+        """For each reference table ``references/<md5>.json`` (read in parallel): the oid (``md5.dir``) of the listing
+        it makes, or ``None`` when it is missing, does not match its hash or does not parse (garbage collection keeps
+        the tables a live commit lease names through that listing)."""
+        keys = {layout.reference_key(md5): md5 for md5 in md5s}
+        found: dict[str, str | None] = {}
+        for key, raw in self._read_many(list(keys)).items():
+            md5 = keys[key]
+            found[md5] = None
+            if raw is None or hashlib.md5(raw, usedforsecurity=False).hexdigest() != md5:
+                continue
+            with contextlib.suppress(IntegrityError):
+                listing = self.parse(key, raw, References).listing()
+                found[md5] = layout.listing_oid(hashlib.md5(listing, usedforsecurity=False).hexdigest())
+        return found
+
     def numbers(self, dataset: str) -> list[int]:
         """Every number with a record (versions and tombstones of dropped ones), ascending."""
         numbers = []

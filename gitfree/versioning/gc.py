@@ -19,14 +19,16 @@ lakeFS's GC do, with the lease protocol of :mod:`.leases`, over the catalog and 
 6. **Plan**: an object is *gitfree's* when a version record, a tombstone of a dropped version or an
    upload journal (``uploads/<lease>.json``, written by a commit before it uploads) names it. gitfree's
    objects that are not roots and older than the grace period go; any other object in DVC's layout is
-   *foreign* (a DVC project pushing to the same remote) and is only counted, unless ``delete_foreign``.
+   *foreign* (a DVC project pushing to the same remote) and is only counted, unless ``delete_foreign``. A
+   reference table (``references/<md5>.json``) no kept version, unreadable record or live commit lease names
+   goes once older than the grace period.
 7. **Sweep**: move each affected ``latest.json`` past what is dropped; replace each dropped version's
    record by a tombstone (the number stays taken, so it is never reused, and readers learn when it went),
    then delete the reverse lineage edges nothing kept is reached through; delete file objects, then
    listings (so a GC that dies part way still finds, through the tombstones' listings, what it has left
    to do), checking before each batch that the lock is still ours; then finished upload journals, dead
    leases and day-old probes; then the run notes (``runs/``) older than :data:`RUN_NOTES_KEPT`; then the
-   step notes of dropped versions (dead step claims are only counted).
+   step notes of dropped versions (dead step claims are only counted); then the reference tables planned.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import layout, lineage
@@ -87,6 +89,8 @@ class _Leases:
     """Ids of the live commit leases."""
     dead: list[str]
     """Keys of dead leases (and of records that are not commit leases)."""
+    pointers: set[str] = field(default_factory=set)
+    """The outputs the live commit leases name (their listings): a reference table making one is a root."""
 
 
 def _leases(objects: Objects, coordinator: Coordinator, deadline: float | None) -> _Leases:
@@ -107,7 +111,8 @@ def _leases(objects: Objects, coordinator: Coordinator, deadline: float | None) 
             for lease in live:
                 if lease.pointer is not None and lease not in pending:
                     roots |= objects.referenced(lease.pointer)
-            return _Leases(roots, {str(lease.id) for lease in live}, dead)
+            pointers = {lease.pointer for lease in live if lease.pointer is not None}
+            return _Leases(roots, {str(lease.id) for lease in live}, dead, pointers)
         if time.monotonic() > deadline:
             first = pending[0]
             raise ConflictError(
@@ -269,16 +274,21 @@ def _plan(
     return plan
 
 
+def _kept_references(inventory: Inventory, kept: dict[str, set[int]]) -> list[Version]:
+    """The kept versions by reference."""
+    return [
+        version
+        for name, numbers in kept.items()
+        for number in numbers
+        if (version := inventory.datasets[name].versions.get(number)) is not None and version.reference is not None
+    ]
+
+
 def _spare_sources(url: str, inventory: Inventory, kept: dict[str, set[int]], plan: _Plan) -> int:
     """R2, checked before anything is deleted: a key to delete is an object key of this store (``files/md5/``),
     and no kept version by reference has its source above it (only a source overlapping the store, which the
     commit refuses, or a forged record, can). Such keys are kept, counted and said; returns how many."""
-    sources = {
-        version.reference.source
-        for name, numbers in kept.items()
-        for number in numbers
-        if (version := inventory.datasets[name].versions.get(number)) is not None and version.reference is not None
-    }
+    sources = {version.reference.source for version in _kept_references(inventory, kept) if version.reference}
     base = url.rstrip("/") + "/"
     spared = [
         info
@@ -295,6 +305,60 @@ def _spare_sources(url: str, inventory: Inventory, kept: dict[str, set[int]], pl
         keys = {info.key for info in spared}
         plan.doomed = [info for info in plan.doomed if info.key not in keys]
     return len(spared)
+
+
+@dataclass
+class _Tables:
+    """The reference tables (``references/<md5>.json``) to delete, and those left."""
+
+    doomed: list[str] = field(default_factory=list)
+    young: int = 0
+    """Tables no kept version names, younger than the grace period."""
+    spared: int = 0
+    """Tables left because they lie under the source of a kept version by reference (R2)."""
+
+
+def _tables(
+    catalog: Catalog,
+    inventory: Inventory,
+    kept: dict[str, set[int]],
+    in_flight: _Leases,
+    cutoff: datetime,
+    skipped: str | None,
+) -> _Tables:
+    """Phase **plan**, for the reference tables. A table is a root when a kept version names it, when the bytes of
+    an unreadable record name its md5 (I5), or when the listing it makes is the output a live commit lease names
+    (a commit by reference between its table and its record, R5: it may also have found the table there and be
+    about to name it); one that cannot be read is kept while any commit is in flight. Every other table is
+    gitfree's (nothing else writes under ``references/``) and goes once older than the grace period, as an
+    unreferenced object does; keys there that are not tables stay. Nothing goes when the sweep is skipped."""
+    kept_versions = _kept_references(inventory, kept)
+    roots = {version.reference.table for version in kept_versions if version.reference}
+    for entry in inventory.datasets.values():
+        for raw, _ in entry.unreadable.values():
+            roots |= {layout.md5_of(oid) for oid in layout.oids_in(raw)}
+    plan = _Tables()
+    candidates: dict[str, str] = {}
+    for info in catalog.backend.scan(layout.REFERENCES):
+        md5 = layout.parse_reference_key(info.key)
+        if md5 is None or md5 in roots:
+            continue
+        if info.modified > cutoff:
+            plan.young += 1
+        else:
+            candidates[md5] = info.key
+    if candidates and in_flight.pointers:
+        for md5, listing in catalog.table_listings(candidates).items():
+            if listing is None or listing in in_flight.pointers:
+                del candidates[md5]
+    sources = {version.reference.source for version in kept_versions if version.reference}
+    base = catalog.url.rstrip("/") + "/"
+    for md5, key in list(candidates.items()):
+        if any(f"{base}{key}".startswith(source) for source in sources):
+            del candidates[md5]
+            plan.spared += 1
+    plan.doomed = [] if skipped else sorted(candidates.values())
+    return plan
 
 
 def _dead_edges(catalog: Catalog, inventory: Inventory, dropping: Iterable[Version]) -> list[str]:
@@ -456,6 +520,7 @@ def collect(
             objects, inventory, roots, dropping, in_flight.live, _before(started, policy.grace), delete_foreign
         )
         in_sources = _spare_sources(catalog.url, inventory, kept, plan)
+        tables = _tables(catalog, inventory, kept, in_flight, _before(started, policy.grace), skipped)
         plan.edges = _dead_edges(catalog, inventory, dropping)
         notes = _expired_notes(catalog, started)
         steps = _dead_steps(catalog, inventory, dropping)
@@ -464,12 +529,15 @@ def collect(
             _sweep(catalog, holder, inventory, kept, dropping, plan, in_flight, started, skipped)
             _forget_runs(catalog, holder, notes)
             _forget_steps(catalog, holder, steps)
+            _delete(catalog, holder, tables.doomed)  # after the tombstones: no record names them any more
         if skipped:
             logger.warning("gc: %s", skipped)
         report = _report(dry_run, delete_foreign, inventory, kept, dropping, plan, in_flight, skipped)
         return report.model_copy(
             update={
-                "in_sources": in_sources,
+                "in_sources": in_sources + tables.spared,
+                "tables_deleted": tables.doomed,
+                "tables_too_young": tables.young,
                 "run_notes_removed": len(notes),
                 "step_notes_removed": len(steps),
                 "step_claims_stale": claims,

@@ -970,6 +970,11 @@ class GcReport(BaseModel):
     """Why no object was deleted this time, when a record gave no clue of what it references."""
     edges_removed: int = 0
     """Reverse lineage edges of dropped versions removed (or, in a dry run, to remove)."""
+    tables_deleted: list[str] = Field(default_factory=list)
+    """Keys of the reference tables (``references/<md5>.json``) no kept version names, removed (or to remove): those
+    of dropped versions, and those a commit by reference killed before its record left."""
+    tables_too_young: int = 0
+    """Reference tables no kept version names, left because they are younger than the grace period."""
     run_notes_removed: int = 0
     """Run notes (``runs/``: the versions orchestrator runs pulled) older than ``RUN_NOTES_KEPT`` (30 days),
     removed (a dry run: that would be). They are lineage hints of finished runs, never needed for safety."""
@@ -996,9 +1001,14 @@ class Problem(BaseModel):
         "missing_edge",
         "orphan_edge",
         "orphan_step",
+        "missing_table",
+        "bad_table",
+        "drift",
+        "source_unreadable",
     ]
     key: str
-    """The store key that is wrong."""
+    """The store key that is wrong (for ``drift``, the source object's URL; for ``source_unreadable``, the
+    source's)."""
     detail: str
     dataset: str | None = None
     number: int | None = None
@@ -1025,6 +1035,11 @@ class FsckReport(BaseModel):
     """Objects whose content was not hashed (a multipart ETag, and not ``deep``)."""
     stale_leases: int
     problems: list[Problem]
+    notes: list[Problem] = Field(default_factory=list)
+    """What was found that breaks no version, so does not fail ``fsck``: the drift of a source file of a version by
+    reference that ``files/md5/`` holds too (materialised: reads take the store's copy)."""
+    sources: int = 0
+    """Source objects of versions by reference looked at (one HEAD or ``stat`` each; ``deep``: read and hashed)."""
 
     @property
     def ok(self) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "LISTINGS_KEPT",
     "PEEK_LENGTH",
     "PEEK_MAX",
+    "REFERENCES_KEPT",
     "TRANSFER_JOBS",
     "ListingError",
     "Objects",
@@ -62,6 +63,10 @@ parts anyway, so its ETag is no md5 and a copy would need the same read to be ch
 LISTINGS_KEPT = (4, 400_000)
 """The checked listings an :class:`Objects` keeps in memory: the last 4 used, fewer when together they hold
 over 400,000 entries (the newest one is always kept). Parsing a listing of 100,000 files costs about a second."""
+REFERENCES_KEPT = (8, 400_000)
+"""The reference tables an :class:`Objects` keeps in memory (where the files of versions by reference are): the
+last 8 used, fewer when together they hold over 400,000 entries (the newest one is always kept). One dropped is
+read again at the next :meth:`.Store.show` of its version."""
 
 
 class ListingError(IntegrityError):
@@ -150,9 +155,12 @@ class Objects:
         self._checked_lock = threading.Lock()
         self._vouched: dict[str, tuple[int, int, int]] = {}
         """Objects whose cached copy the hash state vouched for: oid -> (inode, size, mtime) then (:meth:`peek`)."""
-        self._referenced: dict[str, list[tuple[Source, ReferenceEntry]]] = {}
-        """Files of versions by reference this process was told of (:meth:`refer`): md5 -> every place its bytes
-        are, the latest told first (a read tries each: one version's drifted source never fails another's read)."""
+        self._referenced: OrderedDict[str, tuple[Source, dict[str, ReferenceEntry]]] = OrderedDict()
+        """The tables of versions by reference this process was told of (:meth:`refer`), by the table's md5, the
+        last used last, at most :data:`REFERENCES_KEPT`: the source and each file's entry by md5."""
+        self.relearn: Callable[[str], None] | None = None
+        """Tell :meth:`refer` again of the table of the version ``ref`` (set by the :class:`.Store`): a read whose
+        files no kept table names calls it once, since other reads may have dropped that table since its ``show``."""
 
     def callback(self, description: str, unit: str = "file") -> Callback:
         return self._progress(description, unit) if self._progress else DEFAULT_CALLBACK
@@ -219,16 +227,38 @@ class Objects:
                 return
         atomic_write(path, listing)
 
-    def refer(self, oid: str, table: References, listing: bytes, source: Source) -> None:
-        """Learn where the files of a version by reference are (its listing ``oid``, rebuilt from ``table`` as
-        ``listing``, and the ``source`` its entries name): a read that finds an object neither in the worker
-        cache nor in ``files/md5/`` reads it from there, pinned and hash-checked (:meth:`fetch`, :meth:`peek`)."""
+    def refer(self, oid: str, table: References, listing: bytes, source: Source, table_md5: str) -> None:
+        """Learn where the files of a version by reference are (its listing ``oid``, rebuilt from ``table`` (whose
+        md5 is ``table_md5``) as ``listing``, and the ``source`` its entries name): a read that finds an object
+        neither in the worker cache nor in ``files/md5/`` reads it from there, pinned and hash-checked
+        (:meth:`fetch`, :meth:`peek`). The last :data:`REFERENCES_KEPT` tables are kept."""
         self.keep_listing(oid, listing)
+        most, entries_max = REFERENCES_KEPT
         with self._checked_lock:
-            for entry in table.entries:
-                places = self._referenced.setdefault(entry.md5, [])
-                if all((s.url, e) != (source.url, entry) for s, e in places):
-                    places.insert(0, (source, entry))
+            self._referenced[table_md5] = (source, {entry.md5: entry for entry in table.entries})
+            self._referenced.move_to_end(table_md5)
+            while len(self._referenced) > 1 and (
+                len(self._referenced) > most or sum(len(e) for _, e in self._referenced.values()) > entries_max
+            ):
+                self._referenced.popitem(last=False)
+
+    def referred(self, table_md5: str) -> bool:
+        """Whether the table ``table_md5`` is kept (:meth:`refer`); it is then the last used."""
+        with self._checked_lock:
+            if table_md5 not in self._referenced:
+                return False
+            self._referenced.move_to_end(table_md5)
+            return True
+
+    def _places(self, md5: str) -> list[tuple[Source, ReferenceEntry]]:
+        """Every place the bytes of ``md5`` are, by the kept tables (the last used first)."""
+        with self._checked_lock:
+            return [(source, entries[md5]) for source, entries in reversed(self._referenced.values()) if md5 in entries]
+
+    def _where(self, md5: str) -> tuple[Source, ReferenceEntry] | None:
+        """The first of :meth:`_places`, if any."""
+        places = self._places(md5)
+        return places[0] if places else None
 
     def files(self, out: Output) -> list[FileEntry]:
         """The files of a version's output: its listing's entries, or the one file."""
@@ -295,8 +325,8 @@ class Objects:
             try:
                 return self.backend.size(layout.object_key(md5))
             except KeyMissing:
-                where = self._referenced.get(md5)
-                return where[0][1].size if where else -1
+                where = self._where(md5)
+                return where[1].size if where else -1
 
         unique = sorted(set(md5s))
         with ThreadPoolExecutor(max_workers=_SIZE_JOBS) as pool:
@@ -329,10 +359,10 @@ class Objects:
             return
         failed = self.transfer().download(missing, self.callback(f"Downloading {ref}"))
         state.remember((str(self.cached(md5)), md5) for md5 in missing if md5 not in failed)
-        referenced = sorted(md5 for md5 in failed if md5 in self._referenced)
+        referenced = self._located(ref, failed)
         if referenced:  # not in the store (not materialised): from the source, pinned and hash-checked
             with ThreadPoolExecutor(max_workers=min(self.jobs, 32)) as pool:
-                list(pool.map(self._from_source, referenced))
+                list(pool.map(self._from_source, referenced.items()))
             state.remember((str(self.cached(md5)), md5) for md5 in referenced)
             failed -= set(referenced)
         if len(failed) == 1:
@@ -346,11 +376,21 @@ class Objects:
                 f"(e.g. {layout.object_key(min(failed))}); run `gitfree fsck`"
             )
 
-    def _from_source(self, md5: str) -> None:
+    def _located(self, ref: str, md5s: Collection[str]) -> dict[str, list[tuple[Source, ReferenceEntry]]]:
+        """Where each of ``md5s`` (files ``files/md5/`` lacks) is, by the kept tables; those of ``ref`` learnt again
+        (:attr:`relearn`) when some are in none."""
+        found = {md5: places for md5 in sorted(md5s) if (places := self._places(md5))}
+        if len(found) < len(md5s) and self.relearn is not None:
+            self.relearn(ref)
+            found = {md5: places for md5 in sorted(md5s) if (places := self._places(md5))}
+        return found
+
+    def _from_source(self, item: tuple[str, list[tuple[Source, ReferenceEntry]]]) -> None:
         """Read one referenced file from its source into a temporary file beside its place in the cache, hashed
         as it streams; only bytes of the entry's md5 and size are renamed into the cache (R1)."""
+        md5, places = item
         errors: list[IntegrityError] = []
-        for source, entry in list(self._referenced[md5]):
+        for source, entry in places:
             try:
                 return self._read_source(md5, source, entry)
             except IntegrityError as exc:
@@ -406,7 +446,7 @@ class Objects:
         ``CopyObject`` (:data:`COPY_MAX`). ``None``: it is streamed."""
         if not isinstance(self.backend, S3Backend):
             return None
-        for source, entry in self._referenced.get(md5, []):
+        for source, entry in self._places(md5):
             if (
                 isinstance(source, S3Source)
                 and entry.etag == entry.md5
@@ -490,14 +530,14 @@ class Objects:
         try:
             return self.backend.get_range(layout.object_key(oid), start, end)
         except KeyMissing:
-            if not self._referenced.get(oid):
+            if not self._places(oid):
                 raise
             return self._peek_source(oid, start, end)
 
     def _peek_source(self, oid: str, start: int, end: int) -> bytes:
         """:meth:`peek` of a referenced file the store lacks: each place it is (pinned as a read is), in turn."""
         errors: list[IntegrityError] = []
-        for source, entry in list(self._referenced[oid]):
+        for source, entry in self._places(oid):
             try:
                 return source.read_range(entry, start, end)
             except IntegrityError as exc:
@@ -509,6 +549,8 @@ class Objects:
         if entry.size is not None:
             return entry
         size = self.sizes([entry.md5]).get(entry.md5)
+        if size is None and self._located(ref, [entry.md5]):
+            size = self.sizes([entry.md5]).get(entry.md5)
         if size is None:
             raise self._missing(ref, entry)
         return entry.model_copy(update={"size": size})
@@ -520,6 +562,11 @@ class Objects:
         if length == 0:
             return b""
         start = offset if offset >= 0 else max(0, (self.sized(ref, entry).size or 0) + offset)
+        try:
+            return self.peek(entry.md5, start, start + length)
+        except KeyMissing:
+            if not self._located(ref, [entry.md5]):
+                raise self._missing(ref, entry) from None
         try:
             return self.peek(entry.md5, start, start + length)
         except KeyMissing:

@@ -13,14 +13,16 @@ key and what differs.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 from . import layout
@@ -29,6 +31,7 @@ from .backends import (
     BlobInfo,
     GCSBackend,
     GCSObjectInfo,
+    Head,
     KeyMissing,
     ObjectInfo,
     PreconditionFailed,
@@ -41,11 +44,44 @@ from .models import FileEntry, ReferenceEntry, References
 from .staging import ignore_rules
 from .tree import validate_entries
 
-__all__ = ["AzureSource", "FileSource", "GCSSource", "S3Source", "Source", "UnreachableSource", "open_source"]
+__all__ = [
+    "AzureSource",
+    "FileSource",
+    "GCSSource",
+    "S3Source",
+    "Source",
+    "SourceChanged",
+    "UnreachableSource",
+    "open_source",
+]
 
 _HEAD_JOBS = 32
 """HEADs (and hashing reads) in flight while a commit looks at new or changed keys."""
 _CHUNK = 1 << 20
+
+
+class SourceChanged(IntegrityError):
+    """A source object no longer holds what a version by reference committed: ``what`` says what differs
+    ("ETag was …, is …", "it no longer exists", …), the message names the key and what to do."""
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
+class _Sink(io.RawIOBase):
+    """Where ``fsck --deep`` streams a source object it re-hashes: the bytes are counted, never kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.size += len(data)
+        return len(data)
 
 
 class Source(ABC):
@@ -71,13 +107,50 @@ class Source(ABC):
     def read_range(self, entry: ReferenceEntry, start: int, end: int) -> bytes:
         """The bytes ``[start, end)`` of the entry (cut at its size), not hash-checked, pinned as a read is."""
 
+    def drift(self, entries: Sequence[ReferenceEntry]) -> list[str | None]:
+        """What differs now (``None``: nothing) for each of ``entries``, entries of one source object (one path,
+        and one VersionId), for ``fsck``: S3 sends one HEAD (of that version when there is one), a folder one
+        ``stat``, never a read of the bytes. ``ConfigError`` when the source cannot be looked at (credentials, a
+        folder gone). This default, for a kind of source without a cheaper look, reads one byte of each entry
+        pinned as a read is."""
+        drift: list[str | None] = []
+        for entry in entries:
+            try:
+                if entry.size:
+                    self.read_range(entry, 0, 1)
+                else:
+                    self.read_into(entry, cast(BinaryIO, _Sink()))
+                drift.append(None)
+            except SourceChanged as exc:
+                drift.append(exc.what)
+            except KeyMissing:
+                drift.append(_gone(entry))
+        return drift
+
+    def rehash(self, entry: ReferenceEntry) -> tuple[str | None, int]:
+        """Read the entry pinned, as a read does, hash its bytes and keep none of them: what differs (``None``:
+        nothing: the md5 and size are the entry's) and the bytes read. ``ConfigError`` when it cannot be read."""
+        sink = _Sink()
+        try:
+            got = self.read_into(entry, cast(BinaryIO, sink))
+        except SourceChanged as exc:
+            return exc.what, sink.size
+        except KeyMissing:
+            return _gone(entry), sink.size
+        except OSError as exc:  # a folder's file that cannot be opened
+            raise ConfigError(f"cannot read the source {self.url}: {exc.strerror or exc} ({entry.path})") from None
+        if (got, sink.size) != (entry.md5, entry.size):
+            return f"md5 of its bytes is {got} ({sink.size} bytes), was {entry.md5} ({entry.size} bytes)", sink.size
+        return None, sink.size
+
     def key_url(self, entry: ReferenceEntry) -> str:
         return f"{self.url}{entry.path}"
 
-    def _changed(self, entry: ReferenceEntry, what: str) -> IntegrityError:
-        return IntegrityError(
+    def _changed(self, entry: ReferenceEntry, what: str) -> SourceChanged:
+        return SourceChanged(
             f"{self.key_url(entry)} changed since it was committed by reference: {what}; nothing was read from it "
-            "(restore it, or commit the source again; materialize a version while its source holds it)"
+            "(restore it, or commit the source again; materialize a version while its source holds it)",
+            what,
         )
 
 
@@ -274,6 +347,27 @@ class S3Source(Source):
             return b""
         return b"".join(self._pinned(entry, start, end))
 
+    def drift(self, entries: Sequence[ReferenceEntry]) -> list[str | None]:
+        first = entries[0]
+        try:
+            head = self.backend.head(first.path, first.version_id)
+        except KeyMissing:
+            return [_gone(entry) for entry in entries]
+        return [_s3_drift(entry, head) for entry in entries]
+
+
+def _gone(entry: ReferenceEntry) -> str:
+    return f"its version {entry.version_id} no longer exists" if entry.version_id else "it no longer exists"
+
+
+def _s3_drift(entry: ReferenceEntry, head: Head) -> str | None:
+    what = []
+    if head.size != entry.size:
+        what.append(f"size was {entry.size}, is {head.size}")
+    if head.etag != entry.etag:
+        what.append(f"ETag was {entry.etag}, is {head.etag}")
+    return "; ".join(what) or None
+
 
 def _folder_marker(info: ObjectInfo | BlobInfo | GCSObjectInfo) -> bool:
     """A console's zero-byte folder marker: ``sub/`` below the prefix, or the prefix's own ``prefix/`` (the key
@@ -401,7 +495,7 @@ class FileSource(Source):
         now = now.model_copy(update={"device": st.st_dev})
         if not _same_file(entry, now):
             f.close()
-            raise self._changed(entry, _stat_change(entry, now))
+            raise self._changed(entry, _file_drift(entry, st) or "changed")
 
     def read_into(self, entry: ReferenceEntry, out: BinaryIO) -> str:
         digest = hashlib.md5(usedforsecurity=False)
@@ -419,6 +513,22 @@ class FileSource(Source):
         with self._opened(entry) as f:
             f.seek(start)
             return f.read(end - start)
+
+    def drift(self, entries: Sequence[ReferenceEntry]) -> list[str | None]:
+        path = self.root / entries[0].path
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            if not self.root.is_dir():
+                raise ConfigError(
+                    f"cannot read the source {self.url}: it is no longer a folder (unmounted, moved or removed?)"
+                ) from None
+            return ["it no longer exists" for _ in entries]
+        except OSError as exc:
+            raise ConfigError(f"cannot read the source {self.url}: {exc.strerror} ({entries[0].path})") from None
+        if not stat.S_ISREG(st.st_mode):
+            return ["it is no longer a regular file" for _ in entries]
+        return [_file_drift(entry, st) for entry in entries]
 
 
 def _open_regular(path: Path) -> BinaryIO | None:
@@ -449,14 +559,6 @@ def _same_file(old: ReferenceEntry, now: ReferenceEntry) -> bool:
     is each client's own (NFS gives every mount its own), so another worker, or the same one after a remount,
     sees another for the very same file; the md5 of the bytes read is checked at every read anyway (R1)."""
     return (old.size, old.mtime_ns, old.inode) == (now.size, now.mtime_ns, now.inode)
-
-
-def _stat_change(old: ReferenceEntry, now: ReferenceEntry) -> str:
-    if old.size != now.size:
-        return f"size {old.size}, is {now.size}"
-    if old.inode != now.inode:
-        return "it was replaced by another file"
-    return f"modified (mtime_ns was {old.mtime_ns}, is {now.mtime_ns})"
 
 
 # --------------------------------------------------------------------------- az:// and gs:// sources
@@ -656,3 +758,20 @@ class GCSSource(Source):
         parts: list[bytes] = []
         self._read(entry, parts.append, start, end)
         return b"".join(parts)
+
+
+def _file_drift(entry: ReferenceEntry, st: os.stat_result) -> str | None:
+    what = []
+    if st.st_size != entry.size:
+        what.append(f"size was {entry.size}, is {st.st_size}")
+    if st.st_ino != entry.inode:  # not the device: each client of a share numbers it its own way (see _same_file)
+        what.append(f"it is another file (inode {entry.inode}, is {st.st_ino})")
+    if st.st_mtime_ns != entry.mtime_ns:
+        what.append(f"modified: mtime was {_when(entry.mtime_ns or 0)}, is {_when(st.st_mtime_ns)}")
+    return "; ".join(what) or None
+
+
+def _when(ns: int) -> str:
+    """A file time in nanoseconds since the epoch, as UTC to the nanosecond (``2026-12-02 14:43:16.324968867``)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M:%S}.{rest:09d} UTC"

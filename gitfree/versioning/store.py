@@ -140,9 +140,8 @@ class Store:
         self.objects = Objects(self.backend, self.cache_dir, settings.jobs, progress, settings.read_timeout)
         self.catalog = Catalog(self.backend, self.objects.read_many)
         self.settings = settings
-        self._referred: set[str] = set()
-        """The reference tables already given to the objects (:meth:`_refer`)."""
         self._source_options, self._commit_options = _source_options(source_options)
+        self.objects.relearn = lambda ref: self._refer(self.catalog.resolve(ref))
 
     @property
     def settings(self) -> StoreSettings:
@@ -172,7 +171,7 @@ class Store:
                 collection (the message says when, and what exists).
         """
         version = ref if isinstance(ref, Version) else self.catalog.resolve(ref)
-        if version.reference is not None and version.reference.table not in self._referred:
+        if version.reference is not None and not self.objects.referred(version.reference.table):
             self._refer(version)
         return version
 
@@ -183,8 +182,7 @@ class Store:
         if version.reference is None:
             return
         table, listing = self.catalog.references(version)
-        self.objects.refer(version.md5, table, listing, self._source_of(table))
-        self._referred.add(version.reference.table)
+        self.objects.refer(version.md5, table, listing, self._source_of(table), version.reference.table)
 
     def _source_of(self, table: References) -> Source:
         """The source of a reference table: on the store's endpoint and credentials, or, when the table names an
@@ -840,9 +838,14 @@ class Store:
         it is the md5; ``deep=True`` downloads and hashes every object instead. ``repair=True`` re-uploads
         missing or damaged objects the worker cache holds intact, rewrites edges, then checks again.
         ``report.ok`` tells whether anything is left broken.
+
+        A version by reference needs its table, and its source to hold what it committed: one HEAD (a folder: one
+        ``stat``) per source object, or with ``deep=True`` a pinned read re-hashing it. A difference is ``drift``
+        on that version (``repair`` cannot fix it: the bytes are not the store's), or only a note in
+        ``report.notes`` where ``files/md5/`` holds the file (:meth:`materialize`).
         """
         parts = (self.catalog, self.objects, self.coordinator)
-        return fsck_module.run(*parts, deep=deep, repair=repair, datasets=datasets)
+        return fsck_module.run(*parts, deep=deep, repair=repair, datasets=datasets, sources=self._source_of)
 
 
 def _source_options(
