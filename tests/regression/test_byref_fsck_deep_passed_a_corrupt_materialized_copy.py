@@ -4,9 +4,8 @@ corrupt: fsck skips every file of a version by reference (its files are its sour
 gone, a pull fails, and a ``dvc pull`` of the export gets the bad bytes. Found by the hostile pass over versions
 by reference (issue 18).
 
-The fix belongs to fsck (``fsck._objects``), which another branch is changing for drift checks; the smallest fix:
-judge a version by reference's entries that are in the store's scan as any needed object (hash_mismatch when
-corrupt), and skip only the ones absent from it. Marked ``xfail(strict=True)`` until then.
+Fixed with fsck's check of references: a file of a version by reference that ``files/md5/`` holds (materialised)
+is checked as any object the store needs (``hash_mismatch`` when corrupt), and only the others are its source's.
 """
 
 from __future__ import annotations
@@ -14,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from helpers import write_tree
 
 from gitfree import Store
 from gitfree.versioning import layout
 
 
-@pytest.mark.xfail(strict=True, reason="fsck skips the materialised copies of versions by reference (fsck.py)")
 def test_fsck_deep_finds_a_corrupt_materialized_copy(make_store: Callable[..., Store], tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {"a.txt": b"the bytes of a", "b.txt": b"the bytes of b"})
     store = make_store("file")
