@@ -104,7 +104,7 @@ def test_a_dag_versions_a_source_bucket_by_reference_and_materialises_it(
     assert (imported["ref"], imported["source"], imported["created"]) == ("demo/landed@1", source, True)
     [kept] = _xcoms(airflow_env, "keep")
     assert (kept["ref"], kept["materialized"]) == ("demo/landed@1", True)
-    assert f"materialized demo/landed@1: 2 files copied into {store.url}" in run.output
+    assert f"materialized demo/landed@1: 2 files copied on the server, 0 streamed, into {store.url}" in run.output
 
     # The source unchanged: the task succeeds, no version, no event.
     again = airflow_env.dags_test("gitfree_by_reference", source=source, dest=str(tmp_path / "again"))
