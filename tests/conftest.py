@@ -7,10 +7,12 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore_data import share_botocore_loader
 from figures import FIGURES, FULL, Figures
+from helpers import ALL_KINDS, DEFAULT_KINDS, kind_of
 
 from gitfree import Store
 from gitfree.testing import Azurite, FakeGCS, SeaweedFS, azurite_binary, fake_gcs_binary
@@ -121,34 +123,84 @@ def s3_url(seaweedfs: SeaweedFS) -> str:
     return f"s3://{seaweedfs.bucket}/t-{uuid.uuid4().hex[:12]}"
 
 
+class Servers:
+    """The servers one test reaches, each started (once per test process) when first asked for: per kind of store
+    (:data:`helpers.ALL_KINDS`), the store URL under the test's one fresh prefix, the ``Store`` options and the
+    ``GITFREE_*``/emulator variables the CLI needs."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path, s3_url: str) -> None:
+        self._request, self._tmp_path = request, tmp_path
+        self.prefix = s3_url.rsplit("/", 1)[1]
+
+    def server(self, kind: str) -> SeaweedFS | Azurite | FakeGCS:
+        name = {"s3": "seaweedfs", "az": "azurite", "gs": "fake_gcs"}[kind]
+        server: SeaweedFS | Azurite | FakeGCS = self._request.getfixturevalue(name)  # only the tests that ask start it
+        return server
+
+    def url(self, kind: str) -> str:
+        if kind == "file":
+            return str(self._tmp_path / "file-store")
+        server = self.server(kind)
+        where = server.container if isinstance(server, Azurite) else server.bucket
+        return f"{kind}://{where}/{self.prefix}"
+
+    def options(self, kind: str) -> dict[str, Any]:
+        return {} if kind == "file" else self.server(kind).store_options()
+
+    def env(self, kind: str) -> dict[str, str]:
+        return {} if kind == "file" else self.server(kind).env()
+
+
 @pytest.fixture
-def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str
-) -> Callable[..., Store]:
-    """A store factory; each call gets its own worker cache (as a separate worker would)."""
+def servers(request: pytest.FixtureRequest, tmp_path: Path, s3_url: str) -> Servers:
+    return Servers(request, tmp_path, s3_url)
+
+
+@pytest.fixture
+def make_store(tmp_path: Path, servers: Servers) -> Callable[..., Store]:
+    """A store factory (``kind``: one of :data:`helpers.ALL_KINDS`); each call gets its own worker cache (as a
+    separate worker would), all calls of one kind the same store."""
     counter = iter(range(1000))
 
     def make(kind: str = "s3", **kwargs: object) -> Store:
+        if kind not in ALL_KINDS:
+            raise ValueError(f"no store kind {kind!r}: one of {ALL_KINDS}")
         cache = tmp_path / f"cache-{next(counter)}"
-        if kind == "s3":
-            return Store(s3_url, cache_dir=cache, **seaweedfs.store_options(), **kwargs)  # type: ignore[arg-type]
-        if kind == "az":
-            azurite = request.getfixturevalue("azurite")  # only the tests that ask start Azurite
-            url = f"az://{azurite.container}/{s3_url.rsplit('/', 1)[1]}"
-            return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
-        if kind == "gs":
-            server = request.getfixturevalue("fake_gcs")  # only the tests that ask start fake-gcs-server
-            url = f"gs://{server.bucket}/{s3_url.rsplit('/', 1)[1]}"
-            return Store(url, cache_dir=cache, **server.store_options(), **kwargs)  # type: ignore[arg-type]
-        return Store(tmp_path / "file-store", cache_dir=cache, **kwargs)  # type: ignore[arg-type]
+        return Store(servers.url(kind), cache_dir=cache, **servers.options(kind), **kwargs)  # type: ignore[arg-type]
 
     return make
 
 
-@pytest.fixture(params=["s3", "file"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``store`` runs each test on S3 and on a local directory; ``@pytest.mark.kinds(...)`` on a test or module
+    names other kinds (``pytest.mark.kinds(*ALL_KINDS)``: also on Azurite and fake-gcs-server)."""
+    defs = metafunc._arg2fixturedefs.get("store") if "store" in metafunc.fixturenames else None
+    if not defs or defs[-1].func.__module__ != __name__:
+        return  # no ``store``, or the test module's own
+    if any("store" in _argnames(mark) for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # the test parametrises ``store`` itself
+    mark = metafunc.definition.get_closest_marker("kinds")
+    kinds = mark.args if mark is not None else DEFAULT_KINDS
+    metafunc.parametrize("store", kinds, indirect=True)
+
+
+def _argnames(mark: pytest.Mark) -> list[str]:
+    names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+    return [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+
+
+@pytest.fixture
 def store(request: pytest.FixtureRequest, make_store: Callable[..., Store]) -> Store:
-    """The same tests against both backends."""
+    """The same tests against each kind of store (see :func:`pytest_generate_tests`)."""
     return make_store(request.param)
+
+
+@pytest.fixture
+def store_env(request: pytest.FixtureRequest, servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's ``store``'s endpoint and credentials in the environment, for the CLI."""
+    kind = kind_of(request.getfixturevalue("store"))
+    for key, value in servers.env(kind).items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture

@@ -5,6 +5,22 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from gitfree import Store
+
+#: The kinds of store the shared suites run on: S3 (SeaweedFS), a local directory, Azure Blob (Azurite) and
+#: Google Cloud Storage (fake-gcs-server). ``@pytest.mark.kinds(*ALL_KINDS)`` runs a ``store`` test on each.
+ALL_KINDS = ("s3", "file", "az", "gs")
+#: The kinds a ``store`` test runs on without a ``kinds`` mark.
+DEFAULT_KINDS = ("s3", "file")
+#: The kinds on an object-storage server.
+REMOTE_KINDS = ("s3", "az", "gs")
+
+
+def kind_of(store: Store) -> str:
+    """The kind of ``store`` (one of :data:`ALL_KINDS`), from its URL's scheme."""
+    scheme = store.url.split("://", 1)[0] if "://" in store.url else "file"
+    return scheme if scheme in ALL_KINDS else "file"
+
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:
     for rel, data in files.items():
