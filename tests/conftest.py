@@ -7,12 +7,11 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore_data import share_botocore_loader
 from figures import FIGURES, FULL, Figures
-from helpers import ALL_KINDS, DEFAULT_KINDS, kind_of
+from helpers import ALL_KINDS, DEFAULT_KINDS, Servers, kind_of
 
 from gitfree import Store
 from gitfree.testing import Azurite, FakeGCS, SeaweedFS, azurite_binary, fake_gcs_binary
@@ -121,34 +120,6 @@ def prefect_harness() -> Iterator[None]:
 @pytest.fixture
 def s3_url(seaweedfs: SeaweedFS) -> str:
     return f"s3://{seaweedfs.bucket}/t-{uuid.uuid4().hex[:12]}"
-
-
-class Servers:
-    """The servers one test reaches, each started (once per test process) when first asked for: per kind of store
-    (:data:`helpers.ALL_KINDS`), the store URL under the test's one fresh prefix, the ``Store`` options and the
-    ``GITFREE_*``/emulator variables the CLI needs."""
-
-    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path, s3_url: str) -> None:
-        self._request, self._tmp_path = request, tmp_path
-        self.prefix = s3_url.rsplit("/", 1)[1]
-
-    def server(self, kind: str) -> SeaweedFS | Azurite | FakeGCS:
-        name = {"s3": "seaweedfs", "az": "azurite", "gs": "fake_gcs"}[kind]
-        server: SeaweedFS | Azurite | FakeGCS = self._request.getfixturevalue(name)  # only the tests that ask start it
-        return server
-
-    def url(self, kind: str) -> str:
-        if kind == "file":
-            return str(self._tmp_path / "file-store")
-        server = self.server(kind)
-        where = server.container if isinstance(server, Azurite) else server.bucket
-        return f"{kind}://{where}/{self.prefix}"
-
-    def options(self, kind: str) -> dict[str, Any]:
-        return {} if kind == "file" else self.server(kind).store_options()
-
-    def env(self, kind: str) -> dict[str, str]:
-        return {} if kind == "file" else self.server(kind).env()
 
 
 @pytest.fixture

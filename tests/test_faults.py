@@ -1,5 +1,5 @@
-"""gitfree.testing's fault seam: each action of ``Faults`` on the S3 backend (SeaweedFS) and the file backend,
-and the controllable ``Clock``."""
+"""gitfree.testing's fault seam: each action of ``Faults`` on the S3 (SeaweedFS), Azure Blob (Azurite), Google
+Cloud Storage (fake-gcs-server) and file backends, and the controllable ``Clock``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import read_tree, write_tree
+from helpers import ALL_KINDS, kind_of, read_tree, write_tree
 
 from gitfree import ConfigError, GitfreeError, Store
 from gitfree.testing import Call, Clock, Faults, InjectedFault
@@ -21,6 +21,8 @@ from gitfree.versioning.backends import FileBackend, KeyExists, KeyMissing, Outc
 from gitfree.versioning.models import utcnow
 
 VERSIONS = re.compile(r"^datasets/[^@]+/versions/")
+
+pytestmark = pytest.mark.kinds(*ALL_KINDS)
 
 
 def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -268,7 +270,8 @@ def test_a_store_whose_conditions_are_dropped_is_refused(store: Store, tmp_path:
     store.commit("ds", write_tree(tmp_path / "v1", {"a": b"1"}))  # proven writable, as it is
     with Faults(store) as faults:
         faults.drop_condition(op)
-        with pytest.raises(ConfigError, match="ignores 'If-None-Match" if op == "create" else "ignores 'If-Match'"):
+        condition = store.backend.create_condition if op == "create" else store.backend.swap_condition
+        with pytest.raises(ConfigError, match=f"ignores {re.escape(condition)}"):
             store.commit("ds", write_tree(tmp_path / "v2", {"a": b"2"}))
     assert [v.number for v in store.log("ds")] == [1]
     assert not list(store.backend.list(layout.PROBES)), "the probe cleaned up"
@@ -308,7 +311,7 @@ def test_call_sees_each_call_before_and_after(store: Store) -> None:
 
 def test_call_can_interleave_another_worker(store: Store, make_store: Callable[..., Store], tmp_path: Path) -> None:
     """Another worker commits just before this one creates its record: this one takes the next number."""
-    other = make_store("s3" if store.url.startswith("s3://") else "file")
+    other = make_store(kind_of(store))
     other.commit("ds", write_tree(tmp_path / "o1", {"a": b"other 1"}))
     with Faults(store) as faults:
         faults.call(
@@ -341,7 +344,7 @@ def test_object_transfers_can_be_failed_as_a_whole(
     store: Store, make_store: Callable[..., Store], tmp_path: Path
 ) -> None:
     store.commit("ds", write_tree(tmp_path / "v1", {"a": b"1"}))
-    reader = make_store("s3" if store.url.startswith("s3://") else "file")  # its worker cache lacks the object
+    reader = make_store(kind_of(store))  # its worker cache lacks the object
     with Faults(reader) as faults:
         rule = faults.fail("object_store", error=InjectedFault("the object transfer failed; retry"))
         with pytest.raises(InjectedFault, match="object transfer failed"):
