@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
@@ -63,19 +64,6 @@ def azurite() -> Iterator[Azurite]:
         yield server
 
 
-@pytest.fixture
-def az_store(tmp_path: Path, azurite: Azurite) -> Callable[..., Store]:
-    """A factory of stores on Azurite under one fresh prefix; each call gets its own worker cache."""
-    url = f"az://{azurite.container}/t-{uuid.uuid4().hex[:12]}"
-    counter = iter(range(1000))
-
-    def make(**kwargs: object) -> Store:
-        cache = tmp_path / f"az-cache-{next(counter)}"
-        return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
-
-    return make
-
-
 @pytest.fixture(scope="session")
 def fake_gcs() -> Iterator[FakeGCS]:
     """One fake-gcs-server per test process; the tests that ask skip with one line without it (or without
@@ -87,19 +75,6 @@ def fake_gcs() -> Iterator[FakeGCS]:
     pytest.importorskip("google.cloud.storage", reason="install the gcs extra: pip install -e '.[dev,gcs]'")
     with FakeGCS(bucket="gitfree-tests") as server:
         yield server
-
-
-@pytest.fixture
-def gcs_store(tmp_path: Path, fake_gcs: FakeGCS) -> Callable[..., Store]:
-    """A factory of stores on fake-gcs-server under one fresh prefix; each call gets its own worker cache."""
-    url = f"gs://{fake_gcs.bucket}/t-{uuid.uuid4().hex[:12]}"
-    counter = iter(range(1000))
-
-    def make(**kwargs: object) -> Store:
-        cache = tmp_path / f"gcs-cache-{next(counter)}"
-        return Store(url, cache_dir=cache, **fake_gcs.store_options(), **kwargs)  # type: ignore[arg-type]
-
-    return make
 
 
 @pytest.fixture(scope="session")
@@ -177,6 +152,19 @@ def store_env(request: pytest.FixtureRequest, servers: Servers, monkeypatch: pyt
 @pytest.fixture
 def s3_store(make_store: Callable[..., Store]) -> Store:
     return make_store("s3")
+
+
+@pytest.fixture
+def az_store(make_store: Callable[..., Store]) -> Callable[..., Store]:
+    """A factory of stores on Azurite under the test's one fresh prefix; each call gets its own worker cache."""
+    return functools.partial(make_store, "az")
+
+
+@pytest.fixture
+def gcs_store(make_store: Callable[..., Store]) -> Callable[..., Store]:
+    """A factory of stores on fake-gcs-server under the test's one fresh prefix; each call gets its own worker
+    cache."""
+    return functools.partial(make_store, "gs")
 
 
 # ---------------------------------------------------------------------------- reliability figures
