@@ -13,7 +13,7 @@ import fsspec
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.tests.abstract import AbstractFixtures, AbstractGetTests
-from helpers import random_tree, read_tree, write_tree
+from helpers import ALL_KINDS, random_tree, read_tree, write_tree
 
 from gitfree import IntegrityError, Store
 from gitfree.testing import CountingProxy, SeaweedFS
@@ -60,6 +60,7 @@ def test_pandas_reads_one_file_of_a_version_fetching_only_its_object(
     assert counts.bytes_down < 20_000 < total, counts
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_listing_info_glob_find_and_cat(store: Store, tmp_path: Path) -> None:
     src = write_tree(
         tmp_path / "src",
@@ -100,6 +101,7 @@ def layout_md5(store: Store, path: str, ref: str = "ds@1") -> str:
     return next(e.md5 for e in store.files(ref) if e.path == path)
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_refs_tags_and_latest(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "v1", {"x.txt": b"one"}))
     store.tag("ds@1", "prod")
@@ -117,6 +119,7 @@ def test_refs_tags_and_latest(store: Store, tmp_path: Path) -> None:
     assert fs.cat(f"{single.ref}/model.bin") == b"\x00" * 9
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_missing_paths_and_bad_refs_are_file_not_found(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a/b.txt": b"1"}))
     fs = _fs(store)
@@ -135,6 +138,7 @@ def test_missing_paths_and_bad_refs_are_file_not_found(store: Store, tmp_path: P
     assert fs.ls("ds@1/a/b.txt", detail=False) == ["ds@1/a/b.txt"]  # fsspec: ls of a file is the file
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_writes_are_refused_and_change_nothing(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"1"}))
     fs = _fs(store)
@@ -159,6 +163,7 @@ def test_writes_are_refused_and_change_nothing(store: Store, tmp_path: Path) -> 
     assert fs.cat("ds@1/a.txt") == b"1"
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_reads_are_hash_checked(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"good", "b.txt": b"fine"}))
     md5 = layout_md5(store, "a.txt")
