@@ -101,7 +101,6 @@ def layout_md5(store: Store, path: str, ref: str = "ds@1") -> str:
     return next(e.md5 for e in store.files(ref) if e.path == path)
 
 
-@pytest.mark.kinds(*ALL_KINDS)
 def test_refs_tags_and_latest(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "v1", {"x.txt": b"one"}))
     store.tag("ds@1", "prod")
@@ -119,7 +118,6 @@ def test_refs_tags_and_latest(store: Store, tmp_path: Path) -> None:
     assert fs.cat(f"{single.ref}/model.bin") == b"\x00" * 9
 
 
-@pytest.mark.kinds(*ALL_KINDS)
 def test_missing_paths_and_bad_refs_are_file_not_found(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a/b.txt": b"1"}))
     fs = _fs(store)
@@ -138,7 +136,6 @@ def test_missing_paths_and_bad_refs_are_file_not_found(store: Store, tmp_path: P
     assert fs.ls("ds@1/a/b.txt", detail=False) == ["ds@1/a/b.txt"]  # fsspec: ls of a file is the file
 
 
-@pytest.mark.kinds(*ALL_KINDS)
 def test_writes_are_refused_and_change_nothing(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"1"}))
     fs = _fs(store)

@@ -58,7 +58,6 @@ def _wrongly_deleted(store: Store, keep: list[str]) -> int:
     return len(needed - present)
 
 
-@pytest.mark.kinds(*ALL_KINDS)
 def test_retention_keeps_tags_heads_and_objects_shared_across_datasets(
     store: Store, make_store: Callable[..., Store], tmp_path: Path, figures: Figures
 ) -> None:

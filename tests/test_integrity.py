@@ -1,4 +1,7 @@
-"""Hostile records and corrupted bytes: refused before anything is written, never materialised."""
+"""Hostile records and corrupted bytes: refused before anything is written, never materialised.
+
+Corrupted objects and listings on S3, Azurite and fake-gcs-server; hostile records on S3 and a local directory
+(their checks are the records' and paths', the same code on every kind of store)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,10 @@ from pathlib import Path
 
 import pytest
 from figures import Figures
-from helpers import ALL_KINDS, REMOTE_KINDS, read_tree, write_tree
+from helpers import REMOTE_KINDS, read_tree, write_tree
 
 from gitfree import InputError, IntegrityError, Store, UnsafePathError, Version
 from gitfree.versioning import layout
-
-pytestmark = pytest.mark.kinds(*ALL_KINDS)
 
 
 def _forge_version(store: Store, dataset: str, entries: list[dict[str, str]]) -> Version:

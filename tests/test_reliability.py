@@ -2,8 +2,9 @@
 
 Small in the default suite; ``make reliability`` (``GITFREE_RELIABILITY=full``) runs the full sizes:
 32 writers on one dataset, 8 writers on each of 4 datasets, more kill points, more tag races.
-On S3 (SeaweedFS); the writers on one dataset, two kill points, the tag races also on Azure Blob (Azurite) and
-Google Cloud Storage (fake-gcs-server).
+On S3 (SeaweedFS); also on Azure Blob (Azurite) and Google Cloud Storage (fake-gcs-server), smaller: writers on
+one dataset (4; 8 at full size), a kill between the version record and latest.json (and, with ``make slow``, just
+before the record), one round of the tag race (10 at full size), the stale tag moves.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _race(servers: Servers, kind: str, tmp_path: Path, plan: list[tuple[str, Pat
     [
         ("s3", 1, 32 if FULL else 6),
         ("s3", 4 if FULL else 2, 8 if FULL else 3),
-        *((k, 1, 8 if FULL else 6) for k in EMULATED),
+        *((k, 1, 8 if FULL else 4) for k in EMULATED),
     ],
     ids=["one", "several", *(f"{k}-one" for k in EMULATED)],
 )
@@ -167,7 +168,7 @@ def test_two_writers_creating_one_tag(servers: Servers, tmp_path: Path, figures:
     store = _reader(servers, kind, tmp_path / "c")
     for i in range(2):
         store.commit("ds", write_tree(tmp_path / f"v{i}", {"f": bytes([i])}))
-    rounds = 10 if FULL else 2
+    rounds = 10 if FULL else (2 if kind == "s3" else 1)
     winners = conflicts = 0
     for r in range(rounds):
         barrier, results = SPAWN.Barrier(2), SPAWN.Queue()
