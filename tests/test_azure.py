@@ -9,14 +9,16 @@ test_cli.py."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import write_tree
 
 from gitfree import Store
 from gitfree.cli import cli
-from gitfree.testing import AZURITE_ACCOUNT, Azurite
+from gitfree.testing import AZURITE_ACCOUNT, Azurite, Faults
 from gitfree.versioning.backends import AzureBackend, KeyExists, PreconditionFailed, open_backend
 from gitfree.versioning.config import StoreSettings
 from gitfree.versioning.errors import ConfigError, InputError
@@ -113,3 +115,18 @@ def test_a_write_without_an_answer_is_outcome_unknown_and_a_refused_connection_a
             open_backend(settings).create("k", b"1")
     with pytest.raises(ConfigError, match="cannot reach the Azure endpoint"):
         open_backend(settings).create("k", b"1")  # the port is closed now (test_bad_input.py: of a Store)
+
+
+@pytest.mark.parametrize("op", ["create", "replace"])
+def test_a_service_dropping_a_condition_is_refused_in_azures_words(
+    az_store: Callable[..., Store], tmp_path: Path, op: str
+) -> None:
+    """As if a proxy in front of Azure stripped If-None-Match / If-Match: refused, nothing written, and the error
+    says what to use in Azure's terms, not S3's (tests/test_faults.py runs the rest on every kind of store)."""
+    store = az_store()
+    with Faults(store) as faults:
+        faults.drop_condition(op)
+        with pytest.raises(ConfigError, match="ignores 'If-") as caught:
+            store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    assert "Use Azure Blob Storage itself, or Azurite." in str(caught.value) and "S3" not in str(caught.value)
+    assert store.datasets() == []
