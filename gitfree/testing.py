@@ -21,9 +21,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar, Self
 
 from ._proxy import CountingProxy, Counts
 
@@ -72,9 +73,86 @@ class _PortTaken(RuntimeError):
     """``weed`` could not bind one of its ports."""
 
 
+class _LoopbackServer:
+    """What :class:`SeaweedFS`, :class:`Azurite` and :class:`FakeGCS` share: one child process on 127.0.0.1
+    whose output goes to ``_log``, polled until a probe succeeds, ended by :meth:`stop` (also on ``with`` exit)."""
+
+    label: ClassVar[str]
+    startup_timeout: float
+    process: subprocess.Popen[bytes] | None
+    _log: IO[bytes] | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _launch(self, command: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, **popen)  # noqa: S603
+        self.process = process
+        return process
+
+    def _poll_ready(
+        self,
+        probe: Callable[[], object],
+        *,
+        exited: Callable[[int], Exception] | None = None,
+        retry_on: tuple[type[Exception], ...] = (Exception,),
+        interval: float = 0.1,
+    ) -> None:
+        """Call ``probe`` until it returns (the server is ready); raise ``exited(returncode)`` (or a RuntimeError)
+        if the process ends first, and a RuntimeError after ``startup_timeout`` seconds (the server stopped)."""
+        process = self.process
+        if process is None:
+            raise RuntimeError(f"{self.label}: the process is not started")
+        deadline = time.monotonic() + self.startup_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                if exited is not None:
+                    raise exited(process.returncode)
+                raise RuntimeError(f"{self.label} exited with {process.returncode}")
+            try:
+                probe()
+                return
+            except retry_on as exc:  # not ready yet: poll again
+                last = exc
+                time.sleep(interval)
+        self.stop()
+        why = f": {type(last).__name__}" if last is not None else ""
+        raise RuntimeError(f"{self.label} did not become ready in {self.startup_timeout}s{why}")
+
+    def _end_process(self, graceful: float | None = None) -> None:
+        """Kill the process (or, with ``graceful`` seconds, ``SIGTERM`` it and kill it only after them), close
+        the log."""
+        process, self.process = self.process, None
+        if process is not None:
+            if graceful is None:
+                process.kill()
+            else:
+                process.terminate()
+            try:
+                process.wait(timeout=graceful)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def stop(self) -> None:
+        self._end_process()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class SeaweedFS:
+class SeaweedFS(_LoopbackServer):
     """Start ``weed mini`` with credentials on free loopback ports; stop it and remove its data on exit."""
+
+    label: ClassVar[str] = "SeaweedFS"
 
     bucket: str = "gitfree"
     access_key: str = "gitfree-test"
@@ -152,11 +230,9 @@ class SeaweedFS:
             if self._log is not None:
                 self._log.close()
             self._log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - closed by stop()
-            self.process = subprocess.Popen(  # noqa: S603 - our own argument list
-                self.command(self.data_dir), env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir
-            )
+            self._launch(self.command(self.data_dir), env=env, cwd=self.data_dir)
             try:
-                self._wait_ready(self.process)
+                self._wait_ready()
                 return self
             except _PortTaken:
                 # Another process took a port between our check and weed's bind: try other ports.
@@ -180,24 +256,19 @@ class SeaweedFS:
             config=botocore.config.Config(**config) if config else None,
         )
 
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+    def _wait_ready(self) -> None:
         client = self.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5)
-        deadline = time.monotonic() + self.startup_timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                text = (self.data_dir / "weed.log").read_text(errors="replace") if self.data_dir else ""
-                kind = _PortTaken if ("address already in use" in text or "reserved for gRPC" in text) else RuntimeError
-                raise kind(f"SeaweedFS exited with {process.returncode}; see {self.data_dir}/weed.log")
-            try:
-                client.put_object(Bucket=self.bucket, Key=".ready", Body=b"")
-                client.delete_object(Bucket=self.bucket, Key=".ready")
-                return
-            except Exception as exc:  # not ready yet: poll again
-                last = exc
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"SeaweedFS did not become ready in {self.startup_timeout}s: {type(last).__name__}")
+
+        def probe() -> None:
+            client.put_object(Bucket=self.bucket, Key=".ready", Body=b"")
+            client.delete_object(Bucket=self.bucket, Key=".ready")
+
+        def exited(code: int) -> Exception:
+            text = (self.data_dir / "weed.log").read_text(errors="replace") if self.data_dir else ""
+            kind = _PortTaken if ("address already in use" in text or "reserved for gRPC" in text) else RuntimeError
+            return kind(f"SeaweedFS exited with {code}; see {self.data_dir}/weed.log")
+
+        self._poll_ready(probe, exited=exited)
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
@@ -213,28 +284,9 @@ class SeaweedFS:
         were opened). A ``data_dir`` given by the caller is kept, so there the server gets ``SIGTERM``
         and up to :attr:`stop_timeout` seconds to close its volumes and metadata store cleanly.
         """
-        process, self.process = self.process, None
-        if process is not None:
-            if self._own_dir:
-                process.kill()
-            else:
-                process.terminate()
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._end_process(graceful=None if self._own_dir else self.stop_timeout)
         if self._own_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> SeaweedFS:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"SeaweedFS(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
@@ -264,8 +316,10 @@ def azurite_binary() -> str:
 
 
 @dataclass
-class Azurite:
+class Azurite(_LoopbackServer):
     """Start Azurite's blob service on a free loopback port (telemetry off); stop it and remove its data on exit."""
+
+    label: ClassVar[str] = "Azurite"
 
     container: str = "gitfree"
     data_dir: Path | None = None
@@ -306,34 +360,30 @@ class Azurite:
             "--skipApiVersionCheck",
             "--disableTelemetry",  # Azurite phones home otherwise: only 127.0.0.1 may be contacted
         ]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir)  # noqa: S603
-        self._wait_ready(self.process)
+        self._launch(command, cwd=self.data_dir)
+        self._wait_ready()
         return self
 
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+    def _wait_ready(self) -> None:
         import obstore
         from obstore.store import AzureStore
 
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"Azurite exited with {process.returncode}; see {self.data_dir}/azurite.log")
-            try:
-                self.create_container(self.container)
-                store = AzureStore(
-                    self.container,
-                    account_name=AZURITE_ACCOUNT,
-                    account_key=AZURITE_KEY,
-                    endpoint=self.endpoint,
-                    client_options={"allow_http": True},
-                )
-                obstore.put(store, ".ready", b"")
-                obstore.delete(store, ".ready")
-                return
-            except Exception:  # not ready yet: poll again
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"Azurite did not become ready in {self.startup_timeout}s")
+        def probe() -> None:
+            self.create_container(self.container)
+            store = AzureStore(
+                self.container,
+                account_name=AZURITE_ACCOUNT,
+                account_key=AZURITE_KEY,
+                endpoint=self.endpoint,
+                client_options={"allow_http": True},
+            )
+            obstore.put(store, ".ready", b"")
+            obstore.delete(store, ".ready")
+
+        def exited(code: int) -> Exception:
+            return RuntimeError(f"Azurite exited with {code}; see {self.data_dir}/azurite.log")
+
+        self._poll_ready(probe, exited=exited)
 
     def create_container(self, name: str) -> None:
         """Create a container (Create Container, signed with the development key); an existing one is fine."""
@@ -368,21 +418,9 @@ class Azurite:
                 raise
 
     def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            process.kill()
-            process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._end_process()
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> Azurite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"Azurite(endpoint={self.endpoint!r}, container={self.container!r})"
@@ -407,11 +445,12 @@ def fake_gcs_binary() -> str:
 
 
 @dataclass
-class FakeGCS:
+class FakeGCS(_LoopbackServer):
     """Start fake-gcs-server (in memory) on a free loopback port with one bucket; stop it on exit.
 
     Reach it anonymously through its JSON API: ``Store("gs://BUCKET/prefix", **server.store_options())``."""
 
+    label: ClassVar[str] = "fake-gcs-server"
     bucket: str = "gitfree"
     startup_timeout: float = 30.0
     port: int = 0
@@ -438,18 +477,9 @@ class FakeGCS:
             *("-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port), "-backend", "memory"),
             *("-external-url", self.endpoint, "-public-host", f"127.0.0.1:{self.port}", "-log-level", "error"),
         ]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)  # noqa: S603
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"fake-gcs-server exited with {self.process.returncode}")
-            try:
-                self.create_bucket(self.bucket)
-                return self
-            except OSError:  # not listening yet: poll again
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"fake-gcs-server did not become ready in {self.startup_timeout}s")
+        self._launch(command)
+        self._poll_ready(lambda: self.create_bucket(self.bucket), retry_on=(OSError,), interval=0.05)
+        return self
 
     def create_bucket(self, name: str) -> None:
         """Create a bucket through the JSON API; an existing one is fine."""
@@ -468,21 +498,6 @@ class FakeGCS:
         except urllib.error.HTTPError as exc:
             if exc.code != 409:  # already there
                 raise
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            process.kill()
-            process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> FakeGCS:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"FakeGCS(endpoint={self.endpoint!r}, bucket={self.bucket!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from botocore_data import share_botocore_loader
 from figures import FIGURES, FULL, Figures
+from helpers import ALL_KINDS, DEFAULT_KINDS, Servers, kind_of
 
 from gitfree import Store
 from gitfree.testing import Azurite, FakeGCS, SeaweedFS, azurite_binary, fake_gcs_binary
@@ -62,19 +64,6 @@ def azurite() -> Iterator[Azurite]:
         yield server
 
 
-@pytest.fixture
-def az_store(tmp_path: Path, azurite: Azurite) -> Callable[..., Store]:
-    """A factory of stores on Azurite under one fresh prefix; each call gets its own worker cache."""
-    url = f"az://{azurite.container}/t-{uuid.uuid4().hex[:12]}"
-    counter = iter(range(1000))
-
-    def make(**kwargs: object) -> Store:
-        cache = tmp_path / f"az-cache-{next(counter)}"
-        return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
-
-    return make
-
-
 @pytest.fixture(scope="session")
 def fake_gcs() -> Iterator[FakeGCS]:
     """One fake-gcs-server per test process; the tests that ask skip with one line without it (or without
@@ -86,19 +75,6 @@ def fake_gcs() -> Iterator[FakeGCS]:
     pytest.importorskip("google.cloud.storage", reason="install the gcs extra: pip install -e '.[dev,gcs]'")
     with FakeGCS(bucket="gitfree-tests") as server:
         yield server
-
-
-@pytest.fixture
-def gcs_store(tmp_path: Path, fake_gcs: FakeGCS) -> Callable[..., Store]:
-    """A factory of stores on fake-gcs-server under one fresh prefix; each call gets its own worker cache."""
-    url = f"gs://{fake_gcs.bucket}/t-{uuid.uuid4().hex[:12]}"
-    counter = iter(range(1000))
-
-    def make(**kwargs: object) -> Store:
-        cache = tmp_path / f"gcs-cache-{next(counter)}"
-        return Store(url, cache_dir=cache, **fake_gcs.store_options(), **kwargs)  # type: ignore[arg-type]
-
-    return make
 
 
 @pytest.fixture(scope="session")
@@ -122,38 +98,73 @@ def s3_url(seaweedfs: SeaweedFS) -> str:
 
 
 @pytest.fixture
-def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str
-) -> Callable[..., Store]:
-    """A store factory; each call gets its own worker cache (as a separate worker would)."""
+def servers(request: pytest.FixtureRequest, tmp_path: Path, s3_url: str) -> Servers:
+    return Servers(request, tmp_path, s3_url)
+
+
+@pytest.fixture
+def make_store(tmp_path: Path, servers: Servers) -> Callable[..., Store]:
+    """A store factory (``kind``: one of :data:`helpers.ALL_KINDS`); each call gets its own worker cache (as a
+    separate worker would), all calls of one kind the same store."""
     counter = iter(range(1000))
 
     def make(kind: str = "s3", **kwargs: object) -> Store:
+        if kind not in ALL_KINDS:
+            raise ValueError(f"no store kind {kind!r}: one of {ALL_KINDS}")
         cache = tmp_path / f"cache-{next(counter)}"
-        if kind == "s3":
-            return Store(s3_url, cache_dir=cache, **seaweedfs.store_options(), **kwargs)  # type: ignore[arg-type]
-        if kind == "az":
-            azurite = request.getfixturevalue("azurite")  # only the tests that ask start Azurite
-            url = f"az://{azurite.container}/{s3_url.rsplit('/', 1)[1]}"
-            return Store(url, cache_dir=cache, **azurite.store_options(), **kwargs)  # type: ignore[arg-type]
-        if kind == "gs":
-            server = request.getfixturevalue("fake_gcs")  # only the tests that ask start fake-gcs-server
-            url = f"gs://{server.bucket}/{s3_url.rsplit('/', 1)[1]}"
-            return Store(url, cache_dir=cache, **server.store_options(), **kwargs)  # type: ignore[arg-type]
-        return Store(tmp_path / "file-store", cache_dir=cache, **kwargs)  # type: ignore[arg-type]
+        return Store(servers.url(kind), cache_dir=cache, **servers.options(kind), **kwargs)  # type: ignore[arg-type]
 
     return make
 
 
-@pytest.fixture(params=["s3", "file"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``store`` runs each test on S3 and on a local directory; ``@pytest.mark.kinds(...)`` on a test or module
+    names other kinds (``pytest.mark.kinds(*ALL_KINDS)``: also on Azurite and fake-gcs-server)."""
+    defs = metafunc._arg2fixturedefs.get("store") if "store" in metafunc.fixturenames else None
+    if not defs or defs[-1].func.__module__ != __name__:
+        return  # no ``store``, or the test module's own
+    if any("store" in _argnames(mark) for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # the test parametrises ``store`` itself
+    mark = metafunc.definition.get_closest_marker("kinds")
+    kinds = mark.args if mark is not None else DEFAULT_KINDS
+    metafunc.parametrize("store", kinds, indirect=True)
+
+
+def _argnames(mark: pytest.Mark) -> list[str]:
+    names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+    return [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+
+
+@pytest.fixture
 def store(request: pytest.FixtureRequest, make_store: Callable[..., Store]) -> Store:
-    """The same tests against both backends."""
+    """The same tests against each kind of store (see :func:`pytest_generate_tests`)."""
     return make_store(request.param)
+
+
+@pytest.fixture
+def store_env(request: pytest.FixtureRequest, servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's ``store``'s endpoint and credentials in the environment, for the CLI."""
+    kind = kind_of(request.getfixturevalue("store"))
+    for key, value in servers.env(kind).items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture
 def s3_store(make_store: Callable[..., Store]) -> Store:
     return make_store("s3")
+
+
+@pytest.fixture
+def az_store(make_store: Callable[..., Store]) -> Callable[..., Store]:
+    """A factory of stores on Azurite under the test's one fresh prefix; each call gets its own worker cache."""
+    return functools.partial(make_store, "az")
+
+
+@pytest.fixture
+def gcs_store(make_store: Callable[..., Store]) -> Callable[..., Store]:
+    """A factory of stores on fake-gcs-server under the test's one fresh prefix; each call gets its own worker
+    cache."""
+    return functools.partial(make_store, "gs")
 
 
 # ---------------------------------------------------------------------------- reliability figures

@@ -1,16 +1,20 @@
-"""The store on Azure Blob Storage: a real Azurite blob service (``azurite`` fixture), no mocks."""
+"""What is Azure's own, on a real Azurite blob service (``azurite`` fixture), no mocks: its conditions (409 for a
+failed create, 412 for a failed swap), container names, credentials and their sources, a server that never answers.
+
+The shared suites run on Azurite too (``pytest.mark.kinds(*ALL_KINDS)``, ``make_store("az")``): round trips in
+test_store.py, lost answers and dropped conditions in test_protocol.py and test_faults.py, writers, kills and tag
+races in test_reliability.py, corrupted objects in test_integrity.py, bad input in test_bad_input.py, the CLI in
+test_cli.py."""
 
 from __future__ import annotations
 
-import re
 import socket
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import read_tree, write_tree
+from helpers import write_tree
 
 from gitfree import Store
 from gitfree.cli import cli
@@ -45,49 +49,6 @@ def test_conditions_are_azures_own(azurite: Azurite) -> None:
     assert not backend.exists("k")
 
 
-def test_round_trip_log_and_tags(az_store: Callable[..., Store], tmp_path: Path) -> None:
-    files = {"a.txt": b"alpha", "sub/b.bin": bytes(range(256)) * 40}
-    store = az_store()
-    version = store.commit("images", write_tree(tmp_path / "src", files), message="first")
-    assert version.number == 1
-    other = az_store()  # another worker: its own cache
-    assert read_tree(other.pull("images@1", tmp_path / "out")) == files
-    store.tag("images@1", "prod")
-    assert other.resolve("images@prod").number == 1
-
-
-def test_concurrent_writers_make_gap_free_versions(az_store: Callable[..., Store], tmp_path: Path) -> None:
-    stores = [az_store() for _ in range(4)]
-    numbers: list[int] = []
-    errors: list[BaseException] = []
-
-    def commit(i: int) -> None:
-        try:
-            numbers.append(stores[i].commit("ds", write_tree(tmp_path / f"w{i}", {"f": f"{i}".encode()})).number)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=commit, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    assert sorted(numbers) == [1, 2, 3, 4]
-    assert [v.number for v in stores[0].log("ds")] == [4, 3, 2, 1]
-
-
-def test_a_lost_answer_to_a_commit_is_recognised(az_store: Callable[..., Store], tmp_path: Path) -> None:
-    store = az_store()
-    src = write_tree(tmp_path / "src", {"f": b"x"})
-    with Faults(store) as faults:
-        lost = faults.lose("create", re.compile(r"^datasets/[^/]+/versions/"))
-        version = store.commit("ds", src)
-    assert lost.fired, "the fault was not injected"
-    assert version.number == 1
-    assert [v.number for v in az_store().log("ds")] == [1]
-
-
 def test_bad_urls_and_missing_credentials_say_what_to_do(azurite: Azurite, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not an Azure container name"):
         Store("az://Bad_Name/x", cache_dir=tmp_path, **azurite.store_options())
@@ -99,9 +60,6 @@ def test_bad_urls_and_missing_credentials_say_what_to_do(azurite: Azurite, tmp_p
     assert "s3cret" not in str(caught.value)
     with pytest.raises(ConfigError, match="no credentials for the Azure account"):
         Store("az://box/x", cache_dir=tmp_path, settings=StoreSettings(azure_account_name="someone"))
-    missing = Store("az://no-such-container/x", cache_dir=tmp_path, **azurite.store_options())
-    with pytest.raises(ConfigError, match="does not exist"):
-        missing.log("ds")
 
 
 def test_a_wrong_key_is_refused_without_printing_it(azurite: Azurite, tmp_path: Path) -> None:
@@ -126,61 +84,14 @@ def test_connection_string_is_read_from_the_environment(azurite: Azurite) -> Non
     assert found == {"account": AZURITE_ACCOUNT, "key": "K==", "endpoint": azurite.endpoint}
 
 
-def test_cli_commit_pull_log(azurite: Azurite, tmp_path: Path) -> None:
-    url = f"az://{azurite.container}/cli"
+def test_cli_says_a_bad_container_name_in_one_line_and_never_prints_the_key(azurite: Azurite, tmp_path: Path) -> None:
     env = {**azurite.env(), "GITFREE_CACHE_DIR": str(tmp_path / "cache")}
-    src = write_tree(tmp_path / "src", {"a.txt": b"hello"})
     runner = CliRunner()
-    committed = runner.invoke(cli, ["--store", url, "commit", "ds", str(src), "-m", "first"], env=env)
-    assert committed.exit_code == 0, committed.output
-    pulled = runner.invoke(cli, ["--store", url, "pull", "ds@1", str(tmp_path / "out")], env=env)
-    assert pulled.exit_code == 0, pulled.output
-    assert (tmp_path / "out" / "a.txt").read_bytes() == b"hello"
-    logged = runner.invoke(cli, ["--store", url, "log", "ds"], env=env)
-    assert logged.exit_code == 0 and "first" in logged.output, logged.output
-    assert azurite.env()["GITFREE_AZURE_ACCOUNT_KEY"] not in committed.output + pulled.output + logged.output
+    logged = runner.invoke(cli, ["--store", f"az://{azurite.container}/cli", "-vv", "log", "ds"], env=env)
+    assert logged.exit_code == 3 and "does not exist" in logged.output, logged.output
     bad = runner.invoke(cli, ["--store", "az://Bad_Name/x", "log", "ds"], env=env)
-    assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1, bad.output
-
-
-@pytest.mark.parametrize("op", ["create", "replace"])
-def test_a_service_dropping_a_condition_is_refused(az_store: Callable[..., Store], tmp_path: Path, op: str) -> None:
-    """As if a proxy in front of Azure stripped If-None-Match / If-Match: the probe refuses, nothing is written."""
-    store = az_store()
-    with Faults(store) as faults:
-        faults.drop_condition(op)
-        with pytest.raises(ConfigError, match="ignores 'If-"):
-            store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
-    assert store.datasets() == []
-    assert not list(store.backend.list("probes/"))
-
-
-def test_two_workers_racing_for_a_new_tag(az_store: Callable[..., Store], tmp_path: Path) -> None:
-    """Both create the same tag at once: one wins, the other gets ConflictError; the tag names the winner."""
-    from gitfree.versioning.errors import ConflictError
-
-    store = az_store()
-    for i in range(2):
-        store.commit("ds", write_tree(tmp_path / f"v{i}", {"a": f"{i}".encode()}))
-    workers = [az_store(), az_store()]
-    outcomes: list[object] = []
-    barrier = threading.Barrier(2)
-
-    def tag(i: int) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(workers[i].tag(f"ds@{i + 1}", "prod").number)
-        except ConflictError as exc:
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=tag, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    won = [o for o in outcomes if isinstance(o, int)]
-    assert len(won) == 1 and sum(isinstance(o, ConflictError) for o in outcomes) == 1, outcomes
-    assert store.resolve("ds@prod").number == won[0]
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1, bad.output
+    assert azurite.env()["GITFREE_AZURE_ACCOUNT_KEY"] not in logged.output + bad.output
 
 
 def test_a_write_without_an_answer_is_outcome_unknown_and_a_refused_connection_a_config_error() -> None:
@@ -203,4 +114,19 @@ def test_a_write_without_an_answer_is_outcome_unknown_and_a_refused_connection_a
         with pytest.raises(OutcomeUnknown):
             open_backend(settings).create("k", b"1")
     with pytest.raises(ConfigError, match="cannot reach the Azure endpoint"):
-        open_backend(settings).create("k", b"1")  # the port is closed now
+        open_backend(settings).create("k", b"1")  # the port is closed now (test_bad_input.py: of a Store)
+
+
+@pytest.mark.parametrize("op", ["create", "replace"])
+def test_a_service_dropping_a_condition_is_refused_in_azures_words(
+    az_store: Callable[..., Store], tmp_path: Path, op: str
+) -> None:
+    """As if a proxy in front of Azure stripped If-None-Match / If-Match: refused, nothing written, and the error
+    says what to use in Azure's terms, not S3's (tests/test_faults.py runs the rest on every kind of store)."""
+    store = az_store()
+    with Faults(store) as faults:
+        faults.drop_condition(op)
+        with pytest.raises(ConfigError, match="ignores 'If-") as caught:
+            store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
+    assert "Use Azure Blob Storage itself, or Azurite." in str(caught.value) and "S3" not in str(caught.value)
+    assert store.datasets() == []

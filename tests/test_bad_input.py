@@ -6,10 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import read_tree, write_tree
+from helpers import ALL_KINDS, REMOTE_KINDS, Servers, read_tree, write_tree
 
 from gitfree import ConfigError, InputError, NotFoundError, Store
 from gitfree.testing import SeaweedFS
+from gitfree.versioning.config import StoreSettings
+
+pytestmark = pytest.mark.kinds(*ALL_KINDS)
 
 
 def test_missing_and_empty_sources(store: Store, tmp_path: Path) -> None:
@@ -52,9 +55,10 @@ def test_unknown_scheme() -> None:
         Store("hdfs://bucket/x")
 
 
-def test_missing_bucket(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
-    store = Store("s3://no-such-bucket/x", cache_dir=tmp_path / "cache", **seaweedfs.store_options())
-    with pytest.raises(ConfigError, match="bucket 'no-such-bucket' does not exist"):
+@pytest.mark.parametrize("kind", REMOTE_KINDS)
+def test_missing_bucket(servers: Servers, tmp_path: Path, kind: str) -> None:
+    store = Store(f"{kind}://no-such-bucket/x", cache_dir=tmp_path / "cache", **servers.options(kind))
+    with pytest.raises(ConfigError, match="'no-such-bucket' does not exist"):
         store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
     with pytest.raises(ConfigError, match="does not exist"):
         store.datasets()
@@ -81,17 +85,21 @@ def test_missing_credentials(seaweedfs: SeaweedFS, s3_url: str, tmp_path: Path) 
         Store(s3_url, endpoint_url=seaweedfs.endpoint, access_key_id="only-the-id")
 
 
-def test_unreachable_endpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "service", "credentials"),
+    [
+        ("s3", "S3", {"access_key_id": "a", "secret_access_key": "b"}),
+        ("az", "Azure", {"azure_account_name": "acct", "azure_account_key": "S2V5"}),
+        ("gs", "Google Cloud Storage", {}),
+    ],
+)
+def test_unreachable_endpoint(tmp_path: Path, kind: str, service: str, credentials: dict[str, str]) -> None:
     from gitfree.testing import free_port
 
-    store = Store(
-        "s3://b/x",
-        cache_dir=tmp_path / "cache",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
-        access_key_id="a",
-        secret_access_key="b",
-    )
-    with pytest.raises(ConfigError, match="cannot reach the S3 endpoint"):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    settings = StoreSettings.model_validate({"endpoint_url": endpoint, "retries": 0, **credentials})
+    store = Store(f"{kind}://box/x", cache_dir=tmp_path / "cache", settings=settings)
+    with pytest.raises(ConfigError, match=f"cannot reach the {service} endpoint"):
         store.datasets()
 
 

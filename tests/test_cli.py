@@ -9,19 +9,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import read_tree, write_tree
+from helpers import REMOTE_KINDS, Servers, read_tree, write_tree
 
 from gitfree.cli import cli
-from gitfree.testing import SeaweedFS
 
 GITFREE = str(Path(sys.executable).with_name("gitfree"))
 
 
-@pytest.fixture
-def run(tmp_path: Path, seaweedfs: SeaweedFS, s3_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for key, value in seaweedfs.env().items():
+@pytest.fixture(params=REMOTE_KINDS)
+def run(request: pytest.FixtureRequest, tmp_path: Path, servers: Servers, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The CLI on a store on S3, Azure Blob or GCS, reached through the environment (``GITFREE_*`` and the
+    service's own variables), as a user's shell would."""
+    for key, value in servers.env(request.param).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("GITFREE_STORE", s3_url)
+    monkeypatch.setenv("GITFREE_STORE", servers.url(request.param))
     monkeypatch.setenv("GITFREE_CACHE_DIR", str(tmp_path / "cache"))
     runner = CliRunner()
 

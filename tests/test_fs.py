@@ -13,7 +13,7 @@ import fsspec
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.tests.abstract import AbstractFixtures, AbstractGetTests
-from helpers import random_tree, read_tree, write_tree
+from helpers import ALL_KINDS, random_tree, read_tree, write_tree
 
 from gitfree import IntegrityError, Store
 from gitfree.testing import CountingProxy, SeaweedFS
@@ -60,6 +60,7 @@ def test_pandas_reads_one_file_of_a_version_fetching_only_its_object(
     assert counts.bytes_down < 20_000 < total, counts
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_listing_info_glob_find_and_cat(store: Store, tmp_path: Path) -> None:
     src = write_tree(
         tmp_path / "src",
@@ -159,6 +160,7 @@ def test_writes_are_refused_and_change_nothing(store: Store, tmp_path: Path) -> 
     assert fs.cat("ds@1/a.txt") == b"1"
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_reads_are_hash_checked(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"good", "b.txt": b"fine"}))
     md5 = layout_md5(store, "a.txt")

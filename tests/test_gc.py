@@ -19,7 +19,7 @@ import pytest
 from _workers import gc_until_killed
 from click.testing import CliRunner
 from figures import Figures
-from helpers import read_tree, write_tree
+from helpers import ALL_KINDS, kind_of, read_tree, write_tree
 
 from gitfree import ConflictError, InputError, IntegrityError, Store
 from gitfree.cli import cli
@@ -29,17 +29,6 @@ from gitfree.versioning.models import Latest, Lease, Uploads, utcnow
 
 NOW = timedelta(0)
 VERSIONS = re.compile(r"^datasets/[^/]+/versions/")
-
-
-def _kind(store: Store) -> str:
-    return "s3" if store.url.startswith("s3://") else "file"
-
-
-@pytest.fixture
-def seaweedfs_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The server's endpoint and credentials in the environment, for the CLI."""
-    for key, value in seaweedfs.env().items():
-        monkeypatch.setenv(key, value)
 
 
 def _options(store: Store) -> dict[str, Any]:
@@ -98,7 +87,7 @@ def test_retention_keeps_tags_heads_and_objects_shared_across_datasets(
     kept = ["a@5", "a@4", "a@prod", "b@3", "b@2"]
     wrong = _wrongly_deleted(store, kept)
     assert wrong == 0
-    fresh = make_store(_kind(store))
+    fresh = make_store(kind_of(store))
     for ref in kept:
         version = store.show(ref)
         assert read_tree(fresh.pull(ref, tmp_path / "out" / ref.replace("@", "-"))) == contents[version.ref]
@@ -107,7 +96,7 @@ def test_retention_keeps_tags_heads_and_objects_shared_across_datasets(
     assert again.versions_deleted == [] and again.objects_deleted == 0
     figures.add(
         "5. garbage collection",
-        f"retention on {_kind(store)}: {len(report.versions_deleted)} versions and "
+        f"retention on {kind_of(store)}: {len(report.versions_deleted)} versions and "
         f"{report.objects_deleted} objects ({report.bytes_deleted} B) deleted, dry run identical, "
         f"{len(kept)} kept versions pull back identical, objects wrongly deleted: {wrong}",
     )
@@ -150,6 +139,7 @@ def test_bad_policies_are_refused(store: Store) -> None:
         store.gc(grace=timedelta(seconds=-1))
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_a_commit_paused_between_upload_and_record_survives_gc(store: Store, tmp_path: Path, figures: Figures) -> None:
     """The dangerous case: the new version re-uses objects that only a version GC drops references."""
     old = {"a": b"object only the dropped version references", "b": b"another one"}
@@ -174,7 +164,7 @@ def test_a_commit_paused_between_upload_and_record_survives_gc(store: Store, tmp
     assert read_tree(store.pull("ds", tmp_path / "out")) == new
     figures.add(
         "5. garbage collection",
-        f"commit paused between upload and record during GC ({_kind(store)}): version complete, "
+        f"commit paused between upload and record during GC ({kind_of(store)}): version complete, "
         f"fsck clean, {report.objects_deleted} objects deleted, objects of the paused commit deleted: 0",
     )
 
@@ -325,8 +315,9 @@ def test_gc_killed_mid_sweep_can_be_run_again(
 # ---------------------------------------------------------------------------- fsck
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_fsck_reports_and_repairs(
-    store: Store, make_store: Callable[..., Store], tmp_path: Path, figures: Figures, seaweedfs_env: None
+    store: Store, make_store: Callable[..., Store], tmp_path: Path, figures: Figures, store_env: None
 ) -> None:
     files = {"a": b"alpha", "b": b"beta", "sub/c": b"gamma"}
     v1 = store.commit("ds", write_tree(tmp_path / "v1", files))
@@ -348,21 +339,21 @@ def test_fsck_reports_and_repairs(
     assert not report.ok
 
     # A worker without the objects cannot repair; the writer's worker cache can.
-    assert not make_store(_kind(store)).fsck(deep=True, repair=True).ok
+    assert not make_store(kind_of(store)).fsck(deep=True, repair=True).ok
     repaired = store.fsck(deep=True, repair=True)
     assert [p.kind for p in repaired.problems if not p.repaired] == ["dangling_tag"]
     assert sum(p.repaired for p in repaired.problems) == 3, repaired.problems
-    assert read_tree(make_store(_kind(store)).pull(v2, tmp_path / "o")) == {
+    assert read_tree(make_store(kind_of(store)).pull(v2, tmp_path / "o")) == {
         **files,
         "d": b"delta",
     }
 
-    result = CliRunner().invoke(cli, [*_cli_args(store, tmp_path, seaweedfs_env), "fsck", "--deep"])
+    result = CliRunner().invoke(cli, [*_cli_args(store, tmp_path, store_env), "fsck", "--deep"])
     assert result.exit_code == 5, result.output
     assert "dangling tag" in result.output and "ds@9" in result.output
     figures.add(
         "6. fsck",
-        f"{_kind(store)}: 1 missing object (2 versions), 1 hash mismatch, 1 dangling tag found; "
+        f"{kind_of(store)}: 1 missing object (2 versions), 1 hash mismatch, 1 dangling tag found; "
         f"{sum(p.repaired for p in repaired.problems)} repaired from the worker cache; CLI exit 5",
     )
 
@@ -376,11 +367,12 @@ def test_quick_fsck_uses_etags_on_s3(s3_store: Store, tmp_path: Path) -> None:
     assert [(p.kind, p.key) for p in report.problems] == [("hash_mismatch", layout.object_key(md5))]
 
 
-def test_gc_and_fsck_on_the_command_line(store: Store, tmp_path: Path, seaweedfs_env: None) -> None:
+@pytest.mark.kinds(*ALL_KINDS)
+def test_gc_and_fsck_on_the_command_line(store: Store, tmp_path: Path, store_env: None) -> None:
     for i in range(3):
         store.commit("ds", write_tree(tmp_path / f"v{i}", {"f": f"{i}".encode()}))
     runner = CliRunner()
-    base = _cli_args(store, tmp_path, seaweedfs_env)
+    base = _cli_args(store, tmp_path, store_env)
     dry = runner.invoke(cli, [*base, "gc", "--keep-last", "1", "--grace", "0", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "would delete 2 version(s)" in dry.output and "version ds@1" in dry.output

@@ -1,24 +1,26 @@
-"""The store on Google Cloud Storage: a real fake-gcs-server (``fake_gcs`` fixture), no mocks."""
+"""What is Google Cloud Storage's own, on a real fake-gcs-server (``fake_gcs`` fixture), no mocks: its generation
+preconditions, bucket names, service-account keys and the emulator variable, a server that never answers.
+
+The shared suites run on fake-gcs-server too (``pytest.mark.kinds(*ALL_KINDS)``, ``make_store("gs")``): round
+trips in test_store.py, lost answers and dropped conditions in test_protocol.py and test_faults.py, writers, kills
+and tag races in test_reliability.py, corrupted objects (and the quick fsck by GCS's md5) in test_integrity.py, bad
+input in test_bad_input.py, the CLI in test_cli.py."""
 
 from __future__ import annotations
 
 import json
-import re
 import socket
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import read_tree, write_tree
 
 from gitfree import Store
 from gitfree.cli import cli
-from gitfree.testing import FakeGCS, Faults
+from gitfree.testing import FakeGCS
 from gitfree.versioning.backends import GCSBackend, KeyExists, KeyMissing, PreconditionFailed, open_backend
 from gitfree.versioning.config import StoreSettings
-from gitfree.versioning.errors import ConfigError, ConflictError, InputError
+from gitfree.versioning.errors import ConfigError, InputError
 
 # A service-account key of the right shape whose private key is a real RSA key made for this test file only
 # (no account has it): google-auth signs with it, and the server denies the token it makes.
@@ -64,88 +66,6 @@ def test_conditions_are_gcs_generation_preconditions(fake_gcs: FakeGCS) -> None:
     assert not backend.exists("k")
 
 
-def test_round_trip_log_and_tags(gcs_store: Callable[..., Store], tmp_path: Path) -> None:
-    files = {"a.txt": b"alpha", "sub/b.bin": bytes(range(256)) * 40}
-    store = gcs_store()
-    version = store.commit("images", write_tree(tmp_path / "src", files), message="first")
-    assert version.number == 1
-    other = gcs_store()  # another worker: its own cache
-    assert read_tree(other.pull("images@1", tmp_path / "out")) == files
-    store.tag("images@1", "prod")
-    assert other.resolve("images@prod").number == 1
-    assert other.fsck().ok, "quick fsck takes GCS's md5 for the DVC hash"
-
-
-def test_concurrent_writers_make_gap_free_versions(gcs_store: Callable[..., Store], tmp_path: Path) -> None:
-    stores = [gcs_store() for _ in range(4)]
-    numbers: list[int] = []
-    errors: list[BaseException] = []
-
-    def commit(i: int) -> None:
-        try:
-            numbers.append(stores[i].commit("ds", write_tree(tmp_path / f"w{i}", {"f": f"{i}".encode()})).number)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=commit, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    assert sorted(numbers) == [1, 2, 3, 4]
-    assert [v.number for v in stores[0].log("ds")] == [4, 3, 2, 1]
-
-
-def test_a_lost_answer_to_a_commit_is_recognised(gcs_store: Callable[..., Store], tmp_path: Path) -> None:
-    store = gcs_store()
-    src = write_tree(tmp_path / "src", {"f": b"x"})
-    with Faults(store) as faults:
-        lost = faults.lose("create", re.compile(r"^datasets/[^/]+/versions/"))
-        version = store.commit("ds", src)
-    assert lost.fired, "the fault was not injected"
-    assert version.number == 1
-    assert [v.number for v in gcs_store().log("ds")] == [1]
-
-
-@pytest.mark.parametrize("op", ["create", "replace"])
-def test_a_service_dropping_a_condition_is_refused(gcs_store: Callable[..., Store], tmp_path: Path, op: str) -> None:
-    """As if a proxy in front of GCS dropped ifGenerationMatch: the probe refuses, nothing is written."""
-    store = gcs_store()
-    with Faults(store) as faults:
-        faults.drop_condition(op)
-        with pytest.raises(ConfigError, match="ignores ifGenerationMatch"):
-            store.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
-    assert store.datasets() == []
-    assert not list(store.backend.list("probes/"))
-
-
-def test_two_workers_racing_for_a_new_tag(gcs_store: Callable[..., Store], tmp_path: Path) -> None:
-    """Both create the same tag at once: one wins, the other gets ConflictError; the tag names the winner."""
-    store = gcs_store()
-    for i in range(2):
-        store.commit("ds", write_tree(tmp_path / f"v{i}", {"a": f"{i}".encode()}))
-    workers = [gcs_store(), gcs_store()]
-    outcomes: list[object] = []
-    barrier = threading.Barrier(2)
-
-    def tag(i: int) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(workers[i].tag(f"ds@{i + 1}", "prod").number)
-        except ConflictError as exc:
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=tag, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    won = [o for o in outcomes if isinstance(o, int)]
-    assert len(won) == 1 and sum(isinstance(o, ConflictError) for o in outcomes) == 1, outcomes
-    assert store.resolve("ds@prod").number == won[0]
-
-
 def test_a_write_without_an_answer_is_outcome_unknown_and_a_refused_connection_a_config_error() -> None:
     """A server that takes the request and never answers: the write may have happened (OutcomeUnknown);
     nothing listening at all: one line saying the endpoint cannot be reached."""
@@ -179,11 +99,6 @@ def test_bad_urls_and_missing_credentials_say_what_to_do(fake_gcs: FakeGCS, tmp_
         Store("gs://box/x", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="cannot be read"):
         Store("gs://box/x", cache_dir=tmp_path, gcs_credentials=str(tmp_path / "missing.json"))
-    missing = Store("gs://no-such-bucket/x", cache_dir=tmp_path / "cache", **options)
-    with pytest.raises(ConfigError, match="does not exist"):
-        missing.log("ds")
-    with pytest.raises(ConfigError, match="does not exist"):
-        missing.commit("ds", write_tree(tmp_path / "src", {"a": b"1"}))
 
 
 def _service_account_key() -> str:
@@ -229,35 +144,7 @@ def test_a_service_account_key_is_read_and_never_printed(fake_gcs: FakeGCS, tmp_
     assert "r3fresh" not in str(caught.value)
 
 
-def test_cli_commit_pull_log(fake_gcs: FakeGCS, tmp_path: Path) -> None:
-    url = f"gs://{fake_gcs.bucket}/cli"
+def test_cli_says_a_bad_bucket_name_in_one_line(fake_gcs: FakeGCS, tmp_path: Path) -> None:
     env = {**fake_gcs.env(), "GITFREE_CACHE_DIR": str(tmp_path / "cache")}
-    src = write_tree(tmp_path / "src", {"a.txt": b"hello"})
-    runner = CliRunner()
-    committed = runner.invoke(cli, ["--store", url, "commit", "ds", str(src), "-m", "first"], env=env)
-    assert committed.exit_code == 0, committed.output
-    pulled = runner.invoke(cli, ["--store", url, "pull", "ds@1", str(tmp_path / "out")], env=env)
-    assert pulled.exit_code == 0, pulled.output
-    assert (tmp_path / "out" / "a.txt").read_bytes() == b"hello"
-    logged = runner.invoke(cli, ["--store", url, "log", "ds"], env=env)
-    assert logged.exit_code == 0 and "first" in logged.output, logged.output
-    bad = runner.invoke(cli, ["--store", "gs://Bad_Name/x", "log", "ds"], env=env)
-    assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1, bad.output
-
-
-def test_an_object_corrupted_on_gcs_is_never_materialised_and_fsck_finds_it(
-    gcs_store: Callable[..., Store], tmp_path: Path
-) -> None:
-    from gitfree.versioning import layout
-    from gitfree.versioning.errors import IntegrityError
-
-    writer = gcs_store()
-    version = writer.commit("ds", write_tree(tmp_path / "src", {"a.txt": b"original", "b.txt": b"other"}))
-    victim = next(f for f in writer.files(version) if f.path == "a.txt")
-    writer.backend.put(layout.object_key(victim.md5), b"tampered")
-    reader = gcs_store()
-    with pytest.raises(IntegrityError, match="does not match its hash"):
-        reader.pull("ds", tmp_path / "dest")
-    assert not (tmp_path / "dest").exists()
-    assert not (reader.cache_dir / layout.object_key(victim.md5)).exists()
-    assert not reader.fsck().ok, "quick fsck compares GCS's md5 with the object's name"
+    bad = CliRunner().invoke(cli, ["--store", "gs://Bad_Name/x", "log", "ds"], env=env)
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1, bad.output

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import write_tree
+from helpers import ALL_KINDS, Servers, kind_of, write_tree
 
 from gitfree import InputRef, Store
 from gitfree.cli import STALE, cli
@@ -44,8 +44,8 @@ def test_a_three_step_pipeline_across_two_stores_as_a_user_reads_it(
     kind: str, make_store: Callable[..., Store], seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
     # Each store reaches the other with its own settings (as workers do, from one environment).
-    store = make_store(kind, **({} if kind == "s3" else seaweedfs.store_options()))
-    raw_store = make_store("file" if kind == "s3" else "s3")
+    store = make_store(kind, **(seaweedfs.store_options() if kind == "file" else {}))
+    raw_store = make_store("s3" if kind == "file" else "file")
     raw, features, model = pipeline(tmp_path, store, raw_store)
     raw_id = f"{raw_store.url}#{raw}"
 
@@ -252,9 +252,10 @@ def test_forged_records_that_make_a_cycle_end(store: Store, tmp_path: Path) -> N
     assert {(e.source, e.target) for e in both.edges} == {("a@1", "b@1"), ("b@1", "a@1")}
 
 
-def test_lineage_stale_and_reindex_on_the_command_line(store: Store, tmp_path: Path) -> None:
+@pytest.mark.kinds(*ALL_KINDS)
+def test_lineage_stale_and_reindex_on_the_command_line(store: Store, tmp_path: Path, servers: Servers) -> None:
     pipeline(tmp_path, store, store)
-    env = {"GITFREE_STORE": store.url, "GITFREE_CACHE_DIR": str(tmp_path / "cli"), **_s3_env(store)}
+    env = {"GITFREE_STORE": store.url, "GITFREE_CACHE_DIR": str(tmp_path / "cli"), **servers.env(kind_of(store))}
     runner = CliRunner()
 
     def run(*args: str, code: int = 0) -> str:
@@ -293,17 +294,6 @@ def test_lineage_stale_and_reindex_on_the_command_line(store: Store, tmp_path: P
             args,
             result.output,
         )
-
-
-def _s3_env(store: Store) -> dict[str, str]:
-    settings = store.settings
-    if not store.url.startswith("s3://"):
-        return {}
-    return {
-        "GITFREE_ENDPOINT_URL": settings.endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": settings.access_key_id or "",
-        "AWS_SECRET_ACCESS_KEY": settings.secret_access_key.get_secret_value() if settings.secret_access_key else "",
-    }
 
 
 def test_heads_read_together_are_the_heads_read_one_by_one(store: Store, tmp_path: Path) -> None:

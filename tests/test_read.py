@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import random_tree, write_tree
+from helpers import ALL_KINDS, random_tree, write_tree
 
 from gitfree import InputError, IntegrityError, NotFoundError, Store
 from gitfree.cli import cli
@@ -37,6 +37,7 @@ def test_open_fetches_only_that_files_object(seaweedfs: SeaweedFS, s3_url: str, 
     assert cached.bytes_down < 10_000 and cached.requests["GET"] <= 3, cached
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_open_refuses_folders_and_missing_files_and_bad_bytes(store: Store, tmp_path: Path) -> None:
     store.commit("ds", write_tree(tmp_path / "src", {"a/b.txt": b"1", "c.txt": b"2"}))
     with pytest.raises(InputError, match="is a folder"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import write_tree
+from helpers import ALL_KINDS, write_tree
 
 from gitfree import (
     ConflictError,
@@ -342,8 +342,9 @@ def test_a_version_of_another_store_is_refused_as_an_input(tmp_path: Path) -> No
     assert featurizer(here, runs)(raw=here.show("raw/sales@1")).ref == "features@1"
 
 
+@pytest.mark.kinds(*ALL_KINDS)
 def test_status_says_what_changed_since_the_step_made_its_version(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_env: None
 ) -> None:
     module = tmp_path / "mod"
     module.mkdir()
@@ -365,13 +366,7 @@ def featurize(raw: Path, out: Path, window: int = WINDOW) -> None:
 
     monkeypatch.chdir(module)
     monkeypatch.syspath_prepend(str(module))
-    monkeypatch.setenv("GITFREE_STORE", store.url)
-    settings = store.settings
-    if store.url.startswith("s3://"):
-        assert settings.endpoint_url and settings.access_key_id and settings.secret_access_key
-        monkeypatch.setenv("GITFREE_ENDPOINT_URL", settings.endpoint_url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", settings.access_key_id)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", settings.secret_access_key.get_secret_value())
+    monkeypatch.setenv("GITFREE_STORE", store.url)  # and the server's variables (store_env)
     store.commit("raw/sales", data(tmp_path, **{"sales.csv": "a"}))
     define(7, "f")
     import my_steps  # type: ignore[import-not-found]

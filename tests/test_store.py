@@ -1,4 +1,5 @@
-"""Round trips, no-op commits, refs, tags, diff and log, on S3 (SeaweedFS) and on a local directory."""
+"""Round trips, no-op commits, refs, tags, diff and log, on S3 (SeaweedFS), a local directory, Azure Blob (Azurite)
+and Google Cloud Storage (fake-gcs-server)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import random_tree, read_tree, write_tree
+from helpers import ALL_KINDS, REMOTE_KINDS, random_tree, read_tree, write_tree
 
 from gitfree import ConflictError, NotFoundError, Store
 from gitfree.testing import SeaweedFS
 from gitfree.versioning import layout
+
+pytestmark = pytest.mark.kinds(*ALL_KINDS)
 
 UNICODE = {
     "nested/deeper/still/file.txt": b"deep\n",
@@ -156,18 +159,22 @@ def test_diff_reports_paths_and_sizes(store: Store, tmp_path: Path) -> None:
     assert not store.diff("ds@2", "ds@2")
 
 
-def test_diff_sizes_come_from_the_store_in_a_fresh_worker(make_store: Callable[..., Store], tmp_path: Path) -> None:
-    writer = make_store("s3")
+@pytest.mark.parametrize("kind", REMOTE_KINDS)
+def test_diff_sizes_come_from_the_store_in_a_fresh_worker(
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
+) -> None:
+    writer = make_store(kind)
     src = write_tree(tmp_path / "src", {"a": b"12345"})
     writer.commit("ds", src)
     write_tree(src, {"a": b"1234567"})
     writer.commit("ds", src)
-    reader = make_store("s3")
+    reader = make_store(kind)
     assert [(e.old_size, e.new_size) for e in reader.diff("ds@1", "ds@2").entries] == [(5, 7)]
 
 
-def test_second_pull_moves_only_missing_objects(make_store: Callable[..., Store], tmp_path: Path) -> None:
-    writer = make_store("s3")
+@pytest.mark.parametrize("kind", REMOTE_KINDS)
+def test_second_pull_moves_only_missing_objects(make_store: Callable[..., Store], tmp_path: Path, kind: str) -> None:
+    writer = make_store(kind)
     src = tmp_path / "src"
     files = random_tree(src, 60, seed=1)
     writer.commit("ds", src)
@@ -175,7 +182,7 @@ def test_second_pull_moves_only_missing_objects(make_store: Callable[..., Store]
         (src / rel).write_bytes(b"changed " + rel.encode())
     writer.commit("ds", src)
 
-    worker = make_store("s3")
+    worker = make_store(kind)
     worker.pull("ds@1", tmp_path / "v1")
     objects = worker.cache_dir / "files" / "md5"
     before = {p: p.stat().st_mtime_ns for p in objects.rglob("*") if p.is_file()}
@@ -191,17 +198,18 @@ def test_second_pull_moves_only_missing_objects(make_store: Callable[..., Store]
     assert read_tree(tmp_path / "v2-again") == read_tree(src)
 
 
+@pytest.mark.parametrize("kind", REMOTE_KINDS)
 def test_pull_mixes_cached_and_new_objects_and_repeated_contents(
-    make_store: Callable[..., Store], tmp_path: Path
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
 ) -> None:
     """Some objects come from the store, others from the worker cache; one object can be many files."""
-    writer = make_store("s3")
+    writer = make_store(kind)
     src = write_tree(tmp_path / "src", {"a": b"X", "b": b"Y"})
     writer.commit("ds", src)
     write_tree(src, {"b": b"Z", "dup/1": b"Z", "dup/2": b"X", "c/d/e": b"W" * 70_000, "empty": b"", "empty2": b""})
     writer.commit("ds", src)
 
-    worker = make_store("s3")
+    worker = make_store(kind)
     assert read_tree(worker.pull("ds@1", tmp_path / "v1")) == {"a": b"X", "b": b"Y"}
     dest = worker.pull("ds@2", tmp_path / "v2")
     assert read_tree(dest) == read_tree(src)
@@ -217,11 +225,12 @@ def test_pull_onto_a_destination_at_that_version_is_a_no_op(store: Store, tmp_pa
     assert (dest / "b" / "c").stat().st_ino == inode
 
 
-def test_partial_pull_fetches_only_the_folder(make_store: Callable[..., Store], tmp_path: Path) -> None:
-    writer = make_store("s3")
+@pytest.mark.parametrize("kind", REMOTE_KINDS)
+def test_partial_pull_fetches_only_the_folder(make_store: Callable[..., Store], tmp_path: Path, kind: str) -> None:
+    writer = make_store(kind)
     src = write_tree(tmp_path / "src", {"labels/train.csv": b"t", "labels/test.csv": b"e", "images/a.png": b"A" * 100})
     writer.commit("ds", src)
-    worker = make_store("s3")
+    worker = make_store(kind)
     dest = worker.pull("ds", tmp_path / "dest", paths=["labels/"])
     assert read_tree(dest) == {"labels/train.csv": b"t", "labels/test.csv": b"e"}
     cached = [p for p in (worker.cache_dir / "files").rglob("*") if p.is_file() and not p.name.endswith(".dir")]
@@ -266,15 +275,19 @@ def test_no_temporary_files_are_left_also_on_failure(
     assert not (tmp_path / "dest2").exists()
 
 
-def test_commit_and_pull_work_inside_a_running_event_loop(s3_store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", REMOTE_KINDS)
+def test_commit_and_pull_work_inside_a_running_event_loop(
+    make_store: Callable[..., Store], tmp_path: Path, kind: str
+) -> None:
     """An async flow or a notebook calls the synchronous API from inside an event loop."""
     import asyncio
 
+    store = make_store(kind)
     files = {"a": b"1", "sub/b": b"2"}
 
     async def main() -> Path:
-        version = s3_store.commit("ds", write_tree(tmp_path / "src", files))
-        return s3_store.pull(version, tmp_path / "out")
+        version = store.commit("ds", write_tree(tmp_path / "src", files))
+        return store.pull(version, tmp_path / "out")
 
     assert read_tree(asyncio.run(main())) == files
 

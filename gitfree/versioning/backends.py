@@ -838,6 +838,8 @@ class AzureBackend(Backend):
     answered 412 ``ConditionNotMet``). obstore sends both and reports them as ``AlreadyExistsError``
     and ``PreconditionError``; every other obstore error is translated in :meth:`_translate`."""
 
+    conditional_service = "Azure Blob Storage itself, or Azurite"
+
     def __init__(self, container: str, prefix: str, settings: StoreSettings) -> None:
         from obstore.store import AzureStore
 

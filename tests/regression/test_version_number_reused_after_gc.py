@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import read_tree, write_tree
+from helpers import kind_of, read_tree, write_tree
 
 from gitfree import NotFoundError, Store
 from gitfree.testing import Faults
@@ -26,7 +26,7 @@ def test_a_writer_with_a_stale_head_never_reuses_a_dropped_number(
     """The writer reads its head (version 1), then stalls before its lease while another worker commits
     versions 2 and 3 and a GC drops 1 and 2: the numbers the writer would take next hold tombstones."""
     store.commit("shared", write_tree(tmp_path / "v1", {"f": b"data 1"}))
-    other = make_store("s3" if store.url.startswith("s3://") else "file")
+    other = make_store(kind_of(store))
     with Faults(store) as faults:
         read_head = faults.pause("create", layout.LEASES)  # Commit step 5, after the head was read
         writer, out = _in_thread(lambda: store.commit("shared", write_tree(tmp_path / "mine", {"f": b"mine"})))
