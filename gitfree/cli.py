@@ -1372,24 +1372,13 @@ def gc(
         _print_json(report)
         return
     console = _output()
-    verb = "would delete" if dry_run else "deleted"
     if dry_run:
         for ref in report.versions_deleted:
             console.print(f"  version {ref}", highlight=False)
         for key in report.deleted:
             console.print(f"  object  {key}", highlight=False)
-    leases = (
-        f"{report.leases_stale} stale lease(s) of dead commits would be removed"
-        if dry_run
-        else f"{report.leases_removed} stale lease(s) of dead commits removed"
-    )
-    console.print(
-        f"{verb} {len(report.versions_deleted)} version(s) and {report.objects_deleted} object(s) "
-        f"({format_size(report.bytes_deleted)}); kept {report.versions_kept} version(s) and {report.objects_kept} "
-        f"object(s); {report.objects_too_young} unreferenced object(s) younger than the grace period left; "
-        f"{report.leases_live} commit(s) in flight; {leases}",
-        highlight=False,
-    )
+    for line in _gc_summary(report, dry_run):
+        console.print(line, highlight=False)
     if report.foreign_objects:
         what = (
             ("would be deleted" if dry_run else "deleted")
@@ -1397,7 +1386,8 @@ def gc(
             else "left alone (not written by gitfree; --delete-foreign deletes them)"
         )
         console.print(
-            f"{report.foreign_objects} foreign object(s) ({format_size(report.foreign_bytes)}) {what}", highlight=False
+            f"{format_count(report.foreign_objects, 'foreign object')} ({format_size(report.foreign_bytes)}) {what}",
+            highlight=False,
         )
     _print_tables(console, report, dry_run)
     if report.run_notes_removed:
@@ -1420,6 +1410,28 @@ def gc(
         )
 
 
+def _gc_summary(report: Any, dry_run: bool) -> list[str]:
+    """What a GC did (or would do), a line each, each fitting 80 columns; counts that are 0 are left out, but the
+    first line's."""
+    verb = "would delete" if dry_run else "deleted"
+    lines = [
+        f"{verb} {format_count(len(report.versions_deleted), 'version')} and "
+        f"{format_count(report.objects_deleted, 'object')} ({format_size(report.bytes_deleted)}); kept "
+        f"{format_count(report.versions_kept, 'version')} and {format_count(report.objects_kept, 'object')}"
+    ]
+    if report.objects_too_young:
+        lines.append(
+            f"{format_count(report.objects_too_young, 'unreferenced object')} younger than the grace period left"
+        )
+    stale = report.leases_stale if dry_run else report.leases_removed
+    leases = [format_count(report.leases_live, "commit") + " in flight"] if report.leases_live else []
+    if stale:
+        leases.append(
+            f"{format_count(stale, 'stale lease')} of dead commits " + ("would be removed" if dry_run else "removed")
+        )
+    return lines + (["; ".join(leases)] if leases else [])
+
+
 def _print_tables(console: Console, report: Any, dry_run: bool) -> None:
     """The reference tables (of versions by reference) a GC removed, or would remove."""
     if dry_run:
@@ -1427,7 +1439,7 @@ def _print_tables(console: Console, report: Any, dry_run: bool) -> None:
             console.print(f"  table   {key}", highlight=False)
     if report.tables_deleted or report.tables_too_young:
         console.print(
-            f"{len(report.tables_deleted)} reference table(s) no kept version names "
+            f"{format_count(len(report.tables_deleted), 'reference table')} no kept version names "
             + ("would be removed" if dry_run else "removed")
             + (f"; {report.tables_too_young} younger than the grace period left" if report.tables_too_young else ""),
             highlight=False,

@@ -375,11 +375,11 @@ def test_gc_and_fsck_on_the_command_line(store: Store, tmp_path: Path, store_env
     base = _cli_args(store, tmp_path, store_env)
     dry = runner.invoke(cli, [*base, "gc", "--keep-last", "1", "--grace", "0", "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "would delete 2 version(s)" in dry.output and "version ds@1" in dry.output
+    assert "would delete 2 versions" in dry.output and "version ds@1" in dry.output
     bad = runner.invoke(cli, [*base, "gc", "--keep-within", "soon"])
     assert bad.exit_code == 2 and "not a duration" in bad.output
     real = runner.invoke(cli, [*base, "gc", "--keep-last", "1", "--grace", "0s"])
-    assert real.exit_code == 0 and "deleted 2 version(s)" in real.output, real.output
+    assert real.exit_code == 0 and "deleted 2 versions" in real.output, real.output
     check = runner.invoke(cli, [*base, "fsck"])
     assert check.exit_code == 0 and "no problems" in check.output, check.output
 

@@ -567,9 +567,9 @@ def test_the_cli_lists_the_tables_gc_would_remove(
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert f"  table   {layout.reference_key(first.reference.table)}" in lines
-    assert "1 reference table(s) no kept version names would be removed" in lines
+    assert "1 reference table no kept version names would be removed" in lines
     done = CliRunner().invoke(cli, ["gc", "--keep-last", "1", "--grace", "0s"])
-    assert "1 reference table(s) no kept version names removed" in done.output.splitlines(), done.output
+    assert "1 reference table no kept version names removed" in done.output.splitlines(), done.output
 
 
 # ---------------------------------------------------------------------------- the tables a process keeps

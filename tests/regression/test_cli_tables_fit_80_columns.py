@@ -65,3 +65,15 @@ def test_log_show_diff_and_tags_fit_80_columns(tmp_path: Path) -> None:
     _fits(_gitfree(tmp_path, "diff", "images@1", "images@2"))
     _fits(_gitfree(tmp_path, "tags", "images"))
     _fits(_gitfree(tmp_path, "show", "images@2"))
+
+
+def test_what_gc_says_fits_80_columns(tmp_path: Path) -> None:
+    """gc's result was one sentence of over 200 characters (issue 14): now a line per fact, zeros left out."""
+    src = write_tree(tmp_path / "src", {"a.txt": b"1"})
+    for n in range(3):
+        write_tree(src, {"a.txt": str(n).encode()})
+        _gitfree(tmp_path, "commit", "images", str(src))
+    dry = _fits(_gitfree(tmp_path, "gc", "--keep-last", "1", "--grace", "0s", "--dry-run"))
+    assert dry[-1] == "would delete 2 versions and 4 objects (132 B); kept 1 version and 2 objects", dry
+    done = _fits(_gitfree(tmp_path, "gc", "--keep-last", "1", "--grace", "0s"))
+    assert done == ["deleted 2 versions and 4 objects (132 B); kept 1 version and 2 objects"], done

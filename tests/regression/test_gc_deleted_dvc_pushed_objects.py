@@ -79,8 +79,8 @@ def test_the_cli_reports_foreign_objects_and_deletes_them_only_when_asked(tmp_pa
     foreign.write_bytes(b"pushed by dvc")
     args = ["--store", str(tmp_path / "store"), "--cache-dir", str(tmp_path / "cache"), "gc", "--grace", "0"]
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0 and "1 foreign object(s) (13 B) left alone" in result.output
+    assert result.exit_code == 0 and "1 foreign object (13 B) left alone" in result.output
     assert foreign.exists()
     result = CliRunner().invoke(cli, [*args, "--delete-foreign"])
-    assert result.exit_code == 0 and "1 foreign object(s) (13 B) deleted" in result.output
+    assert result.exit_code == 0 and "1 foreign object (13 B) deleted" in result.output
     assert not foreign.exists()

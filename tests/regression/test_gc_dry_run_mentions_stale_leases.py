@@ -52,13 +52,13 @@ def _gc(*args: str) -> str:
 
 
 def test_a_dry_run_says_the_stale_leases_it_would_remove(store_with_stale_leases: Store) -> None:
-    assert "1 commit(s) in flight; 2 stale lease(s) of dead commits would be removed" in _gc("--dry-run")
+    assert "1 commit in flight; 2 stale leases of dead commits would be removed" in _gc("--dry-run")
     assert json.loads(_gc("--dry-run", "--json"))["leases_stale"] == 2
     assert len(list(store_with_stale_leases.backend.list(layout.LEASES))) == 3  # a dry run removes nothing
 
 
 def test_a_real_run_says_the_stale_leases_it_removed(store_with_stale_leases: Store) -> None:
-    assert "2 stale lease(s) of dead commits removed" in _gc()
+    assert "2 stale leases of dead commits removed" in _gc()
     assert len(list(store_with_stale_leases.backend.list(layout.LEASES))) == 1  # the live one stays
 
 
