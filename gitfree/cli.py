@@ -1471,28 +1471,34 @@ def fsck(ctx: click.Context, datasets: tuple[str, ...], deep: bool, repair: bool
             console.print(
                 f"{note.ref}: note: {note.kind.replace('_', ' ')}: {note.key} ({note.detail})", highlight=False
             )
-        summary = (
-            f"checked {report.versions} version(s) of {report.datasets} dataset(s), {report.tags} tag(s), "
-            f"{report.objects} object(s)"
-        )
-        if report.sources:
-            summary += f", {report.sources} source object(s) of versions by reference"
-        if any(p.kind == "drift" for p in report.problems):
-            summary += (
-                "; a drifted source cannot be repaired here: restore it, or commit the source again (materialize "
-                "a version while its source still holds it)"
-            )
-        if report.unverified:
-            summary += f"; {report.unverified} object(s) checked for presence only (use --deep)"
-        if report.stale_leases:
-            summary += f"; {report.stale_leases} stale lease(s) (gc removes them)"
-        broken = report.broken_versions
-        console.print(
-            summary + (f"; {len(broken)} broken version(s)" if broken else "; no problems" if report.ok else ""),
-            highlight=False,
-        )
+        for line in _fsck_summary(report):
+            console.print(line, highlight=False)
     if not report.ok:
         ctx.exit(IntegrityError.exit_code)
+
+
+def _fsck_summary(report: Any) -> list[str]:
+    """What fsck checked and found, a line per fact, each fitting 80 columns."""
+    checked = (
+        f"checked {format_count(report.versions, 'version')} of {format_count(report.datasets, 'dataset')}, "
+        f"{format_count(report.tags, 'tag')}, {format_count(report.objects, 'object')}"
+    )
+    lines = [checked + (f", {format_count(report.sources, 'source object')}" if report.sources else "")]
+    if any(p.kind == "drift" for p in report.problems):
+        lines += [
+            "a drifted source cannot be repaired here: restore it, or commit the source again",
+            "(materialize a version while its source still holds it)",
+        ]
+    if report.unverified:
+        lines.append(f"{format_count(report.unverified, 'object')} checked for presence only (use --deep)")
+    if report.stale_leases:
+        lines.append(f"{format_count(report.stale_leases, 'stale lease')} (gc removes them)")
+    broken = report.broken_versions
+    if broken:
+        lines.append(format_count(len(broken), "broken version"))
+    elif report.ok:
+        lines.append("no problems")
+    return lines
 
 
 @cli.command()

@@ -189,9 +189,10 @@ def test_the_cli_says_which_version_which_key_and_what_differs_and_exits_5(
         "images@1:",
         f"  drift: {source.url}a.csv (ETag was {was}, is {_etag(source, 'a.csv')})",
         f"  drift: {source.url}z.json (it no longer exists)",
-        "checked 1 version(s) of 1 dataset(s), 0 tag(s), 0 object(s), 3 source object(s) of versions by reference; "
-        "a drifted source cannot be repaired here: restore it, or commit the source again (materialize a version "
-        "while its source still holds it); 1 broken version(s)",
+        "checked 1 version of 1 dataset, 0 tags, 0 objects, 3 source objects",
+        "a drifted source cannot be repaired here: restore it, or commit the source again",
+        "(materialize a version while its source still holds it)",
+        "1 broken version",
     ]
     repaired = CliRunner().invoke(cli, ["fsck", "--repair"])
     assert repaired.exit_code == 5 and "  drift: " in repaired.output  # the bytes are not the store's to repair

@@ -77,3 +77,14 @@ def test_what_gc_says_fits_80_columns(tmp_path: Path) -> None:
     assert dry[-1] == "would delete 2 versions and 4 objects (132 B); kept 1 version and 2 objects", dry
     done = _fits(_gitfree(tmp_path, "gc", "--keep-last", "1", "--grace", "0s"))
     assert done == ["deleted 2 versions and 4 objects (132 B); kept 1 version and 2 objects"], done
+
+
+def test_what_fsck_says_fits_80_columns(tmp_path: Path) -> None:
+    """fsck's result was one sentence that grew past 80 columns with each fact (issue 14): now a line each."""
+    src = write_tree(tmp_path / "src", {"a.txt": b"1", "b.txt": b"2"})
+    _gitfree(tmp_path, "commit", "images", str(src))
+    assert _fits(_gitfree(tmp_path, "fsck")) == [
+        "checked 1 version of 1 dataset, 0 tags, 2 objects",
+        "2 objects checked for presence only (use --deep)",
+        "no problems",
+    ]
