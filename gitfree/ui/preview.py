@@ -401,18 +401,41 @@ class _RangedFile(io.RawIOBase):
         return len(data)
 
 
+PARQUET_AT_ONCE = 2
+"""Parquet previews read at once in a process (each may hold tens of MB of pyarrow buffers); more wait for a
+slot until their deadline, then say so."""
+_parquet_slots = threading.BoundedSemaphore(PARQUET_AT_ONCE)
+
+
 def _parquet(reader: _Reader, budget: Budget) -> Preview:
     if reader.size < 12:
         return reader.nothing("no preview: too short to be a Parquet file")
     deadline = time.monotonic() + budget.seconds
+    if not _parquet_slots.acquire(timeout=budget.seconds):
+        return reader.nothing(
+            f"no preview: {PARQUET_AT_ONCE} other Parquet previews were being read for {budget.seconds:g} s; "
+            "reload the page in a moment"
+        )
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitfree-preview")
     try:
-        future = pool.submit(_read_parquet, reader, budget, deadline)
+        future = pool.submit(_slotted, reader, budget, deadline)
+    except BaseException:
+        _parquet_slots.release()
+        raise
+    try:
         return future.result(timeout=budget.seconds + 1)
     except FutureTimeout:
         return reader.nothing(f"no preview: reading it took longer than {budget.seconds:g} s")
     finally:
         pool.shutdown(wait=False)  # an abandoned read stops at its next range (past the deadline)
+
+
+def _slotted(reader: _Reader, budget: Budget, deadline: float) -> Preview:
+    """:func:`_read_parquet`, giving its slot back when it ends (an abandoned read keeps it until then)."""
+    try:
+        return _read_parquet(reader, budget, deadline)
+    finally:
+        _parquet_slots.release()
 
 
 def _read_parquet(reader: _Reader, budget: Budget, deadline: float) -> Preview:

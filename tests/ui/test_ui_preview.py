@@ -281,3 +281,24 @@ def test_store_failures_are_errors_and_a_slow_store_is_a_note(tmp_path: Path) ->
         took = time.monotonic() - started
         assert stuck.kind == "none" and stuck.note == "no preview: reading it took longer than 0.5 s", stuck
         assert 1.4 < took < 2.0, took  # the deadline and a second's grace: the read is abandoned
+
+
+def test_parquet_previews_read_at_once_are_bounded(tmp_path: Path) -> None:
+    """Each Parquet preview may hold tens of MB of pyarrow buffers: at most PARQUET_AT_ONCE are read at once in
+    a process; one more waits for a slot until its deadline, then is a note, and a slot given back is taken."""
+    from gitfree.ui import preview as module
+
+    store = Store(tmp_path / "store", cache_dir=tmp_path / "cache")
+    table = _parquet(pa.table({"n": [1, 2, 3]}))
+    version = store.commit("ds", write_tree(tmp_path / "src", {"t.parquet": table}))
+    held = [module._parquet_slots.acquire(timeout=10) for _ in range(module.PARQUET_AT_ONCE)]  # (abandoned reads end)
+    assert all(held)
+    try:
+        started = time.monotonic()
+        busy = preview(store, version, "t.parquet", budget=Budget(seconds=0.3))
+        assert busy.kind == "none" and busy.note.startswith("no preview: 2 other Parquet previews were being read")
+        assert 0.25 < time.monotonic() - started < 1.0
+    finally:
+        for _ in held:
+            module._parquet_slots.release()
+    assert preview(store, version, "t.parquet").kind == "table"  # the slots are back
