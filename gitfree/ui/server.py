@@ -37,7 +37,12 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def serve(app: Starlette, sock: socket.socket, *, verbose: bool = False) -> None:
+CONNECTIONS = 100
+"""Connections (open or waiting on a page) ``gitfree ui`` serves at once; beyond them uvicorn answers 503 at
+once, so idle or slow clients cannot hold every socket and thread of the process."""
+
+
+def serve(app: Starlette, sock: socket.socket, *, verbose: bool = False, connections: int = CONNECTIONS) -> None:
     """Serve ``app`` on ``sock`` until interrupted, then finish what is in flight (up to 5 s). Ctrl+C is how it
     is stopped, so it returns then; SIGTERM, re-raised by uvicorn once it has stopped, ends the process."""
     config = uvicorn.Config(
@@ -49,6 +54,7 @@ def serve(app: Starlette, sock: socket.socket, *, verbose: bool = False) -> None
         # client (a web page through DNS rebinding too) could claim a new address per guess and pass the login
         # throttle. Behind a proxy, serve create_app with uvicorn --proxy-headers (docs/design.md).
         proxy_headers=False,
+        limit_concurrency=connections,
         timeout_graceful_shutdown=5,
         lifespan="off",
     )

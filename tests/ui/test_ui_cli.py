@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,3 +156,23 @@ def test_loopback_hosts_need_no_token(host: str) -> None:
 
     assert is_loopback(host)
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("example.com")  # noqa: S104
+
+
+def test_connections_beyond_the_limit_are_refused_at_once_not_queued(file_world: World) -> None:
+    """Idle clients (a slow-loris) holding CONNECTIONS sockets get further requests a 503 at once, instead of
+    every socket and thread of the process; once they go, pages are served again."""
+    from gitfree.ui.server import CONNECTIONS
+
+    port = free_port()
+    with running(["--store", file_world.store.url, "ui", "--port", str(port)], _env(file_world)):
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(CONNECTIONS)]
+        try:
+            time.sleep(0.5)  # every one accepted
+            started = time.monotonic()
+            refused = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            assert refused.status_code == 503 and time.monotonic() - started < 2
+        finally:
+            for conn in idle:
+                conn.close()
+        time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{port}/d/raw/sales", timeout=30).status_code == 200
