@@ -36,7 +36,8 @@ from urllib.parse import unquote, urlsplit
 
 from .config import StoreSettings, endpoint_id
 from .errors import ConfigError, GitfreeError, InputError, IntegrityError
-from .layout import probe_key
+from .layout import is_staged_object, probe_key
+from .localfs import owner_stamp, sweep_leftovers
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -156,6 +157,11 @@ class Backend(ABC):
         for key in keys:
             self.delete(key)
 
+    def sweep_temporaries(self) -> int:
+        """Delete the temporary files killed writers left in the store (a folder store's; no other kind
+        has any: an S3-style PUT is whole or absent). Returns how many; GC calls it."""
+        return 0
+
     def remove_empty_folders(self, prefix: str) -> None:  # noqa: B027 - a no-op where keys make no folders
         """Remove the folders under ``prefix`` that deletions left empty (S3 has no folders: nothing to do)."""
 
@@ -230,7 +236,7 @@ class FileBackend(Backend):
 
     def _write_tmp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f"{self._TMP}{uuid.uuid4().hex}"
+        tmp = path.parent / f"{self._TMP}{uuid.uuid4().hex[:8]}{owner_stamp()}"  # the writer is named in it
         with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
@@ -333,6 +339,18 @@ class FileBackend(Backend):
                     continue
                 key = filename if rel == "." else f"{rel}/{filename}"
                 yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), None)
+
+    def sweep_temporaries(self) -> int:
+        # Ours name their writer (removed once it is gone from this host); obstore's do not, and go
+        # only when no one has written to them for a day, as do ours of a writer on another host.
+        ours, staged = [], []
+        for dirpath, _, filenames in os.walk(self.root):
+            for filename in filenames:
+                if filename.startswith(self._TMP):
+                    ours.append(Path(dirpath, filename))
+                elif is_staged_object(filename):
+                    staged.append(Path(dirpath, filename))
+        return len(sweep_leftovers(ours)) + len(sweep_leftovers(staged, only_idle=True))
 
     def remove_empty_folders(self, prefix: str) -> None:
         # Bottom up; a folder that is not empty (or was just made again by a writer) is left alone.
