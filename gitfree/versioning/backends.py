@@ -157,6 +157,11 @@ class Backend(ABC):
         for key in keys:
             self.delete(key)
 
+    def names_an_object(self) -> bool:
+        """Whether the store's URL (its prefix, without a ``/`` after it) is the key of an object: a file's URL
+        given where a folder's is meant. False where that cannot be told (or for a folder store)."""
+        return False
+
     def sweep_temporaries(self) -> int:
         """Delete the temporary files killed writers left in the store (a folder store's; no other kind
         has any: an S3-style PUT is whole or absent). Returns how many; GC calls it."""
@@ -614,6 +619,16 @@ class S3Backend(Backend):
                         obj.get("ETag", "").strip('"') or None,
                     )
 
+    def names_an_object(self) -> bool:
+        if not self.prefix:
+            return False
+        try:
+            with self._translate(self.prefix):
+                self._client.head_object(Bucket=self.bucket, Key=self.prefix)
+        except (KeyMissing, GitfreeError):
+            return False
+        return True
+
     def head(self, key: str, version_id: str | None = None) -> Head:
         """One HEAD of ``key`` (of its version ``version_id`` when given); :class:`KeyMissing` if there is none."""
         pin: dict[str, Any] = {"VersionId": version_id} if version_id else {}
@@ -1045,6 +1060,18 @@ class AzureBackend(Backend):
 
     list_page = 5000
     """Blobs per List Blobs request (Azure's most)."""
+
+    def names_an_object(self) -> bool:
+        import xml.etree.ElementTree as ET
+
+        if not self.prefix:
+            return False
+        query = {"comp": "list", "maxresults": "1", "restype": "container", "prefix": self.prefix}
+        try:  # the first name under a prefix is the prefix itself, if a blob has it
+            page = ET.fromstring(self._rest("", query))  # noqa: S314 - the service's own answer, no entities
+        except GitfreeError:
+            return False
+        return any(blob.findtext("Name") == self.prefix for blob in page.iter("Blob"))
 
     def blobs(self, prefix: str) -> Iterator[BlobInfo]:
         """Every blob under ``prefix`` (recursively) as List Blobs describes it, with the Content-MD5 and the
@@ -1539,6 +1566,18 @@ class GCSBackend(Backend):
         )
 
     # ------------------------------------------------------------------ a source of versions by reference
+
+    def names_an_object(self) -> bool:
+        if not self.prefix:
+            return False
+        try:
+            with self._translate(""):
+                found = self._client.list_blobs(
+                    self.bucket, prefix=self.prefix, max_results=1, timeout=self._timeout, retry=None
+                )
+                return any(blob.name == self.prefix for blob in found)
+        except GitfreeError:
+            return False
 
     def objects(self, prefix: str) -> Iterator[GCSObjectInfo]:
         """Every object under ``prefix`` (recursively) with its generation, etag and md5Hash (one JSON-API list
