@@ -335,6 +335,12 @@ class Objects:
         """Every object in the store (one listing of ``files/md5/``), by oid."""
         return {oid: info for info in self.backend.scan(layout.OBJECTS) if (oid := layout.parse_object_key(info.key))}
 
+    def listed_md5s(self) -> dict[str, str]:
+        """The md5 the store's listing gives of each object where its ETag is not one (Azure's Content-MD5), by
+        oid: one more listing of ``files/md5/`` on Azure, none elsewhere."""
+        listed = self.backend.listed_md5s(layout.OBJECTS)
+        return {oid: md5 for key, md5 in listed.items() if (oid := layout.parse_object_key(key))}
+
     def intact_in_cache(self, oid: str) -> bool:
         """Whether the worker cache holds ``oid`` with the right content (hashed now)."""
         try:
