@@ -146,3 +146,15 @@ def test_a_temporary_file_of_another_host_goes_only_when_idle_a_day(tmp_path: Pa
     for path in (other, unstamped):
         os.utime(path, (old, old))
     assert sorted(sweep_leftovers([mine, other, unstamped])) == sorted([other, unstamped])
+
+
+def test_a_pid_reused_by_a_later_process_or_gone_does_not_keep_a_temporary_file(tmp_path: Path) -> None:
+    stamp = owned_name("s")  # this process: host, pid, start time
+    host, pid, start = stamp.split(".gfo-")[1].split("-")[:3]
+    reused = tmp_path / f"r.gfo-{host}-{pid}-{int(start) + 1}-abcdef12.tmp"  # same pid, started at another time
+    gone = tmp_path / f"g.gfo-{host}-{2**22 + 7}-1-abcdef12.tmp"  # above Linux's largest pid: no such process
+    live = tmp_path / stamp
+    for path in (reused, gone, live):
+        path.write_bytes(b"1")
+    assert sorted(sweep_leftovers([reused, gone, live])) == sorted([reused, gone])
+    assert live.exists()
