@@ -30,6 +30,7 @@ import shlex
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -463,6 +464,43 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
+_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _unsafe(char: str) -> bool:
+    """A character a terminal would act on or hide: a control (line breaks, ESC), a format character (a
+    bidirectional override) or a line or paragraph separator."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def _escaped(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if not _unsafe(char):
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _shown_path(path: str) -> str:
+    """A file name as people read it, as ``ls -b`` and git quote: a name with a line break, an escape
+    sequence or another control character is put in double quotes with C escapes (``"a\\nb"``), as is
+    one that starts with a quote; any other is printed as it is. ``--json`` prints names exactly."""
+    if not path.startswith('"') and not any(_unsafe(c) for c in path):
+        return path
+    return '"' + "".join(_escaped(c) for c in path) + '"'
+
+
 class _WarningLines(logging.Handler):
     """``warning: <message>`` on stderr, one line per record, never markup."""
 
@@ -714,7 +752,7 @@ def show(ctx: click.Context, ref: str, with_files: bool, as_json: bool) -> None:
     _print_table(_listing(details, rows, out.width, header=False))
     if files is not None:
         columns = [_Column("path", flex=True, overflow="fold"), _Column("md5"), _Column("size", "right")]
-        _print_table(_listing(columns, [(f.path, f.md5, _size(f.size)) for f in files], out.width))
+        _print_table(_listing(columns, [(_shown_path(f.path), f.md5, _size(f.size)) for f in files], out.width))
 
 
 @cli.command()
@@ -738,7 +776,12 @@ def diff(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
     ]
     marks = {"added": Text("+", "green"), "removed": Text("-", "red"), "modified": Text("~", "yellow")}
     rows = [
-        (marks[e.status], e.path, _size(e.old_size) if e.old_md5 else "", _size(e.new_size) if e.new_md5 else "")
+        (
+            marks[e.status],
+            _shown_path(e.path),
+            _size(e.old_size) if e.old_md5 else "",
+            _size(e.new_size) if e.new_md5 else "",
+        )
         for e in result.entries
     ]
     if rows:
@@ -1087,7 +1130,7 @@ def ls(ctx: click.Context, ref: str, path: str, with_sizes: bool, as_json: bool)
     console = _output()
     for row in rows:
         size = f"{_size(row['size']):>10}  " if with_sizes else ""
-        console.print(f"{size}{row['name']}", highlight=False)
+        console.print(f"{size}{_shown_path(row['name'])}", highlight=False)
 
 
 @cli.command(name="cat")

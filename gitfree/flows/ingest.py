@@ -13,10 +13,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from gitfree.tasks import COMMITTED_EVENT, GitfreeStore, commit_dataset, pull_dataset, resolve_store
-from gitfree.versioning import InputError, Store, Version, validate_dataset_name
+from gitfree.versioning import InputError, SourceOptions, Store, Version, validate_dataset_name
 
 __all__ = ["fetch_source", "ingest_dataset", "pull_dataset_flow", "train_example", "train_trigger"]
 
@@ -69,7 +69,7 @@ def ingest_dataset(
     store: StoreArg = None,
     message: str = "",
     metadata: dict[str, JsonValue] | None = None,
-    source_options: dict[str, Any] | None = None,
+    source_options: dict[str, Any] | SourceOptions | None = None,
     by_reference: bool = False,
 ) -> Version:
     """Copy ``source`` into a staging area and commit it as the next version of ``dataset``.
@@ -77,7 +77,13 @@ def ingest_dataset(
     With ``by_reference=True`` nothing is copied: the files of ``source`` (an ``s3://bucket/prefix/`` on the
     store's endpoint and credentials, an ``az://`` or ``gs://`` prefix on a store of that service, or a folder
     every worker shares) are versioned where they are, and an
-    unchanged source costs its LIST and reads no object (docs/design.md, "Versions by reference").
+    unchanged source costs its LIST and reads no object (docs/design.md, "Versions by reference"). An ``s3://``
+    source on another server or with other credentials is read with ``source_options``: a
+    :class:`~gitfree.versioning.SourceOptions` or a mapping of its fields (``endpoint_url``, ``access_key_id``,
+    ``secret_access_key``, ...), as :meth:`gitfree.Store.commit` takes it; without them, with the block's
+    ``source_*`` fields, else ``GITFREE_SOURCE_*`` on the worker. Prefer the block or the environment for
+    secrets: a flow run's parameters are kept by Prefect. Without ``by_reference``, ``source_options`` are
+    arguments of ``s3fs.S3FileSystem`` (:func:`fetch_source`).
 
     When the source has not changed since the newest version, no version is created (and no
     event is emitted). Run it on a schedule::
@@ -92,6 +98,11 @@ def ingest_dataset(
     logger = get_run_logger()
     if by_reference:
         return _ingest_by_reference(source, dataset, target, message, metadata, source_options)
+    if isinstance(source_options, SourceOptions):
+        raise InputError(
+            "SourceOptions are for an ingestion by reference (by_reference=True); without it, source_options "
+            "are arguments of s3fs.S3FileSystem"
+        )
     with tempfile.TemporaryDirectory(prefix="gitfree-ingest-") as tmp:
         staging = Path(tmp) / dataset.rsplit("/", 1)[-1]
         staging.mkdir()
@@ -109,22 +120,36 @@ def ingest_dataset(
     return version
 
 
+def _source_options(given: dict[str, Any] | SourceOptions | None) -> SourceOptions | None:
+    """The source options of an ingestion by reference; a mapping that is not one is ``InputError`` naming the
+    first field that is wrong (never its value) and the fields there are."""
+    if given is None or isinstance(given, SourceOptions):
+        return given
+    try:
+        return SourceOptions.model_validate(dict(given))
+    except ValidationError as exc:
+        error = exc.errors()[0]  # its message only: the value may be a secret
+        where = ".".join(str(p) for p in error.get("loc", ())) or "value"
+        fields = ", ".join(SourceOptions.model_fields)
+        raise InputError(
+            f"invalid source_options for an ingestion by reference ({where}: {error['msg']}): they take {fields}"
+        ) from None
+
+
 def _ingest_by_reference(
     source: str,
     dataset: str,
     target: Store,
     message: str,
     metadata: dict[str, JsonValue] | None,
-    source_options: dict[str, Any] | None,
+    source_options: dict[str, Any] | SourceOptions | None,
 ) -> Version:
-    if source_options:
-        raise InputError(
-            "source options are not taken by reference yet: a source by reference is read with the store's "
-            "endpoint and credentials (leave out source_options)"
-        )
+    options = _source_options(source_options)
     meta = {"source": source, **(metadata or {})}
     text = message or f"ingested from {source}"
-    version = commit_dataset(dataset, source, store=target, message=text, metadata=meta, by_reference=True)
+    version = commit_dataset(
+        dataset, source, store=target, message=text, metadata=meta, by_reference=True, source_options=options
+    )
     get_run_logger().info(
         "%s by reference to %s: %s files (new: %s)", version.ref, source, version.nfiles, version.created
     )

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from gitfree.versioning import AWS_NAMES, ConfigError, Store, StoreSettings
+from gitfree.versioning import AWS_NAMES, ConfigError, SourceOptions, Store, StoreSettings
 
 __all__ = ["AwsCredentialsValues", "GitfreeStore"]
 
@@ -126,6 +126,22 @@ class GitfreeStore(Block):
         "GOOGLE_APPLICATION_CREDENTIALS, else only an emulator (endpoint_url, STORAGE_EMULATOR_HOST), anonymously.",
     )
     gcs_project: str | None = Field(default=None, description="gs:// stores: the Google Cloud project.")
+    source_endpoint_url: str | None = Field(
+        default=None,
+        description="Versions by reference: the S3 endpoint of s3:// sources on another server; empty: the store's "
+        "(or GITFREE_SOURCE_ENDPOINT_URL).",
+    )
+    source_access_key_id: str | None = Field(
+        default=None, description="Versions by reference: the access key id that reads the sources."
+    )
+    source_secret_access_key: SecretStr | None = Field(
+        default=None, description="Versions by reference: the secret access key that reads the sources."
+    )
+    source_session_token: SecretStr | None = Field(
+        default=None, description="Versions by reference: a session token for the sources' temporary credentials."
+    )
+    source_region: str | None = Field(default=None, description="Versions by reference: the sources' AWS region.")
+    source_profile: str | None = Field(default=None, description="Versions by reference: the sources' AWS profile.")
 
     @model_validator(mode="after")
     def _credentials_fit_the_url(self) -> GitfreeStore:
@@ -155,9 +171,19 @@ class GitfreeStore(Block):
         _check_fit(self, settings)
         return settings
 
+    def source_options(self) -> SourceOptions | None:
+        """The :class:`gitfree.versioning.SourceOptions` of the ``source_*`` fields (how the ``s3://`` sources of
+        versions by reference are reached when they are not on the store's endpoint or credentials), ``None``
+        when none is set (then ``GITFREE_SOURCE_*``)."""
+        given = {name: getattr(self, f"source_{name}") for name in SourceOptions.model_fields}
+        if all(value in (None, "") for value in given.values()):
+            return None
+        return SourceOptions(**given)
+
     def get_store(self) -> Store:
-        """The :class:`gitfree.Store` this block describes."""
-        return Store(settings=self.store_settings())
+        """The :class:`gitfree.Store` this block describes (its ``source_*`` fields: the source options with which
+        its commits by reference and reads of them reach their sources)."""
+        return Store(settings=self.store_settings(), source_options=self.source_options())
 
 
 _CLOUD_FIELDS = (

@@ -12,7 +12,17 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import JsonValue
 
-from gitfree.versioning import Diff, InputRef, Store, Tag, Version, format_count, format_size, is_transient
+from gitfree.versioning import (
+    Diff,
+    InputRef,
+    SourceOptions,
+    Store,
+    Tag,
+    Version,
+    format_count,
+    format_size,
+    is_transient,
+)
 
 from . import _runtime, _tags
 from .blocks import GitfreeStore
@@ -90,9 +100,11 @@ def commit_dataset(
     force: bool = False,
     auto_inputs: bool = True,
     by_reference: bool = False,
+    source_options: SourceOptions | None = None,
 ) -> Version:
     """Commit a file or directory as the next version of a dataset (``by_reference=True``: the files of an
-    ``s3://bucket/prefix/`` or a shared folder, versioned where they are; see :meth:`gitfree.Store.commit`).
+    ``s3://bucket/prefix/`` or a shared folder, versioned where they are, read with ``source_options`` when
+    given, else the store's; see :meth:`gitfree.Store.commit`).
 
     Inside a flow run the version's author records the flow, flow run and task run, and the versions
     :func:`pull_dataset` pulled earlier in the same flow run are added to ``inputs``, whichever task runner
@@ -130,6 +142,7 @@ def commit_dataset(
         force=force,
         commit_id=commit_id,
         by_reference=by_reference,
+        source_options=source_options,
     )
     # ``created`` is true when this task run made it: this attempt, or an earlier one that died before
     # publishing (the retry passes the same commit id, and Store.commit recognises its own record).

@@ -36,7 +36,8 @@ from urllib.parse import unquote, urlsplit
 
 from .config import StoreSettings, endpoint_id
 from .errors import ConfigError, GitfreeError, InputError, IntegrityError
-from .layout import probe_key
+from .layout import is_staged_object, probe_key
+from .localfs import owner_stamp, sweep_leftovers
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -156,6 +157,21 @@ class Backend(ABC):
         for key in keys:
             self.delete(key)
 
+    def listed_md5s(self, prefix: str) -> dict[str, str]:
+        """The md5 of each key under ``prefix`` whose content md5 the service's listing gives and its ETag is not
+        (Azure's Content-MD5): what a quick fsck compares, beside the ETags of :meth:`scan`. Default: none."""
+        return {}
+
+    def names_an_object(self) -> bool:
+        """Whether the store's URL (its prefix, without a ``/`` after it) is the key of an object: a file's URL
+        given where a folder's is meant. False where that cannot be told (or for a folder store)."""
+        return False
+
+    def sweep_temporaries(self) -> int:
+        """Delete the temporary files killed writers left in the store (a folder store's; no other kind
+        has any: an S3-style PUT is whole or absent). Returns how many; GC calls it."""
+        return 0
+
     def remove_empty_folders(self, prefix: str) -> None:  # noqa: B027 - a no-op where keys make no folders
         """Remove the folders under ``prefix`` that deletions left empty (S3 has no folders: nothing to do)."""
 
@@ -230,7 +246,7 @@ class FileBackend(Backend):
 
     def _write_tmp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f"{self._TMP}{uuid.uuid4().hex}"
+        tmp = path.parent / f"{self._TMP}{uuid.uuid4().hex[:8]}{owner_stamp()}"  # the writer is named in it
         with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
@@ -333,6 +349,18 @@ class FileBackend(Backend):
                     continue
                 key = filename if rel == "." else f"{rel}/{filename}"
                 yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), None)
+
+    def sweep_temporaries(self) -> int:
+        # Ours name their writer (removed once it is gone from this host); obstore's do not, and go
+        # only when no one has written to them for a day, as do ours of a writer on another host.
+        ours, staged = [], []
+        for dirpath, _, filenames in os.walk(self.root):
+            for filename in filenames:
+                if filename.startswith(self._TMP):
+                    ours.append(Path(dirpath, filename))
+                elif is_staged_object(filename):
+                    staged.append(Path(dirpath, filename))
+        return len(sweep_leftovers(ours)) + len(sweep_leftovers(staged, only_idle=True))
 
     def remove_empty_folders(self, prefix: str) -> None:
         # Bottom up; a folder that is not empty (or was just made again by a writer) is left alone.
@@ -595,6 +623,16 @@ class S3Backend(Backend):
                         obj["LastModified"],
                         obj.get("ETag", "").strip('"') or None,
                     )
+
+    def names_an_object(self) -> bool:
+        if not self.prefix:
+            return False
+        try:
+            with self._translate(self.prefix):
+                self._client.head_object(Bucket=self.bucket, Key=self.prefix)
+        except (KeyMissing, GitfreeError):
+            return False
+        return True
 
     def head(self, key: str, version_id: str | None = None) -> Head:
         """One HEAD of ``key`` (of its version ``version_id`` when given); :class:`KeyMissing` if there is none."""
@@ -1027,6 +1065,23 @@ class AzureBackend(Backend):
 
     list_page = 5000
     """Blobs per List Blobs request (Azure's most)."""
+
+    def names_an_object(self) -> bool:
+        import xml.etree.ElementTree as ET
+
+        if not self.prefix:
+            return False
+        query = {"comp": "list", "maxresults": "1", "restype": "container", "prefix": self.prefix}
+        try:  # the first name under a prefix is the prefix itself, if a blob has it
+            page = ET.fromstring(self._rest("", query))  # noqa: S314 - the service's own answer, no entities
+        except GitfreeError:
+            return False
+        return any(blob.findtext("Name") == self.prefix for blob in page.iter("Blob"))
+
+    def listed_md5s(self, prefix: str) -> dict[str, str]:
+        # Set by the service for a single Put Blob; a blob uploaded in blocks (obstore's multipart, above
+        # transfer.SINGLE_PUT_MAX) has none and stays unverified without --deep.
+        return {b.key: b.md5 for b in self.blobs(prefix) if b.md5}
 
     def blobs(self, prefix: str) -> Iterator[BlobInfo]:
         """Every blob under ``prefix`` (recursively) as List Blobs describes it, with the Content-MD5 and the
@@ -1521,6 +1576,18 @@ class GCSBackend(Backend):
         )
 
     # ------------------------------------------------------------------ a source of versions by reference
+
+    def names_an_object(self) -> bool:
+        if not self.prefix:
+            return False
+        try:
+            with self._translate(""):
+                found = self._client.list_blobs(
+                    self.bucket, prefix=self.prefix, max_results=1, timeout=self._timeout, retry=None
+                )
+                return any(blob.name == self.prefix for blob in found)
+        except GitfreeError:
+            return False
 
     def objects(self, prefix: str) -> Iterator[GCSObjectInfo]:
         """Every object under ``prefix`` (recursively) with its generation, etag and md5Hash (one JSON-API list

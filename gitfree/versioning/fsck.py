@@ -205,11 +205,15 @@ def _judge(objects: Objects, stored: dict[str, ObjectInfo], found: _Found, deep:
     """For each needed oid: ``"missing_object"``, ``"hash_mismatch"`` or ``None`` (fine, or unverifiable
     without ``deep``: counted in ``unverified``)."""
 
+    listed = {} if deep or not found.needs else objects.listed_md5s()  # Azure: the Content-MD5 of each blob
+
     def one(oid: str) -> tuple[str, str | None, int]:
         info = stored.get(oid)
         if info is None:
             return oid, "missing_object", 0
         want = layout.md5_of(oid)
+        if not deep and oid in listed:
+            return oid, (None if listed[oid] == want else "hash_mismatch"), 0
         if not deep and info.etag and layout.is_md5(info.etag):
             return oid, (None if info.etag == want else "hash_mismatch"), 0
         if not deep:

@@ -404,6 +404,8 @@ def _sweep(
     backend.delete_many(in_flight.dead)
     day_ago = started - timedelta(days=1)
     backend.delete_many(i.key for i in backend.scan(layout.PROBES) if i.modified < day_ago)
+    if swept := backend.sweep_temporaries():
+        logger.info("gc: removed %d temporary files of writers that were killed", swept)
 
 
 def _tombstones(catalog: Catalog, holder: Holder, dropping: list[Version], now: datetime) -> None:

@@ -16,6 +16,9 @@ OBJECTS = "files/md5/"
 RUNS = "runs/"
 STEPS = "steps/"
 REFERENCES = "references/"
+CACHE_TMP = ".gitfree-tmp/"
+"""In a worker cache (not a store): the temporary files of downloads and reads by reference, renamed into
+``files/md5/`` once checked; a killed writer's are swept (docs/design.md, "Temporary files")."""
 """Where the reference tables of versions by reference live: ``references/<md5 of the table>.json``
 (docs/design.md, "Versions by reference")."""
 """Where versioned steps note what they made: ``steps/<step key>/`` (docs/design.md, "Versioned steps")."""
@@ -274,6 +277,15 @@ def parse_object_key(key: str) -> str | None:
     """The oid (``md5`` or ``md5.dir``) of an object key in DVC's remote layout, else ``None``."""
     match = _OBJECT_KEY.match(key)
     return f"{match['a']}{match['b']}{match['dir'] or ''}" if match else None
+
+
+_STAGED_OBJECT = re.compile(r"^[0-9a-f]{30}(\.dir)?#[0-9]+$")
+
+
+def is_staged_object(filename: str) -> bool:
+    """Whether ``filename`` (in a folder store's ``files/md5/xx/``) is obstore's staging file of an object
+    being uploaded (``NAME#N``, renamed to ``NAME`` once whole): a killed upload leaves it."""
+    return _STAGED_OBJECT.match(filename) is not None
 
 
 def parse_upload_key(key: str) -> str | None:

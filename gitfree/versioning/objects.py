@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import uuid
 from collections import OrderedDict
@@ -27,7 +26,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from . import layout
 from .backends import Backend, KeyMissing, ObjectInfo, PreconditionFailed, S3Backend
 from .errors import InputError, IntegrityError
-from .localfs import atomic_write, md5_file
+from .localfs import atomic_write, md5_file, owned_name
 from .models import FileEntry, Output, ReferenceEntry, References
 from .sources import S3Source, Source
 from .staging import HashState
@@ -336,6 +335,12 @@ class Objects:
         """Every object in the store (one listing of ``files/md5/``), by oid."""
         return {oid: info for info in self.backend.scan(layout.OBJECTS) if (oid := layout.parse_object_key(info.key))}
 
+    def listed_md5s(self) -> dict[str, str]:
+        """The md5 the store's listing gives of each object where its ETag is not one (Azure's Content-MD5), by
+        oid: one more listing of ``files/md5/`` on Azure, none elsewhere."""
+        listed = self.backend.listed_md5s(layout.OBJECTS)
+        return {oid: md5 for key, md5 in listed.items() if (oid := layout.parse_object_key(key))}
+
     def intact_in_cache(self, oid: str) -> bool:
         """Whether the worker cache holds ``oid`` with the right content (hashed now)."""
         try:
@@ -401,7 +406,10 @@ class Objects:
         """One place of ``md5``: ``entry`` of ``source``, read and checked as :meth:`_from_source` says."""
         target = self.cached(md5)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{md5}.", suffix=".ref")
+        temporary = self.cache_dir / layout.CACHE_TMP
+        temporary.mkdir(parents=True, exist_ok=True)
+        tmp = temporary / owned_name(md5, ".ref")  # swept by the next download once its writer is gone
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as out:
                 got = source.read_into(entry, out)

@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 from . import layout
 from .backends import (
     AzureBackend,
+    Backend,
     BlobInfo,
     GCSBackend,
     GCSObjectInfo,
@@ -214,7 +215,18 @@ def _checked_paths(url: str, paths: list[str]) -> None:
         ) from None
 
 
-def _empty(url: str) -> InputError:
+def _empty(url: str, backend: Backend | None = None) -> InputError:
+    """A source prefix with nothing under it; one that is the key of an object (a file's URL given for a
+    folder's) says so, and what to give instead."""
+    if backend is not None and backend.names_an_object():
+        named = url.rstrip("/")
+        folder = named.rsplit("/", 1)[0] + "/"
+        return InputError(
+            f"{named} names an object, not a prefix of objects: a commit by reference versions every object "
+            f"under a prefix, so give its folder ({folder}), or copy the object into a local folder and commit "
+            "that without by_reference=True",
+            options=(("by_reference=True", "--by-reference"),),
+        )
     return InputError(f"{url} holds no objects; check the prefix")
 
 
@@ -234,7 +246,7 @@ class S3Source(Source):
         except ConfigError as exc:
             raise ConfigError(f"cannot list the source {self.url}: {self._settings_named(exc)}") from None
         if not found:
-            raise _empty(self.url)
+            raise _empty(self.url, self.backend)
         _checked_paths(self.url, [i.key for i in found])
         return sorted(found, key=lambda i: i.key)
 
@@ -614,7 +626,7 @@ class AzureSource(Source):
                 f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"
             ) from None
         if not found:
-            raise _empty(self.url)
+            raise _empty(self.url, self.backend)
         _checked_paths(self.url, [b.key for b in found])
         return sorted(found, key=lambda b: b.key)
 
@@ -699,7 +711,7 @@ class GCSSource(Source):
                 f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"
             ) from None
         if not found:
-            raise _empty(self.url)
+            raise _empty(self.url, self.backend)
         _checked_paths(self.url, [o.key for o in found])
         return sorted(found, key=lambda o: o.key)
 

@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from .errors import ConfigError, GitfreeError
-from .layout import md5_of, object_key
+from .layout import CACHE_TMP, md5_of, object_key
+from .localfs import owner_stamp, sweep_leftovers
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
@@ -400,12 +400,15 @@ class Transfer:
         root = str(self.cache_dir)
         for prefix in {object_key(oid).rpartition("/")[0] for oid in oids}:
             os.makedirs(f"{root}/{prefix}", exist_ok=True)
-        token = uuid.uuid4().hex[:12]
+        temporary = f"{root}/{CACHE_TMP}"
+        os.makedirs(temporary, exist_ok=True)
+        sweep_leftovers(Path(temporary).iterdir())  # those of killed downloads and reads by reference
+        stamp = owner_stamp()
 
         async def one(oid: str) -> None:
             key = object_key(oid)
             target = f"{root}/{key}"
-            tmp = f"{target}.{token}.tmp"
+            tmp = f"{temporary}{oid}{stamp}.tmp"
             digest = hashlib.md5(usedforsecurity=False)
             try:
                 result = await obstore.get_async(self.store, key)

@@ -216,3 +216,18 @@ def test_probe_keys_are_under_probes_and_no_record(token: str) -> None:
     key = layout.probe_key(token)
     assert key == f"probes/{token}" and key.startswith(layout.PROBES) and layout.is_store_key(key)
     assert all(parse(key) is None for parse in PARSERS.values())
+
+
+@given(oids, st.integers(min_value=0, max_value=10**6))
+def test_obstores_staging_file_of_an_object_is_told_from_the_object_and_from_other_names(oid: str, n: int) -> None:
+    name = layout.object_key(oid).rpartition("/")[2]
+    assert layout.is_staged_object(f"{name}#{n}")
+    assert not layout.is_staged_object(name)
+    assert not layout.is_staged_object(f"{name}#")
+    assert not layout.is_staged_object(f"x{name}#{n}")
+
+
+def test_the_worker_caches_temporary_folder_is_no_key_of_a_store() -> None:
+    assert layout.CACHE_TMP == ".gitfree-tmp/"
+    assert not layout.is_store_key(f"{layout.CACHE_TMP}abc.tmp")
+    assert not layout.CACHE_TMP.startswith(layout.OURS)
