@@ -22,7 +22,7 @@ from gitfree.testing import SeaweedFS
 from gitfree.ui import create_app
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install selenium")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -124,8 +124,12 @@ def test_datasets_page_and_filter(driver: Any, site: Served) -> None:
     box = driver.find_element(By.CSS_SELECTOR, "form.filter input[name=q]")
     box.send_keys("churn")
     box.submit()
-    rows = driver.find_elements(By.CSS_SELECTOR, "table tbody td.name")
-    assert [r.text for r in rows] == ["models/churn"]
+    # The filtered page, once it replaced this one (a fresh clone's run read rows of the page going away).
+    WebDriverWait(driver, 10).until(lambda d: "q=churn" in d.current_url)
+    names = WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, "table tbody td.name")] or None
+    )
+    assert names == ["models/churn"]
     assert driver.execute_script("return window.__xss") is None
 
 
