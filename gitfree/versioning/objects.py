@@ -480,7 +480,8 @@ class Objects:
         """One server-side copy of a referenced file into ``files/md5/<md5>``, pinned, then checked: the copy's
         ETag must be the md5 (else one streamed read of the copy must hash to it); a copy that is not is removed
         and is an ``IntegrityError`` (the store's ``files/md5/X`` holds only bytes whose md5 is X). ``False``: not
-        copied, to be streamed (its pinned VersionId is gone; a read tries the key by its ETag, hash-checked)."""
+        copied, to be streamed (its pinned VersionId is gone; a read tries the key by its ETag, hash-checked; or the
+        copy's pin refused it and another place of the md5 is known: the read tries every place in turn)."""
         assert isinstance(self.backend, S3Backend)  # noqa: S101 - _copy_place said so
         source, entry = place
         key = layout.object_key(md5)
@@ -488,10 +489,12 @@ class Objects:
             pin = entry.etag or md5
             etag = self.backend.copy_from(source.backend, entry.path, key, version_id=entry.version_id, etag=pin)
         except KeyMissing:
-            if entry.version_id:
+            if entry.version_id or len(self._places(md5)) > 1:
                 return False
             raise source.drift_error(entry, missing=True) from None
         except PreconditionFailed:
+            if len(self._places(md5)) > 1:
+                return False  # another place may still hold the bytes: the streamed read tries each in turn
             raise source.drift_error(entry, missing=False) from None
         if etag == md5:
             return True
