@@ -483,7 +483,7 @@ class FileSource(Source):
     def _opened(self, entry: ReferenceEntry) -> BinaryIO:
         try:
             f = _open_regular(self.root / entry.path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # gone, or a folder on its path is now a file
             raise self._changed(entry, "it no longer exists") from None
         if f is None:
             raise self._changed(entry, "it is no longer a regular file (a FIFO, a device or a link to one)")
