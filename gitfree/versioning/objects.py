@@ -26,7 +26,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from . import layout
 from .backends import Backend, KeyMissing, ObjectInfo, PreconditionFailed, S3Backend
-from .errors import InputError, IntegrityError
+from .errors import ConfigError, InputError, IntegrityError
 from .localfs import atomic_write, md5_file
 from .models import FileEntry, Output, ReferenceEntry, References
 from .sources import S3Source, Source
@@ -389,11 +389,11 @@ class Objects:
         """Read one referenced file from its source into a temporary file beside its place in the cache, hashed
         as it streams; only bytes of the entry's md5 and size are renamed into the cache (R1)."""
         md5, places = item
-        errors: list[IntegrityError] = []
+        errors: list[IntegrityError | ConfigError] = []
         for source, entry in places:
             try:
                 return self._read_source(md5, source, entry)
-            except IntegrityError as exc:
+            except (IntegrityError, ConfigError) as exc:  # drifted, or unreachable from here: the next place
                 errors.append(exc)
         raise errors[0]  # the place told last: the version being read, in a command reading one
 
@@ -539,11 +539,11 @@ class Objects:
 
     def _peek_source(self, oid: str, start: int, end: int) -> bytes:
         """:meth:`peek` of a referenced file the store lacks: each place it is (pinned as a read is), in turn."""
-        errors: list[IntegrityError] = []
+        errors: list[IntegrityError | ConfigError] = []
         for source, entry in self._places(oid):
             try:
                 return source.read_range(entry, start, end)
-            except IntegrityError as exc:
+            except (IntegrityError, ConfigError) as exc:  # drifted, or unreachable from here: the next place
                 errors.append(exc)
         raise errors[0]  # the place told last: the version being read, in a command reading one
 
