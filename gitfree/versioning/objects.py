@@ -434,9 +434,25 @@ class Objects:
         copied = {md5 for md5, ok in zip(places, done, strict=True) if ok}
         streamed = sorted(set(md5s) - copied)
         if streamed:
+            self._drop_unproven(streamed, state)
             self.fetch(ref, streamed, state)
             self.upload(streamed, f"Materializing {ref}")
         return len(copied), len(streamed)
+
+    def _drop_unproven(self, md5s: Collection[str], state: HashState) -> None:
+        """Remove the worker cache's copies of ``md5s`` that neither the hash state vouches for nor hash to their md5
+        now (R6: what :meth:`materialize` uploads into ``files/md5/X`` is X's bytes, not a copy changed in the
+        cache since it was read); :meth:`fetch` then reads them again, pinned and hash-checked."""
+        paths = {str(self.cached(md5)): md5 for md5 in md5s if self.cached(md5).is_file()}
+        known = state.known(list(paths)) if paths else {}
+        for path, md5 in paths.items():
+            if known.get(path) == md5:
+                continue
+            if self.intact_in_cache(md5):
+                state.remember([(path, md5)])
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     def _copy_place(self, md5: str) -> tuple[S3Source, ReferenceEntry] | None:
         """Where the referenced file ``md5`` can be copied from server-side into ``files/md5/<md5>``, if anywhere:
