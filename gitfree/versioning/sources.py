@@ -12,6 +12,7 @@ key and what differs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -334,23 +335,37 @@ class S3Source(Source):
         except KeyMissing:
             return "gone"
 
+    @contextlib.contextmanager
+    def _options_named(self) -> Iterator[None]:
+        """A ``ConfigError`` of a read or look with source options of its own names ``GITFREE_SOURCE_*`` (the
+        settings to fix), not the store's ``GITFREE_*``, which a reader would check in vain."""
+        try:
+            yield
+        except ConfigError as exc:
+            if self.endpoint is None:
+                raise
+            raise ConfigError(self._settings_named(exc)) from None
+
     def read_into(self, entry: ReferenceEntry, out: BinaryIO) -> str:
         digest = hashlib.md5(usedforsecurity=False)
-        for chunk in self._pinned(entry):
-            digest.update(chunk)
-            out.write(chunk)
+        with self._options_named():
+            for chunk in self._pinned(entry):
+                digest.update(chunk)
+                out.write(chunk)
         return digest.hexdigest()
 
     def read_range(self, entry: ReferenceEntry, start: int, end: int) -> bytes:
         end = min(end, entry.size)
         if end <= start:
             return b""
-        return b"".join(self._pinned(entry, start, end))
+        with self._options_named():
+            return b"".join(self._pinned(entry, start, end))
 
     def drift(self, entries: Sequence[ReferenceEntry]) -> list[str | None]:
         first = entries[0]
         try:
-            head = self.backend.head(first.path, first.version_id)
+            with self._options_named():
+                head = self.backend.head(first.path, first.version_id)
         except KeyMissing:
             return [_gone(entry) for entry in entries]
         return [_s3_drift(entry, head) for entry in entries]

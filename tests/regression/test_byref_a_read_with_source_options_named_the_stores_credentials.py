@@ -1,0 +1,48 @@
+"""A version by reference whose source is on an endpoint of its own, read (``open``, ``peek``, ``pull``, ``fsck``)
+by a worker whose source options for that endpoint hold wrong keys: the error said to check
+``GITFREE_ACCESS_KEY_ID / GITFREE_SECRET_ACCESS_KEY`` (the store's, which were right), and with no source keys
+at all "set GITFREE_ACCESS_KEY_ID and GITFREE_SECRET_ACCESS_KEY". A commit's listing already named
+``GITFREE_SOURCE_*``; now every read and look at such a source does. Found by the second hostile pass over issue
+18."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gitfree import ConfigError, SourceOptions, Store
+from gitfree.testing import SeaweedFS
+
+STORES_OWN = re.compile(r"(?<!SOURCE_)\bGITFREE_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)\b")
+
+
+def test_a_read_with_wrong_source_keys_names_the_source_settings(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    client, prefix = seaweedfs.client(), f"named-{uuid.uuid4().hex[:8]}"
+    client.put_object(Bucket=seaweedfs.bucket, Key=f"{prefix}/f.txt", Body=b"on an endpoint of its own")
+    alias = seaweedfs.endpoint.replace("127.0.0.1", "localhost")  # the same server: another endpoint to a table
+    keys = {"access_key_id": seaweedfs.access_key, "secret_access_key": seaweedfs.secret_key}
+    right = SourceOptions(endpoint_url=alias, **keys)
+    make_store("s3").commit("o", f"s3://{seaweedfs.bucket}/{prefix}/", by_reference=True, source_options=right)
+    for options in (
+        SourceOptions(endpoint_url=alias, access_key_id="wrong", secret_access_key="wrong"),
+        SourceOptions(endpoint_url=alias),
+    ):
+        reader = make_store("s3", source_options=options)
+        for read in (
+            lambda reader=reader: reader.open("o", "f.txt"),
+            lambda reader=reader: reader.peek("o", "f.txt"),
+            lambda reader=reader: reader.pull("o", tmp_path / "out"),
+        ):
+            with pytest.raises(ConfigError) as caught:
+                read()
+            assert "GITFREE_SOURCE_ACCESS_KEY_ID" in str(caught.value), caught.value
+            assert not STORES_OWN.search(str(caught.value)), caught.value
+        [line] = reader.fsck().problems
+        assert line.kind == "source_unreadable" and "GITFREE_SOURCE_ACCESS_KEY_ID" in line.detail, line
+        assert not STORES_OWN.search(line.detail), line
