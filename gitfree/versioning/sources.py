@@ -396,16 +396,19 @@ class UnreachableSource(Source):
 
     kind = "s3"
 
-    def __init__(self, url: str, endpoint: str) -> None:
+    def __init__(self, url: str, endpoint: str, others: Sequence[str] = ()) -> None:
         self.url, self.endpoint, self._where = url, endpoint, endpoint
+        self._others = sorted(others)
+        """The endpoints this worker has source options for (none of them this one)."""
 
     def _unreachable(self) -> ConfigError:
         if self._where == AWS_ENDPOINT:
             where, setting = "AWS S3 with credentials of its own", ""
         else:
             where, setting = self._where, f"GITFREE_SOURCE_ENDPOINT_URL={self._where} and "
+        others = f" (this worker's are for {', '.join(self._others)})" if self._others else ""
         return ConfigError(
-            f"the files of {self.url} are on {where}, and no source options are set for it: set {setting}"
+            f"the files of {self.url} are on {where}, and no source options are set for it{others}: set {setting}"
             "GITFREE_SOURCE_ACCESS_KEY_ID / GITFREE_SOURCE_SECRET_ACCESS_KEY (or GITFREE_SOURCE_PROFILE), or pass "
             "Store(source_options=...)"
         )

@@ -198,7 +198,7 @@ class Store:
         ):
             return open_source(table.source, self.settings)  # the store's own endpoint: its settings
         if options is None:
-            return UnreachableSource(table.source, table.endpoint)
+            return UnreachableSource(table.source, table.endpoint, list(self._source_options))
         return open_source(table.source, self.settings, options)
 
     def log(self, dataset: str, limit: int | None = None, *, before: int | None = None) -> list[Version]:

@@ -46,3 +46,23 @@ def test_a_read_with_wrong_source_keys_names_the_source_settings(
         [line] = reader.fsck().problems
         assert line.kind == "source_unreadable" and "GITFREE_SOURCE_ACCESS_KEY_ID" in line.detail, line
         assert not STORES_OWN.search(line.detail), line
+
+
+def test_source_options_for_another_endpoint_are_named_as_such(
+    seaweedfs: SeaweedFS, make_store: Callable[..., Store]
+) -> None:
+    """Options for the wrong endpoint: "no source options are set for it" said nothing of the ones that are."""
+    client, prefix = seaweedfs.client(), f"named-{uuid.uuid4().hex[:8]}"
+    client.put_object(Bucket=seaweedfs.bucket, Key=f"{prefix}/f.txt", Body=b"on an endpoint of its own")
+    alias = seaweedfs.endpoint.replace("127.0.0.1", "localhost")
+    keys = {"access_key_id": seaweedfs.access_key, "secret_access_key": seaweedfs.secret_key}
+    make_store("s3").commit(
+        "o",
+        f"s3://{seaweedfs.bucket}/{prefix}/",
+        by_reference=True,
+        source_options=SourceOptions(endpoint_url=alias, **keys),
+    )
+    reader = make_store("s3", source_options=SourceOptions(endpoint_url="http://minio.lab:9000", **keys))
+    said = r"no source options are set for it \(this worker's are for http://minio\.lab:9000\): "
+    with pytest.raises(ConfigError, match=rf"{said}set GITFREE_SOURCE_ENDPOINT_URL={alias} "):
+        reader.open("o", "f.txt")
