@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +28,7 @@ def test_a_read_with_wrong_source_keys_names_the_source_settings(
     client, prefix = seaweedfs.client(), f"named-{uuid.uuid4().hex[:8]}"
     client.put_object(Bucket=seaweedfs.bucket, Key=f"{prefix}/f.txt", Body=b"on an endpoint of its own")
     alias = seaweedfs.endpoint.replace("127.0.0.1", "localhost")  # the same server: another endpoint to a table
-    keys = {"access_key_id": seaweedfs.access_key, "secret_access_key": seaweedfs.secret_key}
+    keys: dict[str, Any] = {"access_key_id": seaweedfs.access_key, "secret_access_key": seaweedfs.secret_key}
     right = SourceOptions(endpoint_url=alias, **keys)
     make_store("s3").commit("o", f"s3://{seaweedfs.bucket}/{prefix}/", by_reference=True, source_options=right)
     for options in (
@@ -35,9 +37,9 @@ def test_a_read_with_wrong_source_keys_names_the_source_settings(
     ):
         reader = make_store("s3", source_options=options)
         for read in (
-            lambda reader=reader: reader.open("o", "f.txt"),
-            lambda reader=reader: reader.peek("o", "f.txt"),
-            lambda reader=reader: reader.pull("o", tmp_path / "out"),
+            partial(reader.open, "o", "f.txt"),
+            partial(reader.peek, "o", "f.txt"),
+            partial(reader.pull, "o", tmp_path / "out"),
         ):
             with pytest.raises(ConfigError) as caught:
                 read()
@@ -55,7 +57,7 @@ def test_source_options_for_another_endpoint_are_named_as_such(
     client, prefix = seaweedfs.client(), f"named-{uuid.uuid4().hex[:8]}"
     client.put_object(Bucket=seaweedfs.bucket, Key=f"{prefix}/f.txt", Body=b"on an endpoint of its own")
     alias = seaweedfs.endpoint.replace("127.0.0.1", "localhost")
-    keys = {"access_key_id": seaweedfs.access_key, "secret_access_key": seaweedfs.secret_key}
+    keys: dict[str, Any] = {"access_key_id": seaweedfs.access_key, "secret_access_key": seaweedfs.secret_key}
     make_store("s3").commit(
         "o",
         f"s3://{seaweedfs.bucket}/{prefix}/",
