@@ -119,8 +119,9 @@ def _ingest_by_reference(
 ) -> Version:
     if source_options:
         raise InputError(
-            "source options are not taken by reference yet: a source by reference is read with the store's "
-            "endpoint and credentials (leave out source_options)"
+            "source_options (s3fs arguments, for a copy) are not taken by reference: a source on another endpoint or "
+            "with credentials of its own takes the worker's GITFREE_SOURCE_ENDPOINT_URL, GITFREE_SOURCE_ACCESS_KEY_ID "
+            "and GITFREE_SOURCE_SECRET_ACCESS_KEY (leave out source_options)"
         )
     meta = {"source": source, **(metadata or {})}
     text = message or f"ingested from {source}"
