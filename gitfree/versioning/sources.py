@@ -437,7 +437,9 @@ class FileSource(Source):
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.url = f"file://{root.as_posix().rstrip('/')}/"
+        # '%', '#' and '?' escaped: the URL is parsed (and unquoted) again by every reader of the table
+        path = root.as_posix().rstrip("/").replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+        self.url = f"file://{path}/"
 
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
         """Every file a commit by upload would take (DVC's ignore rules, :func:`.staging.ignore_rules`), so the
