@@ -25,7 +25,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from . import layout
 from .backends import Backend, KeyMissing, ObjectInfo, PreconditionFailed, S3Backend
-from .errors import InputError, IntegrityError
+from .errors import ConfigError, InputError, IntegrityError
 from .localfs import atomic_write, md5_file, owned_name
 from .models import FileEntry, Output, ReferenceEntry, References
 from .sources import S3Source, Source
@@ -394,11 +394,11 @@ class Objects:
         """Read one referenced file from its source into a temporary file beside its place in the cache, hashed
         as it streams; only bytes of the entry's md5 and size are renamed into the cache (R1)."""
         md5, places = item
-        errors: list[IntegrityError] = []
+        errors: list[IntegrityError | ConfigError] = []
         for source, entry in places:
             try:
                 return self._read_source(md5, source, entry)
-            except IntegrityError as exc:
+            except (IntegrityError, ConfigError) as exc:  # drifted, or unreachable from here: the next place
                 errors.append(exc)
         raise errors[0]  # the place told last: the version being read, in a command reading one
 
@@ -442,9 +442,25 @@ class Objects:
         copied = {md5 for md5, ok in zip(places, done, strict=True) if ok}
         streamed = sorted(set(md5s) - copied)
         if streamed:
+            self._drop_unproven(streamed, state)
             self.fetch(ref, streamed, state)
             self.upload(streamed, f"Materializing {ref}")
         return len(copied), len(streamed)
+
+    def _drop_unproven(self, md5s: Collection[str], state: HashState) -> None:
+        """Remove the worker cache's copies of ``md5s`` that neither the hash state vouches for nor hash to their md5
+        now (R6: what :meth:`materialize` uploads into ``files/md5/X`` is X's bytes, not a copy changed in the
+        cache since it was read); :meth:`fetch` then reads them again, pinned and hash-checked."""
+        paths = {str(self.cached(md5)): md5 for md5 in md5s if self.cached(md5).is_file()}
+        known = state.known(list(paths)) if paths else {}
+        for path, md5 in paths.items():
+            if known.get(path) == md5:
+                continue
+            if self.intact_in_cache(md5):
+                state.remember([(path, md5)])
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     def _copy_place(self, md5: str) -> tuple[S3Source, ReferenceEntry] | None:
         """Where the referenced file ``md5`` can be copied from server-side into ``files/md5/<md5>``, if anywhere:
@@ -488,7 +504,8 @@ class Objects:
         """One server-side copy of a referenced file into ``files/md5/<md5>``, pinned, then checked: the copy's
         ETag must be the md5 (else one streamed read of the copy must hash to it); a copy that is not is removed
         and is an ``IntegrityError`` (the store's ``files/md5/X`` holds only bytes whose md5 is X). ``False``: not
-        copied, to be streamed (its pinned VersionId is gone; a read tries the key by its ETag, hash-checked)."""
+        copied, to be streamed (its pinned VersionId is gone; a read tries the key by its ETag, hash-checked; or the
+        copy's pin refused it and another place of the md5 is known: the read tries every place in turn)."""
         assert isinstance(self.backend, S3Backend)  # noqa: S101 - _copy_place said so
         source, entry = place
         key = layout.object_key(md5)
@@ -496,10 +513,12 @@ class Objects:
             pin = entry.etag or md5
             etag = self.backend.copy_from(source.backend, entry.path, key, version_id=entry.version_id, etag=pin)
         except KeyMissing:
-            if entry.version_id:
+            if entry.version_id or len(self._places(md5)) > 1:
                 return False
             raise source.drift_error(entry, missing=True) from None
         except PreconditionFailed:
+            if len(self._places(md5)) > 1:
+                return False  # another place may still hold the bytes: the streamed read tries each in turn
             raise source.drift_error(entry, missing=False) from None
         if etag == md5:
             return True
@@ -544,11 +563,11 @@ class Objects:
 
     def _peek_source(self, oid: str, start: int, end: int) -> bytes:
         """:meth:`peek` of a referenced file the store lacks: each place it is (pinned as a read is), in turn."""
-        errors: list[IntegrityError] = []
+        errors: list[IntegrityError | ConfigError] = []
         for source, entry in self._places(oid):
             try:
                 return source.read_range(entry, start, end)
-            except IntegrityError as exc:
+            except (IntegrityError, ConfigError) as exc:  # drifted, or unreachable from here: the next place
                 errors.append(exc)
         raise errors[0]  # the place told last: the version being read, in a command reading one
 

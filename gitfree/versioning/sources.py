@@ -12,6 +12,7 @@ key and what differs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -346,23 +347,37 @@ class S3Source(Source):
         except KeyMissing:
             return "gone"
 
+    @contextlib.contextmanager
+    def _options_named(self) -> Iterator[None]:
+        """A ``ConfigError`` of a read or look with source options of its own names ``GITFREE_SOURCE_*`` (the
+        settings to fix), not the store's ``GITFREE_*``, which a reader would check in vain."""
+        try:
+            yield
+        except ConfigError as exc:
+            if self.endpoint is None:
+                raise
+            raise ConfigError(self._settings_named(exc)) from None
+
     def read_into(self, entry: ReferenceEntry, out: BinaryIO) -> str:
         digest = hashlib.md5(usedforsecurity=False)
-        for chunk in self._pinned(entry):
-            digest.update(chunk)
-            out.write(chunk)
+        with self._options_named():
+            for chunk in self._pinned(entry):
+                digest.update(chunk)
+                out.write(chunk)
         return digest.hexdigest()
 
     def read_range(self, entry: ReferenceEntry, start: int, end: int) -> bytes:
         end = min(end, entry.size)
         if end <= start:
             return b""
-        return b"".join(self._pinned(entry, start, end))
+        with self._options_named():
+            return b"".join(self._pinned(entry, start, end))
 
     def drift(self, entries: Sequence[ReferenceEntry]) -> list[str | None]:
         first = entries[0]
         try:
-            head = self.backend.head(first.path, first.version_id)
+            with self._options_named():
+                head = self.backend.head(first.path, first.version_id)
         except KeyMissing:
             return [_gone(entry) for entry in entries]
         return [_s3_drift(entry, head) for entry in entries]
@@ -393,16 +408,19 @@ class UnreachableSource(Source):
 
     kind = "s3"
 
-    def __init__(self, url: str, endpoint: str) -> None:
+    def __init__(self, url: str, endpoint: str, others: Sequence[str] = ()) -> None:
         self.url, self.endpoint, self._where = url, endpoint, endpoint
+        self._others = sorted(others)
+        """The endpoints this worker has source options for (none of them this one)."""
 
     def _unreachable(self) -> ConfigError:
         if self._where == AWS_ENDPOINT:
             where, setting = "AWS S3 with credentials of its own", ""
         else:
             where, setting = self._where, f"GITFREE_SOURCE_ENDPOINT_URL={self._where} and "
+        others = f" (this worker's are for {', '.join(self._others)})" if self._others else ""
         return ConfigError(
-            f"the files of {self.url} are on {where}, and no source options are set for it: set {setting}"
+            f"the files of {self.url} are on {where}, and no source options are set for it{others}: set {setting}"
             "GITFREE_SOURCE_ACCESS_KEY_ID / GITFREE_SOURCE_SECRET_ACCESS_KEY (or GITFREE_SOURCE_PROFILE), or pass "
             "Store(source_options=...)"
         )
@@ -431,7 +449,9 @@ class FileSource(Source):
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.url = f"file://{root.as_posix().rstrip('/')}/"
+        # '%', '#' and '?' escaped: the URL is parsed (and unquoted) again by every reader of the table
+        path = root.as_posix().rstrip("/").replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+        self.url = f"file://{path}/"
 
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
         """Every file a commit by upload would take (DVC's ignore rules, :func:`.staging.ignore_rules`), so the
@@ -495,7 +515,7 @@ class FileSource(Source):
     def _opened(self, entry: ReferenceEntry) -> BinaryIO:
         try:
             f = _open_regular(self.root / entry.path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # gone, or a folder on its path is now a file
             raise self._changed(entry, "it no longer exists") from None
         if f is None:
             raise self._changed(entry, "it is no longer a regular file (a FIFO, a device or a link to one)")

@@ -198,7 +198,7 @@ class Store:
         ):
             return open_source(table.source, self.settings)  # the store's own endpoint: its settings
         if options is None:
-            return UnreachableSource(table.source, table.endpoint)
+            return UnreachableSource(table.source, table.endpoint, list(self._source_options))
         return open_source(table.source, self.settings, options)
 
     def log(self, dataset: str, limit: int | None = None, *, before: int | None = None) -> list[Version]:
@@ -521,6 +521,11 @@ class Store:
                 a source file changed or vanished while it was imported.
         """
         validate_dataset_name(dataset)
+        if os.fspath(path) == "":  # Path("") is the current directory: an unset variable or parameter, not a choice
+            raise InputError(
+                "the path to commit is empty (an unset variable or parameter?): give a file, a folder or, by "
+                "reference, a source URL ('.' for the current directory)"
+            )
         if source_options is not None and not by_reference:
             raise InputError(
                 "source options (an endpoint or credentials of the source's own) are for a commit by reference: "
