@@ -969,3 +969,19 @@ def test_names_with_spaces_and_unicode_and_the_names_a_version_cannot_hold(
         store.commit("bad", place.url, by_reference=True)
     with pytest.raises(NotFoundError):
         store.show("bad")
+
+
+def test_versions_by_reference_take_part_in_lineage(place: Place, tmp_path: Path) -> None:
+    """A version by reference made from an uploaded one, and one made from it, are edges of the lineage graph
+    like any other: up from the consumer, down from the input, and `stale` once its input moved."""
+    _fill(place)
+    store = place.store()
+    raw = store.commit("raw", write_tree(tmp_path / "raw", {"r.txt": b"raw 1"}))
+    images = store.commit("images", place.url, by_reference=True, inputs=[raw.ref])
+    model = store.commit("model", write_tree(tmp_path / "model", {"m.bin": b"weights"}), inputs=[images.ref])
+    up = store.lineage(model.ref)
+    assert {(e.source, e.target) for e in up.edges} == {("raw@1", "images@1"), ("images@1", "model@1")}
+    down = store.lineage(raw.ref, direction="down")
+    assert {n.ref for n in down.nodes} == {"raw@1", "images@1", "model@1"}
+    store.commit("raw", write_tree(tmp_path / "raw", {"r.txt": b"raw 2"}))
+    assert [s.ref for s in store.stale(["images"])] == ["images@1"]

@@ -207,11 +207,11 @@ class Store:
         listed, and a record that cannot be read is skipped with a warning (``gitfree fsck`` names it)."""
         return self.catalog.log(dataset, limit, before)
 
-    def heads(self, datasets: Iterable[str]) -> dict[str, Version | None]:
+    def heads(self, datasets: Iterable[str] | str) -> dict[str, Version | None]:
         """The newest version of each of ``datasets`` (``None``: none readable), for all of them at once: every
         ``latest.json``, the records they name and the number after each, in three rounds of parallel reads (a
         dataset whose hint is missing or wrong is read alone, as :meth:`show` does). ``InputError`` for a bad name."""
-        return self.catalog.heads([validate_dataset_name(name) for name in datasets])
+        return self.catalog.heads([validate_dataset_name(name) for name in _names(datasets)])
 
     def datasets(self) -> list[str]:
         """The names of every dataset in the store, sorted."""
@@ -265,17 +265,17 @@ class Store:
         """
         return lineage_module.graph(self.catalog, self.show(ref), direction, depth, self._open_catalog)
 
-    def stale(self, datasets: Iterable[str] = ()) -> list[StaleVersion]:
+    def stale(self, datasets: Iterable[str] | str = ()) -> list[StaleVersion]:
         """The newest versions (of ``datasets``, default all) made from an input that has a newer version with
         other data since (``model@4 was made from features@7; features is now at @9``): what to rebuild, as
         ``dvc status`` says. Same data under a newer number does not count, nor the dataset's own earlier
         versions; an input whose store cannot be read has ``newest`` ``None`` and a ``note`` saying why."""
-        return lineage_module.stale(self.catalog, datasets, self._open_catalog)
+        return lineage_module.stale(self.catalog, _names(datasets), self._open_catalog)
 
-    def reindex(self, datasets: Iterable[str] = (), *, dry_run: bool = False) -> ReindexReport:
+    def reindex(self, datasets: Iterable[str] | str = (), *, dry_run: bool = False) -> ReindexReport:
         """Write the reverse lineage edges versions lack and remove those that do not hold (idempotent; ``fsck
         --repair`` does it too). A name in ``datasets`` that is no dataset is a ``NotFoundError``."""
-        return lineage_module.reindex(self.catalog, datasets, dry_run=dry_run)
+        return lineage_module.reindex(self.catalog, _names(datasets), dry_run=dry_run)
 
     def _open_catalog(self, url: str) -> Catalog:
         """The catalog of another store named by an input, opened with this store's settings."""
@@ -761,13 +761,13 @@ class Store:
             attempts=self.settings.commit_attempts,
         )
 
-    def set_stages(self, dataset: str, stages: Sequence[str], *, author: Author | None = None) -> list[str]:
+    def set_stages(self, dataset: str, stages: Sequence[str] | str, *, author: Author | None = None) -> list[str]:
         """Set the stage order of ``dataset`` (``["dev", "staging", "production"]``) that :meth:`promote`
         follows; ``[]`` removes it. Returns the order in force. ``NotFoundError`` for no such dataset,
         ``InputError`` for a bad or repeated stage name."""
         author = author or Author.current()
         record = promotion.set_stages(
-            self.catalog, dataset, stages, author=author, attempts=self.settings.commit_attempts
+            self.catalog, dataset, _names(stages), author=author, attempts=self.settings.commit_attempts
         )
         return list(record.stages)
 
@@ -836,7 +836,7 @@ class Store:
             delete_foreign=delete_foreign,
         )
 
-    def fsck(self, *, deep: bool = False, repair: bool = False, datasets: Iterable[str] = ()) -> FsckReport:
+    def fsck(self, *, deep: bool = False, repair: bool = False, datasets: Iterable[str] | str = ()) -> FsckReport:
         """Check every version (of ``datasets``, default all): records, listings, objects, tags, hints, edges.
 
         Objects are proven present by one listing of the store, and their content by the server's ETag where
@@ -850,7 +850,12 @@ class Store:
         ``report.notes`` where ``files/md5/`` holds the file (:meth:`materialize`).
         """
         parts = (self.catalog, self.objects, self.coordinator)
-        return fsck_module.run(*parts, deep=deep, repair=repair, datasets=datasets, sources=self._source_of)
+        return fsck_module.run(*parts, deep=deep, repair=repair, datasets=_names(datasets), sources=self._source_of)
+
+
+def _names(given: Iterable[str] | str) -> list[str]:
+    """Names given as a list, or one name as a string: ``"images"`` is ``["images"]``, never its letters."""
+    return [given] if isinstance(given, str) else list(given)
 
 
 def _source_options(
