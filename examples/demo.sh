@@ -46,6 +46,17 @@ diff -r "$work/day1" "$work/restored"
 echo "identical: $(find "$work/restored" -type f | wc -l) files restored byte for byte"
 run gitfree show demo/sensors
 
+# Data in place: a landing folder other tools write to, versioned where it is (nothing copied), then
+# materialized into the store so the versions outlive the folder (this demo deletes it at the end).
+mkdir -p "$work/landing"
+for i in 1 2 3; do printf 'frame %s\n' "$i" > "$work/landing/frame-$i.txt"; done
+run gitfree commit demo/landing "$work/landing" --by-reference -m "as it landed"
+run gitfree materialize demo/landing
+printf 'frame 2, relabelled\n' > "$work/landing/frame-2.txt"
+run gitfree commit demo/landing "$work/landing" --by-reference -m "frame 2 relabelled"
+run gitfree materialize demo/landing
+run gitfree diff demo/landing@latest~1 demo/landing
+
 echo
 echo "To look at the store in a browser (read-only; Ctrl+C stops it): gitfree ui --open"
 echo "(in this checkout: .venv/bin/gitfree ui --open), then http://127.0.0.1:8765/d/demo/sensors"
