@@ -217,6 +217,11 @@ class SeaweedFS(_LoopbackServer):
             "-s3.port.lance=0",
             "-admin.ui=false",
             "-webdav=false",
+            # Small volumes and many of them: each bucket is a collection with volumes of its own, and with weed's
+            # defaults (1 GiB volumes, as many as the free disk holds) a disk with 26 GB free ran out after about
+            # 25 buckets holding data (InternalError on PutObject); sources by reference live in buckets of theirs.
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=2000",
             f"-bucket={self.bucket}",
         ]
 

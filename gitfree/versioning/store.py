@@ -34,7 +34,7 @@ from .checkout import (
     write_dvc_file,
 )
 from .config import AWS_ENDPOINT, SourceOptions, StoreSettings, endpoint_id
-from .errors import InputError
+from .errors import InputError, NotFoundError
 from .leases import Coordinator
 from .models import (
     AuditEvent,
@@ -141,7 +141,7 @@ class Store:
         self.catalog = Catalog(self.backend, self.objects.read_many)
         self.settings = settings
         self._source_options, self._commit_options = _source_options(source_options)
-        self.objects.relearn = lambda ref: self._refer(self.catalog.resolve(ref))
+        self.objects.relearn = self._relearn
 
     @property
     def settings(self) -> StoreSettings:
@@ -176,6 +176,16 @@ class Store:
         return version
 
     resolve = show
+
+    def _relearn(self, ref: str) -> None:
+        """Tell the objects again where the files of ``ref`` are, if it is a version by reference (a read whose
+        files neither the store nor a kept table holds). A version dropped meanwhile is left to the read, which
+        fails as any read of a version GC dropped under it does (missing objects), not with another error."""
+        try:
+            version = self.catalog.resolve(ref)
+        except NotFoundError:
+            return
+        self._refer(version)
 
     def _refer(self, version: Version) -> None:
         """Tell the objects where a version by reference's files are (its table read and checked once)."""
