@@ -249,16 +249,8 @@ def _check_fit(conn_id: str, fields: dict[str, Any], labels: dict[str, str], sto
     settings = StoreSettings.merged(None, store=store)
     foreign = settings.foreign_credentials(fields)
     if foreign:
-        listed = ", ".join(f"{labels.get(name, name)} ({_service_of(name)})" for name in foreign)
+        listed = ", ".join(f"{labels.get(name, name)} ({StoreSettings.stores_taking(name)})" for name in foreign)
         raise ConfigError(
             f"the Airflow connection {conn_id!r} sets credentials its store {settings.resolved_store()} does not use: "
             f"{listed}; remove {'them' if len(foreign) > 1 else 'it'}, or use a connection to the store it is for"
         )
-
-
-def _service_of(name: str) -> str:
-    if name.startswith("azure_"):
-        return "az:// stores only"
-    if name.startswith("gcs_"):
-        return "gs:// stores only"
-    return "s3:// and local stores only"

@@ -206,16 +206,8 @@ def _check_fit(block: GitfreeStore, settings: StoreSettings) -> None:
     foreign = set(settings.foreign_credentials(setting for _, setting in given))
     named = [field for field, setting in given if setting in foreign]
     if named:
-        listed = ", ".join(f"{field} ({_service_of(field)})" for field in named)
+        listed = ", ".join(f"{field} ({StoreSettings.stores_taking(field)})" for field in named)
         raise ConfigError(
             f"the GitfreeStore block sets credentials its store {settings.resolved_store()} does not use: {listed}; "
             f"remove {'them' if len(named) > 1 else 'it'}, or point url at the store it is for"
         )
-
-
-def _service_of(name: str) -> str:
-    if name.startswith("azure_"):
-        return "az:// stores only"
-    if name.startswith("gcs_"):
-        return "gs:// stores only"
-    return "s3:// and local stores only"

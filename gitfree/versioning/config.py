@@ -331,6 +331,17 @@ class StoreSettings(BaseSettings):
         every = frozenset().union(*_SERVICE_SETTINGS.values())
         return sorted(name for name in set(given) if name in every and name not in allowed)
 
+    @staticmethod
+    def stores_taking(name: str) -> str:
+        """Which stores take the credential ``name`` (a setting, or an integration's field named after one:
+        ``azure_*``, ``gcs_*``, else S3's), as the refusal of a :meth:`foreign_credentials` one says it:
+        ``"az:// stores only"``."""
+        if name.startswith("azure_"):
+            return "az:// stores only"
+        if name.startswith("gcs_"):
+            return "gs:// stores only"
+        return "s3:// and local stores only"
+
 
 AWS_ENDPOINT = "aws"
 """What a reference table records as the endpoint of a source on AWS S3 itself (source options without an
