@@ -19,11 +19,11 @@ import os
 import re
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from . import layout
@@ -231,6 +231,50 @@ def _empty(url: str, backend: Backend | None = None) -> InputError:
     return InputError(f"{url} holds no objects; check the prefix")
 
 
+class _Listed(Protocol):
+    """What a listing of object keys gives of each (S3's, Azure's and GCS's own info)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+_InfoT = TypeVar("_InfoT", bound=_Listed)
+
+
+def _listed_keys(
+    url: str, listing: Callable[[], Iterable[_InfoT]], backend: Backend, named: Callable[[ConfigError], str]
+) -> list[_InfoT]:
+    """The keys below a source prefix, sorted, without folder markers, checked by the readers' path rules:
+    ``ConfigError`` "cannot list the source" (its message as ``named`` words it), or the source's ``InputError``
+    when it holds nothing."""
+    try:
+        found = [info for info in listing() if not _folder_marker(info)]
+    except ConfigError as exc:
+        raise ConfigError(f"cannot list the source {url}: {named(exc)}") from None
+    if not found:
+        raise _empty(url, backend)
+    _checked_paths(url, [info.key for info in found])
+    return sorted(found, key=lambda info: info.key)
+
+
+def _entries_of(
+    listed: list[_InfoT],
+    kept: dict[str, ReferenceEntry],
+    unchanged: Callable[[ReferenceEntry, _InfoT], bool],
+    entry: Callable[[_InfoT], ReferenceEntry],
+) -> list[ReferenceEntry]:
+    """One entry per listed key, in order: the kept one where ``unchanged`` says the key is, else ``entry`` of it
+    (a HEAD or a hashing read: :data:`_HEAD_JOBS` at once)."""
+    same = {info.key: old for info in listed if (old := kept.get(info.key)) is not None and unchanged(old, info)}
+    fresh = [info for info in listed if info.key not in same]
+    with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
+        new = dict(zip((info.key for info in fresh), pool.map(entry, fresh), strict=True))
+    return [same.get(info.key) or new[info.key] for info in listed]
+
+
 class S3Source(Source):
     """An ``s3://bucket/prefix/`` on the store's endpoint and credentials."""
 
@@ -242,26 +286,14 @@ class S3Source(Source):
         self.bucket, self.prefix = backend.bucket, backend.prefix
 
     def _listed(self) -> list[ObjectInfo]:
-        try:
-            found = [i for i in self.backend.scan("") if not _folder_marker(i)]
-        except ConfigError as exc:
-            raise ConfigError(f"cannot list the source {self.url}: {self._settings_named(exc)}") from None
-        if not found:
-            raise _empty(self.url, self.backend)
-        _checked_paths(self.url, [i.key for i in found])
-        return sorted(found, key=lambda i: i.key)
+        return _listed_keys(self.url, lambda: self.backend.scan(""), self.backend, self._settings_named)
 
     def entries(self, previous: References | None) -> list[ReferenceEntry]:
-        kept = {e.path: e for e in previous.entries} if previous and previous.source == self.url else {}
-        listed = self._listed()
-        same = {i.key: kept[i.key] for i in listed if _unchanged_s3(kept.get(i.key), i)}
-        fresh = [i for i in listed if i.key not in same]
+        kept, listed = _kept(previous, self.url), self._listed()
         try:
-            with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
-                new = dict(zip((i.key for i in fresh), pool.map(self._entry, fresh), strict=True))
+            return _entries_of(listed, kept, _unchanged_s3, self._entry)
         except ConfigError as exc:  # listed, but not readable (a HEAD or a hashing read denied)
             raise ConfigError(f"cannot read the source {self.url}: {self._settings_named(exc)}") from None
-        return [same.get(i.key) or new[i.key] for i in listed]
 
     def _entry(self, info: ObjectInfo) -> ReferenceEntry:
         """A new or changed key: one HEAD (its VersionId and encryption), and one read to hash it when its ETag
@@ -278,14 +310,12 @@ class S3Source(Source):
             path=info.key, md5=md5 or "0" * 32, size=head.size, etag=head.etag, version_id=head.version_id
         )
         if md5 is None:
-            digest = hashlib.md5(usedforsecurity=False)
             try:
                 _, chunks = self.backend.read_pinned(info.key, version_id=head.version_id, etag=head.etag)
-                for chunk in chunks:
-                    digest.update(chunk)
+                md5 = _hashed(chunks)
             except (KeyMissing, PreconditionFailed):
                 raise ConflictError(f"{url} changed while it was imported; run the commit again") from None
-            entry = entry.model_copy(update={"md5": digest.hexdigest()})
+            entry = entry.model_copy(update={"md5": md5})
         return entry
 
     def _pinned(self, entry: ReferenceEntry, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
@@ -396,7 +426,7 @@ def _s3_drift(entry: ReferenceEntry, head: Head) -> str | None:
     return "; ".join(what) or None
 
 
-def _folder_marker(info: ObjectInfo | BlobInfo | GCSObjectInfo) -> bool:
+def _folder_marker(info: _Listed) -> bool:
     """A console's zero-byte folder marker: ``sub/`` below the prefix, or the prefix's own ``prefix/`` (the key
     ``""`` once the prefix is cut off, which a console's "Create folder" makes for the folder itself)."""
     return info.size == 0 and (info.key.endswith("/") or not info.key)
@@ -435,10 +465,10 @@ class UnreachableSource(Source):
         raise self._unreachable()
 
 
-def _unchanged_s3(old: ReferenceEntry | None, info: ObjectInfo) -> bool:
+def _unchanged_s3(old: ReferenceEntry, info: ObjectInfo) -> bool:
     """The same key with the same size and ETag is the same bytes (a plain ETag is their MD5, a multipart one the
     MD5 of the same parts' MD5s, an SSE-KMS one changes at every upload): its entry is kept whole."""
-    return old is not None and old.size == info.size and old.etag == info.etag
+    return old.size == info.size and old.etag == info.etag
 
 
 class FileSource(Source):
@@ -614,6 +644,11 @@ def _cloud_source(url: str, scheme: str, settings: StoreSettings) -> Source:
     return GCSSource(GCSBackend(*location, settings))
 
 
+def _source_worded(exc: ConfigError) -> str:
+    """A store error's message as a source's: "fix the URL", not "fix the store URL"."""
+    return str(exc).replace(" the store URL", " the URL")
+
+
 def _kept(previous: References | None, url: str) -> dict[str, ReferenceEntry]:
     return {e.path: e for e in previous.entries} if previous and previous.source == url else {}
 
@@ -639,25 +674,16 @@ class AzureSource(Source):
         self.url = f"{backend.url}/"
 
     def _listed(self) -> list[BlobInfo]:
-        try:
-            found = [b for b in self.backend.blobs("") if not _folder_marker(b)]
-        except ConfigError as exc:
-            raise ConfigError(
-                f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"
-            ) from None
-        if not found:
-            raise _empty(self.url, self.backend)
-        _checked_paths(self.url, [b.key for b in found])
-        return sorted(found, key=lambda b: b.key)
+        return _listed_keys(self.url, lambda: self.backend.blobs(""), self.backend, _source_worded)
 
     def entries(self, previous: References | None) -> list[ReferenceEntry]:
-        kept, listed = _kept(previous, self.url), self._listed()
         # The same blob with the same size and ETag is the same bytes (an ETag changes at every write).
-        same = {b.key: old for b in listed if (old := kept.get(b.key)) and (old.size, old.etag) == (b.size, b.etag)}
-        fresh = [b for b in listed if b.key not in same]
-        with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
-            new = dict(zip((b.key for b in fresh), pool.map(self._entry, fresh), strict=True))
-        return [same.get(b.key) or new[b.key] for b in listed]
+        return _entries_of(
+            self._listed(),
+            _kept(previous, self.url),
+            lambda old, b: (old.size, old.etag) == (b.size, b.etag),
+            self._entry,
+        )
 
     def _entry(self, blob: BlobInfo) -> ReferenceEntry:
         """A new or changed blob: its Content-MD5, else one read pinned to the listed ETag to hash it."""
@@ -724,29 +750,16 @@ class GCSSource(Source):
         self.url = f"{backend.url}/"
 
     def _listed(self) -> list[GCSObjectInfo]:
-        try:
-            found = [o for o in self.backend.objects("") if not _folder_marker(o)]
-        except ConfigError as exc:
-            raise ConfigError(
-                f"cannot list the source {self.url}: {str(exc).replace(' the store URL', ' the URL')}"
-            ) from None
-        if not found:
-            raise _empty(self.url, self.backend)
-        _checked_paths(self.url, [o.key for o in found])
-        return sorted(found, key=lambda o: o.key)
+        return _listed_keys(self.url, lambda: self.backend.objects(""), self.backend, _source_worded)
 
     def entries(self, previous: References | None) -> list[ReferenceEntry]:
-        kept, listed = _kept(previous, self.url), self._listed()
         # The same generation is the same bytes (a generation changes at every write, not at a metadata update).
-        same = {
-            o.key: old
-            for o in listed
-            if (old := kept.get(o.key)) and (old.size, old.version_id) == (o.size, str(o.generation))
-        }
-        fresh = [o for o in listed if o.key not in same]
-        with ThreadPoolExecutor(max_workers=_HEAD_JOBS) as pool:
-            new = dict(zip((o.key for o in fresh), pool.map(self._entry, fresh), strict=True))
-        return [same.get(o.key) or new[o.key] for o in listed]
+        return _entries_of(
+            self._listed(),
+            _kept(previous, self.url),
+            lambda old, o: (old.size, old.version_id) == (o.size, str(o.generation)),
+            self._entry,
+        )
 
     def _entry(self, info: GCSObjectInfo) -> ReferenceEntry:
         """A new or changed object: its md5Hash, else one read of the listed generation to hash it."""
