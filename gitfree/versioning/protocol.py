@@ -99,11 +99,7 @@ def commit(
     head = catalog.head(dataset)
     if head is not None and not force and same_version(head, staged.out.md5, fields["inputs"]):
         logger.info("%s is unchanged since %s; no new version", source, head.ref)
-        # A retry with the id of an attempt that did create it (its answer lost) made it too, and
-        # finishes it: that attempt may have died before its edges (step 9).
-        if head.id == commit_id and head.inputs:
-            _write_edges(catalog, head)
-        return head.model_copy(update={"created": head.id == commit_id})
+        return _unchanged(catalog, head, commit_id)
     # 4. Once per process: the store takes conditional writes and is a store (or empty).
     catalog.ensure_writable()
     fields = {
@@ -119,23 +115,52 @@ def commit(
         # 7. A lease that lapsed may have been judged dead: nothing it protected can be relied on
         # (checked again before every attempt of step 8).
         _still_leased(lease, dataset)
-        # 8. The record, create-only, at the next free number.
-        version = create_version(
-            catalog, head.number + 1 if head else 1, fields, force, attempts, lambda: _still_leased(lease, dataset)
-        )
-        # 9. The reverse lineage edges, create-only, one per input in this store (downstream is one LIST),
-        # still under the lease: fsck takes a version without its edges whose commit holds a live lease for
-        # one in flight. Then the record names the objects: the journal is done with (a failure leaves it to gc).
-        if version.id == commit_id and version.inputs:
-            _write_edges(catalog, version)
-        if journal is not None:
-            with contextlib.suppress(GitfreeError):
-                catalog.backend.delete(journal)
+        # 8. The record, create-only, at the next free number (_record).
+        # 9. The reverse lineage edges, still under the lease; then the journal is done with (_record).
+        version = _record(catalog, head, fields, force, attempts, lease, journal)
     # 10. The hint, moved forward only.
-    catalog.advance_latest(version)
-    version = version.model_copy(update={"created": version.id == commit_id})
+    version = _published(catalog, version, commit_id)
     logger.info("committed %s (%s, %s)", version.ref, format_count(version.nfiles, "file"), format_size(version.size))
     return version
+
+
+def _unchanged(catalog: Catalog, head: Version, commit_id: Any) -> Version:
+    """The head a commit found holding its data already. A retry with the id of an attempt that did create it
+    (its answer lost) made it too, and finishes it: that attempt may have died before its edges (step 9)."""
+    if head.id == commit_id and head.inputs:
+        _write_edges(catalog, head)
+    return head.model_copy(update={"created": head.id == commit_id})
+
+
+def _record(
+    catalog: Catalog,
+    head: Version | None,
+    fields: dict[str, Any],
+    force: bool,
+    attempts: int,
+    lease: Holder,
+    journal: str | None,
+) -> Version:
+    """Under the commit's ``lease``: the record, create-only, at the next free number (Commit step 8); the reverse
+    lineage edges, create-only, one per input in this store (step 9: fsck takes a version without its edges
+    whose commit holds a live lease for one in flight); then, the record naming the objects, the upload's
+    ``journal`` is done with (a failure leaves it to gc)."""
+    dataset = fields["dataset"]
+    version = create_version(
+        catalog, head.number + 1 if head else 1, fields, force, attempts, lambda: _still_leased(lease, dataset)
+    )
+    if version.id == fields["id"] and version.inputs:
+        _write_edges(catalog, version)
+    if journal is not None:
+        with contextlib.suppress(GitfreeError):
+            catalog.backend.delete(journal)
+    return version
+
+
+def _published(catalog: Catalog, version: Version, commit_id: Any) -> Version:
+    """``latest.json`` moved forward to ``version`` (only forward), and whether this commit made it."""
+    catalog.advance_latest(version)
+    return version.model_copy(update={"created": version.id == commit_id})
 
 
 def commit_by_reference(
@@ -170,9 +195,7 @@ def commit_by_reference(
     # 3. The same table from the same inputs is the head: nothing is written (R4: no object was read).
     if head is not None and not force and same_version(head, out.md5, fields["inputs"], reference):
         logger.info("%s is unchanged since %s; no new version", source.url, head.ref)
-        if head.id == commit_id and head.inputs:
-            _write_edges(catalog, head)
-        return head.model_copy(update={"created": head.id == commit_id})
+        return _unchanged(catalog, head, commit_id)
     catalog.ensure_writable()
     objects.keep_listing(out.md5, listing)
     fields = {
@@ -190,19 +213,11 @@ def commit_by_reference(
         journal = push(catalog, objects, out, frozenset({out.md5}), head, lease)
         catalog.create_table(reference.table, data)
         _still_leased(lease, dataset)
-        # 6. The record, format 2, as Commit step 8 writes one.
-        version = create_version(
-            catalog, head.number + 1 if head else 1, fields, force, attempts, lambda: _still_leased(lease, dataset)
-        )
-        if version.id == commit_id and version.inputs:
-            _write_edges(catalog, version)
-        if journal is not None:
-            with contextlib.suppress(GitfreeError):
-                catalog.backend.delete(journal)
+        # 6. The record, format 2, and its edges, as Commit steps 8 and 9 write them.
+        version = _record(catalog, head, fields, force, attempts, lease, journal)
     # 7. The hint, moved forward only.
-    catalog.advance_latest(version)
-    version = version.model_copy(update={"created": version.id == commit_id})
-    logger.info("committed %s by reference to %s (%d files)", version.ref, source.url, version.nfiles)
+    version = _published(catalog, version, commit_id)
+    logger.info("committed %s by reference to %s (%s)", version.ref, source.url, format_count(version.nfiles, "file"))
     return version
 
 
