@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,20 @@ class Servers:
 
     def env(self, kind: str) -> dict[str, str]:
         return {} if kind == "file" else self.server(kind).env()
+
+
+@dataclass
+class Place:
+    """A source of files to version by reference (an S3, Azure or GCS prefix, or a local folder), how to write
+    and remove its files, and stores to commit them into (tests/test_by_reference.py and the tests beside it)."""
+
+    kind: str
+    url: str
+    write: Callable[[str, bytes], object]
+    remove: Callable[[str], object]
+    store: Callable[..., Store]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fill(self, files: dict[str, bytes]) -> None:
+        for path, data in files.items():
+            self.write(path, data)

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 from _workers import commit_by_reference_and_crash
 from click.testing import CliRunner
 from figures import FULL
-from helpers import read_tree, write_tree
+from helpers import Place, read_tree, write_tree
 
 from gitfree import Store
 from gitfree.cli import cli
@@ -42,18 +41,6 @@ FILES = {
     "d/e/c.bin": bytes(range(256)) * 40,
     "z.json": b"{}",
 }
-
-
-@dataclass
-class Place:
-    """A source of files (an S3 prefix on SeaweedFS, or a local folder) and stores to commit them into."""
-
-    kind: str
-    url: str
-    write: Callable[[str, bytes], object]
-    remove: Callable[[str], object]
-    store: Callable[..., Store]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _s3_place(seaweedfs: SeaweedFS, make_store: Callable[..., Store], *, versioned: bool) -> Place:
@@ -170,8 +157,7 @@ def drifting(
 
 
 def _fill(place: Place, files: dict[str, bytes] = FILES) -> None:
-    for path, data in files.items():
-        place.write(path, data)
+    place.fill(files)
 
 
 def _file_objects(store: Store) -> set[str]:

@@ -14,14 +14,14 @@ import signal
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _workers import materialize_and_crash
 from click.testing import CliRunner
-from helpers import read_tree
+from helpers import Place, read_tree
 
 from gitfree import SourceOptions, Store
 from gitfree.cli import cli
@@ -33,21 +33,8 @@ SPAWN = multiprocessing.get_context("spawn")
 FILES = {"a.csv": b"x,y\n1,2\n", "d/b.txt": b"hello b", "d/e/c.bin": bytes(range(256)) * 40, "z.json": b"{}"}
 
 
-@dataclass
-class Place:
-    """An S3 prefix of files to reference (as tests/test_by_reference.py has it), and stores to commit them into."""
-
-    kind: str
-    url: str
-    write: Callable[[str, bytes], object]
-    remove: Callable[[str], object]
-    store: Callable[..., Store]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def _fill(place: Place, files: dict[str, bytes] = FILES) -> None:
-    for path, data in files.items():
-        place.write(path, data)
+    place.fill(files)
 
 
 def _cached_files(store: Store) -> list[Path]:

@@ -14,7 +14,6 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 from _workers import commit_by_reference_and_crash, commit_by_reference_paused
 from click.testing import CliRunner
+from helpers import Place as Source
 from helpers import read_tree, write_tree
 
 from gitfree import Store
@@ -35,18 +35,6 @@ from gitfree.versioning.sources import Source as BaseSource
 
 SPAWN = multiprocessing.get_context("spawn")
 FILES = {"a.csv": b"x,y\n1,2\n", "d/b.txt": b"hello b", "z.json": b"{}"}
-
-
-@dataclass
-class Source:
-    """A source (an S3 prefix on SeaweedFS, versioned or not, or a local folder) and stores to commit it into."""
-
-    kind: str
-    url: str
-    write: Callable[[str, bytes], object]
-    remove: Callable[[str], object]
-    store: Callable[..., Store]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _VERSIONED: dict[int, str] = {}
@@ -97,8 +85,7 @@ def source(
 
 
 def _fill(source: Source, files: dict[str, bytes] = FILES) -> None:
-    for path, data in files.items():
-        source.write(path, data)
+    source.fill(files)
 
 
 def _store_state(store: Store) -> dict[str, tuple[int, str | None]]:
